@@ -1,0 +1,302 @@
+/* coursectl.c - the operator's tool: a table of commands over lib/ (like
+ * OpenSMTPD's smtpctl). Each command parses its own options, calls one or
+ * two lib/ functions and prints the result; no delivery or scheduling logic
+ * lives here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "app.h"
+#include "clock.h"
+#include "course.h"
+#include "enroll.h"
+#include "error.h"
+#include "log.h"
+#include "pace.h"
+#include "store.h"
+#include "subscriber.h"
+
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_ERROR = 1,      /* failure; the message says why */
+    EXIT_USAGE = 2,      /* bad command line */
+    EXIT_NOT_FOUND = 3,  /* no such subscriber, course or delivery */
+    EXIT_EXISTS = 4,     /* already exists */
+    EXIT_TEMPFAIL = 75,  /* database busy or disk full: try again */
+};
+
+struct ctl {
+    const char *config_path;
+    struct app *app;
+    gint64 now;
+};
+
+struct cmd {
+    const char *name;         /* one or two words */
+    int (*fn)(struct ctl *ctl, int argc, char **argv);
+    int app_flags;            /* what the command needs opened */
+    const char *args;
+    const char *help;
+};
+
+static int fail(GError *err)
+{
+    int rc = EXIT_ERROR;
+    if (err->domain == CD_ERROR) {
+        switch (err->code) {
+        case CD_ERR_NOT_FOUND: rc = EXIT_NOT_FOUND; break;
+        case CD_ERR_EXISTS: rc = EXIT_EXISTS; break;
+        case CD_ERR_BUSY: rc = EXIT_TEMPFAIL; break;
+        case CD_ERR_INVALID: rc = EXIT_USAGE; break;
+        }
+    }
+    fprintf(stderr, "coursectl: %s\n", err->message);
+    g_error_free(err);
+    return rc;
+}
+
+/* Parse a command's own options; leaves positional args in argc/argv. */
+static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char ***argv,
+                      int min_pos, int max_pos)
+{
+    GOptionContext *oc = g_option_context_new(usage);
+    if (entries)
+        g_option_context_add_main_entries(oc, entries, NULL);
+    g_option_context_set_help_enabled(oc, TRUE);
+    GError *err = NULL;
+    gboolean ok = g_option_context_parse(oc, argc, argv, &err);
+    if (!ok) {
+        fprintf(stderr, "coursectl: %s\n", err->message);
+        g_error_free(err);
+    } else if (*argc - 1 < min_pos || *argc - 1 > max_pos) {
+        fprintf(stderr, "coursectl: usage: coursectl %s\n", usage);
+        ok = FALSE;
+    }
+    g_option_context_free(oc);
+    return ok;
+}
+
+static char *fmt_time(gint64 t, const char *tz)
+{
+    if (t <= 0)
+        return g_strdup("-");
+    char *local = pace_format_local(t, tz);
+    char *utc = clock_format_utc(t);
+    char *s = g_strdup_printf("%s (%s)", local, utc);
+    g_free(local);
+    g_free(utc);
+    return s;
+}
+
+/* ---- commands ---- */
+
+static int cmd_init(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("init", NULL, &argc, &argv, 0, 0))
+        return EXIT_USAGE;
+    printf("database %s is ready (schema version %d)\n", ctl->app->cfg->database,
+           store_schema_version(ctl->app->st));
+    return EXIT_OK;
+}
+
+static int cmd_course_list(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("course list", NULL, &argc, &argv, 0, 0))
+        return EXIT_USAGE;
+    printf("%-20s %-7s %-30s %s\n", "COURSE", "LESSONS", "SCHEDULE", "TITLE");
+    for (guint i = 0; i < ctl->app->courses->len; i++) {
+        const struct course *c = ctl->app->courses->pdata[i];
+        char *sched = g_strdup_printf("%s %s %s", c->schedule, c->time, c->tz);
+        printf("%-20s %-7d %-30s %s\n", c->slug, c->n_lessons, sched, c->title);
+        g_free(sched);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_sub_add(struct ctl *ctl, int argc, char **argv)
+{
+    char *name = NULL, *tz = NULL;
+    GOptionEntry entries[] = {
+        { "name", 0, 0, G_OPTION_ARG_STRING, &name, "Display name", "NAME" },
+        { "tz", 0, 0, G_OPTION_ARG_STRING, &tz, "IANA time zone (default: the course's)", "ZONE" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("sub add EMAIL [--name NAME] [--tz ZONE]", entries, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    gint64 id = subscriber_add(ctl->app, argv[1], name, tz, "cli", ctl->now, &err);
+    g_free(name);
+    g_free(tz);
+    if (id < 0)
+        return fail(err);
+    printf("added subscriber %" G_GINT64_FORMAT ": %s\n", id, argv[1]);
+    return EXIT_OK;
+}
+
+static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("sub list", NULL, &argc, &argv, 0, 0))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    GPtrArray *subs = store_sub_list(ctl->app->st, &err);
+    if (!subs)
+        return fail(err);
+    printf("%-6s %-32s %-12s %-20s %s\n", "ID", "EMAIL", "STATUS", "ZONE", "NAME");
+    for (guint i = 0; i < subs->len; i++) {
+        struct sub_row *s = subs->pdata[i];
+        printf("%-6" G_GINT64_FORMAT " %-32s %-12s %-20s %s\n", s->id, s->email, s->status,
+               s->tz ? s->tz : "(course)", s->name);
+    }
+    g_ptr_array_unref(subs);
+    return EXIT_OK;
+}
+
+static int cmd_enroll(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("enroll EMAIL COURSE", NULL, &argc, &argv, 2, 2))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    gint64 id = enroll_start(ctl->app, argv[1], argv[2], "cli", ctl->now, &err);
+    if (id < 0)
+        return fail(err);
+    printf("enrolled %s in %s (enrollment %" G_GINT64_FORMAT ")\n", argv[1], argv[2], id);
+    return EXIT_OK;
+}
+
+static int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("status EMAIL", NULL, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
+    if (!s)
+        return fail(err);
+    GPtrArray *es = store_enrollments_of(ctl->app->st, s->id, &err);
+    if (!es) {
+        store_sub_free(s);
+        return fail(err);
+    }
+    printf("%s  name: %s  status: %s  zone: %s\n", s->email, *s->name ? s->name : "-", s->status,
+           s->tz ? s->tz : "(course default)");
+    if (es->len == 0)
+        printf("  not enrolled in any course\n");
+    for (guint i = 0; i < es->len; i++) {
+        struct enrollment_row *e = es->pdata[i];
+        const struct course *c = course_find(ctl->app->courses, e->course);
+        int total = c ? c->n_lessons : 0;
+        const char *tz = c ? enroll_zone(c, e->tz) : "UTC";
+        printf("  %-16s %-10s %d/%d sent", e->course, e->state, e->lessons_sent, total);
+        if (e->next_send_at > 0) {
+            char *when = fmt_time(e->next_send_at, tz);
+            printf("  next: lesson %d at %s", e->next_lesson, when);
+            g_free(when);
+        } else if (strcmp(e->state, "active") == 0) {
+            printf("  lesson %d is being delivered", e->next_lesson);
+        }
+        printf("\n");
+    }
+    g_ptr_array_unref(es);
+    store_sub_free(s);
+    return EXIT_OK;
+}
+
+static const struct cmd commands[] = {
+    { "init", cmd_init, APP_STORE | APP_CREATE, "", "create or upgrade the database" },
+    { "course list", cmd_course_list, 0, "", "list the courses found in the courses folder" },
+    { "sub add", cmd_sub_add, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
+    { "sub list", cmd_sub_list, APP_STORE, "", "list subscribers" },
+    { "enroll", cmd_enroll, APP_STORE, "EMAIL COURSE", "start a course for a subscriber" },
+    { "status", cmd_status, APP_STORE, "EMAIL", "show a subscriber's courses and progress" },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: coursectl [-c FILE] [--now TIME] COMMAND [ARGS]\n\n"
+            "Options:\n"
+            "  -c, --config FILE  config file (default $COURSED_CONFIG, then /etc/coursed/coursed.conf)\n"
+            "  --now TIME         act as if it were TIME (ISO 8601, e.g. 2026-03-02T09:00:00Z)\n"
+            "  -h, --help         this help; COMMAND --help shows a command's options\n\n"
+            "Commands:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+        char *left = g_strdup_printf("%s %s", commands[i].name, commands[i].args);
+        fprintf(out, "  %-40s %s\n", left, commands[i].help);
+        g_free(left);
+    }
+    fprintf(out,
+            "\nExit status:\n"
+            "  0 success, 1 error, 2 usage or invalid input, 3 not found,\n"
+            "  4 already exists, 75 database busy or disk full (try again)\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl ctl = { 0 };
+    const char *now_text = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc)
+            ctl.config_path = argv[++i];
+        else if (g_str_has_prefix(a, "--config="))
+            ctl.config_path = a + 9;
+        else if (strcmp(a, "--now") == 0 && i + 1 < argc)
+            now_text = argv[++i];
+        else if (g_str_has_prefix(a, "--now="))
+            now_text = a + 6;
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        } else {
+            fprintf(stderr, "coursectl: unknown option %s\n", a);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    log_open("coursectl", TRUE, LOG_LVL_WARN);
+    GError *err = NULL;
+    if (now_text) {
+        gint64 t;
+        if (!clock_parse(now_text, &t, &err))
+            return fail(err);
+        clock_set_fake(t, 0);
+    }
+    ctl.now = clock_now();
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const struct cmd *cmd = NULL;
+    int words = 0;
+    for (size_t k = 0; k < G_N_ELEMENTS(commands) && !cmd; k++) {
+        char **parts = g_strsplit(commands[k].name, " ", 2);
+        int n = (int)g_strv_length(parts);
+        gboolean match = i + n <= argc;
+        for (int w = 0; match && w < n; w++)
+            match = strcmp(parts[w], argv[i + w]) == 0;
+        g_strfreev(parts);
+        if (match) {
+            cmd = &commands[k];
+            words = n;
+        }
+    }
+    if (!cmd) {
+        fprintf(stderr, "coursectl: unknown command '%s'\n", argv[i]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    ctl.app = app_open(config_default_path(ctl.config_path), cmd->app_flags, &err);
+    if (!ctl.app)
+        return fail(err);
+    /* The command sees its own name as argv[0] and its arguments after. */
+    int cargc = argc - i - words + 1;
+    char **cargv = g_new0(char *, (gsize)cargc + 1);
+    cargv[0] = g_strdup(cmd->name);
+    for (int k = 1; k < cargc; k++)
+        cargv[k] = g_strdup(argv[i + words + k - 1]);
+    char **owned = g_memdup2(cargv, sizeof(char *) * ((gsize)cargc + 1));
+    int rc = cmd->fn(&ctl, cargc, cargv);
+    g_strfreev(owned);
+    g_free(cargv);
+    app_free(ctl.app);
+    return rc;
+}

@@ -1,0 +1,210 @@
+/* coursed.c - the daemon: option parsing, the single-instance lock, signal
+ * flags, and the loop that runs a tick whenever work is due. All delivery
+ * logic lives in lib/tick.c; this file only decides *when* to tick.
+ * Signal handlers only set flags: SIGTERM/SIGINT drain and exit after the
+ * current tick, SIGHUP reloads config, courses and templates (a broken new
+ * set is refused and the old one keeps running). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "app.h"
+#include "clock.h"
+#include "course.h"
+#include "error.h"
+#include "lock.h"
+#include "log.h"
+#include "tick.h"
+
+static volatile sig_atomic_t want_stop;
+static volatile sig_atomic_t want_reload;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    want_stop = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    want_reload = 1;
+}
+
+static void signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Sleep for up to `secs` real seconds, waking early for a signal flag. */
+static void nap(double secs)
+{
+    gint64 until = g_get_monotonic_time() + (gint64)(secs * G_USEC_PER_SEC);
+    while (!want_stop && !want_reload) {
+        gint64 left = until - g_get_monotonic_time();
+        if (left <= 0)
+            break;
+        g_usleep((gulong)MIN(left, 100000));
+    }
+}
+
+static char *opt_config;
+static gboolean opt_check, opt_debug, opt_once, opt_until_done, opt_verbose;
+static char *opt_now;
+static double opt_speed;
+
+static GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Config file (default $COURSED_CONFIG, then /etc/coursed/coursed.conf)", "FILE" },
+    { "check", 'n', 0, G_OPTION_ARG_NONE, &opt_check, "Check config, courses and templates, then exit", NULL },
+    { "debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log to stderr instead of syslog", NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Log debug messages too", NULL },
+    { "once", 0, 0, G_OPTION_ARG_NONE, &opt_once, "Run one tick and exit (for cron and tests)", NULL },
+    { "now", 0, 0, G_OPTION_ARG_STRING, &opt_now, "Pretend the time is TIME (ISO 8601, e.g. 2026-03-02T09:00:00Z)", "TIME" },
+    { "speed", 0, 0, G_OPTION_ARG_DOUBLE, &opt_speed, "With --now: let the fake clock run N times faster than real time", "N" },
+    { "until-done", 0, 0, G_OPTION_ARG_NONE, &opt_until_done, "Exit when no enrollment is active and nothing is queued", NULL },
+    { NULL, 0, 0, 0, NULL, NULL, NULL },
+};
+
+static int run_tick(struct app *app)
+{
+    struct tick_stats stats;
+    GError *err = NULL;
+    gint64 now = clock_now();
+    if (!tick_run(app, now, &stats, &err)) {
+        log_err("tick failed: %s", err->message);
+        int busy = err->code == CD_ERR_BUSY;
+        g_error_free(err);
+        return busy ? 75 : 1;
+    }
+    if (stats.queued || stats.sent || stats.deferred || stats.failed)
+        log_info("tick: %d queued, %d sent, %d deferred, %d failed", stats.queued, stats.sent,
+                 stats.deferred, stats.failed);
+    return 0;
+}
+
+/* Real seconds to wait before the next tick. */
+static double next_wait(struct app *app)
+{
+    double wait = (double)app->cfg->tick_interval;
+    GError *err = NULL;
+    gint64 due = store_next_due(app->st, &err);
+    if (due < 0) {
+        g_clear_error(&err);
+        return wait;
+    }
+    if (clock_is_fake() && opt_speed > 0) {
+        /* On the demo clock, wake exactly when the next lesson is due. */
+        if (due == 0)
+            return wait / opt_speed > 0.05 ? wait / opt_speed : 0.05;
+        double left = (double)(due - clock_now()) / opt_speed;
+        return CLAMP(left, 0.0, wait);
+    }
+    if (due > 0)
+        wait = CLAMP((double)(due - clock_now()), 0.0, wait);
+    return wait;
+}
+
+int main(int argc, char **argv)
+{
+    GError *err = NULL;
+    GOptionContext *ctx = g_option_context_new("- deliver paced e-mail courses");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_description(ctx,
+        "Exit status: 0 success, 1 error (bad config or course, database problem),\n"
+        "2 usage error, 75 database busy or another coursed holds the lock.\n");
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        fprintf(stderr, "coursed: %s\n", err->message);
+        g_error_free(err);
+        g_option_context_free(ctx);
+        return 2;
+    }
+    g_option_context_free(ctx);
+    log_open("coursed", opt_debug || opt_check, opt_verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+
+    if (opt_now) {
+        gint64 t;
+        if (!clock_parse(opt_now, &t, &err)) {
+            fprintf(stderr, "coursed: --now: %s\n", err->message);
+            g_error_free(err);
+            return 2;
+        }
+        clock_set_fake(t, opt_speed);
+    } else if (opt_speed > 0) {
+        fprintf(stderr, "coursed: --speed needs --now\n");
+        return 2;
+    }
+
+    const char *path = config_default_path(opt_config);
+    if (opt_check) {
+        struct app *app = app_open(path, 0, &err);
+        if (!app) {
+            fprintf(stderr, "coursed: %s\n", err->message);
+            g_error_free(err);
+            return 1;
+        }
+        printf("coursed: %s ok: %u course(s) in %s\n", path, app->courses->len, app->cfg->courses);
+        app_free(app);
+        return 0;
+    }
+
+    struct app *app = app_open(path, APP_STORE | APP_TRANSPORT, &err);
+    if (!app) {
+        log_err("%s", err->message);
+        int rc = err->code == CD_ERR_BUSY ? 75 : 1;
+        g_error_free(err);
+        return rc;
+    }
+    int lock = lock_take(app->cfg->database, &err);
+    if (lock < 0) {
+        log_err("%s", err->message);
+        int rc = err->code == CD_ERR_BUSY ? 75 : 1;
+        g_error_free(err);
+        app_free(app);
+        return rc;
+    }
+    signals_install();
+    int rc = 0;
+    if (opt_once) {
+        rc = run_tick(app);
+    } else {
+        log_info("started: %u course(s), transport %s, database %s", app->courses->len,
+                 app->tr->ops->name, app->cfg->database);
+        while (!want_stop) {
+            if (want_reload) {
+                want_reload = 0;
+                if (app_reload(app, &err))
+                    log_info("reloaded %s: %u course(s)", app->cfg->path, app->courses->len);
+                else {
+                    log_err("reload refused, keeping the running configuration: %s", err->message);
+                    g_clear_error(&err);
+                }
+            }
+            run_tick(app);
+            if (opt_until_done) {
+                gboolean idle = store_idle(app->st, &err);
+                g_clear_error(&err);
+                if (idle) {
+                    log_info("nothing left to deliver; exiting (--until-done)");
+                    break;
+                }
+            }
+            nap(next_wait(app));
+        }
+        if (want_stop)
+            log_info("stopping on signal");
+    }
+    lock_release(lock);
+    app_free(app);
+    g_free(opt_config);
+    g_free(opt_now);
+    return rc;
+}

@@ -1,0 +1,284 @@
+/* config.c - owns the table of every setting: its section, key, type,
+ * default and bounds. The table is the single source of truth: loading,
+ * validation and the documented defaults all walk it. Unknown groups and
+ * keys are errors, because a typo in a mail daemon's config must not
+ * silently fall back to a default. */
+#include <stddef.h>
+#include <string.h>
+#include "config.h"
+#include "error.h"
+
+enum setting_type { T_STRING, T_PATH, T_INT, T_DURATION, T_ENUM };
+
+struct setting {
+    const char *group;
+    const char *key;
+    enum setting_type type;
+    const char *def;       /* default, as it would be written in the file */
+    gint64 min, max;       /* bounds for T_INT and T_DURATION */
+    const char *choices;   /* "|"-separated, for T_ENUM */
+    size_t offset;
+    const char *help;
+};
+
+#define S(f) offsetof(struct config, f)
+static const struct setting settings[] = {
+    { "coursed", "database", T_PATH, "/var/lib/coursed/state.db", 0, 0, NULL, S(database), "the SQLite state file" },
+    { "coursed", "courses", T_PATH, "/usr/share/coursed/courses", 0, 0, NULL, S(courses), "folder of courses, one sub-folder each" },
+    { "coursed", "templates", T_PATH, "/usr/share/coursed/templates", 0, 0, NULL, S(templates), "folder of message templates" },
+    { "coursed", "domain", T_STRING, "courses.example.org", 0, 0, NULL, S(domain), "domain of Message-IDs, List-Id, VERP and command addresses" },
+    { "coursed", "base_url", T_STRING, "https://courses.example.org", 0, 0, NULL, S(base_url), "public URL of the HTTP pages" },
+    { "coursed", "tick_interval", T_DURATION, "10s", 1, 3600, NULL, S(tick_interval), "time between two ticks of the daemon" },
+    { "transport", "kind", T_ENUM, "smtp", 0, 0, "smtp|maildir", S(transport_kind), "smtp or maildir" },
+    { "transport", "maildir", T_PATH, "/var/lib/coursed/outbox", 0, 0, NULL, S(maildir), "where kind = maildir writes" },
+    { "smtp", "host", T_STRING, "localhost", 0, 0, NULL, S(smtp_host), "relay host name" },
+    { "smtp", "port", T_INT, "25", 1, 65535, NULL, S(smtp_port), "relay port" },
+    { "smtp", "helo", T_STRING, "", 0, 0, NULL, S(smtp_helo), "name sent in EHLO (default: domain)" },
+    { "smtp", "user", T_STRING, "", 0, 0, NULL, S(smtp_user), "AUTH user name (empty: no AUTH)" },
+    { "smtp", "password_file", T_PATH, "", 0, 0, NULL, S(smtp_password_file), "file holding the AUTH password" },
+    { "smtp", "starttls", T_ENUM, "opportunistic", 0, 0, "off|opportunistic|required", S(smtp_starttls), "off, opportunistic or required" },
+    { "smtp", "timeout", T_DURATION, "5m", 1, 3600, NULL, S(smtp_timeout), "timeout of the greeting and each command" },
+    { "smtp", "messages_per_session", T_INT, "100", 1, 100000, NULL, S(smtp_per_session), "messages sent over one connection" },
+    { "delivery", "batch", T_INT, "500", 1, 100000, NULL, S(batch), "deliveries claimed per tick" },
+    { "delivery", "retry_first", T_DURATION, "5m", 1, 86400, NULL, S(retry_first), "first retry after a temporary failure" },
+    { "delivery", "retry_max", T_DURATION, "4h", 1, 7 * 86400, NULL, S(retry_max), "longest interval between retries" },
+    { "delivery", "give_up", T_DURATION, "4d", 60, 30 * 86400, NULL, S(give_up), "a delivery still failing after this fails for good" },
+};
+#undef S
+
+const char *config_default_path(const char *cli)
+{
+    if (cli && *cli)
+        return cli;
+    const char *env = g_getenv("COURSED_CONFIG");
+    if (env && *env)
+        return env;
+    return "/etc/coursed/coursed.conf";
+}
+
+gboolean config_parse_duration(const char *text, gint64 *secs)
+{
+    if (!text || !*text)
+        return FALSE;
+    char *end = NULL;
+    guint64 n = g_ascii_strtoull(text, &end, 10);
+    if (end == text || n > G_MAXINT32)
+        return FALSE;
+    gint64 mult = 1;
+    if (*end) {
+        switch (*end) {
+        case 's': mult = 1; break;
+        case 'm': mult = 60; break;
+        case 'h': mult = 3600; break;
+        case 'd': mult = 86400; break;
+        case 'w': mult = 7 * 86400; break;
+        default: return FALSE;
+        }
+        if (end[1])
+            return FALSE;
+    }
+    *secs = (gint64)n * mult;
+    return TRUE;
+}
+
+static char *resolve_path(const char *dir, const char *value)
+{
+    if (!*value || g_path_is_absolute(value))
+        return g_strdup(value);
+    return g_build_filename(dir, value, NULL);
+}
+
+/* Store one value (from the file or the default) into cfg, checking it. */
+static gboolean apply(struct config *cfg, const struct setting *s, const char *value,
+                      const char *file, GError **err)
+{
+    void *field = (char *)cfg + s->offset;
+    gint64 n = 0;
+    switch (s->type) {
+    case T_STRING:
+        if (strpbrk(value, "\r\n")) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: line breaks are not allowed",
+                        file, s->group, s->key);
+            return FALSE;
+        }
+        g_free(*(char **)field);
+        *(char **)field = g_strdup(value);
+        return TRUE;
+    case T_PATH:
+        g_free(*(char **)field);
+        *(char **)field = resolve_path(cfg->dir, value);
+        return TRUE;
+    case T_ENUM: {
+        gboolean ok = FALSE;
+        char **choices = g_strsplit(s->choices, "|", -1);
+        for (char **c = choices; *c; c++)
+            if (strcmp(*c, value) == 0)
+                ok = TRUE;
+        g_strfreev(choices);
+        if (!ok) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: '%s' is not one of %s",
+                        file, s->group, s->key, value, s->choices);
+            return FALSE;
+        }
+        g_free(*(char **)field);
+        *(char **)field = g_strdup(value);
+        return TRUE;
+    }
+    case T_INT: {
+        char *end = NULL;
+        n = g_ascii_strtoll(value, &end, 10);
+        if (!*value || *end) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: '%s' is not a whole number",
+                        file, s->group, s->key, value);
+            return FALSE;
+        }
+        break;
+    }
+    case T_DURATION:
+        if (!config_parse_duration(value, &n)) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                        "%s: [%s] %s: '%s' is not a duration (like 30s, 5m, 4h, 2d, 1w)",
+                        file, s->group, s->key, value);
+            return FALSE;
+        }
+        break;
+    }
+    if (n < s->min || n > s->max) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "%s: [%s] %s: %s is out of range (%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT "%s)",
+                    file, s->group, s->key, value, s->min, s->max,
+                    s->type == T_DURATION ? " seconds" : "");
+        return FALSE;
+    }
+    *(gint64 *)field = n;
+    return TRUE;
+}
+
+static const struct setting *find_setting(const char *group, const char *key)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++)
+        if (strcmp(settings[i].group, group) == 0 && strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static gboolean group_known(const char *group)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++)
+        if (strcmp(settings[i].group, group) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+struct config *config_load(const char *path, GError **err)
+{
+    GKeyFile *kf = g_key_file_new();
+    GError *e = NULL;
+    struct config *cfg = NULL;
+    char **groups = NULL;
+
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
+        g_clear_error(&e);
+        goto out;
+    }
+    cfg = g_new0(struct config, 1);
+    char *abs = g_canonicalize_filename(path, NULL);
+    cfg->path = abs;
+    cfg->dir = g_path_get_dirname(abs);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++)
+        if (!apply(cfg, &settings[i], settings[i].def, "(built-in default)", err))
+            goto fail;
+
+    groups = g_key_file_get_groups(kf, NULL);
+    for (char **g = groups; *g; g++) {
+        if (!group_known(*g)) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: unknown section [%s]", path, *g);
+            goto fail;
+        }
+        char **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+        for (char **k = keys; k && *k; k++) {
+            const struct setting *s = find_setting(*g, *k);
+            if (!s) {
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: unknown key", path, *g, *k);
+                g_strfreev(keys);
+                goto fail;
+            }
+            char *v = g_key_file_get_string(kf, *g, *k, &e);
+            if (!v) {
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: %s", path, *g, *k, e->message);
+                g_clear_error(&e);
+                g_strfreev(keys);
+                goto fail;
+            }
+            gboolean ok = apply(cfg, s, g_strstrip(v), path, err);
+            g_free(v);
+            if (!ok) {
+                g_strfreev(keys);
+                goto fail;
+            }
+        }
+        g_strfreev(keys);
+    }
+    if (!*cfg->domain || strpbrk(cfg->domain, " @<>\"")) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [coursed] domain: '%s' is not a domain name",
+                    path, cfg->domain);
+        goto fail;
+    }
+    if (!g_str_has_prefix(cfg->base_url, "https://") && !g_str_has_prefix(cfg->base_url, "http://")) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [coursed] base_url: '%s' must start with https://",
+                    path, cfg->base_url);
+        goto fail;
+    }
+    if (*cfg->smtp_user && strcmp(cfg->smtp_starttls, "required") != 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "%s: [smtp] starttls: must be 'required' when [smtp] user is set, "
+                    "or the password would cross the network in clear text", path);
+        goto fail;
+    }
+    if (*cfg->smtp_user && !*cfg->smtp_password_file) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "%s: [smtp] password_file: required when [smtp] user is set", path);
+        goto fail;
+    }
+    if (!*cfg->smtp_helo) {
+        g_free(cfg->smtp_helo);
+        cfg->smtp_helo = g_strdup(cfg->domain);
+    }
+    goto out;
+fail:
+    config_free(cfg);
+    cfg = NULL;
+out:
+    g_strfreev(groups);
+    g_key_file_free(kf);
+    return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++) {
+        const struct setting *s = &settings[i];
+        if (s->type == T_STRING || s->type == T_PATH || s->type == T_ENUM)
+            g_free(*(char **)((char *)cfg + s->offset));
+    }
+    g_free(cfg->path);
+    g_free(cfg->dir);
+    g_free(cfg);
+}
+
+void config_dump_defaults(GString *out)
+{
+    const char *group = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++) {
+        const struct setting *s = &settings[i];
+        if (!group || strcmp(group, s->group) != 0) {
+            g_string_append_printf(out, "%s[%s]\n", group ? "\n" : "", s->group);
+            group = s->group;
+        }
+        g_string_append_printf(out, "# %s\n%s = %s\n", s->help, s->key, s->def);
+    }
+}

@@ -1,0 +1,52 @@
+/* config.h - every setting of coursed, read from one INI file. */
+#ifndef COURSED_CONFIG_H
+#define COURSED_CONFIG_H
+#include <glib.h>
+
+struct config {
+    char *path;              /* the file read */
+    char *dir;               /* its folder: relative paths are resolved here */
+    /* [coursed] */
+    char *database;
+    char *courses;
+    char *templates;
+    char *domain;
+    char *base_url;
+    gint64 tick_interval;    /* seconds between ticks of the daemon loop */
+    /* [transport] */
+    char *transport_kind;    /* "smtp" or "maildir" */
+    char *maildir;
+    /* [smtp] */
+    char *smtp_host;
+    gint64 smtp_port;
+    char *smtp_helo;
+    char *smtp_user;
+    char *smtp_password_file;
+    char *smtp_starttls;     /* off, opportunistic, required */
+    gint64 smtp_timeout;     /* seconds, for the greeting and each command */
+    gint64 smtp_per_session; /* messages per SMTP connection */
+    /* [delivery] */
+    gint64 batch;            /* deliveries claimed per tick */
+    gint64 retry_first;      /* seconds until the first retry after a 4xx */
+    gint64 retry_max;        /* cap of the exponential backoff */
+    gint64 give_up;          /* a delivery deferred this long fails */
+};
+
+/* Returns the config file to read: cli if given, else $COURSED_CONFIG, else
+ * /etc/coursed/coursed.conf. The string is borrowed (static or from args). */
+const char *config_default_path(const char *cli);
+
+/* Returns a newly allocated config read from path, or NULL with err naming
+ * the file and key at fault. Free with config_free(). */
+struct config *config_load(const char *path, GError **err);
+
+/* Frees cfg; accepts NULL. */
+void config_free(struct config *cfg);
+
+/* Parse "90", "90s", "5m", "24h", "4d", "2w" into seconds. */
+gboolean config_parse_duration(const char *text, gint64 *secs);
+
+/* Write the table of settings with defaults as an example INI to out. */
+void config_dump_defaults(GString *out);
+
+#endif

@@ -1,0 +1,54 @@
+/* course.h - a course as read from courses/<slug>/. */
+#ifndef COURSED_COURSE_H
+#define COURSED_COURSE_H
+#include <glib.h>
+#include "pace.h"
+
+struct lesson {
+    int n;                 /* 1-based position */
+    char *slug;            /* from the file name NN-<slug>.md */
+    char *path;
+    char *subject;
+    char *body;            /* Markdown */
+    int body_line;         /* line of the file where the body starts */
+};
+
+struct course {
+    char *slug;
+    char *dir;
+    char *title;
+    char *description;
+    char *sender;          /* From address; default <slug>@<domain> */
+    char *sender_name;     /* From display name; default the title */
+    char *source;          /* credit line */
+    char *schedule;        /* RRULE */
+    char *time;            /* "HH:MM" */
+    char *tz;              /* default zone of subscribers */
+    gint64 first_within;   /* 0 = no cap */
+    struct pace_rule rule; /* points into the fields above */
+    int n_lessons;
+    struct lesson *lessons;
+};
+
+/* Returns the course in dir (named slug), or NULL with err as
+ * "file:line: message". domain fills in the default sender. Free with
+ * course_free(). */
+struct course *course_load(const char *dir, const char *slug, const char *domain, GError **err);
+
+/* Returns every course under courses_dir (sorted by slug) as a GPtrArray
+ * that owns them (g_ptr_array_unref frees all), or NULL with err naming the
+ * first broken course. */
+GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError **err);
+
+/* Returns the course with this slug from set, or NULL. Borrowed. */
+const struct course *course_find(GPtrArray *set, const char *slug);
+
+/* Returns lesson n (1-based) or NULL. Borrowed. */
+const struct lesson *course_lesson(const struct course *c, int n);
+
+/* Returns TRUE if slug is a valid course or lesson slug ([a-z0-9-]+). */
+gboolean course_slug_valid(const char *slug);
+
+void course_free(struct course *c);
+
+#endif

@@ -1,0 +1,142 @@
+/* pace.c - owns libical: recurrence expansion and time-zone arithmetic.
+ * A slot is computed in the subscriber's zone (a local wall-clock time) and
+ * returned as a UTC instant; callers only ever store UTC. The zone table is
+ * loaded once in pace_init() because libical's first lookup is not
+ * thread-safe; lookups after that go through our own mutex. */
+#include <string.h>
+#include <libical/ical.h>
+#include "pace.h"
+#include "error.h"
+
+static GMutex zone_lock;
+
+static icaltimezone *zone_get(const char *tz)
+{
+    if (!tz || !*tz)
+        return NULL;
+    if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0)
+        return icaltimezone_get_utc_timezone();
+    g_mutex_lock(&zone_lock);
+    icaltimezone *z = icaltimezone_get_builtin_timezone(tz);
+    g_mutex_unlock(&zone_lock);
+    return z;
+}
+
+void pace_init(void)
+{
+    /* Forces libical to read its zone list now, in this thread. */
+    (void)zone_get("Europe/Berlin");
+    (void)icaltimezone_get_utc_timezone();
+}
+
+gboolean pace_tz_valid(const char *tz)
+{
+    return zone_get(tz) != NULL;
+}
+
+gboolean pace_parse_time(const char *text, int *hour, int *minute)
+{
+    if (!text || strlen(text) != 5 || text[2] != ':' || !g_ascii_isdigit(text[0]) ||
+        !g_ascii_isdigit(text[1]) || !g_ascii_isdigit(text[3]) || !g_ascii_isdigit(text[4]))
+        return FALSE;
+    int h = (text[0] - '0') * 10 + (text[1] - '0');
+    int m = (text[3] - '0') * 10 + (text[4] - '0');
+    if (h > 23 || m > 59)
+        return FALSE;
+    *hour = h;
+    *minute = m;
+    return TRUE;
+}
+
+gboolean pace_check(const struct pace_rule *rule, GError **err)
+{
+    if (!zone_get(rule->tz)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "unknown time zone '%s'", rule->tz ? rule->tz : "");
+        return FALSE;
+    }
+    if (rule->hour < 0 || rule->hour > 23 || rule->minute < 0 || rule->minute > 59) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "bad time of day %d:%d", rule->hour, rule->minute);
+        return FALSE;
+    }
+    if (!rule->rrule || !*rule->rrule) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "empty schedule");
+        return FALSE;
+    }
+    icalerror_clear_errno();
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
+    if (r.freq == ICAL_NO_RECURRENCE || icalerrno != ICAL_NO_ERROR) {
+        icalerror_clear_errno();
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "schedule '%s' is not a valid RRULE", rule->rrule);
+        return FALSE;
+    }
+    if (r.count != 0 || !icaltime_is_null_time(r.until)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "schedule '%s': COUNT and UNTIL are not allowed; the lessons set the length",
+                    rule->rrule);
+        return FALSE;
+    }
+    if (r.freq < ICAL_DAILY_RECURRENCE) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "schedule '%s': FREQ must be DAILY or slower; the time of day is set by 'time'",
+                    rule->rrule);
+        return FALSE;
+    }
+    /* A rule that parses can still never fire (BYMONTHDAY=31;BYMONTH=2). */
+    if (pace_next_slot(rule, 1767225600 /* 2026-01-01 */, 1767225600) < 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "schedule '%s' yields no slot within a year",
+                    rule->rrule);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
+{
+    icaltimezone *z = zone_get(rule->tz);
+    if (!z)
+        return -1;
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
+    if (r.freq == ICAL_NO_RECURRENCE)
+        return -1;
+
+    /* DTSTART: the anchor's local calendar day at the slot's time of day. */
+    struct icaltimetype start = icaltime_from_timet_with_zone((time_t)anchor, 0, z);
+    start.hour = rule->hour;
+    start.minute = rule->minute;
+    start.second = 0;
+    start = icaltime_set_timezone(&start, z);
+
+    icalrecur_iterator *it = icalrecur_iterator_new(r, start);
+    if (!it)
+        return -1;
+    gint64 found = -1;
+    /* Bounded: a daily rule reaches ten years after 3,650 steps. */
+    for (int i = 0; i < 5000; i++) {
+        struct icaltimetype t = icalrecur_iterator_next(it);
+        if (icaltime_is_null_time(t))
+            break;
+        gint64 u = (gint64)icaltime_as_timet_with_zone(t, z);
+        if (u > after) {
+            found = u;
+            break;
+        }
+    }
+    icalrecur_iterator_free(it);
+    return found;
+}
+
+char *pace_format_local(gint64 t, const char *tz)
+{
+    GTimeZone *gz = NULL;
+    if (tz && *tz)
+        gz = g_time_zone_new_identifier(tz);
+    if (!gz)
+        gz = g_time_zone_new_utc();
+    GDateTime *u = g_date_time_new_from_unix_utc(t);
+    GDateTime *l = g_date_time_to_timezone(u, gz);
+    char *s = g_date_time_format(l, "%Y-%m-%d %H:%M %Z");
+    g_date_time_unref(l);
+    g_date_time_unref(u);
+    g_time_zone_unref(gz);
+    return s;
+}

@@ -1,0 +1,37 @@
+/* pace.h - lesson slots: an RRULE and a local time of day in an IANA zone,
+ * turned into UTC instants. */
+#ifndef COURSED_PACE_H
+#define COURSED_PACE_H
+#include <glib.h>
+
+struct pace_rule {
+    const char *rrule;   /* e.g. "FREQ=WEEKLY;BYDAY=MO,WE,FR" */
+    int hour, minute;    /* local time of day of each slot */
+    const char *tz;      /* IANA zone, e.g. "Europe/Berlin" or "UTC" */
+};
+
+/* Load libical's zone data. Call once from the main thread before any other
+ * pace_ function and before starting threads (libical's lazy zone loading is
+ * not thread-safe). */
+void pace_init(void);
+
+/* Returns TRUE if tz names a zone known to the system tzdata. */
+gboolean pace_tz_valid(const char *tz);
+
+/* Returns TRUE if rule can produce slots; else FALSE with err saying why
+ * (bad RRULE, COUNT/UNTIL given, unknown zone, bad time). */
+gboolean pace_check(const struct pace_rule *rule, GError **err);
+
+/* Parse "HH:MM" into hour and minute. */
+gboolean pace_parse_time(const char *text, int *hour, int *minute);
+
+/* Returns the first slot strictly after `after`, as Unix seconds, for a
+ * calendar whose phase starts on the local day of `anchor` (so that, for
+ * example, INTERVAL=2 keeps its weeks across calls). Returns -1 if the rule
+ * yields no such slot. */
+gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after);
+
+/* Returns "2026-03-02 10:00 CET"-style local time of t in tz; g_free(). */
+char *pace_format_local(gint64 t, const char *tz);
+
+#endif

@@ -1,0 +1,753 @@
+/* store.c - owns SQL: the schema, its migrations, every statement and every
+ * transaction. Invariants kept here:
+ *   - a lesson is queued at most once per enrollment: UNIQUE(enrollment, lesson);
+ *   - an enrollment has at most one lesson in flight: next_send_at is NULL
+ *     from queueing until the outcome is recorded, and the 'sent' record and
+ *     the enrollment's progress are written in the same transaction;
+ *   - WAL + synchronous=FULL: a committed row survives power loss.
+ * Statements are prepared once and cached per connection. */
+#include <string.h>
+#include <sqlite3.h>
+#include "store.h"
+#include "error.h"
+#include "log.h"
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    GHashTable *stmts;   /* const char *sql (static) -> sqlite3_stmt* */
+};
+
+/* Each entry moves the schema one version up; never edit a released one. */
+static const char *migrations[] = {
+    /* 1: the initial schema */
+    "CREATE TABLE subscribers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  email TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  tz TEXT,"
+    "  status TEXT NOT NULL DEFAULT 'active'"
+    "    CHECK (status IN ('pending','active','bounced','unsubscribed')),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE enrollments ("
+    "  id INTEGER PRIMARY KEY,"
+    "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
+    "  course TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending','active','paused','completed','stopped')),"
+    "  next_lesson INTEGER NOT NULL DEFAULT 1,"
+    "  next_send_at INTEGER,"
+    "  anchor_at INTEGER NOT NULL,"
+    "  paused_until INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  UNIQUE (subscriber_id, course));"
+    "CREATE INDEX enrollments_due ON enrollments(next_send_at)"
+    "  WHERE state = 'active' AND next_send_at IS NOT NULL;"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  lesson INTEGER NOT NULL,"
+    "  message_id TEXT NOT NULL,"
+    "  state TEXT NOT NULL"
+    "    CHECK (state IN ('queued','sending','sent','deferred','failed','cancelled')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  slot_at INTEGER NOT NULL,"
+    "  queued_at INTEGER NOT NULL,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  sent_at INTEGER,"
+    "  last_code INTEGER,"
+    "  last_text TEXT,"
+    "  UNIQUE (enrollment_id, lesson));"
+    "CREATE INDEX deliveries_ready ON deliveries(next_attempt_at)"
+    "  WHERE state IN ('queued','deferred');"
+    "CREATE INDEX deliveries_sending ON deliveries(state) WHERE state = 'sending';"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  subscriber_id INTEGER,"
+    "  enrollment_id INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  via TEXT NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT '',"
+    "  message_id TEXT);"
+    "CREATE INDEX events_subscriber ON events(subscriber_id, at);"
+    "CREATE TABLE inbound ("
+    "  message_key TEXT PRIMARY KEY,"
+    "  received_at INTEGER NOT NULL,"
+    "  result TEXT NOT NULL DEFAULT '');",
+};
+
+int store_latest_version(void)
+{
+    return (int)G_N_ELEMENTS(migrations);
+}
+
+static int err_code(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+        return CD_ERR_BUSY;
+    case SQLITE_CONSTRAINT:
+        return CD_ERR_EXISTS;
+    default:
+        return CD_ERR_FAILED;
+    }
+}
+
+static gboolean fail(struct store *st, int rc, const char *what, GError **err)
+{
+    g_set_error(err, CD_ERROR, err_code(rc), "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    return FALSE;
+}
+
+static gboolean exec(struct store *st, const char *sql, GError **err)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return fail(st, rc, sql, err);
+    return TRUE;
+}
+
+/* Returns the cached statement for sql (a string literal), reset. */
+static sqlite3_stmt *prep(struct store *st, const char *sql, GError **err)
+{
+    sqlite3_stmt *s = g_hash_table_lookup(st->stmts, sql);
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (rc != SQLITE_OK) {
+        fail(st, rc, "prepare", err);
+        return NULL;
+    }
+    g_hash_table_insert(st->stmts, (gpointer)sql, s);
+    return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void bind_time(sqlite3_stmt *s, int i, gint64 t)
+{
+    if (t > 0)
+        sqlite3_bind_int64(s, i, t);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? g_strdup((const char *)t) : NULL;
+}
+
+/* Run a statement that returns no rows. */
+static gboolean step_done(struct store *st, sqlite3_stmt *s, const char *what, GError **err)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, what, err);
+    return TRUE;
+}
+
+static void stmt_finalize(gpointer p)
+{
+    sqlite3_finalize(p);
+}
+
+static gboolean migrate(struct store *st, GError **err)
+{
+    int have = store_schema_version(st);
+    if (have > store_latest_version()) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "%s: schema version %d is newer than this coursed knows (%d)", st->path, have,
+                    store_latest_version());
+        return FALSE;
+    }
+    for (int v = have; v < store_latest_version(); v++) {
+        if (!store_begin(st, err))
+            return FALSE;
+        char *bump = g_strdup_printf("PRAGMA user_version = %d", v + 1);
+        gboolean ok = exec(st, migrations[v], err) && exec(st, bump, err);
+        g_free(bump);
+        if (!ok || !store_commit(st, err)) {
+            store_rollback(st);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+struct store *store_open(const char *path, gboolean create, GError **err)
+{
+    if (!create && !g_file_test(path, G_FILE_TEST_EXISTS)) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND,
+                    "%s: no database here; run 'coursectl init' first", path);
+        return NULL;
+    }
+    struct store *st = g_new0(struct store, 1);
+    st->path = g_strdup(path);
+    st->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        g_set_error(err, CD_ERROR, err_code(rc), "%s: cannot open: %s", path,
+                    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        store_close(st);
+        return NULL;
+    }
+    sqlite3_busy_timeout(st->db, 10000);
+    sqlite3_extended_result_codes(st->db, 1);
+    if (!exec(st, "PRAGMA journal_mode = WAL", err) ||
+        !exec(st, "PRAGMA synchronous = FULL", err) ||
+        !exec(st, "PRAGMA foreign_keys = ON", err) ||
+        !migrate(st, err)) {
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->stmts)
+        g_hash_table_destroy(st->stmts);
+    if (st->db)
+        sqlite3_close(st->db);
+    g_free(st->path);
+    g_free(st);
+}
+
+int store_schema_version(struct store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+gboolean store_begin(struct store *st, GError **err)
+{
+    return exec(st, "BEGIN IMMEDIATE", err);
+}
+
+gboolean store_commit(struct store *st, GError **err)
+{
+    return exec(st, "COMMIT", err);
+}
+
+void store_rollback(struct store *st)
+{
+    if (st && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- subscribers ---- */
+
+gint64 store_sub_add(struct store *st, const char *email, const char *name, const char *tz,
+                     gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO subscribers (email, name, tz, status, created_at, updated_at)"
+        " VALUES (?1, ?2, ?3, 'active', ?4, ?4)", err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, email);
+    bind_text(s, 2, name ? name : "");
+    bind_text(s, 3, tz);
+    sqlite3_bind_int64(s, 4, now);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        g_set_error(err, CD_ERROR, CD_ERR_EXISTS, "subscriber %s already exists", email);
+        return -1;
+    }
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "add subscriber", err);
+        return -1;
+    }
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+#define SUB_COLS "id, email, name, tz, status, created_at"
+
+static struct sub_row *sub_from(sqlite3_stmt *s)
+{
+    struct sub_row *r = g_new0(struct sub_row, 1);
+    r->id = sqlite3_column_int64(s, 0);
+    r->email = col_text(s, 1);
+    r->name = col_text(s, 2);
+    r->tz = col_text(s, 3);
+    r->status = col_text(s, 4);
+    r->created_at = sqlite3_column_int64(s, 5);
+    return r;
+}
+
+struct sub_row *store_sub_get(struct store *st, const char *email, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT " SUB_COLS " FROM subscribers WHERE email = ?1", err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, email);
+    int rc = sqlite3_step(s);
+    struct sub_row *r = NULL;
+    if (rc == SQLITE_ROW)
+        r = sub_from(s);
+    else if (rc == SQLITE_DONE)
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no subscriber %s", email);
+    else
+        fail(st, rc, "get subscriber", err);
+    sqlite3_reset(s);
+    return r;
+}
+
+GPtrArray *store_sub_list(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT " SUB_COLS " FROM subscribers ORDER BY id", err);
+    if (!s)
+        return NULL;
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_sub_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, sub_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "list subscribers", err);
+        return NULL;
+    }
+    return a;
+}
+
+void store_sub_free(struct sub_row *r)
+{
+    if (!r)
+        return;
+    g_free(r->email);
+    g_free(r->name);
+    g_free(r->tz);
+    g_free(r->status);
+    g_free(r);
+}
+
+/* ---- enrollments ---- */
+
+gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, gint64 next_send_at,
+                    gint64 anchor_at, gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO enrollments (subscriber_id, course, state, next_lesson, next_send_at,"
+        " anchor_at, created_at, updated_at) VALUES (?1, ?2, 'active', 1, ?3, ?4, ?5, ?5)", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    bind_text(s, 2, course);
+    bind_time(s, 3, next_send_at);
+    sqlite3_bind_int64(s, 4, anchor_at);
+    sqlite3_bind_int64(s, 5, now);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        g_set_error(err, CD_ERROR, CD_ERR_EXISTS, "already enrolled in %s", course);
+        return -1;
+    }
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "enroll", err);
+        return -1;
+    }
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+#define ENR_COLS                                                                         \
+    "e.id, e.subscriber_id, s.email, s.name, s.tz, e.course, e.state, e.next_lesson,"    \
+    " e.next_send_at, e.anchor_at, e.created_at,"                                       \
+    " (SELECT count(*) FROM deliveries d WHERE d.enrollment_id = e.id AND d.state = 'sent')"
+
+static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
+{
+    struct enrollment_row *r = g_new0(struct enrollment_row, 1);
+    r->id = sqlite3_column_int64(s, 0);
+    r->subscriber_id = sqlite3_column_int64(s, 1);
+    r->email = col_text(s, 2);
+    r->name = col_text(s, 3);
+    r->tz = col_text(s, 4);
+    r->course = col_text(s, 5);
+    r->state = col_text(s, 6);
+    r->next_lesson = sqlite3_column_int(s, 7);
+    r->next_send_at = sqlite3_column_int64(s, 8);
+    r->anchor_at = sqlite3_column_int64(s, 9);
+    r->created_at = sqlite3_column_int64(s, 10);
+    r->lessons_sent = sqlite3_column_int(s, 11);
+    return r;
+}
+
+static GPtrArray *enrollment_rows(struct store *st, sqlite3_stmt *s, GError **err)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_enrollment_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, enrollment_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "read enrollments", err);
+        return NULL;
+    }
+    return a;
+}
+
+GPtrArray *store_enrollments_of(struct store *st, gint64 subscriber_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT " ENR_COLS " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+        " WHERE e.subscriber_id = ?1 ORDER BY e.id", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    return enrollment_rows(st, s, err);
+}
+
+GPtrArray *store_due(struct store *st, gint64 now, int limit, GError **err)
+{
+    /* The WHERE matches the partial index enrollments_due exactly, so the
+     * cost is the number due, not the number enrolled. */
+    sqlite3_stmt *s = prep(st,
+        "SELECT " ENR_COLS " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+        " WHERE e.state = 'active' AND e.next_send_at IS NOT NULL AND e.next_send_at <= ?1"
+        " ORDER BY e.next_send_at LIMIT ?2", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, limit);
+    return enrollment_rows(st, s, err);
+}
+
+void store_enrollment_free(struct enrollment_row *r)
+{
+    if (!r)
+        return;
+    g_free(r->email);
+    g_free(r->name);
+    g_free(r->tz);
+    g_free(r->course);
+    g_free(r->state);
+    g_free(r);
+}
+
+/* ---- deliveries ---- */
+
+gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id,
+                     gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at, queued_at,"
+        " next_attempt_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)"
+        " ON CONFLICT (enrollment_id, lesson) DO NOTHING", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, e->id);
+    sqlite3_bind_int(s, 2, e->next_lesson);
+    bind_text(s, 3, message_id);
+    sqlite3_bind_int64(s, 4, e->next_send_at);
+    sqlite3_bind_int64(s, 5, now);
+    if (!step_done(st, s, "queue lesson", err))
+        return FALSE;
+    s = prep(st, "UPDATE enrollments SET next_send_at = NULL, updated_at = ?2 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, e->id);
+    sqlite3_bind_int64(s, 2, now);
+    return step_done(st, s, "mark lesson in flight", err);
+}
+
+GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
+{
+    GPtrArray *a = NULL;
+    if (!store_begin(st, err))
+        return NULL;
+    /* Cancel first what an unsubscribe, pause or bounce has made moot. */
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'cancelled', last_text = 'enrollment no longer active'"
+        " WHERE id IN (SELECT d.id FROM deliveries d"
+        "   JOIN enrollments e ON e.id = d.enrollment_id"
+        "   JOIN subscribers s ON s.id = e.subscriber_id"
+        "  WHERE d.state IN ('queued','deferred') AND d.next_attempt_at <= ?1"
+        "    AND (e.state <> 'active' OR s.status <> 'active'))", err);
+    if (!s || (sqlite3_bind_int64(s, 1, now), !step_done(st, s, "cancel moot deliveries", err)))
+        goto fail;
+    s = prep(st,
+        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM deliveries WHERE state IN ('queued','deferred')"
+        "   AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2)"
+        " RETURNING id", err);
+    if (!s)
+        goto fail;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, limit);
+    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        gint64 id = sqlite3_column_int64(s, 0);
+        g_array_append_val(ids, id);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_array_free(ids, TRUE);
+        fail(st, rc, "claim deliveries", err);
+        goto fail;
+    }
+    s = prep(st,
+        "SELECT d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, d.state,"
+        " d.attempts, d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0),"
+        " coalesce(d.last_code, 0), d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at"
+        " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
+    if (!s) {
+        g_array_free(ids, TRUE);
+        goto fail;
+    }
+    a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    for (guint i = 0; i < ids->len; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_int64(s, 1, g_array_index(ids, gint64, i));
+        if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+            fail(st, rc, "read claimed delivery", err);
+            g_array_free(ids, TRUE);
+            goto fail;
+        }
+        struct delivery_row *d = g_new0(struct delivery_row, 1);
+        d->id = sqlite3_column_int64(s, 0);
+        d->enrollment_id = sqlite3_column_int64(s, 1);
+        d->subscriber_id = sqlite3_column_int64(s, 2);
+        d->lesson = sqlite3_column_int(s, 3);
+        d->message_id = col_text(s, 4);
+        d->state = col_text(s, 5);
+        d->attempts = sqlite3_column_int(s, 6);
+        d->slot_at = sqlite3_column_int64(s, 7);
+        d->queued_at = sqlite3_column_int64(s, 8);
+        d->next_attempt_at = sqlite3_column_int64(s, 9);
+        d->sent_at = sqlite3_column_int64(s, 10);
+        d->last_code = sqlite3_column_int(s, 11);
+        d->last_text = col_text(s, 12);
+        d->email = col_text(s, 13);
+        d->name = col_text(s, 14);
+        d->tz = col_text(s, 15);
+        d->course = col_text(s, 16);
+        d->anchor_at = sqlite3_column_int64(s, 17);
+        g_ptr_array_add(a, d);
+    }
+    sqlite3_reset(s);
+    g_array_free(ids, TRUE);
+    if (!store_commit(st, err))
+        goto fail;
+    return a;
+fail:
+    store_rollback(st);
+    if (a)
+        g_ptr_array_unref(a);
+    return NULL;
+}
+
+void store_delivery_free(struct delivery_row *r)
+{
+    if (!r)
+        return;
+    g_free(r->message_id);
+    g_free(r->state);
+    g_free(r->last_text);
+    g_free(r->email);
+    g_free(r->name);
+    g_free(r->tz);
+    g_free(r->course);
+    g_free(r);
+}
+
+gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int code, const char *text,
+                         gint64 now, gint64 next_send_at, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'sent', sent_at = ?2, last_code = ?3, last_text = ?4"
+        " WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->id);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int(s, 3, code);
+    bind_text(s, 4, text);
+    if (!step_done(st, s, "mark sent", err))
+        return FALSE;
+    /* Progress only moves forward, and only for the lesson in flight. */
+    s = prep(st,
+        "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
+        " next_send_at = CASE WHEN ?4 > 0 THEN ?4 ELSE NULL END,"
+        " state = CASE WHEN ?4 > 0 THEN state ELSE 'completed' END"
+        " WHERE id = ?1 AND next_lesson = ?2", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->enrollment_id);
+    sqlite3_bind_int(s, 2, d->lesson);
+    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 4, next_send_at);
+    return step_done(st, s, "advance enrollment", err);
+}
+
+gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int code,
+                             const char *text, gint64 next_attempt, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?2, last_code = ?3,"
+        " last_text = ?4 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->id);
+    sqlite3_bind_int64(s, 2, next_attempt);
+    sqlite3_bind_int(s, 3, code);
+    bind_text(s, 4, text);
+    return step_done(st, s, "mark deferred", err);
+}
+
+gboolean store_mark_failed(struct store *st, const struct delivery_row *d, int code,
+                           const char *text, const char *enrollment_state, const char *sub_status,
+                           gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'failed', last_code = ?2, last_text = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->id);
+    sqlite3_bind_int(s, 2, code);
+    bind_text(s, 3, text);
+    if (!step_done(st, s, "mark failed", err))
+        return FALSE;
+    s = prep(st, "UPDATE enrollments SET state = ?2, updated_at = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->enrollment_id);
+    bind_text(s, 2, enrollment_state);
+    sqlite3_bind_int64(s, 3, now);
+    if (!step_done(st, s, "stop enrollment", err))
+        return FALSE;
+    if (!sub_status)
+        return TRUE;
+    s = prep(st, "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->subscriber_id);
+    bind_text(s, 2, sub_status);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "set subscriber status", err);
+}
+
+int store_recover_sending(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'queued' WHERE state = 'sending'", err);
+    if (!s || !step_done(st, s, "recover sending", err))
+        return -1;
+    return sqlite3_changes(st->db);
+}
+
+gboolean store_event(struct store *st, gint64 now, gint64 subscriber_id, gint64 enrollment_id,
+                     const char *kind, const char *via, const char *detail, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO events (at, subscriber_id, enrollment_id, kind, via, detail)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, now);
+    bind_time(s, 2, subscriber_id);
+    bind_time(s, 3, enrollment_id);
+    bind_text(s, 4, kind);
+    bind_text(s, 5, via);
+    bind_text(s, 6, detail ? detail : "");
+    return step_done(st, s, "log event", err);
+}
+
+gboolean store_counts(struct store *st, struct store_counts *out, GError **err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = prep(st,
+        "SELECT 'sub', '', count(*) FROM subscribers"
+        " UNION ALL SELECT 'enr', state, count(*) FROM enrollments GROUP BY state"
+        " UNION ALL SELECT 'del', state, count(*) FROM deliveries GROUP BY state", err);
+    if (!s)
+        return FALSE;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(s, 0);
+        const char *state = (const char *)sqlite3_column_text(s, 1);
+        gint64 n = sqlite3_column_int64(s, 2);
+        if (strcmp(kind, "sub") == 0)
+            out->subscribers = n;
+        else if (strcmp(kind, "enr") == 0) {
+            if (strcmp(state, "active") == 0) out->enroll_active = n;
+            else if (strcmp(state, "paused") == 0) out->enroll_paused = n;
+            else if (strcmp(state, "completed") == 0) out->enroll_completed = n;
+            else if (strcmp(state, "stopped") == 0) out->enroll_stopped = n;
+        } else {
+            if (strcmp(state, "queued") == 0) out->queued = n;
+            else if (strcmp(state, "sending") == 0) out->sending = n;
+            else if (strcmp(state, "sent") == 0) out->sent = n;
+            else if (strcmp(state, "deferred") == 0) out->deferred = n;
+            else if (strcmp(state, "failed") == 0) out->failed = n;
+            else if (strcmp(state, "cancelled") == 0) out->cancelled = n;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "count", err);
+    return TRUE;
+}
+
+gint64 store_next_due(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT min(t) FROM ("
+        " SELECT min(next_send_at) AS t FROM enrollments"
+        "  WHERE state = 'active' AND next_send_at IS NOT NULL"
+        " UNION ALL SELECT min(next_attempt_at) FROM deliveries"
+        "  WHERE state IN ('queued','deferred'))", err);
+    if (!s)
+        return -1;
+    int rc = sqlite3_step(s);
+    gint64 t = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) {
+        fail(st, rc, "next due", err);
+        return -1;
+    }
+    return t;
+}
+
+gboolean store_idle(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT EXISTS (SELECT 1 FROM enrollments WHERE state = 'active')"
+        " OR EXISTS (SELECT 1 FROM deliveries WHERE state IN ('queued','deferred','sending'))", err);
+    if (!s)
+        return FALSE;
+    int rc = sqlite3_step(s);
+    gboolean busy = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return fail(st, rc, "idle check", err);
+    return !busy;
+}

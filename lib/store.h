@@ -1,0 +1,126 @@
+/* store.h - the SQLite state of coursed. Every SQL statement lives in
+ * store.c; callers see rows as plain structs. Times are Unix seconds (UTC). */
+#ifndef COURSED_STORE_H
+#define COURSED_STORE_H
+#include <glib.h>
+
+struct store;
+
+struct sub_row {
+    gint64 id;
+    char *email;
+    char *name;
+    char *tz;            /* NULL: the course's default zone */
+    char *status;        /* active, bounced, unsubscribed */
+    gint64 created_at;
+};
+
+struct enrollment_row {
+    gint64 id;
+    gint64 subscriber_id;
+    char *email, *name, *tz;   /* of the subscriber */
+    char *course;
+    char *state;         /* active, paused, completed, stopped */
+    int next_lesson;     /* the lesson to queue next (1-based) */
+    gint64 next_send_at; /* its slot; 0 while a lesson is in flight or done */
+    gint64 anchor_at;    /* phase of the calendar (enrollment time) */
+    gint64 created_at;
+    int lessons_sent;
+};
+
+struct delivery_row {
+    gint64 id;
+    gint64 enrollment_id;
+    gint64 subscriber_id;
+    int lesson;
+    char *message_id;
+    char *state;         /* queued, sending, sent, deferred, failed, cancelled */
+    int attempts;
+    gint64 slot_at, queued_at, next_attempt_at, sent_at;
+    int last_code;
+    char *last_text;
+    /* joined from enrollment and subscriber */
+    char *email, *name, *tz, *course;
+    gint64 anchor_at;
+};
+
+struct store_counts {
+    gint64 subscribers;
+    gint64 enroll_active, enroll_paused, enroll_completed, enroll_stopped;
+    gint64 queued, sending, sent, deferred, failed, cancelled;
+};
+
+/* Opens (create: creating if missing) and migrates the database at path.
+ * Returns NULL with err on failure; CD_ERR_BUSY if it is locked. */
+struct store *store_open(const char *path, gboolean create, GError **err);
+void store_close(struct store *st);
+/* Returns the schema version (PRAGMA user_version). */
+int store_schema_version(struct store *st);
+int store_latest_version(void);
+
+/* Transactions. begin is BEGIN IMMEDIATE: the write lock is taken up front so
+ * that read-then-write never fails half-way with SQLITE_BUSY. */
+gboolean store_begin(struct store *st, GError **err);
+gboolean store_commit(struct store *st, GError **err);
+void store_rollback(struct store *st);
+
+/* Subscribers. */
+gint64 store_sub_add(struct store *st, const char *email, const char *name, const char *tz,
+                     gint64 now, GError **err);
+/* Returns the row (free with store_sub_free) or NULL, CD_ERR_NOT_FOUND. */
+struct sub_row *store_sub_get(struct store *st, const char *email, GError **err);
+/* Returns rows ordered by id; g_ptr_array_unref frees them. */
+GPtrArray *store_sub_list(struct store *st, GError **err);
+void store_sub_free(struct sub_row *r);
+
+/* Enrollments. */
+gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, gint64 next_send_at,
+                    gint64 anchor_at, gint64 now, GError **err);
+GPtrArray *store_enrollments_of(struct store *st, gint64 subscriber_id, GError **err);
+/* Active enrollments whose next slot is due (next_send_at <= now), oldest
+ * first, at most limit. Uses the partial index on next_send_at. */
+GPtrArray *store_due(struct store *st, gint64 now, int limit, GError **err);
+void store_enrollment_free(struct enrollment_row *r);
+
+/* Queue lesson of enrollment e (inside a transaction): a deliveries row
+ * (UNIQUE(enrollment, lesson) makes a second queueing a no-op) and the
+ * enrollment marked as having a lesson in flight. */
+gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id,
+                     gint64 now, GError **err);
+
+/* Claims up to limit ready deliveries (queued, or deferred and due) and
+ * moves them to 'sending'. Deliveries whose enrollment or subscriber is no
+ * longer active are cancelled instead: an unsubscribe that committed first
+ * wins. Returns the claimed rows (g_ptr_array_unref frees). */
+GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err);
+void store_delivery_free(struct delivery_row *r);
+
+/* Outcomes (inside a transaction). next_send_at < 0 marks the enrollment
+ * completed; otherwise it is the next lesson's slot. */
+gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int code, const char *text,
+                         gint64 now, gint64 next_send_at, GError **err);
+gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int code,
+                             const char *text, gint64 next_attempt, GError **err);
+/* Fails the delivery; the enrollment becomes enrollment_state and, if
+ * sub_status is not NULL, the subscriber gets that status. */
+gboolean store_mark_failed(struct store *st, const struct delivery_row *d, int code,
+                           const char *text, const char *enrollment_state, const char *sub_status,
+                           gint64 now, GError **err);
+
+/* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
+ * many, or -1 with err. */
+int store_recover_sending(struct store *st, GError **err);
+
+/* Appends to the audit trail. via: cli, email, link, daemon. */
+gboolean store_event(struct store *st, gint64 now, gint64 subscriber_id, gint64 enrollment_id,
+                     const char *kind, const char *via, const char *detail, GError **err);
+
+gboolean store_counts(struct store *st, struct store_counts *out, GError **err);
+/* Returns TRUE when nothing is left to do: no active enrollment and no
+ * delivery waiting. */
+gboolean store_idle(struct store *st, GError **err);
+/* Returns the earliest instant at which work is due (next slot or retry),
+ * or 0 if none. */
+gint64 store_next_due(struct store *st, GError **err);
+
+#endif

@@ -1,0 +1,44 @@
+/* subscriber.c - owns the rules for who can be a subscriber: a valid,
+ * normalised address, a display name without control characters, and a
+ * time zone the system knows. */
+#include "subscriber.h"
+#include "address.h"
+#include "error.h"
+#include "pace.h"
+
+gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz,
+                      const char *via, gint64 now, GError **err)
+{
+    char *addr = address_normalize(email, err);
+    if (!addr)
+        return -1;
+    gint64 id = -1;
+    char *clean = address_clean_name(name ? name : "", 200);
+    if (tz && !pace_tz_valid(tz)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "unknown time zone '%s' (use an IANA name like Europe/Berlin)", tz);
+        goto out;
+    }
+    if (!store_begin(app->st, err))
+        goto out;
+    id = store_sub_add(app->st, addr, clean, tz, now, err);
+    if (id < 0 || !store_event(app->st, now, id, 0, "subscriber-added", via, addr, err) ||
+        !store_commit(app->st, err)) {
+        store_rollback(app->st);
+        id = -1;
+    }
+out:
+    g_free(clean);
+    g_free(addr);
+    return id;
+}
+
+struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)
+{
+    char *addr = address_normalize(email, err);
+    if (!addr)
+        return NULL;
+    struct sub_row *r = store_sub_get(app->st, addr, err);
+    g_free(addr);
+    return r;
+}

@@ -1,0 +1,359 @@
+/* transport.c - owns libESMTP, and the Maildir writer. Two backends behind
+ * struct transport_ops:
+ *   smtp    one libESMTP session per call carries many messages (PIPELINING
+ *           when offered); results are read per recipient, because the DATA
+ *           reply can be 250 while the one recipient got a 550. A message
+ *           whose reverse path status is 0 was never attempted: temporary.
+ *   maildir write tmp/<unique>, fsync, rename into new/: a reader never sees
+ *           half a message, and a crash leaves only tmp/ litter.
+ * See shared/LIBRARY-NOTES.md for the libESMTP pitfalls handled here (CRLF,
+ * SIGPIPE, the static SSL_CTX crash, TLS 1.3 stall, millisecond timeouts). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+#include <openssl/ssl.h>
+#include <auth-client.h>
+#include <libesmtp.h>
+#include "transport.h"
+#include "config.h"
+#include "error.h"
+#include "log.h"
+
+void transport_msg_clear(struct transport_msg *m)
+{
+    if (!m)
+        return;
+    g_free(m->text);
+    m->text = NULL;
+}
+
+static void set_result(struct transport_msg *m, enum transport_outcome o, int code,
+                       const char *status, const char *text)
+{
+    m->outcome = o;
+    m->code = code;
+    g_strlcpy(m->status, status ? status : "", sizeof m->status);
+    g_free(m->text);
+    m->text = g_strdup(text ? text : "");
+    g_strchomp(m->text);
+}
+
+/* ---------------------------------------------------------------- maildir */
+
+struct maildir {
+    char *root;
+    unsigned long seq;
+};
+
+static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, size_t n)
+{
+    struct maildir *md = t->priv;
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    for (size_t i = 0; i < n; i++) {
+        struct transport_msg *m = &msgs[i];
+        char *name = g_strdup_printf("%" G_GINT64_FORMAT ".P%dQ%lu.%s",
+                                     g_get_real_time() / G_USEC_PER_SEC, (int)getpid(), ++md->seq, host);
+        char *tmp = g_build_filename(md->root, "tmp", name, NULL);
+        char *dst = g_build_filename(md->root, "new", name, NULL);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        gboolean ok = fd >= 0;
+        const char *p = m->data;
+        gsize left = m->len;
+        while (ok && left > 0) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                ok = FALSE;
+            else {
+                p += w;
+                left -= (gsize)w;
+            }
+        }
+        int saved = errno;
+        if (ok && fsync(fd) != 0)
+            ok = FALSE, saved = errno;
+        if (fd >= 0 && close(fd) != 0 && ok)
+            ok = FALSE, saved = errno;
+        if (ok && rename(tmp, dst) != 0)
+            ok = FALSE, saved = errno;
+        if (ok) {
+            set_result(m, TRANSPORT_OK, 250, "2.0.0", "written to Maildir");
+        } else {
+            char *why = g_strdup_printf("%s: %s", tmp, g_strerror(saved));
+            log_warn("delivery %" G_GINT64_FORMAT ": %s", m->id, why);
+            set_result(m, TRANSPORT_TEMP, 0, "4.3.0", why);
+            g_free(why);
+            g_unlink(tmp);
+        }
+        g_free(name);
+        g_free(tmp);
+        g_free(dst);
+    }
+    return TRUE;
+}
+
+static void maildir_close(struct transport *t)
+{
+    struct maildir *md = t->priv;
+    if (md) {
+        g_free(md->root);
+        g_free(md);
+    }
+}
+
+static const struct transport_ops maildir_ops = { "maildir", maildir_send, maildir_close };
+
+static gboolean maildir_open(struct transport *t, GError **err)
+{
+    struct maildir *md = g_new0(struct maildir, 1);
+    md->root = g_strdup(t->cfg->maildir);
+    t->priv = md;
+    const char *subs[] = { "tmp", "new", "cur" };
+    for (size_t i = 0; i < G_N_ELEMENTS(subs); i++) {
+        char *d = g_build_filename(md->root, subs[i], NULL);
+        int rc = g_mkdir_with_parents(d, 0750);
+        int saved = errno;
+        g_free(d);
+        if (rc != 0) {
+            g_set_error(err, CD_ERROR, CD_ERR_IO, "[transport] maildir %s: %s", md->root,
+                        g_strerror(saved));
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* ------------------------------------------------------------------- smtp */
+
+struct smtp {
+    SSL_CTX *ssl;           /* one per process: see LIBRARY-NOTES (crash) */
+    auth_context_t auth;
+    char *password;
+    char *server;           /* "host:port" */
+};
+
+static char *smtp_password_global;
+static const char *smtp_user_global;
+
+/* libESMTP's SASL callback; the password never reaches a log line. */
+static int auth_interact(auth_client_request_t req, char **result, int fields, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < fields; i++) {
+        if (req[i].flags & AUTH_PASS)
+            result[i] = smtp_password_global;
+        else if (req[i].flags & AUTH_USER)
+            result[i] = (char *)smtp_user_global;
+        else
+            result[i] = NULL;
+    }
+    return 1;
+}
+
+/* libESMTP pulls the message through this; *ctx is free()d by libESMTP. */
+static const char *message_cb(void **ctx, int *len, void *arg)
+{
+    const struct transport_msg *m = arg;
+    if (!*ctx)
+        *ctx = calloc(1, sizeof(int));
+    int *done = *ctx;
+    if (!done) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (!len) { /* rewind */
+        *done = 0;
+        return NULL;
+    }
+    if (*done) {
+        *len = 0;
+        return NULL;
+    }
+    *done = 1;
+    *len = (int)m->len;
+    return m->data;
+}
+
+static void classify(struct transport_msg *m, const smtp_status_t *st, const char *fallback)
+{
+    char status[16] = "";
+    if (st->enh_class > 0)
+        g_snprintf(status, sizeof status, "%d.%d.%d", st->enh_class, st->enh_subject, st->enh_detail);
+    const char *text = st->text && *st->text ? st->text : fallback;
+    if (st->code >= 200 && st->code < 300)
+        set_result(m, TRANSPORT_OK, st->code, status, text);
+    else if (st->code >= 500 && st->code < 600)
+        set_result(m, TRANSPORT_PERM, st->code, status, text);
+    else
+        set_result(m, TRANSPORT_TEMP, st->code, status, text);
+}
+
+static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_t n)
+{
+    struct smtp *s = t->priv;
+    const struct config *cfg = t->cfg;
+    smtp_session_t session = smtp_create_session();
+    if (!session) {
+        for (size_t i = 0; i < n; i++)
+            set_result(&msgs[i], TRANSPORT_TEMP, 0, "", "cannot create SMTP session");
+        return FALSE;
+    }
+    smtp_set_server(session, s->server);
+    smtp_set_hostname(session, cfg->smtp_helo);
+    long ms = (long)cfg->smtp_timeout * 1000;
+    smtp_set_timeout(session, Timeout_GREETING, ms);
+    smtp_set_timeout(session, Timeout_ENVELOPE, ms);
+    smtp_set_timeout(session, Timeout_TRANSFER, ms);
+    /* Timeout_DATA2 (the final dot) keeps libESMTP's 10-minute RFC default:
+     * giving up early is how duplicates are made. */
+    if (strcmp(cfg->smtp_starttls, "off") != 0) {
+        smtp_starttls_set_ctx(session, s->ssl);
+        smtp_starttls_enable(session, strcmp(cfg->smtp_starttls, "required") == 0 ? Starttls_REQUIRED
+                                                                                   : Starttls_ENABLED);
+    }
+    if (s->auth)
+        smtp_auth_set_context(session, s->auth);
+
+    smtp_message_t *handles = g_new0(smtp_message_t, n);
+    smtp_recipient_t *rcpts = g_new0(smtp_recipient_t, n);
+    for (size_t i = 0; i < n; i++) {
+        handles[i] = smtp_add_message(session);
+        smtp_set_reverse_path(handles[i], msgs[i].env_from);
+        rcpts[i] = smtp_add_recipient(handles[i], msgs[i].rcpt);
+        smtp_set_messagecb(handles[i], message_cb, &msgs[i]);
+    }
+    /* The return value is 1 even after a refused certificate or a greeting
+     * timeout: the statuses below are the only truth. */
+    int started = smtp_start_session(session);
+    char errbuf[256] = "";
+    if (!started || smtp_errno() != 0)
+        smtp_strerror(smtp_errno(), errbuf, sizeof errbuf);
+
+    for (size_t i = 0; i < n; i++) {
+        struct transport_msg *m = &msgs[i];
+        const smtp_status_t *rp = smtp_reverse_path_status(handles[i]);
+        const smtp_status_t *rs = rcpts[i] ? smtp_recipient_status(rcpts[i]) : NULL;
+        if (!rp || rp->code == 0) {
+            char *why = g_strdup_printf("not attempted: %s", *errbuf ? errbuf : "session failed");
+            set_result(m, TRANSPORT_TEMP, 0, "", why);
+            g_free(why);
+        } else if (rp->code >= 400) {
+            classify(m, rp, "MAIL FROM refused");
+        } else if (!rs || rs->code == 0) {
+            set_result(m, TRANSPORT_TEMP, 0, "", "RCPT TO not attempted");
+        } else if (rs->code >= 400) {
+            classify(m, rs, "RCPT TO refused");
+        } else {
+            const smtp_status_t *ds = smtp_message_transfer_status(handles[i]);
+            if (!ds || ds->code == 0)
+                set_result(m, TRANSPORT_TEMP, 0, "", *errbuf ? errbuf : "no reply to DATA");
+            else
+                classify(m, ds, "DATA");
+        }
+        if (m->outcome != TRANSPORT_OK)
+            log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, s->server,
+                     m->code, m->status, m->text);
+    }
+    g_free(rcpts);
+    g_free(handles);
+    smtp_destroy_session(session);
+    return TRUE;
+}
+
+static void smtp_close(struct transport *t)
+{
+    struct smtp *s = t->priv;
+    if (!s)
+        return;
+    if (s->auth)
+        auth_destroy_context(s->auth);
+    if (s->ssl)
+        SSL_CTX_free(s->ssl);
+    if (s->password) {
+        memset(s->password, 0, strlen(s->password));
+        g_free(s->password);
+    }
+    smtp_password_global = NULL;
+    g_free(s->server);
+    g_free(s);
+}
+
+static const struct transport_ops smtp_ops = { "smtp", smtp_send, smtp_close };
+
+static gboolean smtp_open(struct transport *t, GError **err)
+{
+    const struct config *cfg = t->cfg;
+    struct smtp *s = g_new0(struct smtp, 1);
+    t->priv = s;
+    /* libESMTP writes with plain write(): a dropped peer must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    s->server = g_strdup_printf("%s:%d", cfg->smtp_host, (int)cfg->smtp_port);
+    if (strcmp(cfg->smtp_starttls, "off") != 0) {
+        s->ssl = SSL_CTX_new(TLS_client_method());
+        if (!s->ssl) {
+            g_set_error(err, CD_ERROR, CD_ERR_FAILED, "cannot create a TLS context");
+            return FALSE;
+        }
+        /* TLS 1.3 session tickets can stall libESMTP's post-STARTTLS EHLO. */
+        SSL_CTX_set_max_proto_version(s->ssl, TLS1_2_VERSION);
+        SSL_CTX_set_default_verify_paths(s->ssl);
+    }
+    if (*cfg->smtp_user) {
+        GError *e = NULL;
+        if (!g_file_get_contents(cfg->smtp_password_file, &s->password, NULL, &e)) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[smtp] password_file: %s", e->message);
+            g_error_free(e);
+            return FALSE;
+        }
+        g_strchomp(s->password);
+        smtp_password_global = s->password;
+        smtp_user_global = cfg->smtp_user;
+        auth_client_init();
+        s->auth = auth_create_context();
+        auth_set_mechanism_flags(s->auth, AUTH_PLUGIN_PLAIN, 0);
+        auth_set_interact_cb(s->auth, auth_interact, NULL);
+    }
+    return TRUE;
+}
+
+/* --------------------------------------------------------------- generic */
+
+struct transport *transport_open(const struct config *cfg, GError **err)
+{
+    struct transport *t = g_new0(struct transport, 1);
+    t->cfg = cfg;
+    gboolean ok;
+    if (strcmp(cfg->transport_kind, "maildir") == 0) {
+        t->ops = &maildir_ops;
+        ok = maildir_open(t, err);
+    } else {
+        t->ops = &smtp_ops;
+        ok = smtp_open(t, err);
+    }
+    if (!ok) {
+        transport_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+gboolean transport_send(struct transport *t, struct transport_msg *msgs, size_t n)
+{
+    return t->ops->send(t, msgs, n);
+}
+
+void transport_free(struct transport *t)
+{
+    if (!t)
+        return;
+    if (t->ops)
+        t->ops->close(t);
+    g_free(t);
+}

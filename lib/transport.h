@@ -1,0 +1,54 @@
+/* transport.h - how a finished message leaves coursed. A transport is a
+ * struct of function pointers (like OpenSMTPD's queue_backend), so the
+ * delivery engine does not know whether it talks SMTP or writes files. */
+#ifndef COURSED_TRANSPORT_H
+#define COURSED_TRANSPORT_H
+#include <glib.h>
+
+struct config;
+
+enum transport_outcome {
+    TRANSPORT_OK = 0,     /* accepted */
+    TRANSPORT_TEMP,       /* 4xx, network error, not attempted: retry later */
+    TRANSPORT_PERM,       /* 5xx: never retry */
+};
+
+struct transport_msg {
+    /* in */
+    const char *env_from;
+    const char *rcpt;
+    const char *data;     /* CRLF message */
+    gsize len;
+    gint64 id;            /* for log lines: the delivery id */
+    /* out */
+    enum transport_outcome outcome;
+    int code;             /* SMTP reply code (250, 451, 550...), 0 if none */
+    char status[16];      /* enhanced status code, "" if none */
+    char *text;           /* reply text or error; g_free()d by transport_msg_clear */
+};
+
+struct transport;
+
+struct transport_ops {
+    const char *name;
+    /* Send n messages (one SMTP session or one batch of files); fill the out
+     * fields of every message. Returns FALSE only if the transport itself
+     * is broken (every message is then TEMP). */
+    gboolean (*send)(struct transport *t, struct transport_msg *msgs, size_t n);
+    void (*close)(struct transport *t);
+};
+
+struct transport {
+    const struct transport_ops *ops;
+    const struct config *cfg;   /* borrowed; outlives the transport */
+    void *priv;
+};
+
+/* Returns the transport that cfg asks for, or NULL with err (unreadable
+ * password file, bad maildir). Free with transport_free(). */
+struct transport *transport_open(const struct config *cfg, GError **err);
+gboolean transport_send(struct transport *t, struct transport_msg *msgs, size_t n);
+void transport_free(struct transport *t);
+void transport_msg_clear(struct transport_msg *m);
+
+#endif
