@@ -7,9 +7,11 @@
 #include <string.h>
 #include "app.h"
 #include "clock.h"
+#include "compose.h"
 #include "course.h"
 #include "enroll.h"
 #include "error.h"
+#include "lint.h"
 #include "log.h"
 #include "pace.h"
 #include "store.h"
@@ -112,6 +114,105 @@ static int cmd_course_list(struct ctl *ctl, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_course_check(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("course check [SLUG]", NULL, &argc, &argv, 0, 1))
+        return EXIT_USAGE;
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    int n = lint_courses(ctl->app->cfg, argc > 1 ? argv[1] : NULL, problems);
+    for (guint i = 0; i < problems->len; i++)
+        fprintf(stderr, "%s\n", (char *)problems->pdata[i]);
+    int rc = n < 0 ? EXIT_NOT_FOUND : problems->len > 0 ? EXIT_ERROR : EXIT_OK;
+    if (rc == EXIT_OK)
+        printf("%d course(s) ok\n", n);
+    else
+        fprintf(stderr, "coursectl: %u problem(s)\n", problems->len);
+    g_ptr_array_unref(problems);
+    return rc;
+}
+
+static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
+{
+    char *to = NULL, *name = NULL, *tz = NULL;
+    gboolean html = FALSE, text = FALSE, eml = FALSE;
+    GOptionEntry entries[] = {
+        { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Address to render for (default reader@example.org)", "EMAIL" },
+        { "name", 0, 0, G_OPTION_ARG_STRING, &name, "Name to render for (default Reader)", "NAME" },
+        { "tz", 0, 0, G_OPTION_ARG_STRING, &tz, "Zone for dates (default: the course's)", "ZONE" },
+        { "html", 0, 0, G_OPTION_ARG_NONE, &html, "Write the text/html part", NULL },
+        { "text", 0, 0, G_OPTION_ARG_NONE, &text, "Write the text/plain part", NULL },
+        { "eml", 0, 0, G_OPTION_ARG_NONE, &eml, "Write the whole message (default)", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int rc = EXIT_USAGE;
+    if (!parse("course preview SLUG N|confirm|welcome|goodbye|status|help|error [--to EMAIL] [--html|--text|--eml]",
+               entries, &argc, &argv, 2, 2))
+        goto out;
+    if (html + text + eml > 1) {
+        fprintf(stderr, "coursectl: choose one of --html, --text, --eml\n");
+        goto out;
+    }
+    GError *err = NULL;
+    const struct course *c = course_find(ctl->app->courses, argv[1]);
+    if (!c) {
+        g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", argv[1]);
+        rc = fail(err);
+        goto out;
+    }
+    if (tz && !pace_tz_valid(tz)) {
+        g_set_error(&err, CD_ERROR, CD_ERR_INVALID, "unknown time zone '%s'", tz);
+        rc = fail(err);
+        goto out;
+    }
+    struct compose_to rcpt = { to ? to : "reader@example.org", name ? name : "Reader", tz, 0 };
+    char *body = NULL;
+    gsize len = 0;
+    if (render_is_system(argv[2])) {
+        struct compose_system_opts opts = { .list_headers = strcmp(argv[2], "confirm") != 0 };
+        body = compose_system(ctl->app, argv[2], c, &rcpt, &opts, ctl->now, &len, &err);
+        if (body && (html || text)) {
+            fprintf(stderr, "coursectl: --html/--text are for lessons; system mails preview as --eml\n");
+            g_free(body);
+            goto out;
+        }
+    } else {
+        char *end = NULL;
+        long n = strtol(argv[2], &end, 10);
+        if (*end || n < 1 || n > c->n_lessons) {
+            g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'",
+                        c->slug, c->n_lessons, argv[2]);
+            rc = fail(err);
+            goto out;
+        }
+        struct pace_rule rule = c->rule;
+        rule.tz = enroll_zone(c, tz);
+        gint64 next = n < c->n_lessons ? pace_next_slot(&rule, ctl->now, ctl->now) : -1;
+        if (html || text) {
+            char *t = NULL, *h = NULL;
+            if (compose_lesson_parts(ctl->app, c, (int)n, &rcpt, next, &t, &h, &err)) {
+                body = g_strdup(html ? h : t);
+                len = strlen(body);
+            }
+            g_free(t);
+            g_free(h);
+        } else {
+            body = compose_lesson(ctl->app, c, (int)n, &rcpt, ctl->now, next, &len, &err);
+        }
+    }
+    if (!body) {
+        rc = fail(err);
+        goto out;
+    }
+    fwrite(body, 1, len, stdout);
+    g_free(body);
+    rc = EXIT_OK;
+out:
+    g_free(to);
+    g_free(name);
+    g_free(tz);
+    return rc;
+}
+
 static int cmd_sub_add(struct ctl *ctl, int argc, char **argv)
 {
     char *name = NULL, *tz = NULL;
@@ -202,6 +303,8 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
 static const struct cmd commands[] = {
     { "init", cmd_init, APP_STORE | APP_CREATE, "", "create or upgrade the database" },
     { "course list", cmd_course_list, 0, "", "list the courses found in the courses folder" },
+    { "course check", cmd_course_check, APP_CONFIG_ONLY, "[SLUG]", "check courses and templates; every problem as file:line" },
+    { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]", "write lesson N (or a system mail) as sent" },
     { "sub add", cmd_sub_add, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
     { "sub list", cmd_sub_list, APP_STORE, "", "list subscribers" },
     { "enroll", cmd_enroll, APP_STORE, "EMAIL COURSE", "start a course for a subscriber" },

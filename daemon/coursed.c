@@ -156,7 +156,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    struct app *app = app_open(path, APP_STORE | APP_TRANSPORT, &err);
+    struct app *app = app_open(path, APP_STORE | APP_TRANSPORT | APP_KEY, &err);
     if (!app) {
         log_err("%s", err->message);
         int rc = err->code == CD_ERR_BUSY ? 75 : 1;

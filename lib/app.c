@@ -23,8 +23,20 @@ static gboolean load_parts(const char *path, struct config **cfg, GPtrArray **co
     *tpl = render_load((*cfg)->templates, err);
     if (!*tpl)
         goto fail;
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < (*courses)->len; i++)
+        render_lint_course((*courses)->pdata[i], problems);
+    if (problems->len > 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s%s", (char *)problems->pdata[0],
+                    problems->len > 1 ? " (and more: run 'coursectl course check')" : "");
+        g_ptr_array_unref(problems);
+        goto fail;
+    }
+    g_ptr_array_unref(problems);
     return TRUE;
 fail:
+    render_free(*tpl);
+    *tpl = NULL;
     if (*courses)
         g_ptr_array_unref(*courses);
     config_free(*cfg);
@@ -38,11 +50,30 @@ struct app *app_open(const char *config_path, int flags, GError **err)
     pace_init();
     message_init();
     struct app *app = g_new0(struct app, 1);
+    if (flags & APP_CONFIG_ONLY) {
+        app->cfg = config_load(config_path, err);
+        if (!app->cfg)
+            goto fail;
+        app->courses = g_ptr_array_new();
+        return app;
+    }
     if (!load_parts(config_path, &app->cfg, &app->courses, &app->tpl, err))
         goto fail;
     if (flags & APP_STORE) {
         app->st = store_open(app->cfg->database, (flags & APP_CREATE) != 0, err);
         if (!app->st)
+            goto fail;
+    }
+    if (flags & APP_CREATE) {
+        gboolean created = FALSE;
+        if (!token_key_create(app->cfg->secret_key, &created, err))
+            goto fail;
+        if (created)
+            log_info("created secret key %s (mode 0600)", app->cfg->secret_key);
+    }
+    if ((flags & APP_KEY) || g_file_test(app->cfg->secret_key, G_FILE_TEST_EXISTS)) {
+        app->key = token_key_load(app->cfg->secret_key, err);
+        if (!app->key)
             goto fail;
     }
     if (flags & APP_TRANSPORT) {
@@ -91,6 +122,7 @@ void app_free(struct app *app)
     if (!app)
         return;
     transport_free(app->tr);
+    token_key_free(app->key);
     store_close(app->st);
     render_free(app->tpl);
     if (app->courses)

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "render.h"
 #include "store.h"
+#include "token.h"
 #include "transport.h"
 
 struct app {
@@ -14,12 +15,15 @@ struct app {
     struct render_set *tpl;
     struct store *st;            /* NULL unless APP_STORE */
     struct transport *tr;        /* NULL unless APP_TRANSPORT */
+    struct token_key *key;       /* NULL until 'coursectl init' made the key */
 };
 
 enum app_flags {
     APP_STORE = 1 << 0,          /* open the database */
     APP_CREATE = 1 << 1,         /* ... creating it if missing */
     APP_TRANSPORT = 1 << 2,      /* open the transport */
+    APP_CONFIG_ONLY = 1 << 4,    /* read the config, not courses or templates */
+    APP_KEY = 1 << 3,            /* the secret key must exist (APP_CREATE makes it) */
 };
 
 /* Returns a loaded app, or NULL with err saying which file is wrong. */

@@ -1,12 +1,16 @@
-/* compose.c - owns turning (course, lesson, subscriber) into the values the
- * templates see and the headers the message carries. It knows no SQL and no
- * MIME: render.c fills templates, message.c writes RFC 5322. */
+/* compose.c - owns turning (course, lesson or system mail, subscriber) into
+ * the values the templates see and the headers the message carries:
+ * From, To, Subject, Date, Message-ID, List-Id (RFC 2919), List-Unsubscribe
+ * with an https URL and a mailto, each carrying an HMAC token, and
+ * List-Unsubscribe-Post (RFC 8058). It knows no SQL and no MIME: render.c
+ * fills templates, message.c writes RFC 5322. */
 #include <string.h>
 #include "compose.h"
 #include "error.h"
 #include "message.h"
 #include "pace.h"
 #include "render.h"
+#include "token.h"
 
 char *compose_message_id(const struct config *cfg, const char *course, gint64 enrollment_id, int n)
 {
@@ -19,45 +23,104 @@ char *compose_env_from(const struct config *cfg)
     return g_strdup_printf("bounces@%s", cfg->domain);
 }
 
+char *compose_command_address(const struct config *cfg, const struct course *c)
+{
+    return g_strdup_printf("%s@%s", c ? c->slug : "courses", cfg->domain);
+}
+
+/* The unsubscribe URL and mailto for an enrollment; token never expires. */
+static gboolean unsubscribe_links(const struct app *app, const struct course *c,
+                                  const struct compose_to *to, char **url, char **mailto,
+                                  GError **err)
+{
+    if (!app->key) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND,
+                    "no secret key at %s: run 'coursectl init'", app->cfg->secret_key);
+        return FALSE;
+    }
+    char *tok = token_make(app->key, TOKEN_UNSUBSCRIBE, to->enrollment_id, to->email, c->slug, 0);
+    *url = g_strdup_printf("%s/u/%s", app->cfg->base_url, tok);
+    *mailto = g_strdup_printf("%s+unsubscribe-%s@%s", c->slug, tok, app->cfg->domain);
+    g_free(tok);
+    return TRUE;
+}
+
+struct lesson_vars {
+    char *step, *steps, *next, *unsub_url, *unsub_mailto, *command;
+};
+
+static void lesson_vars_clear(struct lesson_vars *v)
+{
+    g_free(v->step);
+    g_free(v->steps);
+    g_free(v->next);
+    g_free(v->unsub_url);
+    g_free(v->unsub_mailto);
+    g_free(v->command);
+}
+
+gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,
+                              const struct compose_to *to, gint64 next_at, char **text,
+                              char **html, GError **err)
+{
+    *text = *html = NULL;
+    const struct lesson *l = course_lesson(c, n);
+    if (!l) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has no lesson %d", c->slug, n);
+        return FALSE;
+    }
+    struct lesson_vars v = { 0 };
+    if (!unsubscribe_links(app, c, to, &v.unsub_url, &v.unsub_mailto, err))
+        return FALSE;
+    v.step = g_strdup_printf("%d", n);
+    v.steps = g_strdup_printf("%d", c->n_lessons);
+    v.next = next_at > 0 ? pace_format_local(next_at, to->tz ? to->tz : c->tz)
+                         : g_strdup("none: this is the last step");
+    v.command = compose_command_address(app->cfg, c);
+    char *lesson_html = render_markdown(l->body);
+    struct render_var vars[] = {
+        { "name", to->name && *to->name ? to->name : "there", FALSE },
+        { "email", to->email, FALSE },
+        { "course_title", c->title, FALSE },
+        { "course_slug", c->slug, FALSE },
+        { "step", v.step, FALSE },
+        { "steps", v.steps, FALSE },
+        { "subject", l->subject, FALSE },
+        { "lesson", l->body, FALSE },
+        { "next_date", v.next, FALSE },
+        { "unsubscribe_url", v.unsub_url, FALSE },
+        { "command_address", v.command, FALSE },
+        { "source", c->source, FALSE },
+    };
+    *text = render_apply(app->tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
+    if (*text) {
+        vars[7].value = lesson_html;  /* "lesson": cmark's HTML, inserted as is */
+        vars[7].raw = TRUE;
+        *html = render_apply(app->tpl, "lesson.html", vars, G_N_ELEMENTS(vars), err);
+    }
+    g_free(lesson_html);
+    lesson_vars_clear(&v);
+    if (!*html) {
+        g_free(*text);
+        *text = NULL;
+        return FALSE;
+    }
+    return TRUE;
+}
+
 char *compose_lesson(const struct app *app, const struct course *c, int n,
                      const struct compose_to *to, gint64 date, gint64 next_at, gsize *len,
                      GError **err)
 {
-    const struct lesson *l = course_lesson(c, n);
-    if (!l) {
-        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has no lesson %d", c->slug, n);
+    char *text = NULL, *html = NULL;
+    if (!compose_lesson_parts(app, c, n, to, next_at, &text, &html, err))
         return NULL;
-    }
-    const struct config *cfg = app->cfg;
-    char *step = g_strdup_printf("%d", n);
-    char *steps = g_strdup_printf("%d", c->n_lessons);
-    char *next = next_at > 0 ? pace_format_local(next_at, to->tz ? to->tz : c->tz)
-                             : g_strdup("none: this is the last step");
-    char *unsub_url = g_strdup_printf("%s/u/", cfg->base_url);
-    char *unsub_mailto = g_strdup_printf("%s+unsubscribe@%s", c->slug, cfg->domain);
-    char *command = g_strdup_printf("%s@%s", c->slug, cfg->domain);
-    const char *name = to->name && *to->name ? to->name : "there";
-    struct render_var vars[] = {
-        { "name", name },
-        { "email", to->email },
-        { "course_title", c->title },
-        { "course_slug", c->slug },
-        { "step", step },
-        { "steps", steps },
-        { "subject", l->subject },
-        { "lesson", l->body },
-        { "next_date", next },
-        { "unsubscribe_url", unsub_url },
-        { "unsubscribe_mailto", unsub_mailto },
-        { "command_address", command },
-        { "source", c->source },
-    };
-    char *out = NULL;
-    char *text = render_apply(app->tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
-    if (!text)
-        goto done;
-    char *msgid = compose_message_id(cfg, c->slug, to->enrollment_id, n);
-    char *list_id = g_strdup_printf("%s <%s.%s>", c->title, c->slug, cfg->domain);
+    const struct lesson *l = course_lesson(c, n);
+    char *url = NULL, *mailto = NULL;
+    unsubscribe_links(app, c, to, &url, &mailto, NULL);
+    char *unsub = g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto);
+    char *msgid = compose_message_id(app->cfg, c->slug, to->enrollment_id, n);
+    char *list_id = g_strdup_printf("%s <%s.%s>", c->title, c->slug, app->cfg->domain);
     char *tag = g_strdup_printf("%s %d/%d", c->slug, n, c->n_lessons);
     struct message_spec m = {
         .from_name = c->sender_name,
@@ -68,20 +131,119 @@ char *compose_lesson(const struct app *app, const struct course *c, int n,
         .message_id = msgid,
         .date = date,
         .list_id = list_id,
+        .list_unsubscribe = unsub,
         .lesson_tag = tag,
+        .auto_submitted = "auto-generated",
         .text = text,
+        .html = html,
     };
-    out = message_build(&m, len, err);
+    char *out = message_build(&m, len, err);
     g_free(tag);
     g_free(list_id);
     g_free(msgid);
+    g_free(unsub);
+    g_free(url);
+    g_free(mailto);
     g_free(text);
+    g_free(html);
+    return out;
+}
+
+char *compose_system(const struct app *app, const char *which, const struct course *c,
+                     const struct compose_to *to, const struct compose_system_opts *opts,
+                     gint64 date, gsize *len, GError **err)
+{
+    const struct config *cfg = app->cfg;
+    char *command = compose_command_address(cfg, c);
+    char *steps = c ? g_strdup_printf("%d", c->n_lessons) : g_strdup("");
+    char *schedule = c ? pace_describe(&c->rule) : g_strdup("");
+    char *url = NULL, *mailto = NULL;
+    if (c && opts->list_headers && !unsubscribe_links(app, c, to, &url, &mailto, err)) {
+        g_free(command);
+        g_free(steps);
+        g_free(schedule);
+        return NULL;
+    }
+    const char *title = c ? c->title : "coursed";
+    GArray *vars = g_array_new(FALSE, FALSE, sizeof(struct render_var));
+    struct render_var base[] = {
+        { "name", to->name && *to->name ? to->name : "there", FALSE },
+        { "email", to->email, FALSE },
+        { "course_title", title, FALSE },
+        { "course_description", c ? c->description : "", FALSE },
+        { "source", c ? c->source : "", FALSE },
+        { "steps", steps, FALSE },
+        { "schedule", schedule, FALSE },
+        { "zone", to->tz ? to->tz : (c ? c->tz : "UTC"), FALSE },
+        { "zone_hint", "", FALSE },
+        { "first_date", "", FALSE },
+        { "next_date", "", FALSE },
+        { "progress", "", FALSE },
+        { "confirm_url", "", TRUE },
+        { "command_address", command, FALSE },
+        { "unsubscribe_url", url ? url : "", TRUE },
+        { "reason", "", FALSE },
+        { "courses", "", TRUE },
+    };
+    g_array_append_vals(vars, base, G_N_ELEMENTS(base));
+    if (opts->n_vars)
+        g_array_append_vals(vars, opts->vars, (guint)opts->n_vars);  /* later entries win */
+
+    char *subject = NULL, *text_md = NULL, *body_html = NULL, *text = NULL, *html = NULL;
+    char *out = NULL;
+    if (!render_system(app->tpl, which, (struct render_var *)vars->data, vars->len, &subject,
+                       &text_md, &body_html, err))
+        goto done;
+    struct render_var lv[] = {
+        { "subject", subject, FALSE },
+        { "body", text_md, FALSE },
+        { "course_title", title, FALSE },
+        { "command_address", command, FALSE },
+    };
+    text = render_apply(app->tpl, "system.txt", lv, G_N_ELEMENTS(lv), err);
+    if (!text)
+        goto done;
+    lv[1].value = body_html;
+    lv[1].raw = TRUE;
+    html = render_apply(app->tpl, "system.html", lv, G_N_ELEMENTS(lv), err);
+    if (!html)
+        goto done;
+    char *uuid = g_uuid_string_random();
+    char *msgid = g_strdup_printf("%s.%s@%s", which, uuid, cfg->domain);
+    char *list_id = c && opts->list_headers ? g_strdup_printf("%s <%s.%s>", c->title, c->slug, cfg->domain) : NULL;
+    char *unsub = url ? g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto) : NULL;
+    struct message_spec m = {
+        .from_name = c ? c->sender_name : "coursed",
+        .from_addr = c ? c->sender : command,
+        .to_name = strcmp(which, "confirm") == 0 ? NULL : to->name,
+        .to_addr = to->email,
+        .subject = subject,
+        .message_id = msgid,
+        .date = date,
+        .list_id = list_id,
+        .list_unsubscribe = unsub,
+        .reply_to = opts->reply_to,
+        .auto_submitted = "auto-replied",
+        .text = text,
+        .html = html,
+        .calendar = opts->calendar,
+    };
+    out = message_build(&m, len, err);
+    g_free(unsub);
+    g_free(list_id);
+    g_free(msgid);
+    g_free(uuid);
 done:
-    g_free(command);
-    g_free(unsub_mailto);
-    g_free(unsub_url);
-    g_free(next);
+    g_free(subject);
+    g_free(text_md);
+    g_free(body_html);
+    g_free(text);
+    g_free(html);
+    g_free(url);
+    g_free(mailto);
+    g_array_free(vars, TRUE);
+    g_free(schedule);
     g_free(steps);
-    g_free(step);
+    g_free(command);
     return out;
 }

@@ -1,15 +1,17 @@
-/* compose.h - a lesson as a finished message for one subscriber. */
+/* compose.h - lessons and system mails as finished messages for one
+ * subscriber. */
 #ifndef COURSED_COMPOSE_H
 #define COURSED_COMPOSE_H
 #include <glib.h>
 #include "app.h"
 #include "course.h"
+#include "render.h"
 
 struct compose_to {
     const char *email;
     const char *name;
-    const char *tz;          /* for dates shown in the text */
-    gint64 enrollment_id;    /* 0 for a test send */
+    const char *tz;          /* for dates shown in the text; NULL: the course's */
+    gint64 enrollment_id;    /* 0 for a test send or a preview */
 };
 
 /* Returns the Message-ID (without <>) of lesson n of an enrollment: a fixed
@@ -20,11 +22,35 @@ char *compose_message_id(const struct config *cfg, const char *course, gint64 en
 /* Returns the envelope sender for lessons. Caller g_free()s. */
 char *compose_env_from(const struct config *cfg);
 
+/* Returns the address commands for course c are sent to. g_free(). */
+char *compose_command_address(const struct config *cfg, const struct course *c);
+
 /* Returns lesson n of c as a CRLF message dated `date`, with the next step
  * announced for next_at (<= 0: this is the last step), or NULL with err.
- * Caller g_free()s; *len gets the length. */
+ * Needs app->key (List-Unsubscribe token). Caller g_free()s; *len gets
+ * the length. */
 char *compose_lesson(const struct app *app, const struct course *c, int n,
                      const struct compose_to *to, gint64 date, gint64 next_at, gsize *len,
                      GError **err);
+
+/* Lesson n's parts without headers, for previews: *text and *html. */
+gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,
+                              const struct compose_to *to, gint64 next_at, char **text,
+                              char **html, GError **err);
+
+struct compose_system_opts {
+    const struct render_var *vars;   /* extra values (zone_hint, confirm_url, reason...) */
+    size_t n_vars;
+    const char *reply_to;            /* e.g. release+confirm-TOKEN@domain */
+    const char *calendar;            /* .ics attachment, or NULL */
+    gboolean list_headers;           /* List-Id and List-Unsubscribe (not on confirm) */
+};
+
+/* Returns system mail `which` (confirm, welcome, goodbye, status, help,
+ * error) about course c (may be NULL for help) as a CRLF message carrying
+ * Auto-Submitted: auto-replied, or NULL with err. Caller g_free()s. */
+char *compose_system(const struct app *app, const char *which, const struct course *c,
+                     const struct compose_to *to, const struct compose_system_opts *opts,
+                     gint64 date, gsize *len, GError **err);
 
 #endif

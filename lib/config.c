@@ -28,6 +28,7 @@ static const struct setting settings[] = {
     { "coursed", "templates", T_PATH, "/usr/share/coursed/templates", 0, 0, NULL, S(templates), "folder of message templates" },
     { "coursed", "domain", T_STRING, "courses.example.org", 0, 0, NULL, S(domain), "domain of Message-IDs, List-Id, VERP and command addresses" },
     { "coursed", "base_url", T_STRING, "https://courses.example.org", 0, 0, NULL, S(base_url), "public URL of the HTTP pages" },
+    { "coursed", "secret_key", T_PATH, "", 0, 0, NULL, S(secret_key), "HMAC key file of tokens (default: secret.key beside the database)" },
     { "coursed", "tick_interval", T_DURATION, "10s", 1, 3600, NULL, S(tick_interval), "time between two ticks of the daemon" },
     { "transport", "kind", T_ENUM, "smtp", 0, 0, "smtp|maildir", S(transport_kind), "smtp or maildir" },
     { "transport", "maildir", T_PATH, "/var/lib/coursed/outbox", 0, 0, NULL, S(maildir), "where kind = maildir writes" },
@@ -241,6 +242,12 @@ struct config *config_load(const char *path, GError **err)
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                     "%s: [smtp] password_file: required when [smtp] user is set", path);
         goto fail;
+    }
+    if (!*cfg->secret_key) {
+        char *dbdir = g_path_get_dirname(cfg->database);
+        g_free(cfg->secret_key);
+        cfg->secret_key = g_build_filename(dbdir, "secret.key", NULL);
+        g_free(dbdir);
     }
     if (!*cfg->smtp_helo) {
         g_free(cfg->smtp_helo);

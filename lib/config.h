@@ -12,6 +12,7 @@ struct config {
     char *templates;
     char *domain;
     char *base_url;
+    char *secret_key;        /* HMAC key file; default <database folder>/secret.key */
     gint64 tick_interval;    /* seconds between ticks of the daemon loop */
     /* [transport] */
     char *transport_kind;    /* "smtp" or "maildir" */

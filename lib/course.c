@@ -359,13 +359,12 @@ fail:
     return NULL;
 }
 
-static int course_cmp(gconstpointer a, gconstpointer b)
+static int str_cmp(gconstpointer a, gconstpointer b)
 {
-    const struct course *x = *(struct course *const *)a, *y = *(struct course *const *)b;
-    return strcmp(x->slug, y->slug);
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError **err)
+GPtrArray *course_list_slugs(const char *courses_dir, GError **err)
 {
     GError *e = NULL;
     GDir *d = g_dir_open(courses_dir, 0, &e);
@@ -374,30 +373,39 @@ GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError *
         g_error_free(e);
         return NULL;
     }
-    GPtrArray *set = g_ptr_array_new_with_free_func((GDestroyNotify)course_free);
+    GPtrArray *slugs = g_ptr_array_new_with_free_func(g_free);
     const char *name;
     while ((name = g_dir_read_name(d))) {
         if (name[0] == '.')
             continue;
-        char *sub = g_build_filename(courses_dir, name, NULL);
-        char *ini = g_build_filename(sub, "course.ini", NULL);
-        gboolean is_course = g_file_test(ini, G_FILE_TEST_IS_REGULAR);
+        char *ini = g_build_filename(courses_dir, name, "course.ini", NULL);
+        if (g_file_test(ini, G_FILE_TEST_IS_REGULAR))
+            g_ptr_array_add(slugs, g_strdup(name));
         g_free(ini);
-        if (!is_course) {
-            g_free(sub);
-            continue;
-        }
-        struct course *c = course_load(sub, name, domain, err);
+    }
+    g_dir_close(d);
+    g_ptr_array_sort(slugs, str_cmp);
+    return slugs;
+}
+
+GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError **err)
+{
+    GPtrArray *slugs = course_list_slugs(courses_dir, err);
+    if (!slugs)
+        return NULL;
+    GPtrArray *set = g_ptr_array_new_with_free_func((GDestroyNotify)course_free);
+    for (guint i = 0; i < slugs->len; i++) {
+        char *sub = g_build_filename(courses_dir, slugs->pdata[i], NULL);
+        struct course *c = course_load(sub, slugs->pdata[i], domain, err);
         g_free(sub);
         if (!c) {
-            g_dir_close(d);
             g_ptr_array_unref(set);
-            return NULL;
+            set = NULL;
+            break;
         }
         g_ptr_array_add(set, c);
     }
-    g_dir_close(d);
-    g_ptr_array_sort(set, course_cmp);
+    g_ptr_array_unref(slugs);
     return set;
 }
 

@@ -40,6 +40,11 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
  * first broken course. */
 GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError **err);
 
+/* Returns the slugs of the course folders under courses_dir (those with a
+ * course.ini), sorted, as a GPtrArray of g_free'd strings; NULL with err if
+ * the folder cannot be read. */
+GPtrArray *course_list_slugs(const char *courses_dir, GError **err);
+
 /* Returns the course with this slug from set, or NULL. Borrowed. */
 const struct course *course_find(GPtrArray *set, const char *slug);
 

@@ -31,6 +31,17 @@ static gboolean header_value_ok(const char *v)
     return TRUE;
 }
 
+/* A boundary derived from the Message-ID: the same message always
+ * serialises to the same bytes (golden tests, and resends that fold). */
+static void set_boundary(GMimeMultipart *mp, const char *message_id, const char *tag)
+{
+    char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, message_id ? message_id : "", -1);
+    char *b = g_strdup_printf("=_coursed_%s_%.24s", tag, sum);
+    g_mime_multipart_set_boundary(mp, b);
+    g_free(b);
+    g_free(sum);
+}
+
 static GMimePart *text_part(const char *subtype, const char *text)
 {
     GMimeTextPart *part = g_mime_text_part_new_with_subtype(subtype);
@@ -48,7 +59,7 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
 {
     message_init();
     const char *raw[] = { m->from_addr, m->to_addr, m->message_id, m->list_id,
-                          m->list_unsubscribe, m->lesson_tag };
+                          m->list_unsubscribe, m->lesson_tag, m->reply_to, m->auto_submitted };
     for (size_t i = 0; i < G_N_ELEMENTS(raw); i++) {
         if (raw[i] && !header_value_ok(raw[i])) {
             g_set_error(err, CD_ERROR, CD_ERR_INVALID,
@@ -69,6 +80,10 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
     g_date_time_unref(date);
     g_mime_message_set_message_id(msg, m->message_id);
     GMimeObject *obj = (GMimeObject *)msg;
+    if (m->reply_to)
+        g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, NULL, m->reply_to);
+    if (m->auto_submitted)
+        g_mime_object_set_header(obj, "Auto-Submitted", m->auto_submitted, NULL);
     if (m->list_id)
         g_mime_object_set_header(obj, "List-Id", m->list_id, NULL);
     if (m->lesson_tag)
@@ -84,8 +99,31 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
         g_free(rawv);
         g_mime_object_set_header(obj, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click", NULL);
     }
-    GMimePart *body = text_part("plain", m->text ? m->text : "");
-    g_mime_message_set_mime_part(msg, (GMimeObject *)body);
+    GMimeObject *body = (GMimeObject *)text_part("plain", m->text ? m->text : "");
+    if (m->html) {
+        GMimeMultipart *alt = g_mime_multipart_new_with_subtype("alternative");
+        set_boundary(alt, m->message_id, "alt");
+        g_mime_multipart_add(alt, body);
+        g_object_unref(body);
+        GMimePart *html = text_part("html", m->html);
+        g_mime_multipart_add(alt, (GMimeObject *)html);
+        g_object_unref(html);
+        body = (GMimeObject *)alt;
+    }
+    if (m->calendar) {
+        GMimeMultipart *mixed = g_mime_multipart_new_with_subtype("mixed");
+        set_boundary(mixed, m->message_id, "mix");
+        g_mime_multipart_add(mixed, body);
+        g_object_unref(body);
+        GMimePart *ics = text_part("calendar", m->calendar);
+        g_mime_object_set_content_type_parameter((GMimeObject *)ics, "method", "PUBLISH");
+        g_mime_part_set_filename(ics, "course.ics");
+        g_mime_object_set_disposition((GMimeObject *)ics, "attachment");
+        g_mime_multipart_add(mixed, (GMimeObject *)ics);
+        g_object_unref(ics);
+        body = (GMimeObject *)mixed;
+    }
+    g_mime_message_set_mime_part(msg, body);
     g_object_unref(body);
 
     GMimeStream *out = g_mime_stream_mem_new();

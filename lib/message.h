@@ -12,7 +12,11 @@ struct message_spec {
     const char *list_id;        /* full List-Id value, or NULL */
     const char *list_unsubscribe; /* full List-Unsubscribe value, or NULL */
     const char *lesson_tag;     /* X-Course-Lesson value, or NULL */
+    const char *reply_to;       /* Reply-To address, or NULL */
+    const char *auto_submitted; /* Auto-Submitted value (RFC 3834), or NULL */
     const char *text;           /* text/plain body, UTF-8 */
+    const char *html;           /* text/html alternative, or NULL */
+    const char *calendar;       /* text/calendar attachment (invite.ics), or NULL */
 };
 
 /* Call once from the main thread before building messages. */

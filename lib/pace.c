@@ -140,3 +140,31 @@ char *pace_format_local(gint64 t, const char *tz)
     g_time_zone_unref(gz);
     return s;
 }
+
+char *pace_describe(const struct pace_rule *rule)
+{
+    static const char *days[] = { "Sundays", "Mondays", "Tuesdays", "Wednesdays",
+                                  "Thursdays", "Fridays", "Saturdays" };
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
+    GString *s = g_string_new(NULL);
+    if (r.freq == ICAL_DAILY_RECURRENCE && r.interval <= 1)
+        g_string_append(s, "Every day");
+    else if (r.freq == ICAL_DAILY_RECURRENCE)
+        g_string_append_printf(s, "Every %d days", r.interval);
+    else if (r.freq == ICAL_WEEKLY_RECURRENCE && r.by_day[0] != ICAL_RECURRENCE_ARRAY_MAX) {
+        int n = 0;
+        while (n < ICAL_BY_DAY_SIZE && r.by_day[n] != ICAL_RECURRENCE_ARRAY_MAX)
+            n++;
+        for (int i = 0; i < n; i++) {
+            int dow = icalrecurrencetype_day_day_of_week(r.by_day[i]);
+            if (i > 0)
+                g_string_append(s, i == n - 1 ? " and " : ", ");
+            g_string_append(s, dow >= 1 && dow <= 7 ? days[dow - 1] : "?");
+        }
+        if (r.interval > 1)
+            g_string_append_printf(s, ", every %d weeks", r.interval);
+    } else
+        g_string_append(s, "On the course calendar");
+    g_string_append_printf(s, " at %02d:%02d", rule->hour, rule->minute);
+    return g_string_free(s, FALSE);
+}

@@ -31,6 +31,10 @@ gboolean pace_parse_time(const char *text, int *hour, int *minute);
  * yields no such slot. */
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after);
 
+/* Returns a plain-English reading of the rule, e.g. "Mondays, Wednesdays
+ * and Fridays at 09:00"; g_free(). */
+char *pace_describe(const struct pace_rule *rule);
+
 /* Returns "2026-03-02 10:00 CET"-style local time of t in tz; g_free(). */
 char *pace_format_local(gint64 t, const char *tz);
 

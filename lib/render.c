@@ -1,30 +1,67 @@
-/* render.c - owns the template language: {{ name }} placeholders, nothing
- * else (no logic in templates). Templates are read and checked once, at
- * start-up or reload, so an unknown placeholder is a load error and never a
- * send-time surprise. Values are inserted after any Markdown rendering, and
- * HTML-escaped in .html templates. */
+/* render.c - owns cmark and the template language: {{ name }} placeholders,
+ * nothing else (no logic in templates). Templates are read and checked once,
+ * at start-up or reload, so an unknown placeholder is a load error and never
+ * a send-time surprise.
+ *
+ * Escaping is decided here, once:
+ *   - .html layouts: values are HTML-escaped unless marked raw (cmark's
+ *     output and URLs we built ourselves);
+ *   - system mails are Markdown: for the HTML part, values are
+ *     backslash-escaped for Markdown before cmark sees them, so a subscriber
+ *     name can never become a link or markup; for the text part they go in
+ *     as they are.
+ * cmark runs in safe mode: raw HTML is dropped and javascript: links
+ * emptied; lessons with raw HTML are refused outright by the lint. */
 #include <string.h>
+#include <cmark.h>
 #include "render.h"
+#include "course.h"
 #include "error.h"
 
 struct render_set {
     char *dir;
-    GHashTable *text;   /* name -> template text */
+    GHashTable *text;   /* file name -> template text (system mails: body only) */
+    GHashTable *subject;/* system mail -> subject template */
 };
 
-/* Placeholders each template may use. */
 static const char *const lesson_vars[] = {
     "name", "email", "course_title", "course_slug", "step", "steps", "subject", "lesson",
-    "next_date", "unsubscribe_url", "unsubscribe_mailto", "command_address", "source", NULL
+    "next_date", "unsubscribe_url", "command_address", "source", NULL
+};
+static const char *const layout_vars[] = {
+    "subject", "body", "course_title", "command_address", NULL
+};
+static const char *const system_vars[] = {
+    "name", "email", "course_title", "course_description", "source", "steps", "schedule",
+    "zone", "zone_hint", "first_date", "next_date", "progress", "confirm_url",
+    "command_address", "unsubscribe_url", "reason", "courses", NULL
+};
+/* The confirmation goes to an address nobody has verified yet: it must not
+ * echo anything the requester typed (a name, a reason), or it becomes a
+ * spam cannon. */
+static const char *const confirm_vars[] = {
+    "email", "course_title", "course_description", "steps", "schedule", "confirm_url",
+    "command_address", NULL
+};
+
+static const char *const system_mails[] = {
+    "confirm", "welcome", "goodbye", "status", "help", "error", NULL
 };
 
 static const struct {
     const char *file;
     const char *const *vars;
-    gboolean required;
-} known[] = {
-    { "lesson.txt", lesson_vars, TRUE },
+} layouts[] = {
+    { "lesson.txt", lesson_vars },
+    { "lesson.html", lesson_vars },
+    { "system.txt", layout_vars },
+    { "system.html", layout_vars },
 };
+
+gboolean render_is_system(const char *which)
+{
+    return which && g_strv_contains(system_mails, which);
+}
 
 gboolean render_check(const char *text, const char *file, const char *const *allowed, GError **err)
 {
@@ -52,8 +89,27 @@ gboolean render_check(const char *text, const char *file, const char *const *all
     return TRUE;
 }
 
-char *render_fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
-                  gboolean html, GError **err)
+/* Backslash-escape every ASCII punctuation character (CommonMark treats any
+ * escaped punctuation as literal) and flatten line breaks. */
+static char *md_escape(const char *v)
+{
+    GString *s = g_string_sized_new(strlen(v) * 2);
+    for (const char *p = v; *p; p++) {
+        if (*p == '\r' || *p == '\n')
+            g_string_append_c(s, ' ');
+        else if (g_ascii_ispunct(*p)) {
+            g_string_append_c(s, '\\');
+            g_string_append_c(s, *p);
+        } else
+            g_string_append_c(s, *p);
+    }
+    return g_string_free(s, FALSE);
+}
+
+enum escape { ESC_NONE, ESC_HTML, ESC_MARKDOWN };
+
+static char *fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
+                  enum escape esc, GError **err)
 {
     GString *out = g_string_sized_new(strlen(text) + 1024);
     const char *p = text;
@@ -71,27 +127,77 @@ char *render_fill(const char *text, const char *file, const struct render_var *v
             return NULL;
         }
         char *name = g_strstrip(g_strndup(open + 2, (gsize)(close - open - 2)));
-        const char *value = NULL;
+        const struct render_var *var = NULL;
         for (size_t i = 0; i < n_vars; i++)
             if (strcmp(vars[i].name, name) == 0)
-                value = vars[i].value ? vars[i].value : "";
-        if (!value) {
+                var = &vars[i];
+        if (!var) {
             g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: no value for placeholder '{{%s}}'", file, name);
             g_free(name);
             g_string_free(out, TRUE);
             return NULL;
         }
         g_free(name);
-        if (html) {
-            char *esc = g_markup_escape_text(value, -1);
-            g_string_append(out, esc);
-            g_free(esc);
-        } else {
-            g_string_append(out, value);
-        }
+        const char *value = var->value ? var->value : "";
+        char *escaped = NULL;
+        if (!var->raw && esc == ESC_HTML)
+            escaped = g_markup_escape_text(value, -1);
+        else if (!var->raw && esc == ESC_MARKDOWN)
+            escaped = md_escape(value);
+        g_string_append(out, escaped ? escaped : value);
+        g_free(escaped);
         p = close + 2;
     }
     return g_string_free(out, FALSE);
+}
+
+char *render_fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
+                  gboolean html, GError **err)
+{
+    return fill(text, file, vars, n_vars, html ? ESC_HTML : ESC_NONE, err);
+}
+
+char *render_markdown(const char *md)
+{
+    char *html = cmark_markdown_to_html(md, strlen(md), CMARK_OPT_DEFAULT | CMARK_OPT_VALIDATE_UTF8);
+    char *out = g_strdup(html);
+    free(html);
+    return out;
+}
+
+static gboolean read_template(const char *dir, const char *file, char **text, GError **err)
+{
+    char *path = g_build_filename(dir, file, NULL);
+    GError *e = NULL;
+    gboolean ok = g_file_get_contents(path, text, NULL, &e);
+    if (!ok) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
+        g_error_free(e);
+    } else if (!g_utf8_validate(*text, -1, NULL)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: not valid UTF-8", path);
+        g_free(*text);
+        *text = NULL;
+        ok = FALSE;
+    }
+    g_free(path);
+    return ok;
+}
+
+/* Split "Subject: ...\n\nbody" of a system mail template. */
+static gboolean split_subject(const char *path, char *text, char **subject, char **body, GError **err)
+{
+    if (!g_str_has_prefix(text, "Subject:")) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: expected 'Subject: ...'", path);
+        return FALSE;
+    }
+    char *nl = strchr(text, '\n');
+    if (!nl || nl[1] != '\n') {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:2: expected a blank line after the subject", path);
+        return FALSE;
+    }
+    *subject = g_strstrip(g_strndup(text + 8, (gsize)(nl - text - 8)));
+    *body = g_strdup(nl + 2);
+    return TRUE;
 }
 
 struct render_set *render_load(const char *dir, GError **err)
@@ -99,27 +205,37 @@ struct render_set *render_load(const char *dir, GError **err)
     struct render_set *set = g_new0(struct render_set, 1);
     set->dir = g_strdup(dir);
     set->text = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    for (size_t i = 0; i < G_N_ELEMENTS(known); i++) {
-        char *path = g_build_filename(dir, known[i].file, NULL);
+    set->subject = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (size_t i = 0; i < G_N_ELEMENTS(layouts); i++) {
         char *text = NULL;
-        GError *e = NULL;
-        if (!g_file_get_contents(path, &text, NULL, &e)) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
-            g_error_free(e);
-            g_free(path);
-            render_free(set);
-            return NULL;
-        }
-        if (!g_utf8_validate(text, -1, NULL) || !render_check(text, path, known[i].vars, err)) {
-            if (err && !*err)
-                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: not valid UTF-8", path);
-            g_free(text);
-            g_free(path);
-            render_free(set);
-            return NULL;
-        }
+        char *path = g_build_filename(dir, layouts[i].file, NULL);
+        gboolean ok = read_template(dir, layouts[i].file, &text, err) &&
+                      render_check(text, path, layouts[i].vars, err);
         g_free(path);
-        g_hash_table_insert(set->text, g_strdup(known[i].file), text);
+        if (!ok) {
+            g_free(text);
+            render_free(set);
+            return NULL;
+        }
+        g_hash_table_insert(set->text, g_strdup(layouts[i].file), text);
+    }
+    for (const char *const *w = system_mails; *w; w++) {
+        char *file = g_strconcat(*w, ".md", NULL);
+        char *path = g_build_filename(dir, file, NULL);
+        char *text = NULL, *subject = NULL, *body = NULL;
+        const char *const *allowed = strcmp(*w, "confirm") == 0 ? confirm_vars : system_vars;
+        gboolean ok = read_template(dir, file, &text, err) &&
+                      render_check(text, path, allowed, err) &&
+                      split_subject(path, text, &subject, &body, err);
+        g_free(text);
+        g_free(path);
+        if (!ok) {
+            g_free(file);
+            render_free(set);
+            return NULL;
+        }
+        g_hash_table_insert(set->subject, g_strdup(*w), subject);
+        g_hash_table_insert(set->text, file, body);
     }
     return set;
 }
@@ -129,6 +245,7 @@ void render_free(struct render_set *set)
     if (!set)
         return;
     g_hash_table_destroy(set->text);
+    g_hash_table_destroy(set->subject);
     g_free(set->dir);
     g_free(set);
 }
@@ -141,5 +258,85 @@ char *render_apply(const struct render_set *set, const char *name, const struct 
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s/%s: no such template", set->dir, name);
         return NULL;
     }
-    return render_fill(text, name, vars, n_vars, g_str_has_suffix(name, ".html"), err);
+    return fill(text, name, vars, n_vars, g_str_has_suffix(name, ".html") ? ESC_HTML : ESC_NONE, err);
+}
+
+gboolean render_system(const struct render_set *set, const char *which,
+                       const struct render_var *vars, size_t n_vars, char **subject, char **text,
+                       char **html, GError **err)
+{
+    *subject = *text = *html = NULL;
+    char *file = g_strconcat(which, ".md", NULL);
+    const char *body = g_hash_table_lookup(set->text, file);
+    const char *subj = g_hash_table_lookup(set->subject, which);
+    char *md = NULL;
+    gboolean ok = FALSE;
+    if (!body || !subj) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s/%s: no such system mail", set->dir, file);
+        goto out;
+    }
+    *subject = fill(subj, file, vars, n_vars, ESC_NONE, err);
+    if (!*subject)
+        goto out;
+    *text = fill(body, file, vars, n_vars, ESC_NONE, err);
+    if (!*text)
+        goto out;
+    md = fill(body, file, vars, n_vars, ESC_MARKDOWN, err);
+    if (!md)
+        goto out;
+    *html = render_markdown(md);
+    ok = TRUE;
+out:
+    if (!ok) {
+        g_free(*subject);
+        g_free(*text);
+        *subject = *text = NULL;
+    }
+    g_free(md);
+    g_free(file);
+    return ok;
+}
+
+gboolean render_lint_course(const struct course *c, GPtrArray *problems)
+{
+    guint before = problems->len;
+    for (int i = 0; i < c->n_lessons; i++) {
+        const struct lesson *l = &c->lessons[i];
+        cmark_node *doc = cmark_parse_document(l->body, strlen(l->body), CMARK_OPT_VALIDATE_UTF8);
+        cmark_iter *it = cmark_iter_new(doc);
+        cmark_event_type ev;
+        while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+            cmark_node *n = cmark_iter_get_node(it);
+            if (ev != CMARK_EVENT_ENTER)
+                continue;
+            cmark_node_type t = cmark_node_get_type(n);
+            /* Inline nodes may carry no position: use the nearest block's. */
+            cmark_node *at = n;
+            while (at && cmark_node_get_start_line(at) == 0)
+                at = cmark_node_parent(at);
+            int line = l->body_line + (at ? cmark_node_get_start_line(at) : 1) - 1;
+            if (t == CMARK_NODE_HTML_BLOCK || t == CMARK_NODE_HTML_INLINE) {
+                g_ptr_array_add(problems, g_strdup_printf("%s:%d: raw HTML is not allowed in a lesson",
+                                                          l->path, line));
+            } else if (t == CMARK_NODE_LINK) {
+                const char *url = cmark_node_get_url(n);
+                if (url && !g_str_has_prefix(url, "https://") && !g_str_has_prefix(url, "http://") &&
+                    !g_str_has_prefix(url, "mailto:"))
+                    g_ptr_array_add(problems, g_strdup_printf(
+                        "%s:%d: link '%s' must be an https://, http:// or mailto: URL", l->path,
+                        line, url));
+            }
+        }
+        cmark_iter_free(it);
+        cmark_node_free(doc);
+        const char *brace = strstr(l->body, "{{");
+        if (brace) {
+            int line = l->body_line;
+            for (const char *p = l->body; p < brace; p++)
+                line += *p == '\n';
+            g_ptr_array_add(problems, g_strdup_printf(
+                "%s:%d: '{{' is not allowed in a lesson (placeholders belong in templates)", l->path, line));
+        }
+    }
+    return problems->len == before;
 }

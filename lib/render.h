@@ -1,11 +1,14 @@
-/* render.h - message templates with {{placeholders}}. */
+/* render.h - message templates with {{placeholders}}, and Markdown. */
 #ifndef COURSED_RENDER_H
 #define COURSED_RENDER_H
 #include <glib.h>
 
+struct course;
+
 struct render_var {
     const char *name;
     const char *value;
+    gboolean raw;   /* trusted markup (cmark output, our own URLs): not escaped */
 };
 
 /* The set of templates read from one folder at start-up. */
@@ -16,13 +19,33 @@ struct render_set;
 struct render_set *render_load(const char *dir, GError **err);
 void render_free(struct render_set *set);
 
-/* Returns template `name` (e.g. "lesson.txt") filled with vars, or NULL with
- * err if the template is missing or uses a placeholder not in vars. When
- * html is TRUE, values are HTML-escaped. Caller g_free()s. */
+/* Returns layout template `name` (lesson.txt, lesson.html, system.txt,
+ * system.html) filled with vars; values are HTML-escaped in .html layouts
+ * unless raw. NULL with err if a placeholder has no value. g_free(). */
 char *render_apply(const struct render_set *set, const char *name, const struct render_var *vars,
                    size_t n_vars, GError **err);
 
-/* Fills text (read from file, for error messages) with vars. */
+/* Fills system mail `which` (confirm, welcome, goodbye, status, help,
+ * error). *subject gets the subject, *text the Markdown for the text part
+ * (values as they are), *html the body rendered to HTML (values escaped for
+ * Markdown first, so a name can never become markup). g_free() all three. */
+gboolean render_system(const struct render_set *set, const char *which,
+                       const struct render_var *vars, size_t n_vars, char **subject, char **text,
+                       char **html, GError **err);
+
+/* Returns TRUE if which names a system mail. */
+gboolean render_is_system(const char *which);
+
+/* Returns md rendered to HTML by cmark in safe mode (raw HTML omitted,
+ * javascript: links emptied, UTF-8 validated). g_free(). */
+char *render_markdown(const char *md);
+
+/* Checks every lesson of c: no raw HTML, no {{ }}; appends one
+ * "file:line: message" string per problem to problems (g_free'd strings).
+ * Returns TRUE if there was none. */
+gboolean render_lint_course(const struct course *c, GPtrArray *problems);
+
+/* Fills text with vars (file is for error messages). */
 char *render_fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
                   gboolean html, GError **err);
 

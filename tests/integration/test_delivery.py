@@ -92,10 +92,14 @@ def check_headers(m, email, name, n):
     assert msg["MIME-Version"] == "1.0"
     assert msg["X-Course-Lesson"] == f"test {n}/{LESSONS}"
     assert msg["List-Id"] == "Test Course <test.courses.example.org>"
-    assert msg.get_content_type() == "text/plain"
-    body = msg.get_content()
-    assert f"This is lesson **{n}**." in body
-    assert f"step {n} of {LESSONS}" in body
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert f"This is lesson **{n}**." in text
+    assert f"This is lesson <strong>{n}</strong>." in html
+    assert f"step {n} of {LESSONS}" in text.lower()
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "https://courses.example.org/u/" in msg["List-Unsubscribe"]
     assert m["raw"].count(b"\r\n") > 5 and b"\n" not in m["raw"].replace(b"\r\n", b"")
 
 
