@@ -56,7 +56,13 @@ static int fail(GError *err)
     return rc;
 }
 
-/* Parse a command's own options; leaves positional args in argc/argv. */
+/* Argument vectors handed out by parse(); freed at exit. */
+static GPtrArray *parsed_args;
+
+/* Parse a command's own options; leaves positional args in argc/argv.
+ * Option values are declared G_OPTION_ARG_FILENAME, which GLib passes
+ * through unconverted: arguments are taken as UTF-8 (checked here) whatever
+ * the locale, so a name like "Zoë" works under LANG=C, as in cron and CI. */
 static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char ***argv,
                       int min_pos, int max_pos)
 {
@@ -65,11 +71,25 @@ static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char 
         g_option_context_add_main_entries(oc, entries, NULL);
     g_option_context_set_help_enabled(oc, TRUE);
     GError *err = NULL;
-    gboolean ok = g_option_context_parse(oc, argc, argv, &err);
-    if (!ok) {
+    char **strv = g_new0(char *, (gsize)*argc + 1);
+    for (int i = 0; i < *argc; i++)
+        strv[i] = g_strdup((*argv)[i]);
+    gboolean ok = TRUE;
+    for (int i = 0; i < *argc && ok; i++)
+        ok = g_utf8_validate(strv[i], -1, NULL);
+    if (!ok)
+        fprintf(stderr, "coursectl: arguments must be UTF-8\n");
+    else
+        ok = g_option_context_parse_strv(oc, &strv, &err);
+    if (!parsed_args)
+        parsed_args = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+    g_ptr_array_add(parsed_args, strv);
+    *argc = (int)g_strv_length(strv);
+    *argv = strv;
+    if (err) {
         fprintf(stderr, "coursectl: %s\n", err->message);
         g_error_free(err);
-    } else if (*argc - 1 < min_pos || *argc - 1 > max_pos) {
+    } else if (ok && (*argc - 1 < min_pos || *argc - 1 > max_pos)) {
         fprintf(stderr, "coursectl: usage: coursectl %s\n", usage);
         ok = FALSE;
     }
@@ -136,9 +156,9 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
     char *to = NULL, *name = NULL, *tz = NULL;
     gboolean html = FALSE, text = FALSE, eml = FALSE;
     GOptionEntry entries[] = {
-        { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Address to render for (default reader@example.org)", "EMAIL" },
-        { "name", 0, 0, G_OPTION_ARG_STRING, &name, "Name to render for (default Reader)", "NAME" },
-        { "tz", 0, 0, G_OPTION_ARG_STRING, &tz, "Zone for dates (default: the course's)", "ZONE" },
+        { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "Address to render for (default reader@example.org)", "EMAIL" },
+        { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "Name to render for (default Reader)", "NAME" },
+        { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "Zone for dates (default: the course's)", "ZONE" },
         { "html", 0, 0, G_OPTION_ARG_NONE, &html, "Write the text/html part", NULL },
         { "text", 0, 0, G_OPTION_ARG_NONE, &text, "Write the text/plain part", NULL },
         { "eml", 0, 0, G_OPTION_ARG_NONE, &eml, "Write the whole message (default)", NULL },
@@ -217,8 +237,8 @@ static int cmd_sub_add(struct ctl *ctl, int argc, char **argv)
 {
     char *name = NULL, *tz = NULL;
     GOptionEntry entries[] = {
-        { "name", 0, 0, G_OPTION_ARG_STRING, &name, "Display name", "NAME" },
-        { "tz", 0, 0, G_OPTION_ARG_STRING, &tz, "IANA time zone (default: the course's)", "ZONE" },
+        { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "Display name", "NAME" },
+        { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "IANA time zone (default: the course's)", "ZONE" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     if (!parse("sub add EMAIL [--name NAME] [--tz ZONE]", entries, &argc, &argv, 1, 1))
@@ -396,10 +416,10 @@ int main(int argc, char **argv)
     cargv[0] = g_strdup(cmd->name);
     for (int k = 1; k < cargc; k++)
         cargv[k] = g_strdup(argv[i + words + k - 1]);
-    char **owned = g_memdup2(cargv, sizeof(char *) * ((gsize)cargc + 1));
     int rc = cmd->fn(&ctl, cargc, cargv);
-    g_strfreev(owned);
-    g_free(cargv);
+    g_strfreev(cargv);
+    if (parsed_args)
+        g_ptr_array_unref(parsed_args);
     app_free(ctl.app);
     return rc;
 }

@@ -52,6 +52,14 @@ class Env:
             raise AssertionError(f"{cmd + list(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
         return p
 
+    def ctl_bytes(self, *args, now=None):
+        """Run coursectl and return its stdout as bytes (CRLF kept)."""
+        cmd = [COURSECTL, "-c", str(self.conf)] + (["--now", now] if now else []) + list(args)
+        p = subprocess.run(cmd, capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError(f"{cmd} -> {p.returncode}\n{p.stderr.decode(errors='replace')}")
+        return p.stdout
+
     def tick(self, now, check=True):
         cmd = [COURSED, "-d", "-c", str(self.conf), "--once", "--now", now]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -62,7 +70,9 @@ class Env:
     def sql(self, query, *params):
         con = sqlite3.connect(self.db)
         try:
-            return con.execute(query, params).fetchall()
+            rows = con.execute(query, params).fetchall()
+            con.commit()
+            return rows
         finally:
             con.close()
 
