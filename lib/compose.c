@@ -6,6 +6,7 @@
  * fills templates, message.c writes RFC 5322. */
 #include <string.h>
 #include "compose.h"
+#include "enroll.h"
 #include "error.h"
 #include "message.h"
 #include "pace.h"
@@ -165,6 +166,9 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         return NULL;
     }
     const char *title = c ? c->title : "coursed";
+    /* Sensible defaults for a welcome or a preview; callers override. */
+    char *first = c ? pace_format_local(enroll_first_slot(c, to->tz, date), to->tz ? to->tz : c->tz)
+                    : g_strdup("");
     GArray *vars = g_array_new(FALSE, FALSE, sizeof(struct render_var));
     struct render_var base[] = {
         { "name", to->name && *to->name ? to->name : "there", FALSE },
@@ -176,7 +180,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "schedule", schedule, FALSE },
         { "zone", to->tz ? to->tz : (c ? c->tz : "UTC"), FALSE },
         { "zone_hint", "", FALSE },
-        { "first_date", "", FALSE },
+        { "first_date", first, FALSE },
         { "next_date", "", FALSE },
         { "progress", "", FALSE },
         { "confirm_url", "", TRUE },
@@ -242,6 +246,7 @@ done:
     g_free(url);
     g_free(mailto);
     g_array_free(vars, TRUE);
+    g_free(first);
     g_free(schedule);
     g_free(steps);
     g_free(command);
