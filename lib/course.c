@@ -282,7 +282,7 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
             g_strstrip(c->field);                                                         \
         if ((required) && (!c->field || !*c->field)) {                                    \
             g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: missing value for '%s'", ini, \
-                        key_line(text, key), key);                                        \
+                        MAX(key_line(text, key), MAX(text_line(text, "[course]"), 1)), key); \
             goto fail;                                                                    \
         }                                                                                 \
     } while (0)
@@ -338,8 +338,9 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
     c->rule.rrule = c->schedule;
     c->rule.tz = c->tz;
     if (!pace_check(&c->rule, &e)) {
-        const char *key = strstr(e->message, "zone") ? "timezone" : "schedule";
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: %s", ini, key_line(text, key), e->message);
+        const char *key = pace_tz_valid(c->tz) ? "schedule" : "timezone";
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: %s", ini,
+                    MAX(key_line(text, key), 1), e->message);
         g_clear_error(&e);
         goto fail;
     }

@@ -75,6 +75,13 @@ gboolean pace_check(const struct pace_rule *rule, GError **err)
                     rule->rrule);
         return FALSE;
     }
+    if (r.by_hour[0] != ICAL_RECURRENCE_ARRAY_MAX || r.by_minute[0] != ICAL_RECURRENCE_ARRAY_MAX ||
+        r.by_second[0] != ICAL_RECURRENCE_ARRAY_MAX) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "schedule '%s': BYHOUR, BYMINUTE and BYSECOND are not allowed; "
+                    "the time of day is set by 'time'", rule->rrule);
+        return FALSE;
+    }
     if (r.freq < ICAL_DAILY_RECURRENCE) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                     "schedule '%s': FREQ must be DAILY or slower; the time of day is set by 'time'",
@@ -90,6 +97,40 @@ gboolean pace_check(const struct pace_rule *rule, GError **err)
     return TRUE;
 }
 
+/* UTC offset (seconds east) of zone z at instant t. */
+static int offset_at(icaltimezone *z, gint64 t)
+{
+    struct icaltimetype u = icaltime_from_timet_with_zone((time_t)t, 0, icaltimezone_get_utc_timezone());
+    int is_daylight = 0;
+    return icaltimezone_get_utc_offset_of_utc_time(z, &u, &is_daylight);
+}
+
+gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour, int minute)
+{
+    icaltimezone *z = zone_get(tz);
+    if (!z)
+        return -1;
+    /* The wall-clock fields read as if they were UTC. */
+    GDateTime *dt = g_date_time_new_utc(year, month, day, hour, minute, 0);
+    if (!dt)
+        return -1;
+    gint64 wall = g_date_time_to_unix(dt);
+    g_date_time_unref(dt);
+    /* The offsets in force a day before and a day after bracket any
+     * transition near this wall-clock time. */
+    int before = offset_at(z, wall - 86400), after = offset_at(z, wall + 86400);
+    gint64 first = -1;
+    int cand[2] = { before, after };
+    for (int i = 0; i < 2; i++) {
+        gint64 u = wall - cand[i];
+        if (offset_at(z, u) == cand[i] && (first < 0 || u < first))
+            first = u;
+    }
+    if (first >= 0)
+        return first;        /* one match, or the first of a repeated hour */
+    return wall - before;    /* in a gap: read with the offset before it */
+}
+
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
 {
     icaltimezone *z = zone_get(rule->tz);
@@ -99,23 +140,36 @@ gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
     if (r.freq == ICAL_NO_RECURRENCE)
         return -1;
 
-    /* DTSTART: the anchor's local calendar day at the slot's time of day. */
+    /* DTSTART: the anchor's local calendar day at the slot's time of day.
+     * Noon is used for the expansion itself: libical moves a time inside a
+     * DST gap to the other side and then keeps that hour on later days, so
+     * only the date is taken from the iterator and the wall-clock time is
+     * applied by pace_local_to_utc() with the RFC 5545 rule. */
     struct icaltimetype start = icaltime_from_timet_with_zone((time_t)anchor, 0, z);
-    start.hour = rule->hour;
-    start.minute = rule->minute;
+    start.hour = 12;
+    start.minute = 0;
     start.second = 0;
     start = icaltime_set_timezone(&start, z);
 
     icalrecur_iterator *it = icalrecur_iterator_new(r, start);
     if (!it)
         return -1;
+    /* Skip ahead near `after` (keeping the rule's phase), so the cost does
+     * not grow with the time since enrollment. */
+    if (after - anchor > 3 * 86400) {
+        struct icaltimetype near = icaltime_from_timet_with_zone((time_t)(after - 2 * 86400), 0, z);
+        near.hour = 0;
+        near.minute = 0;
+        near.second = 0;
+        near = icaltime_set_timezone(&near, z);
+        icalrecur_iterator_set_start(it, near);
+    }
     gint64 found = -1;
-    /* Bounded: a daily rule reaches ten years after 3,650 steps. */
     for (int i = 0; i < 5000; i++) {
         struct icaltimetype t = icalrecur_iterator_next(it);
         if (icaltime_is_null_time(t))
             break;
-        gint64 u = (gint64)icaltime_as_timet_with_zone(t, z);
+        gint64 u = pace_local_to_utc(rule->tz, t.year, t.month, t.day, rule->hour, rule->minute);
         if (u > after) {
             found = u;
             break;

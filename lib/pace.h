@@ -31,6 +31,12 @@ gboolean pace_parse_time(const char *text, int *hour, int *minute);
  * yields no such slot. */
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after);
 
+/* Returns the UTC instant of a wall-clock time in tz, by RFC 5545's rule
+ * (3.3.5): a time that occurs twice (autumn) is the first occurrence; a
+ * time that does not exist (spring gap) is read with the offset before the
+ * gap, so 02:30 becomes 03:30 summer time. -1 for an unknown zone. */
+gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour, int minute);
+
 /* Returns a plain-English reading of the rule, e.g. "Mondays, Wednesdays
  * and Fridays at 09:00"; g_free(). */
 char *pace_describe(const struct pace_rule *rule);

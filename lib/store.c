@@ -85,6 +85,10 @@ int store_latest_version(void)
 
 static int err_code(int rc)
 {
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return CD_ERR_EXISTS;
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return CD_ERR_NOT_FOUND;
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -92,7 +96,7 @@ static int err_code(int rc)
     case SQLITE_IOERR:
         return CD_ERR_BUSY;
     case SQLITE_CONSTRAINT:
-        return CD_ERR_EXISTS;
+        return CD_ERR_INVALID;
     default:
         return CD_ERR_FAILED;
     }

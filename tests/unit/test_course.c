@@ -362,16 +362,8 @@ static void test_missing_required_key(struct fx *f, gconstpointer data)
         g_free(dir);
         g_free(slug);
     }
-    if (line_zero) {
-        /* BUG: lib/course.c course_load(): a required key that is absent
-         * (title, schedule, time) is reported as "course.ini:0: missing
-         * value for 'title'": key_line() returns 0 for an absent key and the
-         * GET macro prints it. Line 0 does not exist; the other "missing"
-         * errors of this file use line 1 ("missing section [course]",
-         * "missing 'Subject:' header"). Fix: in GET, use
-         * MAX(key_line(text, key), 1), or the line of "[course]". */
-        g_test_skip("BUG: course_load reports an absent required key at line 0");
-    }
+    /* A missing key is reported at the [course] line, never at line 0. */
+    g_assert_false(line_zero);
 }
 
 /* The line of a pace_check error is chosen by looking for "zone" in the
@@ -395,16 +387,7 @@ static void test_schedule_error_line(struct fx *f, gconstpointer data)
     g_free(want);
     g_error_free(err);
     g_free(dir);
-    if (!right_line) {
-        /* BUG: lib/course.c course_load(): after pace_check() fails, the key
-         * to blame is picked with strstr(e->message, "zone"); the message
-         * quotes the schedule, so a bad schedule whose text contains "zone"
-         * is reported at the line of 'timezone' (here 5, and 0 when there
-         * is no timezone key) instead of 'schedule' (3). Fix: decide from
-         * the data, e.g. key = pace_tz_valid(c->tz) ? "schedule" :
-         * "timezone", (or have pace_check return distinct error codes). */
-        g_test_skip("BUG: a bad schedule mentioning 'zone' is blamed on the timezone line");
-    }
+    g_assert_true(right_line);
 }
 
 static void test_bad_course_slug(struct fx *f, gconstpointer data)

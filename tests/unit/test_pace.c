@@ -263,57 +263,48 @@ static void test_far_after_anchor(void)
     gint64 anchor = utc_at(2026, 1, 1, 0, 0);
     assert_slot(pace_next_slot(&r, anchor, utc_at(2035, 6, 1, 12, 0)), utc_at(2035, 6, 2, 9, 0),
                 "daily, nine years on");
+    assert_slot(pace_next_slot(&r, anchor, utc_at(2046, 6, 1, 12, 0)), utc_at(2046, 6, 2, 9, 0),
+                "daily, twenty years on");
     struct pace_rule w = { "FREQ=WEEKLY;BYDAY=MO,WE,FR", 9, 0, "Europe/Berlin" };
     assert_slot(pace_next_slot(&w, anchor, utc_at(2030, 1, 1, 0, 0)),
                 local_at("Europe/Berlin", 2030, 1, 2, 9, 0), "weekly, four years on");
 }
 
-/* A slot time inside the spring-forward gap hour (02:00-02:59 in Europe):
- * on the day of the change the wall-clock time does not exist (either side
- * of the gap is acceptable), but on every other day the slot must be at the
- * rule's wall-clock time. */
+/* A slot time inside the spring-forward gap (02:00-02:59 in Europe) and in
+ * the repeated autumn hour, by the documented RFC 5545 rule: a time that
+ * does not exist is read with the offset before the gap (02:30 -> 03:30
+ * CEST = 01:30Z); a time that occurs twice is its first occurrence (02:30
+ * CEST = 00:30Z). Every other day the slot is at the rule's wall-clock time. */
 static void test_time_in_dst_gap(void)
 {
     struct pace_rule r = { "FREQ=DAILY", 2, 30, "Europe/Berlin" };
     gint64 anchor = utc_at(2026, 3, 26, 12, 0);
     gint64 after = anchor;
-    gboolean wrong = FALSE;
     for (int day = 27; day <= 31; day++) {
         gint64 t = pace_next_slot(&r, anchor, after);
-        g_assert_cmpint(t, >, after);
-        if (day == 29) {
-            /* 02:30 does not exist: 01:30 CET (00:30Z) or 03:30 CEST (01:30Z) */
-            g_assert_true(t == utc_at(2026, 3, 29, 0, 30) || t == utc_at(2026, 3, 29, 1, 30));
-        } else {
-            gint64 want = local_at("Europe/Berlin", 2026, 3, day, 2, 30);
-            if (t != want) {
-                char *g = fmt_utc(t), *w = fmt_utc(want);
-                g_test_message("March %d: got %s, want %s (02:30 Berlin)", day, g, w);
-                g_free(g);
-                g_free(w);
-                wrong = TRUE;
-            }
-            /* never a day off, whatever happens to the hour */
-            g_assert_cmpint(t, >=, want - 3600);
-            g_assert_cmpint(t, <=, want + 3600);
-        }
+        gint64 want = day == 29 ? utc_at(2026, 3, 29, 1, 30) : local_at("Europe/Berlin", 2026, 3, day, 2, 30);
+        assert_slot(t, want, "02:30 Berlin around the spring change");
         after = t;
     }
-    if (wrong) {
-        /* BUG: lib/pace.c pace_next_slot(): for a time of day inside the
-         * spring-forward gap, libical's recurrence iterator normalizes the
-         * non-existent 02:30 on 2026-03-29 to 03:30 and also returns 03:30
-         * for the following day (20260330T033000), so the slot of Monday
-         * 2026-03-30 is 01:30Z (03:30 CEST) instead of 00:30Z (02:30 CEST):
-         * a lesson an hour late. icaltime_as_timet_with_zone() itself
-         * converts 2026-03-30 02:30 correctly. Fix: only take the date from
-         * the iterator and rebuild the wall-clock time from the rule before
-         * converting, e.g. t.hour = rule->hour; t.minute = rule->minute;
-         * t.second = 0; (and reject BYHOUR/BYMINUTE/BYSECOND in pace_check,
-         * since 'time' sets the time of day), or convert with
-         * g_date_time_new(g_time_zone_new_identifier(tz), y, m, d, h, mi, 0). */
-        g_test_skip("BUG: pace_next_slot is an hour late the day after a DST gap for 02:xx slots");
+    g_assert_cmpint(pace_local_to_utc("Europe/Berlin", 2026, 3, 29, 2, 30), ==, utc_at(2026, 3, 29, 1, 30));
+    g_assert_cmpint(pace_local_to_utc("America/New_York", 2026, 3, 8, 2, 30), ==, utc_at(2026, 3, 8, 7, 30));
+}
+
+static void test_time_in_repeated_hour(void)
+{
+    struct pace_rule r = { "FREQ=DAILY", 2, 30, "Europe/Berlin" };
+    gint64 anchor = utc_at(2026, 10, 22, 12, 0);
+    gint64 after = anchor;
+    for (int day = 23; day <= 27; day++) {
+        gint64 t = pace_next_slot(&r, anchor, after);
+        gint64 want = day == 25 ? utc_at(2026, 10, 25, 0, 30) : local_at("Europe/Berlin", 2026, 10, day, 2, 30);
+        assert_slot(t, want, "02:30 Berlin around the autumn change");
+        after = t;
     }
+    /* one slot that day, not two */
+    g_assert_cmpint(pace_next_slot(&r, anchor, utc_at(2026, 10, 25, 0, 30)), ==,
+                    local_at("Europe/Berlin", 2026, 10, 26, 2, 30));
+    g_assert_cmpint(pace_local_to_utc("America/New_York", 2026, 11, 1, 1, 30), ==, utc_at(2026, 11, 1, 5, 30));
 }
 
 static void test_next_slot_bad_rule(void)
@@ -510,6 +501,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pace/next-slot/phase-local-day", test_phase_local_day);
     g_test_add_func("/pace/next-slot/far-after-anchor", test_far_after_anchor);
     g_test_add_func("/pace/next-slot/time-in-dst-gap", test_time_in_dst_gap);
+    g_test_add_func("/pace/next-slot/time-in-repeated-hour", test_time_in_repeated_hour);
     g_test_add_func("/pace/next-slot/bad-rule", test_next_slot_bad_rule);
     g_test_add_func("/pace/describe", test_describe);
     g_test_add_func("/pace/check", test_check);

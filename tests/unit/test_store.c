@@ -344,19 +344,9 @@ static void test_enroll_unknown_subscriber(struct fx *f, gconstpointer data)
     g_assert_nonnull(err);
     g_assert_true(err->domain == CD_ERROR);
     g_test_message("%s (code %d)", err->message, err->code);
-    gboolean mislabelled = err->code == CD_ERR_EXISTS;
+    g_assert_cmpint(err->code, ==, CD_ERR_NOT_FOUND);
     g_clear_error(&err);
     g_assert_cmpint(counts(f->st).enroll_active, ==, 0);
-    if (mislabelled) {
-        /* BUG: lib/store.c err_code(): every SQLITE_CONSTRAINT result is
-         * mapped to CD_ERR_EXISTS ("already there"), so a FOREIGN KEY
-         * failure (unknown subscriber) - and likewise a CHECK or NOT NULL
-         * failure - reads as "already exists" to callers that switch on the
-         * code. Fix: map by extended code: SQLITE_CONSTRAINT_UNIQUE and
-         * _PRIMARYKEY -> CD_ERR_EXISTS, SQLITE_CONSTRAINT_FOREIGNKEY ->
-         * CD_ERR_NOT_FOUND, other constraints -> CD_ERR_INVALID. */
-        g_test_skip("BUG: store_enroll reports an unknown subscriber as CD_ERR_EXISTS");
-    }
 }
 
 static void test_due(struct fx *f, gconstpointer data)
