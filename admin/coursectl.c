@@ -8,6 +8,7 @@
 #include "app.h"
 #include "clock.h"
 #include "compose.h"
+#include "config.h"
 #include "course.h"
 #include "enroll.h"
 #include "error.h"
@@ -216,7 +217,7 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
             g_free(t);
             g_free(h);
         } else {
-            body = compose_lesson(ctl->app, c, (int)n, &rcpt, ctl->now, next, &len, &err);
+            body = compose_lesson(ctl->app, c, (int)n, &rcpt, ctl->now, next, NULL, &len, &err);
         }
     }
     if (!body) {
@@ -320,6 +321,171 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_pause(struct ctl *ctl, int argc, char **argv)
+{
+    char *until = NULL, *dur = NULL;
+    GOptionEntry entries[] = {
+        { "until", 0, 0, G_OPTION_ARG_FILENAME, &until, "Resume by itself at TIME (ISO 8601; a date is 00:00 UTC)", "TIME" },
+        { "for", 0, 0, G_OPTION_ARG_FILENAME, &dur, "Resume by itself after DURATION (e.g. 10d, 2w)", "DURATION" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int rc = EXIT_USAGE;
+    GError *err = NULL;
+    gint64 end = 0;
+    if (!parse("pause EMAIL [COURSE] [--until TIME | --for DURATION]", entries, &argc, &argv, 1, 2))
+        goto out;
+    if (until && dur) {
+        fprintf(stderr, "coursectl: give --until or --for, not both\n");
+        goto out;
+    }
+    if (until && !clock_parse(until, &end, &err)) {
+        rc = fail(err);
+        goto out;
+    }
+    if (dur) {
+        gint64 secs;
+        if (!config_parse_duration(dur, &secs) || secs <= 0) {
+            fprintf(stderr, "coursectl: --for: '%s' is not a duration like 10d or 2w\n", dur);
+            goto out;
+        }
+        end = ctl->now + secs;
+    }
+    int n = enroll_pause(ctl->app, argv[1], argc > 2 ? argv[2] : NULL, end, "cli", ctl->now, &err);
+    if (n < 0) {
+        rc = fail(err);
+        goto out;
+    }
+    char *when = end ? fmt_time(end, "UTC") : g_strdup("resumed");
+    printf("paused %d enrollment(s) of %s until %s\n", n, argv[1], when);
+    g_free(when);
+    rc = n > 0 ? EXIT_OK : EXIT_NOT_FOUND;
+    if (n == 0)
+        fprintf(stderr, "coursectl: %s has no active enrollment to pause\n", argv[1]);
+out:
+    g_free(until);
+    g_free(dur);
+    return rc;
+}
+
+static int cmd_resume(struct ctl *ctl, int argc, char **argv)
+{
+    if (!parse("resume EMAIL [COURSE]", NULL, &argc, &argv, 1, 2))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    int n = enroll_resume(ctl->app, argv[1], argc > 2 ? argv[2] : NULL, "cli", ctl->now, &err);
+    if (n < 0)
+        return fail(err);
+    if (n == 0) {
+        fprintf(stderr, "coursectl: %s has no paused enrollment\n", argv[1]);
+        return EXIT_NOT_FOUND;
+    }
+    printf("resumed %d enrollment(s) of %s\n", n, argv[1]);
+    return EXIT_OK;
+}
+
+static int cmd_sub_set(struct ctl *ctl, int argc, char **argv)
+{
+    char *name = NULL, *tz = NULL;
+    GOptionEntry entries[] = {
+        { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "New display name", "NAME" },
+        { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "New IANA time zone ('' for the course default); re-plans future lessons", "ZONE" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int rc = EXIT_USAGE;
+    if (!parse("sub set EMAIL [--name NAME] [--tz ZONE]", entries, &argc, &argv, 1, 1))
+        goto out;
+    if (!name && !tz) {
+        fprintf(stderr, "coursectl: nothing to set: give --name or --tz\n");
+        goto out;
+    }
+    GError *err = NULL;
+    if (!subscriber_set(ctl->app, argv[1], name, tz, tz != NULL, "cli", ctl->now, &err)) {
+        rc = fail(err);
+        goto out;
+    }
+    printf("updated %s\n", argv[1]);
+    rc = EXIT_OK;
+out:
+    g_free(name);
+    g_free(tz);
+    return rc;
+}
+
+static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean ics = FALSE;
+    GOptionEntry entries[] = {
+        { "ics", 0, 0, G_OPTION_ARG_NONE, &ics, "Write an iCalendar file to stdout", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("schedule EMAIL [COURSE] [--ics]", entries, &argc, &argv, 1, 2))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    const char *only = argc > 2 ? argv[2] : NULL;
+    struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
+    if (!s)
+        return fail(err);
+    GPtrArray *es = store_enrollments_of(ctl->app->st, s->id, &err);
+    int rc = EXIT_OK;
+    if (!es) {
+        rc = fail(err);
+        goto out;
+    }
+    for (guint i = es->len; i-- > 0;) {
+        struct enrollment_row *e = es->pdata[i];
+        if (only && strcmp(only, e->course) != 0)
+            g_ptr_array_remove_index(es, i);
+    }
+    if (only && es->len == 0) {
+        fprintf(stderr, "coursectl: %s is not enrolled in %s\n", s->email, only);
+        rc = EXIT_NOT_FOUND;
+        goto out;
+    }
+    if (ics) {
+        char *cal = enroll_calendar(ctl->app, es, ctl->now, &err);
+        if (!cal) {
+            rc = fail(err);
+            goto out;
+        }
+        fputs(cal, stdout);
+        g_free(cal);
+        goto out;
+    }
+    printf("%-16s %-5s %-26s %s\n", "COURSE", "STEP", "LOCAL TIME", "UTC");
+    for (guint i = 0; i < es->len; i++) {
+        struct enrollment_row *e = es->pdata[i];
+        const struct course *c = course_find(ctl->app->courses, e->course);
+        if (!c)
+            continue;
+        GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
+        int first = 0;
+        if (!enroll_upcoming(ctl->app, e, c, slots, &first, &err)) {
+            g_array_free(slots, TRUE);
+            rc = fail(err);
+            goto out;
+        }
+        if (slots->len == 0)
+            printf("%-16s %s\n", e->course,
+                   strcmp(e->state, "paused") == 0 ? "paused until resumed" : e->state);
+        const char *tz = enroll_zone(c, e->tz);
+        for (guint k = 0; k < slots->len; k++) {
+            gint64 t = g_array_index(slots, gint64, k);
+            char *local = pace_format_local(t, tz), *utc = clock_format_utc(t);
+            char *step = g_strdup_printf("%d/%d", first + (int)k, c->n_lessons);
+            printf("%-16s %-5s %-26s %s\n", e->course, step, local, utc);
+            g_free(step);
+            g_free(local);
+            g_free(utc);
+        }
+        g_array_free(slots, TRUE);
+    }
+out:
+    if (es)
+        g_ptr_array_unref(es);
+    store_sub_free(s);
+    return rc;
+}
+
 static const struct cmd commands[] = {
     { "init", cmd_init, APP_STORE | APP_CREATE, "", "create or upgrade the database" },
     { "course list", cmd_course_list, 0, "", "list the courses found in the courses folder" },
@@ -327,7 +493,11 @@ static const struct cmd commands[] = {
     { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]", "write lesson N (or a system mail) as sent" },
     { "sub add", cmd_sub_add, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
     { "sub list", cmd_sub_list, APP_STORE, "", "list subscribers" },
+    { "sub set", cmd_sub_set, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "change a subscriber; a new zone re-plans future lessons" },
     { "enroll", cmd_enroll, APP_STORE, "EMAIL COURSE", "start a course for a subscriber" },
+    { "pause", cmd_pause, APP_STORE, "EMAIL [COURSE] [--until TIME|--for DUR]", "pause deliveries (all courses unless COURSE)" },
+    { "resume", cmd_resume, APP_STORE, "EMAIL [COURSE]", "resume at the next slot; no lesson is lost" },
+    { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics]", "upcoming lessons, local and UTC, or as iCalendar" },
     { "status", cmd_status, APP_STORE, "EMAIL", "show a subscriber's courses and progress" },
 };
 

@@ -110,8 +110,8 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
 }
 
 char *compose_lesson(const struct app *app, const struct course *c, int n,
-                     const struct compose_to *to, gint64 date, gint64 next_at, gsize *len,
-                     GError **err)
+                     const struct compose_to *to, gint64 date, gint64 next_at,
+                     const char *calendar, gsize *len, GError **err)
 {
     char *text = NULL, *html = NULL;
     if (!compose_lesson_parts(app, c, n, to, next_at, &text, &html, err))
@@ -137,6 +137,7 @@ char *compose_lesson(const struct app *app, const struct course *c, int n,
         .auto_submitted = "auto-generated",
         .text = text,
         .html = html,
+        .calendar = calendar,
     };
     char *out = message_build(&m, len, err);
     g_free(tag);
@@ -167,7 +168,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     }
     const char *title = c ? c->title : "coursed";
     /* Sensible defaults for a welcome or a preview; callers override. */
-    char *first = c ? pace_format_local(enroll_first_slot(c, to->tz, date), to->tz ? to->tz : c->tz)
+    char *first = c ? pace_format_local(enroll_first_slot(cfg, c, to->tz, date), to->tz ? to->tz : c->tz)
                     : g_strdup("");
     GArray *vars = g_array_new(FALSE, FALSE, sizeof(struct render_var));
     struct render_var base[] = {

@@ -26,12 +26,12 @@ char *compose_env_from(const struct config *cfg);
 char *compose_command_address(const struct config *cfg, const struct course *c);
 
 /* Returns lesson n of c as a CRLF message dated `date`, with the next step
- * announced for next_at (<= 0: this is the last step), or NULL with err.
- * Needs app->key (List-Unsubscribe token). Caller g_free()s; *len gets
+ * announced for next_at (<= 0: this is the last step), with the .ics
+ * `calendar` attached when not NULL, or NULL with err. Needs app->key (List-Unsubscribe token). Caller g_free()s; *len gets
  * the length. */
 char *compose_lesson(const struct app *app, const struct course *c, int n,
-                     const struct compose_to *to, gint64 date, gint64 next_at, gsize *len,
-                     GError **err);
+                     const struct compose_to *to, gint64 date, gint64 next_at,
+                     const char *calendar, gsize *len, GError **err);
 
 /* Lesson n's parts without headers, for previews: *text and *html. */
 gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,

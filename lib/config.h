@@ -26,6 +26,10 @@ struct config {
     char *smtp_starttls;     /* off, opportunistic, required */
     gint64 smtp_timeout;     /* seconds, for the greeting and each command */
     gint64 smtp_per_session; /* messages per SMTP connection */
+    /* [pacing] */
+    gint64 late_grace;       /* a missed slot is still sent this late, else moved */
+    gint64 max_per_day;      /* lessons per subscriber per local day */
+    char *first_lesson;      /* "next-slot" or "immediately" */
     /* [delivery] */
     gint64 batch;            /* deliveries claimed per tick */
     gint64 retry_first;      /* seconds until the first retry after a 4xx */

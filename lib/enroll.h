@@ -1,4 +1,5 @@
-/* enroll.h - putting a subscriber on a course calendar. */
+/* enroll.h - a subscriber's place on a course calendar: start, pause,
+ * resume, re-planning, and the plan ahead. */
 #ifndef COURSED_ENROLL_H
 #define COURSED_ENROLL_H
 #include <glib.h>
@@ -9,13 +10,54 @@
  * course default. Borrowed. */
 const char *enroll_zone(const struct course *c, const char *sub_tz);
 
-/* Returns the first lesson's instant for someone starting at now: the next
- * slot, but never later than the course's first_within. */
-gint64 enroll_first_slot(const struct course *c, const char *sub_tz, gint64 now);
+/* Returns c's slot rule in the subscriber's zone (pointers borrowed). */
+struct pace_rule enroll_rule(const struct course *c, const char *sub_tz);
+
+/* Returns the first lesson's instant for someone starting at now: now with
+ * [pacing] first_lesson = immediately; else the next slot, but never later
+ * than the course's first_within. */
+gint64 enroll_first_slot(const struct config *cfg, const struct course *c, const char *sub_tz,
+                         gint64 now);
 
 /* Enrolls email in course (slug). Returns the enrollment id or -1 with err
  * (CD_ERR_NOT_FOUND for an unknown subscriber or course, CD_ERR_EXISTS). */
 gint64 enroll_start(struct app *app, const char *email, const char *course, const char *via,
                     gint64 now, GError **err);
+
+/* Pauses email's active enrollments (only `course` if not NULL) until
+ * `until` (0: until resumed). Returns how many, or -1 with err. */
+int enroll_pause(struct app *app, const char *email, const char *course, gint64 until,
+                 const char *via, gint64 now, GError **err);
+
+/* Resumes paused enrollments: the next unsent lesson goes at the next slot
+ * after now, and the slots after it follow. Returns how many, or -1. */
+int enroll_resume(struct app *app, const char *email, const char *course, const char *via,
+                  gint64 now, GError **err);
+
+/* Resumes every enrollment whose pause has run out by now (the tick calls
+ * this). Returns how many, or -1 with err. */
+int enroll_resume_due(struct app *app, gint64 now, GError **err);
+
+/* Re-plans the subscriber's active enrollments after a change of zone.
+ * Call inside a transaction. */
+gboolean enroll_replan(struct app *app, gint64 subscriber_id, gint64 now, GError **err);
+
+/* Fills slots (gint64, UTC) with the planned instants of the lessons still
+ * to come, starting with lesson *first. A paused enrollment with an end is
+ * projected from that end; an open pause or a finished course has none.
+ * Returns FALSE with err on a database error. */
+gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
+                         GArray *slots, int *first, GError **err);
+
+/* Returns the .ics calendar (see pace_calendar) of the lessons still to
+ * come in the given enrollments (struct enrollment_row), with the highest
+ * of their calendar_seq as SEQUENCE; NULL with err on a database error.
+ * g_free(). */
+char *enroll_calendar(struct app *app, GPtrArray *enrollments, gint64 now, GError **err);
+
+/* Returns the calendar of the lessons after `lesson` (sent at slot_at) of
+ * enrollment `id`, for the mail carrying that lesson. g_free(). */
+char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
+                            gint64 anchor, int lesson, gint64 slot_at, int sequence, gint64 now);
 
 #endif

@@ -131,6 +131,20 @@ gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour,
     return wall - before;    /* in a gap: read with the offset before it */
 }
 
+gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end)
+{
+    icaltimezone *z = zone_get(tz);
+    if (!z)
+        return FALSE;
+    struct icaltimetype l = icaltime_from_timet_with_zone((time_t)t, 0, z);
+    GDate *d = g_date_new_dmy((GDateDay)l.day, (GDateMonth)l.month, (GDateYear)l.year);
+    *start = pace_local_to_utc(tz, l.year, l.month, l.day, 0, 0);
+    g_date_add_days(d, 1);
+    *end = pace_local_to_utc(tz, g_date_get_year(d), g_date_get_month(d), g_date_get_day(d), 0, 0);
+    g_date_free(d);
+    return TRUE;
+}
+
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
 {
     icaltimezone *z = zone_get(rule->tz);
@@ -221,4 +235,43 @@ char *pace_describe(const struct pace_rule *rule)
         g_string_append(s, "On the course calendar");
     g_string_append_printf(s, " at %02d:%02d", rule->hour, rule->minute);
     return g_string_free(s, FALSE);
+}
+
+static struct icaltimetype utc_time(gint64 t)
+{
+    return icaltime_from_timet_with_zone((time_t)t, 0, icaltimezone_get_utc_timezone());
+}
+
+char *pace_calendar(const struct pace_event *ev, size_t n, int sequence, const char *organizer,
+                    const char *name, gint64 dtstamp)
+{
+    icalcomponent *cal = icalcomponent_new(ICAL_VCALENDAR_COMPONENT);
+    icalcomponent_add_property(cal, icalproperty_new_version("2.0"));
+    icalcomponent_add_property(cal, icalproperty_new_prodid("-//coursed//coursed//EN"));
+    icalcomponent_add_property(cal, icalproperty_new_method(ICAL_METHOD_PUBLISH));
+    icalcomponent_add_property(cal, icalproperty_new_calscale("GREGORIAN"));
+    icalproperty *xname = icalproperty_new_x(name);
+    icalproperty_set_x_name(xname, "X-WR-CALNAME");
+    icalcomponent_add_property(cal, xname);
+    char *org = g_strconcat("mailto:", organizer, NULL);
+    for (size_t i = 0; i < n; i++) {
+        icalcomponent *v = icalcomponent_new(ICAL_VEVENT_COMPONENT);
+        icalcomponent_add_property(v, icalproperty_new_uid(ev[i].uid));
+        icalcomponent_add_property(v, icalproperty_new_dtstamp(utc_time(dtstamp)));
+        icalcomponent_add_property(v, icalproperty_new_dtstart(utc_time(ev[i].start)));
+        icalcomponent_add_property(v, icalproperty_new_dtend(utc_time(ev[i].start + 15 * 60)));
+        icalcomponent_add_property(v, icalproperty_new_sequence(sequence));
+        icalcomponent_add_property(v, icalproperty_new_summary(ev[i].summary));
+        if (ev[i].description)
+            icalcomponent_add_property(v, icalproperty_new_description(ev[i].description));
+        icalcomponent_add_property(v, icalproperty_new_organizer(org));
+        icalcomponent_add_property(v, icalproperty_new_transp(ICAL_TRANSP_TRANSPARENT));
+        icalcomponent_add_component(cal, v);
+    }
+    g_free(org);
+    char *text = icalcomponent_as_ical_string_r(cal);
+    char *out = g_strdup(text);
+    free(text);
+    icalcomponent_free(cal);
+    return out;
 }

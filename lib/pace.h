@@ -37,9 +37,27 @@ gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
  * gap, so 02:30 becomes 03:30 summer time. -1 for an unknown zone. */
 gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour, int minute);
 
+/* The local calendar day of instant t in tz, as [*start, *end) in UTC
+ * (23, 24 or 25 hours long). FALSE for an unknown zone. */
+gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end);
+
 /* Returns a plain-English reading of the rule, e.g. "Mondays, Wednesdays
  * and Fridays at 09:00"; g_free(). */
 char *pace_describe(const struct pace_rule *rule);
+
+struct pace_event {
+    gint64 start;              /* UTC */
+    const char *uid;           /* stable across versions of the calendar */
+    const char *summary;
+    const char *description;
+};
+
+/* Returns an iCalendar (RFC 5545) text, METHOD:PUBLISH, one 15-minute
+ * VEVENT per event with UTC times (understood by every calendar app),
+ * SEQUENCE sequence, ORGANIZER mailto:organizer and calendar name `name`.
+ * Caller g_free()s. */
+char *pace_calendar(const struct pace_event *ev, size_t n, int sequence, const char *organizer,
+                    const char *name, gint64 dtstamp);
 
 /* Returns "2026-03-02 10:00 CET"-style local time of t in tz; g_free(). */
 char *pace_format_local(gint64 t, const char *tz);

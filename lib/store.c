@@ -76,6 +76,11 @@ static const char *migrations[] = {
     "  message_key TEXT PRIMARY KEY,"
     "  received_at INTEGER NOT NULL,"
     "  result TEXT NOT NULL DEFAULT '');",
+    /* 2: calendars that follow pauses and zone changes; automatic resume */
+    "ALTER TABLE enrollments ADD COLUMN calendar_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE enrollments ADD COLUMN calendar_dirty INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX enrollments_resume ON enrollments(paused_until)"
+    "  WHERE state = 'paused' AND paused_until IS NOT NULL;",
 };
 
 int store_latest_version(void)
@@ -382,7 +387,8 @@ gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, 
 #define ENR_COLS                                                                         \
     "e.id, e.subscriber_id, s.email, s.name, s.tz, e.course, e.state, e.next_lesson,"    \
     " e.next_send_at, e.anchor_at, e.created_at,"                                       \
-    " (SELECT count(*) FROM deliveries d WHERE d.enrollment_id = e.id AND d.state = 'sent')"
+    " (SELECT count(*) FROM deliveries d WHERE d.enrollment_id = e.id AND d.state = 'sent'),"  \
+    " coalesce(e.paused_until, 0), e.calendar_seq, e.calendar_dirty"
 
 static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
 {
@@ -399,6 +405,9 @@ static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
     r->anchor_at = sqlite3_column_int64(s, 9);
     r->created_at = sqlite3_column_int64(s, 10);
     r->lessons_sent = sqlite3_column_int(s, 11);
+    r->paused_until = sqlite3_column_int64(s, 12);
+    r->calendar_seq = sqlite3_column_int(s, 13);
+    r->calendar_dirty = sqlite3_column_int(s, 14);
     return r;
 }
 
@@ -463,7 +472,12 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
     sqlite3_stmt *s = prep(st,
         "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at, queued_at,"
         " next_attempt_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)"
-        " ON CONFLICT (enrollment_id, lesson) DO NOTHING", err);
+        /* A lesson cancelled by a pause, or failed before one, is queued
+         * again on resume; a sent or pending one is never touched. */
+        " ON CONFLICT (enrollment_id, lesson) DO UPDATE SET state = 'queued', attempts = 0,"
+        "  slot_at = excluded.slot_at, queued_at = excluded.queued_at,"
+        "  next_attempt_at = excluded.next_attempt_at, last_code = NULL, last_text = NULL"
+        "  WHERE deliveries.state IN ('cancelled', 'failed')", err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, e->id);
@@ -520,7 +534,8 @@ GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
     s = prep(st,
         "SELECT d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, d.state,"
         " d.attempts, d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0),"
-        " coalesce(d.last_code, 0), d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at"
+        " coalesce(d.last_code, 0), d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at,"
+        " e.calendar_seq, e.calendar_dirty"
         " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
         " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
     if (!s) {
@@ -555,6 +570,8 @@ GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
         d->tz = col_text(s, 15);
         d->course = col_text(s, 16);
         d->anchor_at = sqlite3_column_int64(s, 17);
+        d->calendar_seq = sqlite3_column_int(s, 18);
+        d->calendar_dirty = sqlite3_column_int(s, 19);
         g_ptr_array_add(a, d);
     }
     sqlite3_reset(s);
@@ -598,10 +615,12 @@ gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int cod
     if (!step_done(st, s, "mark sent", err))
         return FALSE;
     /* Progress only moves forward, and only for the lesson in flight. */
+    /* The calendar counts as delivered only if no change came in between. */
     s = prep(st,
         "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
         " next_send_at = CASE WHEN ?4 > 0 THEN ?4 ELSE NULL END,"
-        " state = CASE WHEN ?4 > 0 THEN state ELSE 'completed' END"
+        " state = CASE WHEN ?4 > 0 THEN state ELSE 'completed' END,"
+        " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
         " WHERE id = ?1 AND next_lesson = ?2", err);
     if (!s)
         return FALSE;
@@ -609,6 +628,8 @@ gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int cod
     sqlite3_bind_int(s, 2, d->lesson);
     sqlite3_bind_int64(s, 3, now);
     sqlite3_bind_int64(s, 4, next_send_at);
+    sqlite3_bind_int(s, 5, d->calendar_dirty);
+    sqlite3_bind_int(s, 6, d->calendar_seq);
     return step_done(st, s, "advance enrollment", err);
 }
 
@@ -657,6 +678,141 @@ gboolean store_mark_failed(struct store *st, const struct delivery_row *d, int c
     bind_text(s, 2, sub_status);
     sqlite3_bind_int64(s, 3, now);
     return step_done(st, s, "set subscriber status", err);
+}
+
+gboolean store_reschedule(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
+                          GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, next_send_at);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "reschedule", err);
+}
+
+gboolean store_replan(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
+                      GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3,"
+        " calendar_seq = calendar_seq + 1, calendar_dirty = 1"
+        " WHERE id = ?1 AND next_send_at IS NOT NULL", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, next_send_at);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "replan", err);
+}
+
+int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64 end, GError **err)
+{
+    /* Walks only this enrollment's deliveries (UNIQUE(enrollment_id, lesson)
+     * is an index with enrollment_id first). */
+    sqlite3_stmt *s = prep(st,
+        "SELECT count(*) FROM deliveries WHERE enrollment_id = ?1 AND state <> 'cancelled'"
+        " AND queued_at >= ?2 AND queued_at < ?3", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, start);
+    sqlite3_bind_int64(s, 3, end);
+    int rc = sqlite3_step(s);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        fail(st, rc, "count today's lessons", err);
+    return n;
+}
+
+gboolean store_pause(struct store *st, gint64 enrollment_id, gint64 until, gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET state = 'paused', paused_until = ?2, next_send_at = NULL,"
+        " updated_at = ?3, calendar_seq = calendar_seq + 1, calendar_dirty = 1"
+        " WHERE id = ?1 AND state IN ('active', 'paused')", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    bind_time(s, 2, until);
+    sqlite3_bind_int64(s, 3, now);
+    if (!step_done(st, s, "pause", err))
+        return FALSE;
+    /* What waits in the queue is withdrawn now, not at send time, so a
+     * resume plans it afresh at a slot instead of firing it at once. */
+    s = prep(st,
+        "UPDATE deliveries SET state = 'cancelled', last_text = 'paused'"
+        " WHERE enrollment_id = ?1 AND state IN ('queued', 'deferred')", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    return step_done(st, s, "withdraw queued lesson", err);
+}
+
+gboolean store_resume(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
+                      GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET state = 'active', paused_until = NULL, next_send_at = ?2,"
+        " updated_at = ?3, calendar_seq = calendar_seq + 1, calendar_dirty = 1"
+        " WHERE id = ?1 AND state = 'paused'", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, next_send_at);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "resume", err);
+}
+
+GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT " ENR_COLS " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+        " WHERE e.state = 'paused' AND e.paused_until IS NOT NULL AND e.paused_until <= ?1"
+        " ORDER BY e.paused_until LIMIT ?2", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, limit);
+    return enrollment_rows(st, s, err);
+}
+
+gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT slot_at FROM deliveries WHERE enrollment_id = ?1 AND lesson = ?2"
+        " AND state IN ('queued', 'deferred', 'sending')", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, lesson);
+    int rc = sqlite3_step(s);
+    gint64 t = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        fail(st, rc, "in-flight slot", err);
+        return -1;
+    }
+    return t;
+}
+
+gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz,
+                          gboolean set_tz, gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE subscribers SET name = coalesce(?2, name),"
+        " tz = CASE WHEN ?4 THEN ?3 ELSE tz END, updated_at = ?5 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, name);
+    bind_text(s, 3, tz);
+    sqlite3_bind_int(s, 4, set_tz);
+    sqlite3_bind_int64(s, 5, now);
+    return step_done(st, s, "update subscriber", err);
 }
 
 int store_recover_sending(struct store *st, GError **err)

@@ -26,6 +26,9 @@ struct enrollment_row {
     gint64 anchor_at;    /* phase of the calendar (enrollment time) */
     gint64 created_at;
     int lessons_sent;
+    gint64 paused_until; /* 0: none */
+    int calendar_seq;    /* bumped by every change of plan */
+    int calendar_dirty;  /* the next mail must carry the calendar */
 };
 
 struct delivery_row {
@@ -42,6 +45,7 @@ struct delivery_row {
     /* joined from enrollment and subscriber */
     char *email, *name, *tz, *course;
     gint64 anchor_at;
+    int calendar_seq, calendar_dirty;
 };
 
 struct store_counts {
@@ -106,6 +110,31 @@ gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int
 gboolean store_mark_failed(struct store *st, const struct delivery_row *d, int code,
                            const char *text, const char *enrollment_state, const char *sub_status,
                            gint64 now, GError **err);
+
+/* Sets an enrollment's next slot (lateness rules; no calendar change). */
+gboolean store_reschedule(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
+                          GError **err);
+/* Sets the next slot after a change of plan (zone): the calendar's SEQUENCE
+ * goes up and the next mail carries it. No-op while a lesson is in flight. */
+gboolean store_replan(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
+                      GError **err);
+/* Returns how many lessons of the enrollment were queued in [start, end),
+ * or -1 with err. */
+int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64 end, GError **err);
+/* Pauses (until 0: indefinitely) and withdraws any queued lesson. */
+gboolean store_pause(struct store *st, gint64 enrollment_id, gint64 until, gint64 now, GError **err);
+/* Resumes a paused enrollment with its next lesson due at next_send_at. */
+gboolean store_resume(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
+                      GError **err);
+/* Paused enrollments whose paused_until has come (index enrollments_resume). */
+GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **err);
+/* Returns the slot of lesson `lesson` while it is in flight, 0 if it is not,
+ * -1 on error. */
+gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, GError **err);
+/* Updates a subscriber's name (if not NULL) and, if set_tz, zone (NULL:
+ * the course default). */
+gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz,
+                          gboolean set_tz, gint64 now, GError **err);
 
 /* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
  * many, or -1 with err. */

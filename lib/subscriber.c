@@ -3,6 +3,7 @@
  * time zone the system knows. */
 #include "subscriber.h"
 #include "address.h"
+#include "enroll.h"
 #include "error.h"
 #include "pace.h"
 
@@ -41,4 +42,32 @@ struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)
     struct sub_row *r = store_sub_get(app->st, addr, err);
     g_free(addr);
     return r;
+}
+
+gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz,
+                        gboolean set_tz, const char *via, gint64 now, GError **err)
+{
+    if (set_tz && tz && *tz && !pace_tz_valid(tz)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "unknown time zone '%s' (use an IANA name like Europe/Berlin)", tz);
+        return FALSE;
+    }
+    struct sub_row *s = subscriber_get(app, email, err);
+    if (!s)
+        return FALSE;
+    char *clean = name ? address_clean_name(name, 200) : NULL;
+    const char *zone = set_tz && tz && *tz ? tz : NULL;
+    char *detail = g_strdup_printf("%s%s%s%s", clean ? "name " : "", clean ? clean : "",
+                                   set_tz ? " zone " : "", set_tz ? (zone ? zone : "(course)") : "");
+    gboolean ok = store_begin(app->st, err) &&
+                  store_sub_update(app->st, s->id, clean, zone, set_tz, now, err) &&
+                  (!set_tz || enroll_replan(app, s->id, now, err)) &&
+                  store_event(app->st, now, s->id, 0, "subscriber-changed", via, g_strstrip(detail), err) &&
+                  store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    g_free(detail);
+    g_free(clean);
+    store_sub_free(s);
+    return ok;
 }

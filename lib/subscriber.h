@@ -14,4 +14,11 @@ gint64 subscriber_add(struct app *app, const char *email, const char *name, cons
  * store_sub_free(). */
 struct sub_row *subscriber_get(struct app *app, const char *email, GError **err);
 
+/* Changes a subscriber's name (if not NULL) and zone (if set_tz; tz NULL
+ * or "" means the course default). A new zone re-plans the future slots of
+ * every active enrollment; lessons already sent are untouched. Returns
+ * FALSE with err (bad zone, unknown subscriber). */
+gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz,
+                        gboolean set_tz, const char *via, gint64 now, GError **err);
+
 #endif

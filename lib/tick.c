@@ -22,56 +22,97 @@ gint64 tick_backoff(const struct config *cfg, int attempts)
     return MIN(d, cfg->retry_max);
 }
 
+/* Decide for one due enrollment: queue its lesson now, or move it.
+ * Returns the slot it was moved to, 0 if it should be queued, -1 on error. */
+static gint64 place(struct app *app, const struct enrollment_row *e, const struct course *c,
+                    gint64 now, GError **err)
+{
+    struct pace_rule rule = enroll_rule(c, e->tz);
+    /* Too late: a lesson long past its slot (downtime, a long retry) is not
+     * fired at a random hour; it takes the next slot, the rest follow. */
+    if (now - e->next_send_at > app->cfg->late_grace)
+        return pace_next_slot(&rule, e->anchor_at, now);
+    /* Never more than max_per_day in the subscriber's own calendar day. */
+    gint64 day_start, day_end;
+    if (!pace_day_bounds(rule.tz, now, &day_start, &day_end))
+        return pace_next_slot(&rule, e->anchor_at, now);
+    int today = store_day_count(app->st, e->id, day_start, day_end, err);
+    if (today < 0)
+        return -1;
+    if (today >= app->cfg->max_per_day)
+        return pace_next_slot(&rule, e->anchor_at, day_end - 1);
+    return 0;
+}
+
 static gboolean plan(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
-    GPtrArray *due = store_due(app->st, now, (int)app->cfg->batch, err);
-    if (!due)
+    if (enroll_resume_due(app, now, err) < 0)
         return FALSE;
-    if (due->len == 0) {
-        g_ptr_array_unref(due);
-        return TRUE;
-    }
-    if (!store_begin(app->st, err)) {
-        g_ptr_array_unref(due);
-        return FALSE;
-    }
-    for (guint i = 0; i < due->len; i++) {
-        struct enrollment_row *e = due->pdata[i];
-        const struct course *c = course_find(app->courses, e->course);
-        if (!c || e->next_lesson > c->n_lessons) {
-            /* A course removed or shortened under a running enrollment:
-             * leave the row alone and tell the operator once per tick. */
-            log_warn("enrollment %" G_GINT64_FORMAT " (%s): course '%s' has no lesson %d; skipped",
-                     e->id, e->email, e->course, e->next_lesson);
-            continue;
+    for (;;) {
+        GPtrArray *due = store_due(app->st, now, (int)app->cfg->batch, err);
+        if (!due)
+            return FALSE;
+        guint n = due->len, skipped = 0;
+        if (n == 0) {
+            g_ptr_array_unref(due);
+            return TRUE;
         }
-        char *msgid = compose_message_id(app->cfg, c->slug, e->id, e->next_lesson);
-        gboolean ok = store_queue(app->st, e, msgid, now, err);
-        g_free(msgid);
-        if (!ok) {
-            store_rollback(app->st);
+        if (!store_begin(app->st, err)) {
             g_ptr_array_unref(due);
             return FALSE;
         }
-        stats->queued++;
+        for (guint i = 0; i < n; i++) {
+            struct enrollment_row *e = due->pdata[i];
+            const struct course *c = course_find(app->courses, e->course);
+            if (!c || e->next_lesson > c->n_lessons) {
+                /* A course removed or shortened under a running enrollment:
+                 * leave the row alone for the operator. */
+                log_warn("enrollment %" G_GINT64_FORMAT " (%s): course '%s' has no lesson %d; skipped",
+                         e->id, e->email, e->course, e->next_lesson);
+                skipped++;
+                continue;
+            }
+            gint64 moved = place(app, e, c, now, err);
+            gboolean ok;
+            if (moved < 0 && err && *err) {
+                ok = FALSE;
+            } else if (moved != 0) {
+                log_debug("enrollment %" G_GINT64_FORMAT " (%s): lesson %d moved from %" G_GINT64_FORMAT
+                          " to %" G_GINT64_FORMAT, e->id, e->email, e->next_lesson, e->next_send_at, moved);
+                ok = moved > 0 ? store_reschedule(app->st, e->id, moved, now, err)
+                               : store_pause(app->st, e->id, 0, now, err);
+                stats->moved++;
+            } else {
+                char *msgid = compose_message_id(app->cfg, c->slug, e->id, e->next_lesson);
+                ok = store_queue(app->st, e, msgid, now, err);
+                g_free(msgid);
+                stats->queued++;
+            }
+            if (!ok) {
+                store_rollback(app->st);
+                g_ptr_array_unref(due);
+                return FALSE;
+            }
+        }
+        g_ptr_array_unref(due);
+        if (!store_commit(app->st, err)) {
+            store_rollback(app->st);
+            return FALSE;
+        }
+        /* Rows left untouched stay due: stop rather than read them again. */
+        if (n < (guint)app->cfg->batch || skipped == n)
+            return TRUE;
     }
-    g_ptr_array_unref(due);
-    return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
 }
 
-/* The slot of the lesson after d, or -1 when d was the last lesson. */
-static gint64 next_slot(const struct course *c, const struct delivery_row *d, gint64 now)
+/* The slot of the lesson after d, or -1 when d was the last lesson. A slot
+ * already past is fine: plan() applies late_grace and max_per_day to it. */
+static gint64 next_slot(const struct course *c, const struct delivery_row *d)
 {
     if (d->lesson >= c->n_lessons)
         return -1;
-    struct pace_rule rule = c->rule;
-    rule.tz = enroll_zone(c, d->tz);
-    gint64 next = pace_next_slot(&rule, d->anchor_at, d->slot_at);
-    /* A lesson that went out late (after retries) must not drag the next
-     * one into the past and send two at once. */
-    if (next > 0 && next <= now)
-        next = pace_next_slot(&rule, d->anchor_at, now);
-    return next;
+    struct pace_rule rule = enroll_rule(c, d->tz);
+    return pace_next_slot(&rule, d->anchor_at, d->slot_at);
 }
 
 static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg *msgs, gint64 now,
@@ -87,7 +128,7 @@ static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg
                                      m->text ? m->text : "");
         gboolean ok = TRUE;
         if (m->outcome == TRANSPORT_OK) {
-            ok = store_mark_sent(app->st, d, m->code, m->text, now, c ? next_slot(c, d, now) : -1, err);
+            ok = store_mark_sent(app->st, d, m->code, m->text, now, c ? next_slot(c, d) : -1, err);
             stats->sent++;
             log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
                      d->lesson, d->email, what);
@@ -146,10 +187,16 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         GError *e = NULL;
         if (c) {
             struct compose_to to = { d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
-            struct pace_rule rule = c->rule;
-            rule.tz = enroll_zone(c, d->tz);
+            struct pace_rule rule = enroll_rule(c, d->tz);
             gint64 next = d->lesson < c->n_lessons ? pace_next_slot(&rule, d->anchor_at, MAX(d->slot_at, now)) : -1;
-            bodies[i] = compose_lesson(app, c, d->lesson, &to, now, next, &m->len, &e);
+            /* After a pause, resume or zone change the plan moved: this mail
+             * carries the new calendar, with a higher SEQUENCE. */
+            char *ics = d->calendar_dirty ? enroll_calendar_after(app, c, d->enrollment_id, d->tz,
+                                                                  d->anchor_at, d->lesson, d->slot_at,
+                                                                  d->calendar_seq, now)
+                                          : NULL;
+            bodies[i] = compose_lesson(app, c, d->lesson, &to, now, next, ics, &m->len, &e);
+            g_free(ics);
         } else {
             g_set_error(&e, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' is not loaded", d->course);
         }
