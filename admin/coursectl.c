@@ -274,10 +274,15 @@ static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_enroll(struct ctl *ctl, int argc, char **argv)
 {
-    if (!parse("enroll EMAIL COURSE", NULL, &argc, &argv, 2, 2))
+    gboolean quiet = FALSE;
+    GOptionEntry entries[] = {
+        { "no-welcome", 0, 0, G_OPTION_ARG_NONE, &quiet, "Do not send the welcome mail", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("enroll EMAIL COURSE [--no-welcome]", entries, &argc, &argv, 2, 2))
         return EXIT_USAGE;
     GError *err = NULL;
-    gint64 id = enroll_start(ctl->app, argv[1], argv[2], "cli", ctl->now, &err);
+    gint64 id = enroll_start(ctl->app, argv[1], argv[2], !quiet, "cli", ctl->now, &err);
     if (id < 0)
         return fail(err);
     printf("enrolled %s in %s (enrollment %" G_GINT64_FORMAT ")\n", argv[1], argv[2], id);
@@ -494,7 +499,7 @@ static const struct cmd commands[] = {
     { "sub add", cmd_sub_add, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
     { "sub list", cmd_sub_list, APP_STORE, "", "list subscribers" },
     { "sub set", cmd_sub_set, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "change a subscriber; a new zone re-plans future lessons" },
-    { "enroll", cmd_enroll, APP_STORE, "EMAIL COURSE", "start a course for a subscriber" },
+    { "enroll", cmd_enroll, APP_STORE | APP_KEY, "EMAIL COURSE [--no-welcome]", "start a course; the welcome mail carries its calendar" },
     { "pause", cmd_pause, APP_STORE, "EMAIL [COURSE] [--until TIME|--for DUR]", "pause deliveries (all courses unless COURSE)" },
     { "resume", cmd_resume, APP_STORE, "EMAIL [COURSE]", "resume at the next slot; no lesson is lost" },
     { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics]", "upcoming lessons, local and UTC, or as iCalendar" },

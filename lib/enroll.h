@@ -19,10 +19,12 @@ struct pace_rule enroll_rule(const struct course *c, const char *sub_tz);
 gint64 enroll_first_slot(const struct config *cfg, const struct course *c, const char *sub_tz,
                          gint64 now);
 
-/* Enrolls email in course (slug). Returns the enrollment id or -1 with err
- * (CD_ERR_NOT_FOUND for an unknown subscriber or course, CD_ERR_EXISTS). */
-gint64 enroll_start(struct app *app, const char *email, const char *course, const char *via,
-                    gint64 now, GError **err);
+/* Enrolls email in course (slug) and, if welcome, queues the welcome mail
+ * with the course calendar (.ics) in the same transaction (needs
+ * app->key). Returns the enrollment id or -1 with err (CD_ERR_NOT_FOUND
+ * for an unknown subscriber or course, CD_ERR_EXISTS). */
+gint64 enroll_start(struct app *app, const char *email, const char *course, gboolean welcome,
+                    const char *via, gint64 now, GError **err);
 
 /* Pauses email's active enrollments (only `course` if not NULL) until
  * `until` (0: until resumed). Returns how many, or -1 with err. */

@@ -15,6 +15,7 @@
 struct store {
     sqlite3 *db;
     char *path;
+    gint64 due_steps;    /* SQLite VM steps of the last store_due() */
     GHashTable *stmts;   /* const char *sql (static) -> sqlite3_stmt* */
 };
 
@@ -81,6 +82,23 @@ static const char *migrations[] = {
     "ALTER TABLE enrollments ADD COLUMN calendar_dirty INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX enrollments_resume ON enrollments(paused_until)"
     "  WHERE state = 'paused' AND paused_until IS NOT NULL;",
+    /* 3: system mails (welcome, confirm, replies), rendered when created */
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,"
+    "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL,"
+    "  rcpt TEXT NOT NULL,"
+    "  message BLOB NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('queued','sending','sent','deferred','failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  sent_at INTEGER,"
+    "  last_code INTEGER,"
+    "  last_text TEXT);"
+    "CREATE INDEX outbox_ready ON outbox(next_attempt_at) WHERE state IN ('queued','deferred');"
+    "CREATE INDEX outbox_sending ON outbox(state) WHERE state = 'sending';",
 };
 
 int store_latest_version(void)
@@ -449,7 +467,15 @@ GPtrArray *store_due(struct store *st, gint64 now, int limit, GError **err)
         return NULL;
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int(s, 2, limit);
-    return enrollment_rows(st, s, err);
+    sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 1);
+    GPtrArray *rows = enrollment_rows(st, s, err);
+    st->due_steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 1);
+    return rows;
+}
+
+gint64 store_due_cost(struct store *st)
+{
+    return st->due_steps;
 }
 
 void store_enrollment_free(struct enrollment_row *r)
@@ -821,7 +847,101 @@ int store_recover_sending(struct store *st, GError **err)
         "UPDATE deliveries SET state = 'queued' WHERE state = 'sending'", err);
     if (!s || !step_done(st, s, "recover sending", err))
         return -1;
-    return sqlite3_changes(st->db);
+    int n = sqlite3_changes(st->db);
+    s = prep(st, "UPDATE outbox SET state = 'queued' WHERE state = 'sending'", err);
+    if (!s || !step_done(st, s, "recover sending system mail", err))
+        return -1;
+    return n + sqlite3_changes(st->db);
+}
+
+gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollment_id,
+                        const char *kind, const char *rcpt, const char *data, gsize len, gint64 now,
+                        GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO outbox (subscriber_id, enrollment_id, kind, rcpt, message, state, created_at,"
+        " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)", err);
+    if (!s)
+        return -1;
+    bind_time(s, 1, subscriber_id);
+    bind_time(s, 2, enrollment_id);
+    bind_text(s, 3, kind);
+    bind_text(s, 4, rcpt);
+    sqlite3_bind_blob64(s, 5, data, len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, now);
+    if (!step_done(st, s, "queue system mail", err))
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **err)
+{
+    if (!store_begin(st, err))
+        return NULL;
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_outbox_free);
+    sqlite3_stmt *s = prep(st,
+        "UPDATE outbox SET state = 'sending', attempts = attempts + 1"
+        " WHERE id IN (SELECT id FROM outbox WHERE state IN ('queued','deferred')"
+        "   AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2)"
+        " RETURNING id, kind, rcpt, message, attempts, created_at", err);
+    if (!s)
+        goto fail;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct outbox_row *r = g_new0(struct outbox_row, 1);
+        r->id = sqlite3_column_int64(s, 0);
+        r->kind = col_text(s, 1);
+        r->rcpt = col_text(s, 2);
+        r->len = (gsize)sqlite3_column_bytes(s, 3);
+        r->data = g_malloc(r->len + 1);
+        memcpy(r->data, sqlite3_column_blob(s, 3), r->len);
+        r->data[r->len] = '\0';
+        r->attempts = sqlite3_column_int(s, 4);
+        r->created_at = sqlite3_column_int64(s, 5);
+        g_ptr_array_add(a, r);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "claim system mail", err);
+        goto fail;
+    }
+    if (!store_commit(st, err))
+        goto fail;
+    return a;
+fail:
+    store_rollback(st);
+    g_ptr_array_unref(a);
+    return NULL;
+}
+
+gboolean store_outbox_mark(struct store *st, gint64 id, const char *state, int code,
+                           const char *text, gint64 when, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE outbox SET state = ?2, last_code = ?3, last_text = ?4,"
+        " sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END,"
+        " next_attempt_at = CASE WHEN ?2 = 'deferred' THEN ?5 ELSE next_attempt_at END"
+        " WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, state);
+    sqlite3_bind_int(s, 3, code);
+    bind_text(s, 4, text);
+    sqlite3_bind_int64(s, 5, when);
+    return step_done(st, s, "record system mail", err);
+}
+
+void store_outbox_free(struct outbox_row *r)
+{
+    if (!r)
+        return;
+    g_free(r->kind);
+    g_free(r->rcpt);
+    g_free(r->data);
+    g_free(r);
 }
 
 gboolean store_event(struct store *st, gint64 now, gint64 subscriber_id, gint64 enrollment_id,
@@ -884,7 +1004,11 @@ gint64 store_next_due(struct store *st, GError **err)
         " SELECT min(next_send_at) AS t FROM enrollments"
         "  WHERE state = 'active' AND next_send_at IS NOT NULL"
         " UNION ALL SELECT min(next_attempt_at) FROM deliveries"
-        "  WHERE state IN ('queued','deferred'))", err);
+        "  WHERE state IN ('queued','deferred')"
+        " UNION ALL SELECT min(next_attempt_at) FROM outbox"
+        "  WHERE state IN ('queued','deferred')"
+        " UNION ALL SELECT min(paused_until) FROM enrollments"
+        "  WHERE state = 'paused' AND paused_until IS NOT NULL)", err);
     if (!s)
         return -1;
     int rc = sqlite3_step(s);
@@ -901,7 +1025,8 @@ gboolean store_idle(struct store *st, GError **err)
 {
     sqlite3_stmt *s = prep(st,
         "SELECT EXISTS (SELECT 1 FROM enrollments WHERE state = 'active')"
-        " OR EXISTS (SELECT 1 FROM deliveries WHERE state IN ('queued','deferred','sending'))", err);
+        " OR EXISTS (SELECT 1 FROM deliveries WHERE state IN ('queued','deferred','sending'))"
+        " OR EXISTS (SELECT 1 FROM outbox WHERE state IN ('queued','deferred','sending'))", err);
     if (!s)
         return FALSE;
     int rc = sqlite3_step(s);

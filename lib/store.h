@@ -85,6 +85,10 @@ GPtrArray *store_enrollments_of(struct store *st, gint64 subscriber_id, GError *
  * first, at most limit. Uses the partial index on next_send_at. */
 GPtrArray *store_due(struct store *st, gint64 now, int limit, GError **err);
 void store_enrollment_free(struct enrollment_row *r);
+/* Returns the SQLite virtual-machine steps the last store_due() took: a
+ * deterministic measure that tests use to show its cost follows the number
+ * due, not the number enrolled. */
+gint64 store_due_cost(struct store *st);
 
 /* Queue lesson of enrollment e (inside a transaction): a deliveries row
  * (UNIQUE(enrollment, lesson) makes a second queueing a no-op) and the
@@ -135,6 +139,30 @@ gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, G
  * the course default). */
 gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz,
                           gboolean set_tz, gint64 now, GError **err);
+
+/* A system mail waiting in (or moving through) the outbox. */
+struct outbox_row {
+    gint64 id;
+    char *kind;          /* welcome, confirm, status, help, ... */
+    char *rcpt;
+    char *data;          /* the whole CRLF message */
+    gsize len;
+    int attempts;
+    gint64 created_at;
+};
+
+/* Queues a rendered system mail (inside a transaction, with whatever caused
+ * it). Returns its id or -1 with err. */
+gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollment_id,
+                        const char *kind, const char *rcpt, const char *data, gsize len, gint64 now,
+                        GError **err);
+/* Claims up to limit ready system mails ('sending'); oldest first. */
+GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **err);
+/* Records an outcome: state sent (when = sent time), deferred (when = next
+ * attempt) or failed. */
+gboolean store_outbox_mark(struct store *st, gint64 id, const char *state, int code,
+                           const char *text, gint64 when, GError **err);
+void store_outbox_free(struct outbox_row *r);
 
 /* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
  * many, or -1 with err. */

@@ -163,6 +163,79 @@ static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg
     return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
 }
 
+/* Sends the messages in ready (struct transport_msg *), one SMTP session
+ * per messages_per_session, and leaves each outcome in its message. */
+static void send_ready(struct app *app, GPtrArray *ready)
+{
+    size_t per = (size_t)app->cfg->smtp_per_session;
+    struct transport_msg *batch = g_new0(struct transport_msg, per);
+    for (guint off = 0; off < ready->len; off += (guint)per) {
+        size_t k = MIN(per, ready->len - off);
+        for (size_t j = 0; j < k; j++)
+            batch[j] = *(struct transport_msg *)ready->pdata[off + j];
+        transport_send(app->tr, batch, k);
+        for (size_t j = 0; j < k; j++)
+            *(struct transport_msg *)ready->pdata[off + j] = batch[j];
+    }
+    g_free(batch);
+}
+
+/* System mails (welcome, confirm, replies) go before lessons, so that a
+ * welcome arrives ahead of the first lesson. They were rendered when they
+ * were queued; here they are only sent and their outcome recorded. */
+static gboolean deliver_outbox(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
+{
+    GPtrArray *claimed = store_outbox_claim(app->st, now, (int)app->cfg->batch, err);
+    if (!claimed)
+        return FALSE;
+    guint n = claimed->len;
+    if (n == 0) {
+        g_ptr_array_unref(claimed);
+        return TRUE;
+    }
+    char *env_from = compose_env_from(app->cfg);
+    struct transport_msg *msgs = g_new0(struct transport_msg, n);
+    GPtrArray *ready = g_ptr_array_new();
+    for (guint i = 0; i < n; i++) {
+        struct outbox_row *r = claimed->pdata[i];
+        msgs[i] = (struct transport_msg){ .env_from = env_from, .rcpt = r->rcpt, .data = r->data,
+                                          .len = r->len, .id = r->id };
+        g_ptr_array_add(ready, &msgs[i]);
+    }
+    send_ready(app, ready);
+    gboolean ok = store_begin(app->st, err);
+    for (guint i = 0; ok && i < n; i++) {
+        struct outbox_row *r = claimed->pdata[i];
+        struct transport_msg *m = &msgs[i];
+        char *what = g_strdup_printf("%d %s %s", m->code, m->status, m->text ? m->text : "");
+        if (m->outcome == TRANSPORT_OK) {
+            ok = store_outbox_mark(app->st, r->id, "sent", m->code, what, now, err);
+            stats->sent++;
+            log_info("system mail %" G_GINT64_FORMAT " (%s) to %s sent: %s", r->id, r->kind, r->rcpt, what);
+        } else if (m->outcome == TRANSPORT_PERM || now - r->created_at >= app->cfg->give_up) {
+            ok = store_outbox_mark(app->st, r->id, "failed", m->code, what, now, err);
+            stats->failed++;
+            log_warn("system mail %" G_GINT64_FORMAT " (%s) to %s failed: %s", r->id, r->kind, r->rcpt, what);
+        } else {
+            ok = store_outbox_mark(app->st, r->id, "deferred", m->code, what,
+                                   now + tick_backoff(app->cfg, r->attempts), err);
+            stats->deferred++;
+            log_info("system mail %" G_GINT64_FORMAT " (%s) to %s deferred: %s", r->id, r->kind, r->rcpt, what);
+        }
+        g_free(what);
+    }
+    ok = ok && store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    for (guint i = 0; i < n; i++)
+        transport_msg_clear(&msgs[i]);
+    g_ptr_array_unref(ready);
+    g_free(msgs);
+    g_free(env_from);
+    g_ptr_array_unref(claimed);
+    return ok;
+}
+
 static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
     GPtrArray *claimed = store_claim(app->st, now, (int)app->cfg->batch, err);
@@ -213,18 +286,7 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         m->data = bodies[i];
         g_ptr_array_add(ready, m);
     }
-    /* One SMTP session per messages_per_session messages. */
-    size_t per = (size_t)app->cfg->smtp_per_session;
-    struct transport_msg *batch = g_new0(struct transport_msg, per);
-    for (guint off = 0; off < ready->len; off += (guint)per) {
-        size_t k = MIN(per, ready->len - off);
-        for (size_t j = 0; j < k; j++)
-            batch[j] = *(struct transport_msg *)ready->pdata[off + j];
-        transport_send(app->tr, batch, k);
-        for (size_t j = 0; j < k; j++)
-            *(struct transport_msg *)ready->pdata[off + j] = batch[j];
-    }
-    g_free(batch);
+    send_ready(app, ready);
     gboolean ok = record(app, claimed, msgs, now, stats, err);
     if (!ok)
         log_err("cannot record %u outcomes: %s; they stay 'sending' and are retried after restart",
@@ -258,7 +320,7 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
     /* Drain what is ready, batch by batch, within this tick. */
     for (int round = 0; round < 1000; round++) {
         int before = stats->sent + stats->deferred + stats->failed;
-        if (!deliver(app, now, stats, err))
+        if (!deliver_outbox(app, now, stats, err) || !deliver(app, now, stats, err))
             return FALSE;
         if (stats->sent + stats->deferred + stats->failed == before)
             break;

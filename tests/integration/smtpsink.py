@@ -92,6 +92,18 @@ class Sink:
             return port
         raise RuntimeError(f"could not start the SMTP sink: {last}")
 
+    def lessons(self, rcpt=None):
+        """The lesson mails received (those with X-Course-Lesson), in order."""
+        with self.lock:
+            return [m for m in self.messages if m["msg"]["X-Course-Lesson"]
+                    and (rcpt is None or m["rcpts"] == [rcpt])]
+
+    def system(self, rcpt=None):
+        """The system mails received (welcome, confirm, replies), in order."""
+        with self.lock:
+            return [m for m in self.messages if not m["msg"]["X-Course-Lesson"]
+                    and (rcpt is None or m["rcpts"] == [rcpt])]
+
     def stop(self):
         if self.controller:
             self.controller.stop()

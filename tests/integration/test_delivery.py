@@ -79,7 +79,7 @@ def run_weeks(env, extra_ticks=()):
 
 
 def received_by(sink, email):
-    return [m for m in sink.messages if m["rcpts"] == [email]]
+    return sink.lessons(email)
 
 
 def check_headers(m, email, name, n):
@@ -108,9 +108,14 @@ def test_every_lesson_once_in_order_at_its_slot(env_factory, sink):
     prepare(env)
     plan = run_weeks(env)
 
-    assert len(sink.messages) == LESSONS * len(SUBSCRIBERS)
+    assert len(sink.lessons()) == LESSONS * len(SUBSCRIBERS)
     ids = [m["msg"]["Message-ID"] for m in sink.messages]
-    assert len(set(ids)) == len(ids), "a lesson arrived twice"
+    assert len(set(ids)) == len(ids), "a mail arrived twice"
+    # each subscriber was welcomed once, before the first lesson
+    for email, name, zone, enrolled in SUBSCRIBERS:
+        welcome = sink.system(email)
+        assert [w["msg"]["Auto-Submitted"] for w in welcome] == ["auto-replied"]
+        assert sink.messages.index(welcome[0]) < sink.messages.index(received_by(sink, email)[0])
     for email, name, zone, _ in SUBSCRIBERS:
         got = received_by(sink, email)
         assert [m["msg"]["X-Course-Lesson"] for m in got] == \
@@ -141,7 +146,7 @@ def test_451_is_retried_later_and_arrives_once(env_factory):
         plan = run_weeks(env)
 
     assert len(sink.refused) == 1
-    assert len(sink.messages) == LESSONS * len(SUBSCRIBERS), "a lesson was lost or duplicated"
+    assert len(sink.lessons()) == LESSONS * len(SUBSCRIBERS), "a lesson was lost or duplicated"
     got = received_by(sink, victim[0])
     assert [m["msg"]["X-Course-Lesson"] for m in got] == [f"test {n}/{LESSONS}" for n in range(1, LESSONS + 1)]
     slots = plan[victim[0]]
@@ -170,9 +175,10 @@ def test_5xx_is_not_retried_and_stops_the_subscriber(env_factory):
         prepare(env)
         run_weeks(env)
 
-    assert [r["rcpts"] for r in sink.refused] == [["chandra@example.com"]], "a 5xx was retried"
+    # the welcome was refused first, then lesson 1; neither was retried
+    assert [r["rcpts"] for r in sink.refused] == [["chandra@example.com"]] * 2, "a 5xx was retried"
     assert len(received_by(sink, "chandra@example.com")) == 0
-    assert len(sink.messages) == LESSONS * 2
+    assert len(sink.lessons()) == LESSONS * 2
     assert env.sql("SELECT status FROM subscribers WHERE email = 'chandra@example.com'") == [("bounced",)]
     assert env.sql("SELECT d.state, d.last_code FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
                    " JOIN subscribers s ON s.id = e.subscriber_id WHERE s.email = 'chandra@example.com'") \
@@ -190,7 +196,7 @@ def test_server_down_defers_and_nothing_is_lost(env_factory):
         write_course(env.courses, "test", 2)
         env.ctl("init", now="2026-03-02T00:00:00Z")
         env.ctl("sub", "add", "ann@example.org", now="2026-03-02T00:00:00Z")
-        env.ctl("enroll", "ann@example.org", "test", now="2026-03-02T00:00:00Z")
+        env.ctl("enroll", "ann@example.org", "test", "--no-welcome", now="2026-03-02T00:00:00Z")
         env.tick("2026-03-02T08:00:00Z")   # 09:00 Berlin: connection refused
         assert env.sql("SELECT state, attempts FROM deliveries") == [("deferred", 1)]
         env.tick("2026-03-02T08:01:00Z")   # before the retry time: untouched
