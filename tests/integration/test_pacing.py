@@ -138,6 +138,12 @@ def test_pause_ten_days_then_resume(env_factory, sink):
     # the first mail after the resume carries the new plan, SEQUENCE raised
     cals = calendar_parts(sink, "ann@example.org")
     assert [c[0] for c in cals] == ["welcome", "test 3/6"]
+    # the welcome carried the whole plan as it stood then, SEQUENCE 0
+    welcome = icalendar.Calendar.from_ical(cals[0][1])
+    assert str(welcome["METHOD"]) == "PUBLISH"
+    assert [e["DTSTART"].dt for e in welcome.walk("VEVENT")] == \
+        [local("Europe/Berlin", 2026, 5, d) for d in (4, 6, 8, 11, 13, 15)]
+    assert {int(e["SEQUENCE"]) for e in welcome.walk("VEVENT")} == {0}
     cal = icalendar.Calendar.from_ical(cals[1][1])
     assert str(cal["METHOD"]) == "PUBLISH"
     events = [e for e in cal.walk("VEVENT")]
@@ -274,3 +280,22 @@ def test_three_day_outage_with_1000_enrollments(env_factory, sink):
         per_tick[(m["rcpts"][0], m["msg"]["Date"])] += 1
     assert max(per_tick.values()) == 1
     assert after > 0
+
+
+@pytest.mark.parametrize("mode,first_within,want", [
+    ("next-slot", "", datetime(2026, 5, 11, 7, 0, tzinfo=UTC)),        # Mon 09:00 CEST
+    ("next-slot", "first_within = 24h\n", datetime(2026, 5, 9, 8, 0, tzinfo=UTC)),  # capped
+    ("immediately", "", datetime(2026, 5, 8, 8, 0, tzinfo=UTC)),
+])
+def test_first_lesson(env_factory, sink, mode, first_within, want):
+    """Enrolled on Friday 10:00 CEST, after that day's slot: the next slot
+    is Monday, 71 hours on; first_within = 24h brings it to Saturday 10:00;
+    first_lesson = immediately sends it at once."""
+    env = env_factory(smtp_port=sink.port, extra_conf=f"[pacing]\nfirst_lesson = {mode}\n")
+    write_course(env.courses, "test", 2, extra=first_within)
+    t0 = datetime(2026, 5, 8, 8, 0, tzinfo=UTC)
+    env.ctl("init", now=iso(t0))
+    env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+    env.ctl("enroll", "ann@example.org", "test", now=iso(t0))
+    run_ticks(env, hourly(t0, t0 + timedelta(days=4)))
+    assert dates(sink, "ann@example.org")[0] == want
