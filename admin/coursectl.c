@@ -7,6 +7,8 @@
 #include <string.h>
 #include "app.h"
 #include "clock.h"
+#include "command.h"
+#include "inbound.h"
 #include "compose.h"
 #include "config.h"
 #include "course.h"
@@ -26,6 +28,9 @@ enum exit_code {
     EXIT_EXISTS = 4,     /* already exists */
     EXIT_TEMPFAIL = 75,  /* database busy or disk full: try again */
 };
+#define EX_TEMPFAIL 75
+/* inbound's own usage errors must not bounce mail either */
+#define EX_TEMPFAIL_OR_USAGE EX_TEMPFAIL
 
 struct ctl {
     const char *config_path;
@@ -39,6 +44,7 @@ struct cmd {
     int app_flags;            /* what the command needs opened */
     const char *args;
     const char *help;
+    int setup_fail;           /* exit code when config or database cannot be opened; 0: by error */
 };
 
 static int fail(GError *err)
@@ -491,6 +497,80 @@ out:
     return rc;
 }
 
+#define INBOUND_MAX (10 * 1024 * 1024)
+
+static int cmd_inbound(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean dry = FALSE, json = FALSE;
+    char *sender = NULL, *recipient = NULL;
+    GOptionEntry entries[] = {
+        { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry, "Show how the message would be handled; change nothing", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the classification as JSON", NULL },
+        { "sender", 'f', 0, G_OPTION_ARG_FILENAME, &sender, "Envelope sender, as the MTA passes it (${sender})", "ADDR" },
+        { "recipient", 'r', 0, G_OPTION_ARG_FILENAME, &recipient, "Envelope recipient (${recipient})", "ADDR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("inbound [--dry-run] [--json] [--sender ADDR] [--recipient ADDR] < MESSAGE", entries,
+               &argc, &argv, 0, 0))
+        return EX_TEMPFAIL_OR_USAGE;
+    GByteArray *buf = g_byte_array_new();
+    guint8 chunk[65536];
+    size_t got;
+    gboolean too_big = FALSE;
+    while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (buf->len + got > INBOUND_MAX) {
+            too_big = TRUE;
+            break;
+        }
+        g_byte_array_append(buf, chunk, (guint)got);
+    }
+    int rc = EXIT_OK;
+    GPtrArray *slugs = g_ptr_array_new();
+    for (guint i = 0; i < ctl->app->courses->len; i++)
+        g_ptr_array_add(slugs, ((struct course *)ctl->app->courses->pdata[i])->slug);
+    g_ptr_array_add(slugs, NULL);
+    struct inbound *r = inbound_classify((const char *)buf->data, buf->len, ctl->app->cfg,
+                                         (const char *const *)slugs->pdata, sender, recipient);
+    if (too_big) {
+        r->kind = INBOUND_IGNORED;
+        g_free(r->reason);
+        r->reason = g_strdup_printf("larger than %d bytes: ignored", INBOUND_MAX);
+    }
+    char *action = NULL;
+    if (dry || too_big) {
+        action = command_describe(r);
+        if (too_big) {
+            g_free(action);
+            action = g_strdup("nothing");
+        }
+    } else {
+        GError *err = NULL;
+        if (!command_apply(ctl->app, r, "email", ctl->now, &action, &err)) {
+            /* Could not be handled now: the MTA keeps the message and retries. */
+            fprintf(stderr, "coursectl: inbound %s: %s\n", r->key, err->message);
+            g_error_free(err);
+            rc = EX_TEMPFAIL;
+        }
+    }
+    if (rc == EXIT_OK) {
+        if (json) {
+            char *j = inbound_to_json(r, action);
+            printf("%s\n", j);
+            g_free(j);
+        } else {
+            printf("%s: %s%s%s: %s\n", inbound_kind_name(r->kind), r->command ? r->command : "",
+                   r->course ? " " : "", r->course ? r->course : "", action ? action : r->reason);
+        }
+    }
+    g_free(action);
+    inbound_free(r);
+    g_ptr_array_free(slugs, TRUE);
+    g_byte_array_unref(buf);
+    g_free(sender);
+    g_free(recipient);
+    return rc;
+}
+
 static const struct cmd commands[] = {
     { "init", cmd_init, APP_STORE | APP_CREATE, "", "create or upgrade the database" },
     { "course list", cmd_course_list, 0, "", "list the courses found in the courses folder" },
@@ -502,6 +582,7 @@ static const struct cmd commands[] = {
     { "enroll", cmd_enroll, APP_STORE | APP_KEY, "EMAIL COURSE [--no-welcome]", "start a course; the welcome mail carries its calendar" },
     { "pause", cmd_pause, APP_STORE, "EMAIL [COURSE] [--until TIME|--for DUR]", "pause deliveries (all courses unless COURSE)" },
     { "resume", cmd_resume, APP_STORE, "EMAIL [COURSE]", "resume at the next slot; no lesson is lost" },
+    { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE", "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
     { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics]", "upcoming lessons, local and UTC, or as iCalendar" },
     { "status", cmd_status, APP_STORE, "EMAIL", "show a subscriber's courses and progress" },
 };
@@ -582,9 +663,21 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    ctl.app = app_open(config_default_path(ctl.config_path), cmd->app_flags, &err);
-    if (!ctl.app)
+    /* A dry run of inbound only reads courses: it works without a database. */
+    int flags = cmd->app_flags;
+    if (cmd->fn == cmd_inbound)
+        for (int k = i + words; k < argc; k++)
+            if (!strcmp(argv[k], "--dry-run") || !strcmp(argv[k], "-n"))
+                flags = 0;
+    ctl.app = app_open(config_default_path(ctl.config_path), flags, &err);
+    if (!ctl.app) {
+        if (cmd->setup_fail) {
+            fprintf(stderr, "coursectl: %s\n", err->message);
+            g_error_free(err);
+            return cmd->setup_fail;
+        }
         return fail(err);
+    }
     /* The command sees its own name as argv[0] and its arguments after. */
     int cargc = argc - i - words + 1;
     char **cargv = g_new0(char *, (gsize)cargc + 1);

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "course.h"
 #include "error.h"
+#include "http.h"
 #include "lock.h"
 #include "log.h"
 #include "tick.h"
@@ -178,12 +179,26 @@ int main(int argc, char **argv)
     } else {
         log_info("started: %u course(s), transport %s, database %s", app->courses->len,
                  app->tr->ops->name, app->cfg->database);
+        struct http *http = http_start(path, &err);
+        if (err) {
+            log_err("%s", err->message);
+            g_clear_error(&err);
+            rc = 1;
+            want_stop = 1;
+        }
         while (!want_stop) {
             if (want_reload) {
                 want_reload = 0;
-                if (app_reload(app, &err))
+                if (app_reload(app, &err)) {
                     log_info("reloaded %s: %u course(s)", app->cfg->path, app->courses->len);
-                else {
+                    /* The pages hold their own copy of the configuration. */
+                    http_stop(http);
+                    http = http_start(path, &err);
+                    if (err) {
+                        log_err("HTTP pages not restarted: %s", err->message);
+                        g_clear_error(&err);
+                    }
+                } else {
                     log_err("reload refused, keeping the running configuration: %s", err->message);
                     g_clear_error(&err);
                 }
@@ -199,6 +214,7 @@ int main(int argc, char **argv)
             }
             nap(next_wait(app));
         }
+        http_stop(http);
         if (want_stop)
             log_info("stopping on signal");
     }

@@ -11,6 +11,7 @@
 #include "message.h"
 #include "pace.h"
 #include "render.h"
+#include "store.h"
 #include "token.h"
 
 char *compose_message_id(const struct config *cfg, const char *course, gint64 enrollment_id, int n)
@@ -22,6 +23,16 @@ char *compose_message_id(const struct config *cfg, const char *course, gint64 en
 char *compose_env_from(const struct config *cfg)
 {
     return g_strdup_printf("bounces@%s", cfg->domain);
+}
+
+char *compose_verp(const struct app *app, const struct delivery_row *d)
+{
+    if (!app->key)
+        return compose_env_from(app->cfg);
+    char *tok = token_make(app->key, TOKEN_BOUNCE, d->id, d->email, d->course, 0);
+    char *addr = g_strdup_printf("bounces+%s@%s", tok, app->cfg->domain);
+    g_free(tok);
+    return addr;
 }
 
 char *compose_command_address(const struct config *cfg, const struct course *c)

@@ -22,6 +22,11 @@ char *compose_message_id(const struct config *cfg, const char *course, gint64 en
 /* Returns the envelope sender for lessons. Caller g_free()s. */
 char *compose_env_from(const struct config *cfg);
 
+struct delivery_row;
+/* Returns the VERP envelope sender of a lesson, bounces+TOKEN@domain, whose
+ * token names the delivery (or bounces@domain without a key). g_free(). */
+char *compose_verp(const struct app *app, const struct delivery_row *d);
+
 /* Returns the address commands for course c are sent to. g_free(). */
 char *compose_command_address(const struct config *cfg, const struct course *c);
 

@@ -30,6 +30,14 @@ struct config {
     gint64 late_grace;       /* a missed slot is still sent this late, else moved */
     gint64 max_per_day;      /* lessons per subscriber per local day */
     char *first_lesson;      /* "next-slot" or "immediately" */
+    /* [inbound] */
+    char *inbound_maildir;   /* Maildir coursed watches; "" = none */
+    gint64 inbound_scan;     /* seconds between full scans of it */
+    gint64 replies_per_day;  /* automatic replies to one address per day */
+    gint64 confirm_per_hour; /* confirmation mails per hour, all addresses */
+    gint64 confirm_ttl;      /* confirmation links expire after this */
+    /* [http] */
+    char *http_listen;       /* address:port of the one-click pages; "" = off */
     /* [delivery] */
     gint64 batch;            /* deliveries claimed per tick */
     gint64 retry_first;      /* seconds until the first retry after a 4xx */

@@ -13,7 +13,7 @@
 
 static const char *course_keys[] = {
     "title", "description", "sender", "sender_name", "source",
-    "schedule", "time", "timezone", "first_within", NULL
+    "schedule", "time", "timezone", "first_within", "allow_next", NULL
 };
 
 gboolean course_slug_valid(const char *slug)
@@ -332,6 +332,15 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
             g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                         "%s:%d: first_within must be a duration like 24h", ini,
                         key_line(text, "first_within"));
+            goto fail;
+        }
+    }
+    if (g_key_file_has_key(kf, "course", "allow_next", NULL)) {
+        c->allow_next = g_key_file_get_boolean(kf, "course", "allow_next", &e);
+        if (e) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: allow_next must be true or false", ini,
+                        key_line(text, "allow_next"));
+            g_clear_error(&e);
             goto fail;
         }
     }

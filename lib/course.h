@@ -25,6 +25,7 @@ struct course {
     char *time;            /* "HH:MM" */
     char *tz;              /* default zone of subscribers */
     gint64 first_within;   /* 0 = no cap */
+    gboolean allow_next;   /* the "next" command may send a lesson early */
     struct pace_rule rule; /* points into the fields above */
     int n_lessons;
     struct lesson *lessons;

@@ -6,6 +6,7 @@
 #include "enroll.h"
 #include "compose.h"
 #include "error.h"
+#include "notify.h"
 #include "log.h"
 #include "subscriber.h"
 
@@ -33,46 +34,6 @@ gint64 enroll_first_slot(const struct config *cfg, const struct course *c, const
     return slot;
 }
 
-/* Queue the welcome mail of enrollment id (inside the caller's transaction). */
-static gboolean queue_welcome(struct app *app, const struct course *c, const struct sub_row *s,
-                              gint64 id, gint64 now, GError **err)
-{
-    GPtrArray *es = store_enrollments_of(app->st, s->id, err);
-    if (!es)
-        return FALSE;
-    GPtrArray *mine = g_ptr_array_new();
-    struct enrollment_row *e = NULL;
-    for (guint i = 0; i < es->len; i++)
-        if (((struct enrollment_row *)es->pdata[i])->id == id)
-            g_ptr_array_add(mine, (e = es->pdata[i]));
-    gboolean ok = FALSE;
-    char *ics = e ? enroll_calendar(app, mine, now, err) : NULL;
-    if (ics) {
-        const char *zone = enroll_zone(c, s->tz);
-        char *first = pace_format_local(e->next_send_at, zone);
-        char *hint = s->tz ? g_strdup("")
-                           : g_strdup_printf("We do not know your time zone yet, so the times follow the "
-                                             "course's zone, %s.", zone);
-        struct render_var vars[] = {
-            { "first_date", first, FALSE },
-            { "zone", zone, FALSE },
-            { "zone_hint", hint, FALSE },
-        };
-        struct compose_system_opts opts = { vars, G_N_ELEMENTS(vars), NULL, ics, TRUE };
-        struct compose_to to = { s->email, s->name, s->tz, id };
-        gsize len = 0;
-        char *msg = compose_system(app, "welcome", c, &to, &opts, now, &len, err);
-        ok = msg && store_outbox_add(app->st, s->id, id, "welcome", s->email, msg, len, now, err) > 0;
-        g_free(msg);
-        g_free(hint);
-        g_free(first);
-        g_free(ics);
-    }
-    g_ptr_array_unref(mine);
-    g_ptr_array_unref(es);
-    return ok;
-}
-
 gint64 enroll_start(struct app *app, const char *email, const char *course, gboolean welcome,
                     const char *via, gint64 now, GError **err)
 {
@@ -94,7 +55,7 @@ gint64 enroll_start(struct app *app, const char *email, const char *course, gboo
         goto out;
     id = store_enroll(app->st, s->id, c->slug, first, now, now, err);
     if (id < 0 || !store_event(app->st, now, s->id, id, "enrolled", via, c->slug, err) ||
-        (welcome && !queue_welcome(app, c, s, id, now, err)) || !store_commit(app->st, err)) {
+        (welcome && !notify_welcome(app, c, id, now, err)) || !store_commit(app->st, err)) {
         store_rollback(app->st);
         id = -1;
     }

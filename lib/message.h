@@ -27,4 +27,38 @@ void message_init(void);
  * cleaned of control characters so no input can add a header. */
 char *message_build(const struct message_spec *m, gsize *len, GError **err);
 
+/* One recipient's lines of a delivery-status report (RFC 3464). */
+struct message_dsn {
+    char *recipient;     /* Final-Recipient address (type prefix removed) */
+    char *action;        /* failed, delayed, delivered, relayed, expanded */
+    char *status;        /* enhanced status code, e.g. 5.1.1 */
+    char *diagnostic;    /* Diagnostic-Code, as text */
+};
+
+/* An inbound message, reduced to what classification needs. Every string
+ * is valid UTF-8 with control characters other than TAB and LF removed. */
+struct message_in {
+    char *message_id;         /* without <>, NULL if none */
+    char *from_addr, *from_name;
+    char *subject;            /* decoded */
+    char *return_path;        /* envelope sender from Return-Path; "" for <>; NULL if absent */
+    GPtrArray *rcpts;         /* addresses from Delivered-To, X-Original-To, To, Cc (char *) */
+    gboolean has_date;
+    int date_offset;          /* Date header's UTC offset in minutes */
+    GHashTable *headers;      /* lower-cased name -> first value (unfolded) */
+    char *text;               /* the body's text: text/plain, else text/html as text */
+    gboolean html_only;       /* text came from an HTML part */
+    gboolean is_dsn;          /* multipart/report; report-type=delivery-status */
+    GPtrArray *dsn;           /* struct message_dsn *, one per recipient block */
+};
+
+/* Returns the parsed message, or NULL with err when the bytes are not a
+ * message at all. Never trusts its input: sizes are bounded and nothing is
+ * executed or fetched. Free with message_in_free(). */
+struct message_in *message_parse(const char *data, gsize len, GError **err);
+void message_in_free(struct message_in *m);
+
+/* Returns the first value of header `name` (any case), or NULL. Borrowed. */
+const char *message_in_header(const struct message_in *m, const char *name);
+
 #endif

@@ -16,6 +16,7 @@ struct store {
     sqlite3 *db;
     char *path;
     gint64 due_steps;    /* SQLite VM steps of the last store_due() */
+    int depth;           /* open transactions: 1 = BEGIN, more = SAVEPOINTs */
     GHashTable *stmts;   /* const char *sql (static) -> sqlite3_stmt* */
 };
 
@@ -99,6 +100,12 @@ static const char *migrations[] = {
     "  last_text TEXT);"
     "CREATE INDEX outbox_ready ON outbox(next_attempt_at) WHERE state IN ('queued','deferred');"
     "CREATE INDEX outbox_sending ON outbox(state) WHERE state = 'sending';",
+    /* 4: double opt-in and replies */
+    "ALTER TABLE enrollments ADD COLUMN confirm_sent_at INTEGER;"
+    "ALTER TABLE subscribers ADD COLUMN tz_guessed INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX outbox_rcpt ON outbox(rcpt, created_at);"
+    "CREATE INDEX outbox_kind ON outbox(kind, created_at);"
+    "CREATE INDEX events_kind ON events(subscriber_id, kind, at);",
 };
 
 int store_latest_version(void)
@@ -270,20 +277,56 @@ int store_schema_version(struct store *st)
     return v;
 }
 
+/* Transactions nest: an inner begin is a SAVEPOINT, so a function that
+ * keeps its own work atomic (enroll_pause, subscriber_set...) can also run
+ * inside a caller's larger transaction (one inbound mail, one tick). */
 gboolean store_begin(struct store *st, GError **err)
 {
-    return exec(st, "BEGIN IMMEDIATE", err);
+    gboolean ok;
+    if (st->depth == 0) {
+        ok = exec(st, "BEGIN IMMEDIATE", err);
+    } else {
+        char *sql = g_strdup_printf("SAVEPOINT s%d", st->depth);
+        ok = exec(st, sql, err);
+        g_free(sql);
+    }
+    if (ok)
+        st->depth++;
+    return ok;
 }
 
 gboolean store_commit(struct store *st, GError **err)
 {
-    return exec(st, "COMMIT", err);
+    if (st->depth <= 0)
+        return TRUE;
+    if (st->depth == 1) {
+        /* On failure the transaction stays open for store_rollback(). */
+        if (!exec(st, "COMMIT", err))
+            return FALSE;
+        st->depth = 0;
+        return TRUE;
+    }
+    char *sql = g_strdup_printf("RELEASE s%d", st->depth - 1);
+    gboolean ok = exec(st, sql, err);
+    g_free(sql);
+    if (ok)
+        st->depth--;
+    return ok;
 }
 
 void store_rollback(struct store *st)
 {
-    if (st && !sqlite3_get_autocommit(st->db))
+    if (!st || st->depth <= 0)
+        return;
+    if (st->depth == 1) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        st->depth = 0;
+        return;
+    }
+    char *sql = g_strdup_printf("ROLLBACK TO s%d; RELEASE s%d", st->depth - 1, st->depth - 1);
+    sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    g_free(sql);
+    st->depth--;
 }
 
 /* ---- subscribers ---- */
@@ -482,6 +525,7 @@ void store_enrollment_free(struct enrollment_row *r)
 {
     if (!r)
         return;
+    g_free(r->sub_status);
     g_free(r->email);
     g_free(r->name);
     g_free(r->tz);
@@ -839,6 +883,205 @@ gboolean store_sub_update(struct store *st, gint64 id, const char *name, const c
     sqlite3_bind_int(s, 4, set_tz);
     sqlite3_bind_int64(s, 5, now);
     return step_done(st, s, "update subscriber", err);
+}
+
+gboolean store_inbound_first(struct store *st, const char *key, gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO inbound (message_key, received_at) VALUES (?1, ?2)"
+        " ON CONFLICT (message_key) DO NOTHING", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, key);
+    sqlite3_bind_int64(s, 2, now);
+    if (!step_done(st, s, "remember inbound", err))
+        return FALSE;
+    return sqlite3_changes(st->db) == 1;
+}
+
+gboolean store_inbound_result(struct store *st, const char *key, const char *result, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE inbound SET result = ?2 WHERE message_key = ?1", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, key);
+    bind_text(s, 2, result);
+    return step_done(st, s, "record inbound result", err);
+}
+
+gint64 store_enroll_pending(struct store *st, gint64 subscriber_id, const char *course, gint64 now,
+                            GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "INSERT INTO enrollments (subscriber_id, course, state, next_lesson, anchor_at, created_at,"
+        " updated_at) VALUES (?1, ?2, 'pending', 1, ?3, ?3, ?3)", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    bind_text(s, 2, course);
+    sqlite3_bind_int64(s, 3, now);
+    if (!step_done(st, s, "enroll pending", err))
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+struct enrollment_row *store_enrollment_get(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT " ENR_COLS ", coalesce(e.confirm_sent_at, 0), s.status, s.tz_guessed"
+        " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id WHERE e.id = ?1", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    struct enrollment_row *r = NULL;
+    if (rc == SQLITE_ROW) {
+        r = enrollment_from(s);
+        r->confirm_sent_at = sqlite3_column_int64(s, 15);
+        r->sub_status = col_text(s, 16);
+        r->tz_guessed = sqlite3_column_int(s, 17);
+    } else if (rc == SQLITE_DONE) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no enrollment %" G_GINT64_FORMAT, id);
+    } else {
+        fail(st, rc, "get enrollment", err);
+    }
+    sqlite3_reset(s);
+    return r;
+}
+
+gint64 store_enrollment_find(struct store *st, gint64 subscriber_id, const char *course, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT id FROM enrollments WHERE subscriber_id = ?1 AND course = ?2", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    bind_text(s, 2, course);
+    int rc = sqlite3_step(s);
+    gint64 id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        fail(st, rc, "find enrollment", err);
+        return -1;
+    }
+    return id;
+}
+
+gboolean store_enrollment_set(struct store *st, gint64 id, const char *state, gint64 next_send_at,
+                              gint64 anchor_at, gint64 confirm_sent_at, gint64 now, GError **err)
+{
+    /* Zero leaves a time as it is; state NULL likewise. Leaving the course
+     * withdraws what waits in the queue. */
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET state = coalesce(?2, state),"
+        " next_send_at = CASE WHEN ?3 > 0 THEN ?3 WHEN ?2 IN ('stopped','pending') THEN NULL ELSE next_send_at END,"
+        " anchor_at = CASE WHEN ?4 > 0 THEN ?4 ELSE anchor_at END,"
+        " confirm_sent_at = CASE WHEN ?5 > 0 THEN ?5 ELSE confirm_sent_at END,"
+        " paused_until = CASE WHEN ?2 IN ('stopped','active','pending') THEN NULL ELSE paused_until END,"
+        " updated_at = ?6 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, state);
+    sqlite3_bind_int64(s, 3, next_send_at);
+    sqlite3_bind_int64(s, 4, anchor_at);
+    sqlite3_bind_int64(s, 5, confirm_sent_at);
+    sqlite3_bind_int64(s, 6, now);
+    if (!step_done(st, s, "update enrollment", err))
+        return FALSE;
+    if (!state || strcmp(state, "stopped") != 0)
+        return TRUE;
+    s = prep(st,
+        "UPDATE deliveries SET state = 'cancelled', last_text = 'left the course'"
+        " WHERE enrollment_id = ?1 AND state IN ('queued', 'deferred')", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    return step_done(st, s, "withdraw queued lesson", err);
+}
+
+gboolean store_sub_set_status(struct store *st, gint64 id, const char *status, gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, status);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "set subscriber status", err);
+}
+
+gboolean store_sub_set_guessed(struct store *st, gint64 id, gboolean guessed, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE subscribers SET tz_guessed = ?2 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, guessed);
+    return step_done(st, s, "mark zone guessed", err);
+}
+
+static gint64 count1(struct store *st, sqlite3_stmt *s, const char *what, GError **err)
+{
+    int rc = sqlite3_step(s);
+    gint64 n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        fail(st, rc, what, err);
+    return n;
+}
+
+gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, gint64 since,
+                          GError **err)
+{
+    sqlite3_stmt *s = rcpt ? prep(st, "SELECT count(*) FROM outbox WHERE rcpt = ?1 AND created_at >= ?3", err)
+                           : prep(st, "SELECT count(*) FROM outbox WHERE kind = ?2 AND created_at >= ?3", err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, rcpt);
+    bind_text(s, 2, kind);
+    sqlite3_bind_int64(s, 3, since);
+    return count1(st, s, "count system mails", err);
+}
+
+gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since,
+                        GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT count(DISTINCT at / 86400) FROM events WHERE subscriber_id = ?1 AND kind = ?2 AND at >= ?3", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    bind_text(s, 2, kind);
+    sqlite3_bind_int64(s, 3, since);
+    return count1(st, s, "count events", err);
+}
+
+struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT d.id, d.enrollment_id, e.subscriber_id, d.lesson, s.email, e.course"
+        " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    struct delivery_row *d = NULL;
+    if (rc == SQLITE_ROW) {
+        d = g_new0(struct delivery_row, 1);
+        d->id = sqlite3_column_int64(s, 0);
+        d->enrollment_id = sqlite3_column_int64(s, 1);
+        d->subscriber_id = sqlite3_column_int64(s, 2);
+        d->lesson = sqlite3_column_int(s, 3);
+        d->email = col_text(s, 4);
+        d->course = col_text(s, 5);
+    } else if (rc == SQLITE_DONE) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no delivery %" G_GINT64_FORMAT, id);
+    } else {
+        fail(st, rc, "get delivery", err);
+    }
+    sqlite3_reset(s);
+    return d;
 }
 
 int store_recover_sending(struct store *st, GError **err)

@@ -29,6 +29,10 @@ struct enrollment_row {
     gint64 paused_until; /* 0: none */
     int calendar_seq;    /* bumped by every change of plan */
     int calendar_dirty;  /* the next mail must carry the calendar */
+    /* filled by store_enrollment_get() only */
+    gint64 confirm_sent_at;
+    char *sub_status;
+    int tz_guessed;
 };
 
 struct delivery_row {
@@ -163,6 +167,35 @@ GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **
 gboolean store_outbox_mark(struct store *st, gint64 id, const char *state, int code,
                            const char *text, gint64 when, GError **err);
 void store_outbox_free(struct outbox_row *r);
+
+/* Remembers an inbound message key. Returns TRUE the first time, FALSE if
+ * it was seen before (no second effect), FALSE with err on error. */
+gboolean store_inbound_first(struct store *st, const char *key, gint64 now, GError **err);
+gboolean store_inbound_result(struct store *st, const char *key, const char *result, GError **err);
+/* A 'pending' enrollment (double opt-in not yet confirmed). */
+gint64 store_enroll_pending(struct store *st, gint64 subscriber_id, const char *course, gint64 now,
+                            GError **err);
+/* Returns enrollment `id` with its subscriber (free with
+ * store_enrollment_free), or NULL with CD_ERR_NOT_FOUND. */
+struct enrollment_row *store_enrollment_get(struct store *st, gint64 id, GError **err);
+/* Returns the id of subscriber's enrollment in course, 0 if none, -1 on error. */
+gint64 store_enrollment_find(struct store *st, gint64 subscriber_id, const char *course, GError **err);
+/* Updates an enrollment; 0/NULL arguments leave fields alone. 'stopped'
+ * withdraws queued lessons. */
+gboolean store_enrollment_set(struct store *st, gint64 id, const char *state, gint64 next_send_at,
+                              gint64 anchor_at, gint64 confirm_sent_at, gint64 now, GError **err);
+gboolean store_sub_set_status(struct store *st, gint64 id, const char *status, gint64 now, GError **err);
+gboolean store_sub_set_guessed(struct store *st, gint64 id, gboolean guessed, GError **err);
+/* System mails created since `since`: to rcpt (any kind) when rcpt is not
+ * NULL, else of `kind` to anyone. -1 on error. */
+gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, gint64 since,
+                          GError **err);
+/* Distinct UTC days since `since` with an event of kind for the subscriber. */
+gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since,
+                        GError **err);
+/* Returns delivery id with enrollment_id, subscriber_id, lesson, email and
+ * course filled, or NULL with CD_ERR_NOT_FOUND. */
+struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **err);
 
 /* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
  * many, or -1 with err. */

@@ -132,6 +132,15 @@ static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg
             stats->sent++;
             log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
                      d->lesson, d->email, what);
+        } else if (m->outcome == TRANSPORT_PERM && g_str_has_prefix(m->status, "5.7.")) {
+            /* A policy refusal is about us, not the address: pause, and
+             * let the operator look. */
+            ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
+                 store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounce-policy", "daemon",
+                             what, err);
+            stats->failed++;
+            log_warn("operator: delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused by policy: %s; "
+                     "enrollment paused", d->id, d->course, d->lesson, d->email, what);
         } else if (m->outcome == TRANSPORT_PERM) {
             ok = store_mark_failed(app->st, d, m->code, what, "stopped", "bounced", now, err) &&
                  store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounced", "daemon",
@@ -248,13 +257,14 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
     }
     struct transport_msg *msgs = g_new0(struct transport_msg, n);
     char **bodies = g_new0(char *, n);
-    char *env_from = compose_env_from(app->cfg);
+    char **env_from = g_new0(char *, n);
     GPtrArray *ready = g_ptr_array_new();  /* indexes into msgs of what to send */
     for (guint i = 0; i < n; i++) {
         struct delivery_row *d = claimed->pdata[i];
         struct transport_msg *m = &msgs[i];
         m->id = d->id;
-        m->env_from = env_from;
+        env_from[i] = compose_verp(app, d);
+        m->env_from = env_from[i];
         m->rcpt = d->email;
         const struct course *c = course_find(app->courses, d->course);
         GError *e = NULL;
@@ -294,6 +304,7 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
     for (guint i = 0; i < n; i++) {
         transport_msg_clear(&msgs[i]);
         g_free(bodies[i]);
+        g_free(env_from[i]);
     }
     g_ptr_array_unref(ready);
     g_free(env_from);

@@ -30,7 +30,7 @@ def write_course(root, slug, n_lessons, schedule="FREQ=WEEKLY;BYDAY=MO,WE,FR",
 class Env:
     """One coursed installation in a temporary folder."""
 
-    def __init__(self, tmp, smtp_port=None, transport="smtp", extra_conf=""):
+    def __init__(self, tmp, smtp_port=None, transport="smtp", extra_conf="", http_port=None):
         self.dir = Path(tmp)
         self.courses = self.dir / "courses"
         self.courses.mkdir(exist_ok=True)
@@ -41,7 +41,8 @@ class Env:
             "[coursed]\ndatabase = state.db\ncourses = courses\n"
             f"templates = {REPO / 'templates'}\ndomain = courses.example.org\n"
             "base_url = https://courses.example.org\n"
-            f"[transport]\nkind = {transport}\nmaildir = outbox\n{smtp}{extra_conf}")
+            f"[transport]\nkind = {transport}\nmaildir = outbox\n{smtp}"
+            f"[http]\nlisten = {'127.0.0.1:%d' % http_port if http_port else ''}\n{extra_conf}")
 
     def ctl(self, *args, now=None, check=True):
         cmd = [COURSECTL, "-c", str(self.conf)]

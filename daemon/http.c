@@ -1,0 +1,241 @@
+/* http.c - owns libmicrohttpd: the pages behind the links in our mails.
+ *   GET  /u/TOKEN   a page with one button; GET never changes anything,
+ *                   because link scanners and previews fetch every link.
+ *   POST /u/TOKEN   body List-Unsubscribe=One-Click (RFC 8058, also what the
+ *                   button sends): the unsubscribe is committed, then 200.
+ *   GET  /c/TOKEN   a page with a Confirm button; POST /c/TOKEN confirms.
+ *   GET  /healthz   "ok" when the database answers.
+ * Bad or forged tokens get a plain 400 or 404 page and change nothing.
+ * The listener runs in libmicrohttpd's own thread with its own copy of the
+ * configuration and its own SQLite connection, so it shares no mutable
+ * state with the delivery loop; SIGHUP restarts it. */
+#include <arpa/inet.h>
+#include <string.h>
+#include <microhttpd.h>
+#include "http.h"
+#include "app.h"
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "optin.h"
+#include "token.h"
+
+struct http {
+    struct MHD_Daemon *mhd;
+    struct app *app;
+};
+
+struct request {
+    GString *body;
+};
+
+static const char page_head[] =
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    "<meta name=\"robots\" content=\"noindex\">\n<title>%s</title>\n</head>\n"
+    "<body style=\"margin:0;background:#f4f1ec;font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',"
+    "Roboto,Helvetica,Arial,sans-serif;color:#222;\">\n"
+    "<main style=\"max-width:560px;margin:48px auto;padding:32px;background:#fff;border-radius:8px;"
+    "border:1px solid #e4ded4;line-height:1.6;font-size:17px;\">\n<h1 style=\"font-size:24px;"
+    "margin-top:0;\">%s</h1>\n";
+static const char page_tail[] = "</main>\n</body>\n</html>\n";
+
+static enum MHD_Result send_page(struct MHD_Connection *c, unsigned status, const char *title,
+                                 const char *body_html)
+{
+    char *head = g_markup_printf_escaped(page_head, title, title);
+    char *page = g_strconcat(head, body_html, page_tail, NULL);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(page), page, MHD_RESPMEM_MUST_FREE);
+    g_free(head);
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static char *button_form(const char *action, const char *name, const char *value, const char *label,
+                         const char *text)
+{
+    return g_markup_printf_escaped(
+        "<p>%s</p>\n<form method=\"post\" action=\"%s\">\n"
+        "<input type=\"hidden\" name=\"%s\" value=\"%s\">\n"
+        "<button type=\"submit\" style=\"font-size:17px;padding:10px 22px;border-radius:6px;"
+        "border:0;background:#8a3f20;color:#fff;cursor:pointer;\">%s</button>\n</form>\n",
+        text, action, name, value, label);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    struct http *h = cls;
+    gboolean post = strcmp(method, "POST") == 0;
+    if (post) {
+        /* Collect the (small) body over several calls, then answer. */
+        struct request *rq = *req_cls;
+        if (!rq) {
+            *req_cls = rq = g_new0(struct request, 1);
+            rq->body = g_string_new(NULL);
+            return MHD_YES;
+        }
+        if (*upload_size) {
+            if (rq->body->len < 4096)
+                g_string_append_len(rq->body, upload, (gssize)MIN(*upload_size, 4096 - rq->body->len));
+            *upload_size = 0;
+            return MHD_YES;
+        }
+    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        return send_page(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Not allowed", "<p>Only GET and POST.</p>\n");
+    }
+    struct request *rq = *req_cls;
+    const char *body = rq ? rq->body->str : "";
+    gint64 now = clock_now();
+
+    if (!strcmp(url, "/healthz")) {
+        GError *err = NULL;
+        gboolean ok = store_idle(h->app->st, &err) || err == NULL;
+        g_clear_error(&err);
+        const char *t = ok ? "ok\n" : "database unavailable\n";
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Content-Type", "text/plain");
+        enum MHD_Result ret = MHD_queue_response(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    gboolean unsub = g_str_has_prefix(url, "/u/"), confirm = g_str_has_prefix(url, "/c/");
+    if (!unsub && !confirm)
+        return send_page(conn, MHD_HTTP_NOT_FOUND, "Not found", "<p>There is nothing here.</p>\n");
+    const char *token = url + 3;
+    enum token_purpose purpose;
+    if (!token_peek(token, &purpose, NULL, NULL) || purpose != (unsub ? TOKEN_UNSUBSCRIBE : TOKEN_CONFIRM))
+        return send_page(conn, MHD_HTTP_BAD_REQUEST, "This link is not valid",
+                         "<p>The link is incomplete or damaged. Please copy it from the mail again.</p>\n");
+    GError *err = NULL;
+    struct enrollment_row *e = optin_token_enrollment(h->app, token, purpose, now, &err);
+    if (!e) {
+        gboolean busy = err && err->code == CD_ERR_BUSY;
+        gboolean expired = err && strstr(err->message, "expired");
+        g_clear_error(&err);
+        if (busy)
+            return send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Please try again",
+                             "<p>We are busy for a moment. Please try again in a minute.</p>\n");
+        return send_page(conn, MHD_HTTP_NOT_FOUND, expired ? "This link has expired" : "This link is not valid",
+                         expired ? "<p>Confirmation links work for 72 hours. To start again, write "
+                                   "&quot;subscribe&quot; to the course address.</p>\n"
+                                 : "<p>We do not know this link. Nothing was changed.</p>\n");
+    }
+    enum MHD_Result ret;
+    char *html = NULL;
+    if (unsub && !post) {
+        html = strcmp(e->state, "stopped") == 0
+            ? g_markup_printf_escaped("<p>%s has already left this course. Nothing more will be sent.</p>\n", e->email)
+            : button_form(url, "List-Unsubscribe", "One-Click", "Unsubscribe",
+                          "Press the button to stop the course for this address. Nothing more will be sent.");
+        ret = send_page(conn, MHD_HTTP_OK, "Leave the course", html);
+    } else if (unsub) {
+        /* RFC 8058: the one-click POST carries exactly this body. */
+        if (!strstr(body, "List-Unsubscribe=One-Click")) {
+            ret = send_page(conn, MHD_HTTP_BAD_REQUEST, "Not understood", "<p>Nothing was changed.</p>\n");
+        } else if (!optin_leave(h->app, e->id, "link", now, &err)) {
+            log_err("one-click unsubscribe of enrollment %" G_GINT64_FORMAT ": %s", e->id, err->message);
+            g_clear_error(&err);
+            ret = send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Please try again",
+                            "<p>We could not record that just now. Please try again in a minute.</p>\n");
+        } else {
+            ret = send_page(conn, MHD_HTTP_OK, "You have left the course",
+                            "<p>Done. Nothing more will be sent. We wish you well.</p>\n");
+        }
+    } else if (!post) {
+        html = strcmp(e->state, "pending") != 0
+            ? g_strdup("<p>This subscription is already confirmed.</p>\n")
+            : button_form(url, "confirm", "yes", "Confirm",
+                          "Press the button to confirm that you want to receive this course at this address.");
+        ret = send_page(conn, MHD_HTTP_OK, "Confirm your subscription", html);
+    } else if (strcmp(e->state, "pending") != 0) {
+        ret = send_page(conn, MHD_HTTP_OK, "Already confirmed", "<p>This subscription is already confirmed.</p>\n");
+    } else if (optin_confirm(h->app, token, "link", now, &err) < 0) {
+        log_warn("confirm by link: %s", err->message);
+        int code = err->code == CD_ERR_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_BAD_REQUEST;
+        g_clear_error(&err);
+        ret = send_page(conn, code, "Not confirmed", "<p>We could not confirm this subscription. "
+                                                      "Please try again in a minute.</p>\n");
+    } else {
+        ret = send_page(conn, MHD_HTTP_OK, "You are in",
+                        "<p>Thank you. Your first step arrives at its time, with a welcome mail before it.</p>\n");
+    }
+    g_free(html);
+    store_enrollment_free(e);
+    return ret;
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct request *rq = *req_cls;
+    if (rq) {
+        g_string_free(rq->body, TRUE);
+        g_free(rq);
+        *req_cls = NULL;
+    }
+}
+
+struct http *http_start(const char *config_path, GError **err)
+{
+    struct app *app = app_open(config_path, APP_STORE | APP_KEY, err);
+    if (!app)
+        return NULL;
+    if (!*app->cfg->http_listen) {
+        app_free(app);
+        return NULL;
+    }
+    const char *spec = app->cfg->http_listen;
+    const char *colon = strrchr(spec, ':');
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    char *host = colon ? g_strndup(spec, colon - spec) : g_strdup(spec);
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (!colon || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[http] listen: '%s' is not IPv4-ADDRESS:PORT", spec);
+        g_free(host);
+        app_free(app);
+        return NULL;
+    }
+    g_free(host);
+    sa.sin_port = htons((uint16_t)port);
+    struct http *h = g_new0(struct http, 1);
+    h->app = app;
+    h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
+                              NULL, NULL, handle, h,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)15,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                              MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                              MHD_OPTION_END);
+    if (!h->mhd) {
+        g_set_error(err, CD_ERROR, CD_ERR_IO, "[http] listen: cannot listen on %s", spec);
+        app_free(app);
+        g_free(h);
+        return NULL;
+    }
+    log_info("HTTP pages on http://%s/", spec);
+    return h;
+}
+
+void http_stop(struct http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->mhd);
+    app_free(h->app);
+    g_free(h);
+}

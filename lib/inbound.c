@@ -1,0 +1,469 @@
+/* inbound.c - owns the reading of inbound mail: which address it came to,
+ * whether it is a bounce, an automatic reply or a loop, and which command
+ * it carries. Every byte is hostile: MIME is GMime's job (message.c), and
+ * here only bounded, cleaned strings are looked at.
+ *
+ * Where the command is read, first match wins:
+ *   1. the address extension: release+subscribe@, +unsubscribe[-TOKEN]@,
+ *      +confirm-TOKEN@, +pause@ ...;
+ *   2. the Subject, without Re:/Fwd:/AW:/SV:... prefixes, if its first word
+ *      is a command;
+ *   3. the first line of the body that is not quoted, not a quote header
+ *      ("On ... wrote:", "-----Original Message-----") and not a signature.
+ * Anything else sent to a command address is the command "unknown", which
+ * is answered with the help mail. */
+#include <string.h>
+#include "inbound.h"
+#include "address.h"
+#include "bounce.h"
+#include "json.h"
+#include "message.h"
+
+static const char *const commands[] = {
+    "subscribe", "confirm", "unsubscribe", "pause", "resume", "status", "help", "next", "tz", NULL
+};
+
+const char *inbound_kind_name(enum inbound_kind k)
+{
+    static const char *names[] = { "command", "confirm", "bounce", "auto-reply", "ignored" };
+    return names[k];
+}
+
+void inbound_free(struct inbound *r)
+{
+    if (!r)
+        return;
+    g_free(r->key);
+    g_free(r->message_id);
+    g_free(r->sender);
+    g_free(r->sender_name);
+    g_free(r->command);
+    g_free(r->course);
+    g_free(r->args);
+    g_free(r->tz);
+    g_free(r->name);
+    g_free(r->token);
+    g_free(r->reason);
+    if (r->bounces)
+        g_ptr_array_unref(r->bounces);
+    g_free(r);
+}
+
+const char *inbound_zone_for_offset(int minutes)
+{
+    static const struct { int off; const char *zone; } odd[] = {
+        { 330, "Asia/Kolkata" }, { 345, "Asia/Kathmandu" }, { 570, "Australia/Darwin" },
+        { 630, "Australia/Adelaide" }, { -210, "America/St_Johns" }, { -150, "America/St_Johns" },
+        { 210, "Asia/Tehran" }, { 270, "Asia/Kabul" }, { 390, "Asia/Yangon" },
+        { 765, "Pacific/Chatham" }, { -570, "Pacific/Marquesas" }, { 525, "Australia/Eucla" },
+    };
+    static char whole[32][16];
+    if (minutes % 60 == 0 && minutes >= -12 * 60 && minutes <= 14 * 60) {
+        int h = minutes / 60;
+        char *slot = whole[h + 12];
+        /* Etc/GMT signs are inverted: Etc/GMT-2 is UTC+2. */
+        if (h == 0)
+            g_strlcpy(slot, "UTC", 16);
+        else
+            g_snprintf(slot, 16, "Etc/GMT%+d", -h);
+        return slot;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(odd); i++)
+        if (odd[i].off == minutes)
+            return odd[i].zone;
+    return NULL;
+}
+
+/* The first word of line, lower-cased, without trailing punctuation. */
+static char *first_word(const char *line, const char **rest)
+{
+    while (*line == ' ' || *line == '\t' || *line == '*' || *line == '_')
+        line++;
+    const char *end = line;
+    while (*end && *end != ' ' && *end != '\t' && *end != '\n')
+        end++;
+    char *w = g_ascii_strdown(line, end - line);
+    gsize n = strlen(w);
+    while (n > 0 && strchr(".,;:!?*_", w[n - 1]))
+        w[--n] = '\0';
+    if (rest) {
+        while (*end == ' ' || *end == '\t')
+            end++;
+        *rest = end;
+    }
+    return w;
+}
+
+static char *normalise_command(const char *w)
+{
+    if (!w)
+        return NULL;
+    if (!strcmp(w, "leave") || !strcmp(w, "unsub") || !strcmp(w, "signoff"))
+        return g_strdup("unsubscribe");
+    if (!strcmp(w, "join") || !strcmp(w, "sub"))
+        return g_strdup("subscribe");
+    if (g_strv_contains(commands, w))
+        return g_strdup(w);
+    return NULL;
+}
+
+static char *strip_reply_prefixes(const char *subject)
+{
+    char *s = g_strdup(subject);
+    GRegex *re = g_regex_new("^\\s*(re|fwd?|aw|wg|sv|vs|antw|odp|tr|rif|r)(\\[\\d+\\])?\\s*:\\s*",
+                             G_REGEX_CASELESS, 0, NULL);
+    for (int i = 0; i < 10; i++) {
+        char *t = g_regex_replace_literal(re, s, -1, 0, "", 0, NULL);
+        gboolean same = strcmp(t, s) == 0;
+        g_free(s);
+        s = t;
+        if (same)
+            break;
+    }
+    g_regex_unref(re);
+    return g_strstrip(s);
+}
+
+/* The first line of the body that the sender typed. */
+static char *first_body_line(const char *text)
+{
+    char **lines = g_strsplit(text, "\n", 200);
+    char *found = NULL;
+    for (char **l = lines; *l && !found; l++) {
+        char *line = g_strstrip(g_strdup(*l));
+        gboolean stop = g_str_has_prefix(*l, "-- ") || !strcmp(*l, "--") ||
+                        g_regex_match_simple("^-+ ?(original message|forwarded message)", line, G_REGEX_CASELESS, 0) ||
+                        g_regex_match_simple("^(on .* wrote:|am .* schrieb .*:|le .* a écrit ?:|from: .+)$", line, G_REGEX_CASELESS, 0) ||
+                        g_regex_match_simple("^sent from my ", line, G_REGEX_CASELESS, 0);
+        if (stop) {
+            g_free(line);
+            break;
+        }
+        if (*line && line[0] != '>')
+            found = line;
+        else
+            g_free(line);
+    }
+    g_strfreev(lines);
+    return found;
+}
+
+static gint64 parse_pause(const char *args)
+{
+    GMatchInfo *mi = NULL;
+    GRegex *re = g_regex_new("^for\\s+(\\d{1,3})\\s*(d|days?|w|weeks?)\\b", G_REGEX_CASELESS, 0, NULL);
+    gint64 secs = 0;
+    if (g_regex_match(re, args, 0, &mi)) {
+        char *n = g_match_info_fetch(mi, 1), *u = g_match_info_fetch(mi, 2);
+        secs = g_ascii_strtoll(n, NULL, 10) * (g_ascii_tolower(u[0]) == 'w' ? 7 * 86400 : 86400);
+        g_free(n);
+        g_free(u);
+    }
+    g_match_info_free(mi);
+    g_regex_unref(re);
+    return secs;
+}
+
+/* Fill command, args and its parameters from one command line. */
+static void parse_command_line(struct inbound *r, const char *line, const char *const *courses)
+{
+    const char *rest = NULL;
+    char *w = first_word(line, &rest);
+    r->command = normalise_command(w);
+    g_free(w);
+    if (!r->command) {
+        r->command = g_strdup("unknown");
+        r->args = g_strndup(line, 200);
+        return;
+    }
+    r->args = g_strstrip(g_strndup(rest, 200));
+    if (!strcmp(r->command, "subscribe")) {
+        GString *name = g_string_new(NULL);
+        char **words = g_strsplit_set(r->args, " \t", 20);
+        for (char **p = words; *p; p++) {
+            if (!**p)
+                continue;
+            char *lw = g_ascii_strdown(*p, -1);
+            if (g_str_has_prefix(lw, "tz=")) {
+                g_free(r->tz);
+                r->tz = g_strdup(*p + 3);
+            } else if (p == words && g_strv_contains(courses, lw)) {
+                g_free(r->course);
+                r->course = g_strdup(lw);
+            } else {
+                g_string_append_printf(name, "%s%s", name->len ? " " : "", *p);
+            }
+            g_free(lw);
+        }
+        g_strfreev(words);
+        r->name = address_clean_name(name->str, 100);
+        g_string_free(name, TRUE);
+    } else if (!strcmp(r->command, "pause")) {
+        r->pause_for = parse_pause(r->args);
+    } else if (!strcmp(r->command, "tz")) {
+        const char *z = r->args;
+        char *end = strpbrk(r->args, " \t");
+        r->tz = end ? g_strndup(z, end - z) : g_strdup(z);
+    }
+}
+
+static gboolean header_says_auto(const struct message_in *m, char **why)
+{
+    const char *as = message_in_header(m, "Auto-Submitted");
+    if (as && g_ascii_strncasecmp(as, "no", 2) != 0) {
+        *why = g_strdup_printf("Auto-Submitted: %s", as);
+        return TRUE;
+    }
+    const char *prec = message_in_header(m, "Precedence");
+    if (prec && g_regex_match_simple("^\\s*(bulk|junk|list|auto_reply)", prec, G_REGEX_CASELESS, 0)) {
+        *why = g_strdup_printf("Precedence: %s", prec);
+        return TRUE;
+    }
+    const char *flags[] = { "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "X-Autogenerated" };
+    for (size_t i = 0; i < G_N_ELEMENTS(flags); i++) {
+        const char *v = message_in_header(m, flags[i]);
+        if (v && (i != 2 || g_regex_match_simple("(?i)all|oof|autoreply", v, 0, 0))) {
+            *why = g_strdup_printf("%s: %s", flags[i], v);
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+struct inbound *inbound_classify(const char *data, gsize len, const struct config *cfg,
+                                 const char *const *courses, const char *envelope_sender,
+                                 const char *envelope_rcpt)
+{
+    struct inbound *r = g_new0(struct inbound, 1);
+    r->kind = INBOUND_IGNORED;
+    GError *err = NULL;
+    struct message_in *m = message_parse(data, len, &err);
+    if (!m) {
+        char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+        r->key = g_strdup_printf("sha256:%s", sum);
+        g_free(sum);
+        r->reason = g_strdup_printf("cannot be parsed: %s", err->message);
+        g_error_free(err);
+        return r;
+    }
+    if (m->message_id) {
+        r->message_id = g_strdup(m->message_id);
+        r->key = g_strdup_printf("mid:%s", m->message_id);
+    } else {
+        char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+        r->key = g_strdup_printf("sha256:%s", sum);
+        g_free(sum);
+    }
+    r->has_offset = m->has_date;
+    r->date_offset = m->date_offset;
+    r->sender = m->from_addr ? address_normalize(m->from_addr, NULL) : NULL;
+    r->sender_name = m->from_name ? address_clean_name(m->from_name, 100) : NULL;
+    const char *env_sender = envelope_sender ? envelope_sender : m->return_path;
+
+    /* The address it came to: the envelope, else the first of ours. */
+    char *rcpt = NULL;
+    if (envelope_rcpt)
+        rcpt = g_ascii_strdown(envelope_rcpt, -1);
+    for (guint i = 0; !rcpt && i < m->rcpts->len; i++) {
+        const char *a = m->rcpts->pdata[i];
+        const char *at = strrchr(a, '@');
+        if (at && g_ascii_strcasecmp(at + 1, cfg->domain) == 0)
+            rcpt = g_ascii_strdown(a, -1);
+    }
+    char *local = NULL, *ext = NULL;
+    if (rcpt) {
+        const char *at = strrchr(rcpt, '@');
+        if (at && g_ascii_strcasecmp(at + 1, cfg->domain) == 0) {
+            local = g_strndup(rcpt, at - rcpt);
+            char *plus = strchr(local, '+');
+            if (plus) {
+                *plus = '\0';
+                ext = g_strdup(plus + 1);
+            }
+        }
+    }
+    /* Tokens are case-sensitive: take the extension's original spelling. */
+    if (ext && (envelope_rcpt || m->rcpts->len)) {
+        const char *orig = envelope_rcpt;
+        for (guint i = 0; !orig && i < m->rcpts->len; i++)
+            if (g_ascii_strcasecmp(m->rcpts->pdata[i], rcpt) == 0)
+                orig = m->rcpts->pdata[i];
+        if (orig && strchr(orig, '+')) {
+            const char *p = strchr(orig, '+') + 1;
+            const char *at = strrchr(orig, '@');
+            if (at > p) {
+                g_free(ext);
+                ext = g_strndup(p, at - p);
+            }
+        }
+    }
+
+    char *auto_why = NULL;
+    gboolean null_sender = env_sender && (!*env_sender || g_regex_match_simple(
+        "(?i)^(mailer-daemon|postmaster|mail-daemon)@", env_sender, 0, 0));
+    gboolean daemon_from = r->sender && g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@",
+                                                             r->sender, 0, 0);
+    const char *list_id = message_in_header(m, "List-Id");
+    char *our_list = g_strdup_printf(".%s>", cfg->domain);
+
+    if (local && (!strcmp(local, "bounces") || !strcmp(local, "bounce"))) {
+        r->kind = INBOUND_BOUNCE;
+        r->token = ext ? g_strdup(ext) : NULL;
+        r->bounces = bounce_parse(m, cfg->domain);
+        r->reason = g_strdup(r->bounces->len ? "delivery failure report to the bounce address"
+                                             : "sent to the bounce address, but names no failed recipient");
+    } else if (bounce_is_report(m)) {
+        r->kind = INBOUND_BOUNCE;
+        r->bounces = bounce_parse(m, cfg->domain);
+        r->reason = g_strdup("a delivery failure report, not sent to a VERP address");
+    } else if (list_id && g_str_has_suffix(list_id, our_list)) {
+        r->reason = g_strdup_printf("carries our own List-Id (%s): a loop", list_id);
+    } else if (header_says_auto(m, &auto_why)) {
+        r->kind = INBOUND_AUTOREPLY;
+        r->reason = auto_why;
+        auto_why = NULL;
+    } else if (null_sender || daemon_from) {
+        r->kind = INBOUND_AUTOREPLY;
+        r->reason = g_strdup("from a null sender, MAILER-DAEMON or postmaster, and not a bounce");
+    } else if (!local) {
+        r->reason = g_strdup_printf("not addressed to a command address of %s", cfg->domain);
+    } else if (!g_strv_contains(courses, local)) {
+        r->reason = g_strdup_printf("%s@%s is not a course address", local, cfg->domain);
+    } else if (!r->sender) {
+        r->reason = g_strdup("no usable From address");
+    } else {
+        r->course = g_strdup(local);
+        r->kind = INBOUND_COMMAND;
+        if (ext && g_str_has_prefix(ext, "confirm-")) {
+            r->kind = INBOUND_CONFIRM;
+            r->command = g_strdup("confirm");
+            r->token = g_strdup(ext + 8);
+            r->reason = g_strdup("reply to a confirmation request");
+        } else if (ext && g_str_has_prefix(ext, "unsubscribe-")) {
+            r->command = g_strdup("unsubscribe");
+            r->token = g_strdup(ext + 12);
+            r->reason = g_strdup("List-Unsubscribe mailto with a token");
+        } else if (ext && *ext) {
+            parse_command_line(r, ext, courses);
+            if (!strcmp(r->command, "subscribe")) {
+                /* +subscribe: name and zone may still be in the subject/body */
+                char *line = first_body_line(m->text);
+                char *s = strip_reply_prefixes(m->subject);
+                const char *text = line ? line : s;
+                const char *rest = NULL;
+                char *w = first_word(text, &rest);
+                if (w && !strcmp(w, "subscribe")) {
+                    g_free(r->command);
+                    g_free(r->args);
+                    r->command = NULL;
+                    r->args = NULL;
+                    parse_command_line(r, text, courses);
+                }
+                g_free(w);
+                g_free(s);
+                g_free(line);
+                if (!r->course)
+                    r->course = g_strdup(local);
+            }
+            r->reason = g_strdup_printf("command in the address (+%s)", ext);
+        } else {
+            char *subject = strip_reply_prefixes(m->subject);
+            char *w = first_word(subject, NULL);
+            char *cmd = normalise_command(w);
+            char *line = cmd ? first_body_line(m->text) : NULL;
+            char *lw = line ? first_word(line, NULL) : NULL;
+            char *lcmd = normalise_command(lw);
+            if (cmd && lcmd && !strcmp(cmd, lcmd)) {
+                /* "subscribe" in the Subject, "subscribe release tz=... Name"
+                 * in the body: the body has the details. */
+                parse_command_line(r, line, courses);
+                r->reason = g_strdup("command in the Subject, details in the body");
+            } else if (cmd) {
+                parse_command_line(r, subject, courses);
+                r->reason = g_strdup("command in the Subject");
+            } else {
+                line = first_body_line(m->text);
+                parse_command_line(r, line ? line : "", courses);
+                r->reason = g_strdup(!strcmp(r->command, "unknown") ? "no command found: the help mail answers"
+                                     : m->html_only ? "command in the first line of the HTML body"
+                                                    : "command in the first line of the body");
+            }
+            g_free(lcmd);
+            g_free(lw);
+            g_free(line);
+            g_free(cmd);
+            g_free(w);
+            g_free(subject);
+        }
+        if (r->course == NULL)
+            r->course = g_strdup(local);
+        if (!strcmp(r->command, "subscribe") && r->course && !g_strv_contains(courses, r->course)) {
+            g_free(r->course);
+            r->course = g_strdup(local);
+        }
+    }
+    r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender &&
+                   !null_sender && !daemon_from;
+    g_free(auto_why);
+    g_free(our_list);
+    g_free(local);
+    g_free(ext);
+    g_free(rcpt);
+    message_in_free(m);
+    return r;
+}
+
+char *inbound_to_json(const struct inbound *r, const char *action)
+{
+    GString *o = g_string_new("{");
+    json_key(o, "kind", TRUE);
+    json_string(o, inbound_kind_name(r->kind));
+    json_key(o, "command", FALSE);
+    json_string(o, r->command);
+    json_key(o, "course", FALSE);
+    json_string(o, r->course);
+    json_key(o, "sender", FALSE);
+    json_string(o, r->sender);
+    json_key(o, "args", FALSE);
+    json_string(o, r->args);
+    if (r->tz) {
+        json_key(o, "tz", FALSE);
+        json_string(o, r->tz);
+    }
+    if (r->name && *r->name) {
+        json_key(o, "name", FALSE);
+        json_string(o, r->name);
+    }
+    if (r->pause_for) {
+        json_key(o, "pause_seconds", FALSE);
+        g_string_append_printf(o, "%" G_GINT64_FORMAT, r->pause_for);
+    }
+    json_key(o, "token", FALSE);
+    json_string(o, r->token);
+    json_key(o, "message_id", FALSE);
+    json_string(o, r->message_id);
+    json_key(o, "bounces", FALSE);
+    g_string_append_c(o, '[');
+    for (guint i = 0; r->bounces && i < r->bounces->len; i++) {
+        const struct bounce_rcpt *b = r->bounces->pdata[i];
+        g_string_append(o, i ? ", {" : "{");
+        json_key(o, "address", TRUE);
+        json_string(o, b->address);
+        json_key(o, "status", FALSE);
+        json_string(o, b->status);
+        json_key(o, "class", FALSE);
+        json_string(o, bounce_class_name(b->klass));
+        g_string_append_c(o, '}');
+    }
+    g_string_append_c(o, ']');
+    json_key(o, "may_reply", FALSE);
+    g_string_append(o, r->may_reply ? "true" : "false");
+    json_key(o, "reason", FALSE);
+    json_string(o, r->reason);
+    if (action) {
+        json_key(o, "action", FALSE);
+        json_string(o, action);
+    }
+    g_string_append(o, "}");
+    return g_string_free(o, FALSE);
+}

@@ -1,0 +1,55 @@
+/* inbound.h - what an inbound mail is and asks for. Pure: no database. */
+#ifndef COURSED_INBOUND_H
+#define COURSED_INBOUND_H
+#include <glib.h>
+#include "config.h"
+
+enum inbound_kind {
+    INBOUND_COMMAND,
+    INBOUND_CONFIRM,
+    INBOUND_BOUNCE,
+    INBOUND_AUTOREPLY,
+    INBOUND_IGNORED,
+};
+
+struct inbound {
+    enum inbound_kind kind;
+    char *key;            /* dedup key: "mid:<Message-ID>" or "sha256:<hash>" */
+    char *message_id;
+    char *sender;         /* who to act for and reply to (From), normalised */
+    char *sender_name;
+    char *command;        /* subscribe, unsubscribe, pause, resume, status, help, next, tz, unknown */
+    char *course;         /* slug, or NULL */
+    char *args;           /* the rest of the command line */
+    char *tz;             /* subscribe tz=..., or the tz command's zone */
+    char *name;           /* subscribe's name */
+    gint64 pause_for;     /* pause for N days|weeks, seconds; 0 = until resumed */
+    char *token;          /* confirm-, unsubscribe- or VERP token */
+    gboolean has_offset;  /* Date header offset, to guess a zone */
+    int date_offset;
+    GPtrArray *bounces;   /* struct bounce_rcpt * */
+    gboolean may_reply;   /* RFC 3834 and loop rules allow an automatic reply */
+    char *reason;         /* why it was classified so */
+};
+
+/* Classifies one raw message. envelope_sender and envelope_rcpt are what
+ * the MTA passed (NULL if unknown: then Return-Path and the recipient
+ * headers are used). courses (const char * slugs, NULL-terminated) are the
+ * command addresses. Never fails: unreadable input is INBOUND_IGNORED with a
+ * reason. Free with inbound_free(). */
+struct inbound *inbound_classify(const char *data, gsize len, const struct config *cfg,
+                                 const char *const *courses, const char *envelope_sender,
+                                 const char *envelope_rcpt);
+void inbound_free(struct inbound *r);
+
+const char *inbound_kind_name(enum inbound_kind k);
+
+/* Returns the classification as one JSON object (coursectl inbound
+ * --dry-run --json). g_free(). */
+char *inbound_to_json(const struct inbound *r, const char *action);
+
+/* Returns an IANA zone for a UTC offset in minutes (Etc/GMT-N for whole
+ * hours, a city for the half- and quarter-hour offsets), or NULL. Static. */
+const char *inbound_zone_for_offset(int minutes);
+
+#endif

@@ -1,0 +1,119 @@
+/* notify.c - owns the rule that a system mail is rendered when it is
+ * decided and queued in the same transaction as what caused it (so a
+ * confirmation is never sent for a request that rolled back), and the
+ * per-address cap on automatic replies (RFC 3834's advice against mail
+ * storms). */
+#include <string.h>
+#include "notify.h"
+#include "enroll.h"
+#include "error.h"
+#include "log.h"
+#include "pace.h"
+
+gboolean notify_queue(struct app *app, const char *which, const struct course *c,
+                      const struct compose_to *to, gint64 subscriber_id,
+                      const struct compose_system_opts *opts, gboolean limit, gboolean *limited,
+                      gint64 now, GError **err)
+{
+    if (limited)
+        *limited = FALSE;
+    if (limit) {
+        gint64 n = store_outbox_count(app->st, to->email, NULL, now - 86400, err);
+        if (n < 0)
+            return FALSE;
+        if (n >= app->cfg->replies_per_day) {
+            log_warn("%s: %" G_GINT64_FORMAT " automatic replies in 24h; not sending '%s'", to->email,
+                     n, which);
+            if (limited)
+                *limited = TRUE;
+            return TRUE;
+        }
+    }
+    gsize len = 0;
+    char *msg = compose_system(app, which, c, to, opts, now, &len, err);
+    if (!msg)
+        return FALSE;
+    gboolean ok = store_outbox_add(app->st, subscriber_id, to->enrollment_id, which, to->email, msg,
+                                   len, now, err) > 0;
+    g_free(msg);
+    return ok;
+}
+
+gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollment_id, gint64 now,
+                        GError **err)
+{
+    struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
+    if (!e)
+        return FALSE;
+    GPtrArray *one = g_ptr_array_new();
+    g_ptr_array_add(one, e);
+    gboolean ok = FALSE;
+    char *ics = enroll_calendar(app, one, now, err);
+    if (ics) {
+        const char *zone = enroll_zone(c, e->tz);
+        char *first = pace_format_local(e->next_send_at, zone);
+        char *hint = e->tz_guessed
+            ? g_strdup_printf("We guessed your time zone (%s) from your mail. If it is wrong, reply "
+                              "with \"tz\" and your zone, for example \"tz Europe/Berlin\".", zone)
+            : !e->tz ? g_strdup_printf("We do not know your time zone yet, so the times follow the "
+                                       "course's zone, %s.", zone)
+                     : g_strdup("");
+        struct render_var vars[] = {
+            { "first_date", first, FALSE },
+            { "zone", zone, FALSE },
+            { "zone_hint", hint, FALSE },
+        };
+        struct compose_system_opts opts = { vars, G_N_ELEMENTS(vars), NULL, ics, TRUE };
+        struct compose_to to = { e->email, e->name, e->tz, e->id };
+        ok = notify_queue(app, "welcome", c, &to, e->subscriber_id, &opts, FALSE, NULL, now, err);
+        g_free(hint);
+        g_free(first);
+        g_free(ics);
+    }
+    g_ptr_array_unref(one);
+    store_enrollment_free(e);
+    return ok;
+}
+
+gboolean notify_status(struct app *app, const struct course *c, gint64 enrollment_id,
+                       gboolean limit, gint64 now, GError **err)
+{
+    struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
+    if (!e)
+        return FALSE;
+    const char *zone = enroll_zone(c, e->tz);
+    char *progress;
+    if (!strcmp(e->state, "completed"))
+        progress = g_strdup_printf("You have completed all %d steps.", c->n_lessons);
+    else if (!strcmp(e->state, "paused") && e->paused_until > 0) {
+        char *until = pace_format_local(e->paused_until, zone);
+        progress = g_strdup_printf("You have received %d of %d steps. The course is paused until %s.",
+                                   e->lessons_sent, c->n_lessons, until);
+        g_free(until);
+    } else if (!strcmp(e->state, "paused"))
+        progress = g_strdup_printf("You have received %d of %d steps. The course is paused until you "
+                                   "send \"resume\".", e->lessons_sent, c->n_lessons);
+    else if (!strcmp(e->state, "stopped"))
+        progress = g_strdup_printf("You have left this course after %d of %d steps.", e->lessons_sent,
+                                   c->n_lessons);
+    else
+        progress = g_strdup_printf("You have received %d of %d steps.", e->lessons_sent, c->n_lessons);
+    GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
+    int first = 0;
+    gboolean ok = enroll_upcoming(app, e, c, slots, &first, err);
+    char *next = slots->len ? pace_format_local(g_array_index(slots, gint64, 0), zone)
+                            : g_strdup("none planned");
+    struct render_var vars[] = {
+        { "progress", progress, FALSE },
+        { "next_date", next, FALSE },
+        { "zone", zone, FALSE },
+    };
+    struct compose_system_opts opts = { vars, G_N_ELEMENTS(vars), NULL, NULL, TRUE };
+    struct compose_to to = { e->email, e->name, e->tz, e->id };
+    ok = ok && notify_queue(app, "status", c, &to, e->subscriber_id, &opts, limit, NULL, now, err);
+    g_free(next);
+    g_free(progress);
+    g_array_free(slots, TRUE);
+    store_enrollment_free(e);
+    return ok;
+}

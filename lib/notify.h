@@ -1,0 +1,28 @@
+/* notify.h - queueing system mails (welcome, confirm, status, help,
+ * goodbye, error) for a subscriber. */
+#ifndef COURSED_NOTIFY_H
+#define COURSED_NOTIFY_H
+#include <glib.h>
+#include "app.h"
+#include "compose.h"
+#include "course.h"
+
+/* Composes system mail `which` about course c to `to` and queues it in the
+ * outbox inside the caller's transaction. When limit is TRUE it is an
+ * automatic reply: at most [inbound] replies_per_day go to one address per
+ * day; over that, nothing is queued and *limited is set. Returns FALSE only
+ * on error. */
+gboolean notify_queue(struct app *app, const char *which, const struct course *c,
+                      const struct compose_to *to, gint64 subscriber_id,
+                      const struct compose_system_opts *opts, gboolean limit, gboolean *limited,
+                      gint64 now, GError **err);
+
+/* Queues the welcome mail of enrollment id, with the course calendar. */
+gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollment_id, gint64 now,
+                        GError **err);
+
+/* Queues a status mail for the subscriber about course c. */
+gboolean notify_status(struct app *app, const struct course *c, gint64 enrollment_id,
+                       gboolean limit, gint64 now, GError **err);
+
+#endif

@@ -1,0 +1,233 @@
+/* optin.c - owns double opt-in and leaving.
+ *   - A subscribe request never enrolls anyone: it creates a pending
+ *     enrollment and sends one confirmation, to the requesting address only,
+ *     echoing nothing the requester typed.
+ *   - One pending confirmation per address and course; a repeat within 24h
+ *     sends nothing; all confirmations together are capped per hour.
+ *   - A confirmation token binds purpose, enrollment, address and course,
+ *     expires after [inbound] confirm_ttl and works once (the enrollment
+ *     must still be pending).
+ *   - Leaving is immediate and never needs a confirmation. */
+#include <string.h>
+#include "optin.h"
+#include "address.h"
+#include "course.h"
+#include "enroll.h"
+#include "error.h"
+#include "log.h"
+#include "notify.h"
+#include "pace.h"
+#include "subscriber.h"
+#include "token.h"
+
+static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub_id, gint64 enr_id,
+                             const char *email, gint64 now, GError **err)
+{
+    char *tok = token_make(app->key, TOKEN_CONFIRM, enr_id, email, c->slug, now + app->cfg->confirm_ttl);
+    char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, tok);
+    char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, tok, app->cfg->domain);
+    struct render_var vars[] = { { "confirm_url", url, TRUE } };
+    struct compose_system_opts opts = { vars, 1, reply_to, NULL, FALSE };
+    struct compose_to to = { email, NULL, NULL, enr_id };
+    gboolean ok = notify_queue(app, "confirm", c, &to, sub_id, &opts, FALSE, NULL, now, err) &&
+                  store_enrollment_set(app->st, enr_id, NULL, 0, 0, now, now, err);
+    g_free(reply_to);
+    g_free(url);
+    g_free(tok);
+    return ok;
+}
+
+int optin_request(struct app *app, const char *email, const char *course, const char *name,
+                  const char *tz, gboolean zone_guessed, const char *via, gint64 now, GError **err)
+{
+    const struct course *c = course_find(app->courses, course);
+    if (!c) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", course);
+        return -1;
+    }
+    if (!app->key) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no secret key: run 'coursectl init'");
+        return -1;
+    }
+    if (tz && !pace_tz_valid(tz))
+        tz = NULL;   /* a bad zone in a request is dropped, not an error mail */
+    char *addr = address_normalize(email, err);
+    if (!addr)
+        return -1;
+    int result = -1;
+    struct sub_row *s = NULL;
+    if (!store_begin(app->st, err))
+        goto out;
+    GError *e = NULL;
+    s = store_sub_get(app->st, addr, &e);
+    if (!s && e->code != CD_ERR_NOT_FOUND) {
+        g_propagate_error(err, e);
+        goto fail;
+    }
+    g_clear_error(&e);
+    if (!s) {
+        char *clean = address_clean_name(name ? name : "", 100);
+        gint64 id = store_sub_add(app->st, addr, clean, tz, now, err);
+        g_free(clean);
+        if (id < 0 || !store_sub_set_status(app->st, id, "pending", now, err) ||
+            (zone_guessed && tz && !store_sub_set_guessed(app->st, id, TRUE, err)) ||
+            !store_event(app->st, now, id, 0, "subscribe-requested", via, c->slug, err))
+            goto fail;
+        s = store_sub_get(app->st, addr, err);
+        if (!s)
+            goto fail;
+    }
+    gint64 enr = store_enrollment_find(app->st, s->id, c->slug, err);
+    if (enr < 0)
+        goto fail;
+    struct enrollment_row *row = enr ? store_enrollment_get(app->st, enr, err) : NULL;
+    if (enr && !row)
+        goto fail;
+    if (row && (!strcmp(row->state, "active") || !strcmp(row->state, "paused") ||
+                !strcmp(row->state, "completed")) && !strcmp(s->status, "active")) {
+        store_enrollment_free(row);
+        result = notify_status(app, c, enr, TRUE, now, err) ? OPTIN_ALREADY : -1;
+        goto done;
+    }
+    if (row && !strcmp(row->state, "pending") && row->confirm_sent_at > now - 86400) {
+        store_enrollment_free(row);
+        result = OPTIN_RECENT;
+        goto done;
+    }
+    store_enrollment_free(row);
+    gint64 sent = store_outbox_count(app->st, NULL, "confirm", now - 3600, err);
+    if (sent < 0)
+        goto fail;
+    if (sent >= app->cfg->confirm_per_hour) {
+        log_warn("confirmation cap reached (%" G_GINT64_FORMAT " in the last hour): not confirming %s",
+                 sent, addr);
+        result = OPTIN_CAPPED;
+        goto done;
+    }
+    if (!enr) {
+        enr = store_enroll_pending(app->st, s->id, c->slug, now, err);
+        if (enr < 0)
+            goto fail;
+    } else if (!store_enrollment_set(app->st, enr, "pending", 0, 0, 0, now, err)) {
+        goto fail;
+    }
+    if (!send_confirm(app, c, s->id, enr, addr, now, err))
+        goto fail;
+    result = OPTIN_SENT;
+done:
+    if (result < 0 || !store_commit(app->st, err))
+        goto fail;
+    goto out;
+fail:
+    store_rollback(app->st);
+    result = -1;
+out:
+    store_sub_free(s);
+    g_free(addr);
+    return result;
+}
+
+struct enrollment_row *optin_token_enrollment(struct app *app, const char *token, int purpose,
+                                              gint64 now, GError **err)
+{
+    enum token_purpose p;
+    gint64 id = 0;
+    if (!app->key || !token_peek(token, &p, &id, NULL) || (int)p != purpose || id <= 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "not a valid link or token");
+        return NULL;
+    }
+    GError *e = NULL;
+    struct enrollment_row *row = store_enrollment_get(app->st, id, &e);
+    if (!row) {
+        if (e->code == CD_ERR_NOT_FOUND) {
+            g_clear_error(&e);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "not a valid link or token");
+        } else {
+            g_propagate_error(err, e);
+        }
+        return NULL;
+    }
+    if (!token_verify(app->key, token, (enum token_purpose)purpose, row->email, row->course, now, err)) {
+        store_enrollment_free(row);
+        return NULL;
+    }
+    return row;
+}
+
+gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64 now, GError **err)
+{
+    if (!store_begin(app->st, err))
+        return -1;
+    struct enrollment_row *e = optin_token_enrollment(app, token, TOKEN_CONFIRM, now, err);
+    gint64 id = -1;
+    const struct course *c = e ? course_find(app->courses, e->course) : NULL;
+    if (e && !c)
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' is not offered any more", e->course);
+    else if (e && strcmp(e->state, "pending") != 0)
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "this confirmation was already used");
+    else if (e) {
+        gint64 first = enroll_first_slot(app->cfg, c, e->tz, now);
+        if (store_enrollment_set(app->st, e->id, "active", first, now, 0, now, err) &&
+            store_sub_set_status(app->st, e->subscriber_id, "active", now, err) &&
+            store_event(app->st, now, e->subscriber_id, e->id, "confirmed", via, c->slug, err) &&
+            notify_welcome(app, c, e->id, now, err))
+            id = e->id;
+    }
+    store_enrollment_free(e);
+    if (id < 0 || !store_commit(app->st, err)) {
+        store_rollback(app->st);
+        return -1;
+    }
+    return id;
+}
+
+gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gint64 now,
+                     GError **err)
+{
+    if (!store_begin(app->st, err))
+        return FALSE;
+    struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
+    gboolean ok = e != NULL;
+    if (ok && strcmp(e->state, "stopped") != 0) {
+        const struct course *c = course_find(app->courses, e->course);
+        ok = store_enrollment_set(app->st, e->id, "stopped", 0, 0, 0, now, err) &&
+             store_event(app->st, now, e->subscriber_id, e->id, "unsubscribed", via, e->course, err);
+        if (ok && c) {
+            struct compose_to to = { e->email, e->name, e->tz, e->id };
+            char *progress = g_strdup_printf("You received %d of %d steps.", e->lessons_sent, c->n_lessons);
+            struct render_var vars[] = { { "progress", progress, FALSE } };
+            struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
+            ok = notify_queue(app, "goodbye", c, &to, e->subscriber_id, &opts, TRUE, NULL, now, err);
+            g_free(progress);
+        }
+        /* No course left: the person is unsubscribed. */
+        GPtrArray *all = ok ? store_enrollments_of(app->st, e->subscriber_id, err) : NULL;
+        ok = ok && all;
+        gboolean any = FALSE;
+        for (guint i = 0; all && i < all->len; i++) {
+            const char *st = ((struct enrollment_row *)all->pdata[i])->state;
+            any |= !strcmp(st, "active") || !strcmp(st, "paused") || !strcmp(st, "pending");
+        }
+        if (ok && !any)
+            ok = store_sub_set_status(app->st, e->subscriber_id, "unsubscribed", now, err);
+        if (all)
+            g_ptr_array_unref(all);
+    }
+    store_enrollment_free(e);
+    if (!ok || !store_commit(app->st, err)) {
+        store_rollback(app->st);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean optin_leave_token(struct app *app, const char *token, const char *via, gint64 now,
+                           GError **err)
+{
+    struct enrollment_row *e = optin_token_enrollment(app, token, TOKEN_UNSUBSCRIBE, now, err);
+    if (!e)
+        return FALSE;
+    gboolean ok = optin_leave(app, e->id, via, now, err);
+    store_enrollment_free(e);
+    return ok;
+}
