@@ -525,12 +525,9 @@ static int cmd_inbound(struct ctl *ctl, int argc, char **argv)
         g_byte_array_append(buf, chunk, (guint)got);
     }
     int rc = EXIT_OK;
-    GPtrArray *slugs = g_ptr_array_new();
-    for (guint i = 0; i < ctl->app->courses->len; i++)
-        g_ptr_array_add(slugs, ((struct course *)ctl->app->courses->pdata[i])->slug);
-    g_ptr_array_add(slugs, NULL);
+    char **slugs = course_slugs(ctl->app->courses);
     struct inbound *r = inbound_classify((const char *)buf->data, buf->len, ctl->app->cfg,
-                                         (const char *const *)slugs->pdata, sender, recipient);
+                                         (const char *const *)slugs, sender, recipient);
     if (too_big) {
         r->kind = INBOUND_IGNORED;
         g_free(r->reason);
@@ -564,7 +561,7 @@ static int cmd_inbound(struct ctl *ctl, int argc, char **argv)
     }
     g_free(action);
     inbound_free(r);
-    g_ptr_array_free(slugs, TRUE);
+    g_strfreev(slugs);
     g_byte_array_unref(buf);
     g_free(sender);
     g_free(recipient);

@@ -4,7 +4,9 @@
  * Signal handlers only set flags: SIGTERM/SIGINT drain and exit after the
  * current tick, SIGHUP reloads config, courses and templates (a broken new
  * set is refused and the old one keeps running). */
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +17,14 @@
 #include "error.h"
 #include "http.h"
 #include "lock.h"
+#include "mailbox.h"
 #include "log.h"
 #include "tick.h"
 
 static volatile sig_atomic_t want_stop;
 static volatile sig_atomic_t want_reload;
+static gboolean want_scan = TRUE;   /* the inbound Maildir has (or may have) new mail */
+static int inotify_fd = -1;
 
 static void on_stop(int sig)
 {
@@ -46,15 +51,62 @@ static void signals_install(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* Sleep for up to `secs` real seconds, waking early for a signal flag. */
+/* Sleep for up to `secs` real seconds, waking early for a signal flag or
+ * for new mail in the inbound Maildir (inotify). */
 static void nap(double secs)
 {
     gint64 until = g_get_monotonic_time() + (gint64)(secs * G_USEC_PER_SEC);
-    while (!want_stop && !want_reload) {
+    while (!want_stop && !want_reload && !want_scan) {
         gint64 left = until - g_get_monotonic_time();
         if (left <= 0)
             break;
-        g_usleep((gulong)MIN(left, 100000));
+        struct pollfd p = { inotify_fd, POLLIN, 0 };
+        int ms = (int)MIN(left / 1000 + 1, 100);
+        if (inotify_fd >= 0 && poll(&p, 1, ms) > 0) {
+            char buf[4096];
+            while (read(inotify_fd, buf, sizeof buf) > 0)
+                ;
+            want_scan = TRUE;
+        } else if (inotify_fd < 0) {
+            g_usleep((gulong)ms * 1000);
+        }
+    }
+}
+
+/* Start watching [inbound] maildir; a missing folder is created. */
+static void watch_inbound(struct app *app)
+{
+    if (inotify_fd >= 0) {
+        close(inotify_fd);
+        inotify_fd = -1;
+    }
+    const char *dir = app->cfg->inbound_maildir;
+    if (!*dir)
+        return;
+    GError *err = NULL;
+    if (!mailbox_prepare(dir, &err)) {
+        log_err("%s", err->message);
+        g_error_free(err);
+        return;
+    }
+    inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    char *newdir = g_build_filename(dir, "new", NULL);
+    if (inotify_fd < 0 || inotify_add_watch(inotify_fd, newdir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+        log_warn("inotify on %s failed; relying on the scan every %" G_GINT64_FORMAT "s", newdir,
+                 app->cfg->inbound_scan);
+    g_free(newdir);
+    want_scan = TRUE;
+}
+
+static void scan_inbound(struct app *app)
+{
+    want_scan = FALSE;
+    if (!*app->cfg->inbound_maildir)
+        return;
+    GError *err = NULL;
+    if (mailbox_scan(app, app->cfg->inbound_maildir, clock_now(), &err) < 0) {
+        log_err("inbound maildir: %s; trying again at the next scan", err->message);
+        g_error_free(err);
     }
 }
 
@@ -175,11 +227,14 @@ int main(int argc, char **argv)
     signals_install();
     int rc = 0;
     if (opt_once) {
+        scan_inbound(app);
         rc = run_tick(app);
     } else {
         log_info("started: %u course(s), transport %s, database %s", app->courses->len,
                  app->tr->ops->name, app->cfg->database);
         struct http *http = http_start(path, &err);
+        watch_inbound(app);
+        gint64 last_scan = 0;
         if (err) {
             log_err("%s", err->message);
             g_clear_error(&err);
@@ -191,6 +246,7 @@ int main(int argc, char **argv)
                 want_reload = 0;
                 if (app_reload(app, &err)) {
                     log_info("reloaded %s: %u course(s)", app->cfg->path, app->courses->len);
+                    watch_inbound(app);
                     /* The pages hold their own copy of the configuration. */
                     http_stop(http);
                     http = http_start(path, &err);
@@ -202,6 +258,11 @@ int main(int argc, char **argv)
                     log_err("reload refused, keeping the running configuration: %s", err->message);
                     g_clear_error(&err);
                 }
+            }
+            gint64 mono = g_get_monotonic_time() / G_USEC_PER_SEC;
+            if (want_scan || mono - last_scan >= app->cfg->inbound_scan) {
+                scan_inbound(app);
+                last_scan = mono;
             }
             run_tick(app);
             if (opt_until_done) {

@@ -419,6 +419,14 @@ GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError *
     return set;
 }
 
+char **course_slugs(GPtrArray *set)
+{
+    char **out = g_new0(char *, set->len + 1);
+    for (guint i = 0; i < set->len; i++)
+        out[i] = g_strdup(((struct course *)set->pdata[i])->slug);
+    return out;
+}
+
 const struct course *course_find(GPtrArray *set, const char *slug)
 {
     if (!set || !slug)

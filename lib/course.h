@@ -46,6 +46,10 @@ GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError *
  * the folder cannot be read. */
 GPtrArray *course_list_slugs(const char *courses_dir, GError **err);
 
+/* Returns the slugs of the loaded courses as a NULL-terminated array;
+ * g_strfreev(). */
+char **course_slugs(GPtrArray *set);
+
 /* Returns the course with this slug from set, or NULL. Borrowed. */
 const struct course *course_find(GPtrArray *set, const char *slug);
 

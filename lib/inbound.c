@@ -243,6 +243,7 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
         r->key = g_strdup_printf("sha256:%s", sum);
         g_free(sum);
         r->reason = g_strdup_printf("cannot be parsed: %s", err->message);
+        r->unparsable = TRUE;
         g_error_free(err);
         return r;
     }

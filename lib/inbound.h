@@ -30,6 +30,7 @@ struct inbound {
     GPtrArray *bounces;   /* struct bounce_rcpt * */
     gboolean may_reply;   /* RFC 3834 and loop rules allow an automatic reply */
     char *reason;         /* why it was classified so */
+    gboolean unparsable;  /* not a message at all: quarantine it */
 };
 
 /* Classifies one raw message. envelope_sender and envelope_rcpt are what

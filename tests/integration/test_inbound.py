@@ -277,3 +277,51 @@ def test_garbage_is_ignored_with_exit_0(env):
         assert p.returncode == 0
         assert json.loads(p.stdout)["kind"] in ("ignored", "auto-reply")
         assert inbound(env, raw).returncode == 0
+
+
+def drop(maildir, name, raw):
+    """Deliver into a Maildir the way fetchmail/mbsync do: tmp/, then rename into new/."""
+    (maildir / "tmp").mkdir(parents=True, exist_ok=True)
+    (maildir / "new").mkdir(parents=True, exist_ok=True)
+    tmp = maildir / "tmp" / name
+    tmp.write_bytes(raw)
+    tmp.rename(maildir / "new" / name)
+
+
+def test_maildir_inbound_once_and_quarantine(env_factory, sink):
+    env = env_factory(smtp_port=sink.port, extra_conf="[inbound]\nmaildir = inbox\n")
+    write_course(env.courses, "test", 2)
+    env.ctl("init", now=iso(T0))
+    inbox = env.dir / "inbox"
+    drop(inbox, "1700000000.1.host", mail("ed@example.net", "test@courses.example.org", "subscribe"))
+    drop(inbox, "1700000000.2.host", b"")
+    env.tick(iso(T0))
+    assert sorted(p.name for p in (inbox / "cur").iterdir()) == ["1700000000.1.host:2,S"]
+    assert [p.name for p in (inbox / ".Quarantine" / "cur").iterdir()] == ["1700000000.2.host:2,S"]
+    assert list((inbox / "new").iterdir()) == []
+    assert len(sink.system("ed@example.net")) == 1       # the confirmation request
+    # the same message fetched again has no second effect
+    drop(inbox, "1700000001.1.host", (inbox / "cur" / "1700000000.1.host:2,S").read_bytes())
+    env.tick(iso(T0 + timedelta(minutes=1)))
+    assert len(sink.system("ed@example.net")) == 1
+    assert len(list((inbox / "cur").iterdir())) == 2
+
+
+def test_maildir_watched_by_running_daemon(env_factory, sink):
+    port = free_port()
+    env = env_factory(smtp_port=sink.port, http_port=port,
+                      extra_conf="[inbound]\nmaildir = inbox\nscan_interval = 1h\n")
+    write_course(env.courses, "test", 2)
+    env.ctl("init", now=iso(T0))
+    d = Daemon(env, T0)
+    try:
+        drop(env.dir / "inbox", "1700000000.9.host", mail("fay@example.net", "test@courses.example.org", "help"))
+        # inotify wakes the daemon: wait (bounded) for the file to move
+        deadline = time.monotonic() + 15
+        cur = env.dir / "inbox" / "cur"
+        while time.monotonic() < deadline and not (cur.exists() and any(cur.iterdir())):
+            time.sleep(0.05)
+        assert [p.name for p in cur.iterdir()] == ["1700000000.9.host:2,S"]
+    finally:
+        d.stop()
+    assert env.sql("SELECT kind, rcpt FROM outbox") == [("help", "fay@example.net")]
