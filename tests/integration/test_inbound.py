@@ -325,3 +325,33 @@ def test_maildir_watched_by_running_daemon(env_factory, sink):
     finally:
         d.stop()
     assert env.sql("SELECT kind, rcpt FROM outbox") == [("help", "fay@example.net")]
+
+
+def test_pages_render_in_chromium(env, sink, tmp_path):
+    """The confirm and leave pages are simple, accessible HTML: a heading, a
+    labelled button in a POST form, no script; Chromium renders them without
+    console or network errors. Screenshots go to build/artifacts/screenshots/."""
+    from test_html_render import ARTIFACTS, chromium, png_facts
+    assert inbound(env, mail("gil@example.net", "test+subscribe@courses.example.org", "hi")).returncode == 0
+    env.tick(iso(T0))
+    body = sink.system("gil@example.net")[0]["msg"].get_body(("plain",)).get_content()
+    url = next(w for w in body.split() if "/c/" in w).strip("<>()")
+    confirm_path = url[url.index("/c/"):]
+    d = Daemon(env, T0 + timedelta(minutes=1))
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name, path in (("confirm", confirm_path), ("bad-link", "/u/not-a-token")):
+            dom = chromium(tmp_path, "--dump-dom", d.base + path)
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l or "net::ERR_" in l]
+            assert not errors, errors
+            assert "<h1" in dom.stdout and 'lang="en"' in dom.stdout and "<script" not in dom.stdout
+            if name == "confirm":
+                assert '<form method="post"' in dom.stdout and "<button" in dom.stdout
+            shot = ARTIFACTS / f"page-{name}-375.png"
+            p = chromium(tmp_path, "--window-size=375,800", f"--screenshot={shot}", d.base + path)
+            assert p.returncode == 0 and png_facts(shot)[2] > 10
+        # a browser's GET changed nothing
+        assert env.sql("SELECT state FROM enrollments") == [("pending",)]
+    finally:
+        d.stop()
