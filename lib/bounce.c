@@ -122,7 +122,9 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
             status[0] = '4';
         add(out, d->recipient, status);
     }
-    if (out->len > 0 || !m->text)
+    /* A DSN that lists only successes or delays is not a failure: do not
+     * go looking for one in its prose. */
+    if (out->len > 0 || m->dsn->len > 0 || !m->text)
         return out;
     /* Plain-text bounces: each failed address with the text that follows
      * it up to the next blank line (Exim, qmail, Yahoo, Sendmail). */

@@ -151,9 +151,9 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
     GError *e = NULL;
     if (!strcmp(cmd, "subscribe")) {
         const char *tz = r->tz;
-        gboolean guessed = FALSE;
-        if ((!tz || !pace_tz_valid(tz)) && r->has_offset) {
-            tz = inbound_zone_for_offset(r->date_offset);
+        gboolean guessed = r->tz_guessed;
+        if (tz && !pace_tz_valid(tz) && r->has_offset) {
+            tz = inbound_zone_for_offset(r->date_offset);   /* a bad tz=: fall back to the guess */
             guessed = tz != NULL;
         }
         int rc = optin_request(app, r->sender, r->course, r->name, tz, guessed, "email", now, err);

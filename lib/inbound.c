@@ -112,7 +112,7 @@ static char *strip_reply_prefixes(const char *subject)
     char *s = g_strdup(subject);
     GRegex *re = g_regex_new("^\\s*(re|fwd?|aw|wg|sv|vs|antw|odp|tr|rif|r)(\\[\\d+\\])?\\s*:\\s*",
                              G_REGEX_CASELESS, 0, NULL);
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < 100; i++) {
         char *t = g_regex_replace_literal(re, s, -1, 0, "", 0, NULL);
         gboolean same = strcmp(t, s) == 0;
         g_free(s);
@@ -308,17 +308,26 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
     char *our_list = g_strdup_printf(".%s>", cfg->domain);
 
     if (local && (!strcmp(local, "bounces") || !strcmp(local, "bounce"))) {
-        r->kind = INBOUND_BOUNCE;
         r->token = ext ? g_strdup(ext) : NULL;
         r->bounces = bounce_parse(m, cfg->domain);
-        r->reason = g_strdup(r->bounces->len ? "delivery failure report to the bounce address"
-                                             : "sent to the bounce address, but names no failed recipient");
+        if (r->bounces->len > 0) {
+            r->kind = INBOUND_BOUNCE;
+            r->reason = g_strdup("delivery failure report to the bounce address");
+        } else if (m->is_dsn) {
+            r->reason = g_strdup("a delivery report that reports no failure");
+        } else if (header_says_auto(m, &auto_why)) {
+            r->kind = INBOUND_AUTOREPLY;
+            r->reason = g_strdup_printf("automatic reply to the bounce address (%s)", auto_why);
+        } else {
+            r->reason = g_strdup("sent to the bounce address, but reports no failed recipient");
+        }
     } else if (bounce_is_report(m)) {
         r->kind = INBOUND_BOUNCE;
         r->bounces = bounce_parse(m, cfg->domain);
         r->reason = g_strdup("a delivery failure report, not sent to a VERP address");
     } else if (list_id && g_str_has_suffix(list_id, our_list)) {
-        r->reason = g_strdup_printf("carries our own List-Id (%s): a loop", list_id);
+        r->kind = INBOUND_AUTOREPLY;
+        r->reason = g_strdup_printf("carries our own List-Id (%s): one of our mails came back, a loop", list_id);
     } else if (header_says_auto(m, &auto_why)) {
         r->kind = INBOUND_AUTOREPLY;
         r->reason = auto_why;
@@ -384,10 +393,17 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
                 r->reason = g_strdup("command in the Subject");
             } else {
                 line = first_body_line(m->text);
-                parse_command_line(r, line ? line : "", courses);
-                r->reason = g_strdup(!strcmp(r->command, "unknown") ? "no command found: the help mail answers"
-                                     : m->html_only ? "command in the first line of the HTML body"
-                                                    : "command in the first line of the body");
+                if (!line) {
+                    /* No text and no command in the Subject (an empty reply,
+                     * a broken MIME body): nothing to act on, no reply. */
+                    r->kind = INBOUND_IGNORED;
+                    r->reason = g_strdup("no text and no command in the Subject: nothing to act on");
+                } else {
+                    parse_command_line(r, line ? line : subject, courses);
+                    r->reason = g_strdup(!strcmp(r->command, "unknown") ? "no command found: the help mail answers"
+                                         : m->html_only ? "command in the first line of the HTML body"
+                                                        : "command in the first line of the body");
+                }
             }
             g_free(lcmd);
             g_free(lw);
@@ -396,9 +412,21 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
             g_free(w);
             g_free(subject);
         }
-        if (r->course == NULL)
+        if (r->kind == INBOUND_COMMAND && !r->command) {
+            g_free(r->course);
+            r->course = NULL;
+        } else if (r->course == NULL) {
             r->course = g_strdup(local);
-        if (!strcmp(r->command, "subscribe") && r->course && !g_strv_contains(courses, r->course)) {
+        }
+        if (r->command && !strcmp(r->command, "subscribe") && (!r->tz || !*r->tz) && m->has_date) {
+            const char *z = inbound_zone_for_offset(m->date_offset);
+            if (z) {
+                g_free(r->tz);
+                r->tz = g_strdup(z);
+                r->tz_guessed = TRUE;
+            }
+        }
+        if (r->command && !strcmp(r->command, "subscribe") && r->course && !g_strv_contains(courses, r->course)) {
             g_free(r->course);
             r->course = g_strdup(local);
         }
@@ -430,6 +458,8 @@ char *inbound_to_json(const struct inbound *r, const char *action)
     if (r->tz) {
         json_key(o, "tz", FALSE);
         json_string(o, r->tz);
+        json_key(o, "tz_guessed", FALSE);
+        g_string_append(o, r->tz_guessed ? "true" : "false");
     }
     if (r->name && *r->name) {
         json_key(o, "name", FALSE);

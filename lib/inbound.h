@@ -22,6 +22,7 @@ struct inbound {
     char *course;         /* slug, or NULL */
     char *args;           /* the rest of the command line */
     char *tz;             /* subscribe tz=..., or the tz command's zone */
+    gboolean tz_guessed;  /* tz was guessed from the Date header's offset */
     char *name;           /* subscribe's name */
     gint64 pause_for;     /* pause for N days|weeks, seconds; 0 = until resumed */
     char *token;          /* confirm-, unsubscribe- or VERP token */
