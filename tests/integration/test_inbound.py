@@ -355,3 +355,43 @@ def test_pages_render_in_chromium(env, sink, tmp_path):
         assert env.sql("SELECT state FROM enrollments") == [("pending",)]
     finally:
         d.stop()
+
+
+def dsn_to(verp, rcpt, status, mid):
+    return ("From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nSubject: Delivery Status Notification\r\n"
+            "Message-ID: <{mid}@mx>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nDelivery problem.\r\n"
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+            "Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n--b--\r\n").format(
+                to=verp, rcpt=rcpt, status=status, mid=mid,
+                action="delayed" if status.startswith("4") else "failed").encode()
+
+
+def lesson_verp(env, sink, email):
+    env.ctl("sub", "add", email, now=iso(T0))
+    env.ctl("enroll", email, "test", "--no-welcome", now=iso(T0))
+    env.tick(iso(datetime(2026, 5, 6, 7, 0, tzinfo=UTC)))
+    return sink.lessons(email)[0]["mail_from"]
+
+
+def test_soft_bounces_on_three_days_become_hard(env, sink):
+    verp = lesson_verp(env, sink, "full@example.net")
+    for day in range(3):
+        at = T0 + timedelta(days=2 + day)
+        p = inbound(env, dsn_to(verp, "full@example.net", "4.2.2", f"soft{day}"), "--sender", "", now=at)
+        assert p.returncode == 0
+        state = env.sql("SELECT status FROM subscribers")[0][0]
+        assert state == ("bounced" if day == 2 else "active"), f"day {day}: {state}"
+    assert env.sql("SELECT count(*) FROM events WHERE kind = 'bounce-soft'") == [(3,)]
+
+
+def test_policy_bounce_pauses_and_warns(env, sink):
+    verp = lesson_verp(env, sink, "picky@example.net")
+    p = inbound(env, dsn_to(verp, "picky@example.net", "5.7.1", "pol"), "--sender", "",
+                now=T0 + timedelta(days=2))
+    assert p.returncode == 0
+    assert env.sql("SELECT status FROM subscribers") == [("active",)]
+    assert env.sql("SELECT state FROM enrollments") == [("paused",)]
+    assert env.sql("SELECT kind FROM events WHERE kind LIKE 'bounce%'") == [("bounce-policy",)]
+    assert "operator" in p.stderr.decode()
