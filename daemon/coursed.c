@@ -18,6 +18,7 @@
 #include "http.h"
 #include "lock.h"
 #include "mailbox.h"
+#include "sdnotify.h"
 #include "log.h"
 #include "tick.h"
 
@@ -133,6 +134,14 @@ static int run_tick(struct app *app)
     GError *err = NULL;
     gint64 now = clock_now();
     if (!tick_run(app, now, &stats, &err)) {
+        if (err->code == CD_ERR_ABANDONED) {
+            /* Sessions still run in other threads with this tick's memory:
+             * leave now; their rows stay 'sending' and come back at start. */
+            log_warn("%s: exiting now", err->message);
+            sdnotify("STOPPING=1");
+            fflush(stderr);
+            _exit(0);
+        }
         log_err("tick failed: %s", err->message);
         int busy = err->code == CD_ERR_BUSY;
         g_error_free(err);
@@ -225,6 +234,7 @@ int main(int argc, char **argv)
         return rc;
     }
     signals_install();
+    app->stop = (volatile int *)&want_stop;
     int rc = 0;
     if (opt_once) {
         scan_inbound(app);
@@ -232,9 +242,14 @@ int main(int argc, char **argv)
     } else {
         log_info("started: %u course(s), transport %s, database %s", app->courses->len,
                  app->tr->ops->name, app->cfg->database);
+        int orphans = store_recover_sending(app->st, &err);
+        if (orphans > 0)
+            log_warn("recovered %d deliveries a crash left in 'sending'", orphans);
+        g_clear_error(&err);
         struct http *http = http_start(path, &err);
         watch_inbound(app);
         gint64 last_scan = 0;
+        sdnotify("READY=1\nSTATUS=delivering");
         if (err) {
             log_err("%s", err->message);
             g_clear_error(&err);
@@ -244,6 +259,7 @@ int main(int argc, char **argv)
         while (!want_stop) {
             if (want_reload) {
                 want_reload = 0;
+                sdnotify("RELOADING=1");
                 if (app_reload(app, &err)) {
                     log_info("reloaded %s: %u course(s)", app->cfg->path, app->courses->len);
                     watch_inbound(app);
@@ -258,6 +274,7 @@ int main(int argc, char **argv)
                     log_err("reload refused, keeping the running configuration: %s", err->message);
                     g_clear_error(&err);
                 }
+                sdnotify("READY=1");
             }
             gint64 mono = g_get_monotonic_time() / G_USEC_PER_SEC;
             if (want_scan || mono - last_scan >= app->cfg->inbound_scan) {
@@ -275,6 +292,7 @@ int main(int argc, char **argv)
             }
             nap(next_wait(app));
         }
+        sdnotify("STOPPING=1");
         http_stop(http);
         if (want_stop)
             log_info("stopping on signal");

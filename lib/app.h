@@ -16,6 +16,7 @@ struct app {
     struct store *st;            /* NULL unless APP_STORE */
     struct transport *tr;        /* NULL unless APP_TRANSPORT */
     struct token_key *key;       /* NULL until 'coursectl init' made the key */
+    volatile int *stop;          /* set by the daemon on SIGTERM; NULL elsewhere */
 };
 
 enum app_flags {

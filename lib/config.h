@@ -14,6 +14,7 @@ struct config {
     char *base_url;
     char *secret_key;        /* HMAC key file; default <database folder>/secret.key */
     gint64 tick_interval;    /* seconds between ticks of the daemon loop */
+    gint64 stop_timeout;     /* SIGTERM: in-flight sessions get this long */
     /* [transport] */
     char *transport_kind;    /* "smtp" or "maildir" */
     char *maildir;
@@ -26,6 +27,9 @@ struct config {
     char *smtp_starttls;     /* off, opportunistic, required */
     gint64 smtp_timeout;     /* seconds, for the greeting and each command */
     gint64 smtp_per_session; /* messages per SMTP connection */
+    gint64 smtp_sessions;    /* SMTP sessions at once */
+    char *smtp_relays;       /* fallback relays "host:port, host:port" */
+    char *smtp_ca_file;      /* CA bundle for STARTTLS; "" = system default */
     /* [pacing] */
     gint64 late_grace;       /* a missed slot is still sent this late, else moved */
     gint64 max_per_day;      /* lessons per subscriber per local day */
@@ -43,6 +47,8 @@ struct config {
     gint64 retry_first;      /* seconds until the first retry after a 4xx */
     gint64 retry_max;        /* cap of the exponential backoff */
     gint64 give_up;          /* a delivery deferred this long fails */
+    gint64 rate_per_second;  /* 0 = no limit */
+    gint64 rate_per_hour;    /* 0 = no limit */
 };
 
 /* Returns the config file to read: cli if given, else $COURSED_CONFIG, else

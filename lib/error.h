@@ -12,6 +12,7 @@ enum cd_error_code {
     CD_ERR_EXISTS,       /* already there */
     CD_ERR_BUSY,         /* database locked or disk full: try again later */
     CD_ERR_IO,           /* file system */
+    CD_ERR_ABANDONED,    /* stopping: in-flight sessions were left to the next start */
 };
 
 GQuark cd_error_quark(void);

@@ -167,6 +167,13 @@ static gint64 parse_pause(const char *args)
 /* Fill command, args and its parameters from one command line. */
 static void parse_command_line(struct inbound *r, const char *line, const char *const *courses)
 {
+    /* A line may be parsed after another (the +subscribe address, then the
+     * body's details): start clean. */
+    g_clear_pointer(&r->command, g_free);
+    g_clear_pointer(&r->args, g_free);
+    g_clear_pointer(&r->name, g_free);
+    g_clear_pointer(&r->tz, g_free);
+    r->pause_for = 0;
     const char *rest = NULL;
     char *w = first_word(line, &rest);
     r->command = normalise_command(w);
@@ -362,13 +369,8 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
                 const char *text = line ? line : s;
                 const char *rest = NULL;
                 char *w = first_word(text, &rest);
-                if (w && !strcmp(w, "subscribe")) {
-                    g_free(r->command);
-                    g_free(r->args);
-                    r->command = NULL;
-                    r->args = NULL;
+                if (w && !strcmp(w, "subscribe"))
                     parse_command_line(r, text, courses);
-                }
                 g_free(w);
                 g_free(s);
                 g_free(line);

@@ -23,7 +23,7 @@ struct store {
 /* Each entry moves the schema one version up; never edit a released one. */
 static const char *migrations[] = {
     /* 1: the initial schema */
-    "CREATE TABLE subscribers ("
+    ("CREATE TABLE subscribers ("
     "  id INTEGER PRIMARY KEY,"
     "  email TEXT NOT NULL UNIQUE,"
     "  name TEXT NOT NULL DEFAULT '',"
@@ -77,14 +77,14 @@ static const char *migrations[] = {
     "CREATE TABLE inbound ("
     "  message_key TEXT PRIMARY KEY,"
     "  received_at INTEGER NOT NULL,"
-    "  result TEXT NOT NULL DEFAULT '');",
+    "  result TEXT NOT NULL DEFAULT '');"),
     /* 2: calendars that follow pauses and zone changes; automatic resume */
-    "ALTER TABLE enrollments ADD COLUMN calendar_seq INTEGER NOT NULL DEFAULT 0;"
+    ("ALTER TABLE enrollments ADD COLUMN calendar_seq INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE enrollments ADD COLUMN calendar_dirty INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX enrollments_resume ON enrollments(paused_until)"
-    "  WHERE state = 'paused' AND paused_until IS NOT NULL;",
+    "  WHERE state = 'paused' AND paused_until IS NOT NULL;"),
     /* 3: system mails (welcome, confirm, replies), rendered when created */
-    "CREATE TABLE outbox ("
+    ("CREATE TABLE outbox ("
     "  id INTEGER PRIMARY KEY,"
     "  subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,"
     "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
@@ -99,13 +99,16 @@ static const char *migrations[] = {
     "  last_code INTEGER,"
     "  last_text TEXT);"
     "CREATE INDEX outbox_ready ON outbox(next_attempt_at) WHERE state IN ('queued','deferred');"
-    "CREATE INDEX outbox_sending ON outbox(state) WHERE state = 'sending';",
+    "CREATE INDEX outbox_sending ON outbox(state) WHERE state = 'sending';"),
     /* 4: double opt-in and replies */
-    "ALTER TABLE enrollments ADD COLUMN confirm_sent_at INTEGER;"
+    ("ALTER TABLE enrollments ADD COLUMN confirm_sent_at INTEGER;"
     "ALTER TABLE subscribers ADD COLUMN tz_guessed INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX outbox_rcpt ON outbox(rcpt, created_at);"
     "CREATE INDEX outbox_kind ON outbox(kind, created_at);"
-    "CREATE INDEX events_kind ON events(subscriber_id, kind, at);",
+    "CREATE INDEX events_kind ON events(subscriber_id, kind, at);"),
+    /* 5: the hourly rate limit counts what was sent */
+    ("CREATE INDEX deliveries_sent ON deliveries(sent_at) WHERE sent_at IS NOT NULL;"
+    "CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;"),
 };
 
 int store_latest_version(void)
@@ -1082,6 +1085,17 @@ struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **er
     }
     sqlite3_reset(s);
     return d;
+}
+
+gint64 store_sent_since(struct store *st, gint64 since, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT (SELECT count(*) FROM deliveries WHERE sent_at >= ?1)"
+        " + (SELECT count(*) FROM outbox WHERE sent_at >= ?1)", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, since);
+    return count1(st, s, "count sent", err);
 }
 
 int store_recover_sending(struct store *st, GError **err)

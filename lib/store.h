@@ -197,6 +197,9 @@ gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind
  * course filled, or NULL with CD_ERR_NOT_FOUND. */
 struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **err);
 
+/* Messages (lessons and system mails) sent since `since`; -1 on error. */
+gint64 store_sent_since(struct store *st, gint64 since, GError **err);
+
 /* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
  * many, or -1 with err. */
 int store_recover_sending(struct store *st, GError **err);

@@ -172,21 +172,106 @@ static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg
     return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
 }
 
-/* Sends the messages in ready (struct transport_msg *), one SMTP session
- * per messages_per_session, and leaves each outcome in its message. */
-static void send_ready(struct app *app, GPtrArray *ready)
+struct job {
+    struct transport *tr;
+    struct transport_msg *batch;
+    size_t n;
+};
+
+struct pool_state {
+    GMutex lock;
+    GCond cond;
+    guint done;
+};
+
+static void run_job(gpointer data, gpointer user)
+{
+    struct job *j = data;
+    struct pool_state *ps = user;
+    transport_send(j->tr, j->batch, j->n);
+    g_mutex_lock(&ps->lock);
+    ps->done++;
+    g_cond_signal(&ps->cond);
+    g_mutex_unlock(&ps->lock);
+}
+
+/* Sends the messages in ready (struct transport_msg *): one SMTP session per
+ * messages_per_session messages, up to [smtp] sessions at once, each in its
+ * own thread with its own libESMTP session. Returns FALSE only when the
+ * daemon is stopping and sessions were still running after stop_timeout:
+ * they are abandoned (their rows stay 'sending' and are recovered at the
+ * next start), and nothing of this round may be freed or recorded. */
+static gboolean send_ready(struct app *app, GPtrArray *ready)
 {
     size_t per = (size_t)app->cfg->smtp_per_session;
-    struct transport_msg *batch = g_new0(struct transport_msg, per);
-    for (guint off = 0; off < ready->len; off += (guint)per) {
-        size_t k = MIN(per, ready->len - off);
-        for (size_t j = 0; j < k; j++)
-            batch[j] = *(struct transport_msg *)ready->pdata[off + j];
-        transport_send(app->tr, batch, k);
-        for (size_t j = 0; j < k; j++)
-            *(struct transport_msg *)ready->pdata[off + j] = batch[j];
+    guint jobs = (guint)((ready->len + per - 1) / per);
+    if (jobs == 0)
+        return TRUE;
+    struct transport_msg *all = g_new0(struct transport_msg, ready->len);
+    for (guint i = 0; i < ready->len; i++)
+        all[i] = *(struct transport_msg *)ready->pdata[i];
+    struct job *js = g_new0(struct job, jobs);
+    for (guint k = 0; k < jobs; k++) {
+        js[k].tr = app->tr;
+        js[k].batch = all + k * per;
+        js[k].n = MIN(per, ready->len - k * per);
     }
-    g_free(batch);
+    gboolean finished = TRUE;
+    if (jobs == 1 || app->cfg->smtp_sessions == 1) {
+        for (guint k = 0; k < jobs; k++)
+            transport_send(app->tr, js[k].batch, js[k].n);
+    } else {
+        struct pool_state *ps = g_new0(struct pool_state, 1);
+        g_mutex_init(&ps->lock);
+        g_cond_init(&ps->cond);
+        GThreadPool *pool = g_thread_pool_new(run_job, ps, (gint)MIN(app->cfg->smtp_sessions, jobs),
+                                              TRUE, NULL);
+        for (guint k = 0; k < jobs; k++)
+            g_thread_pool_push(pool, &js[k], NULL);
+        gint64 deadline = 0;
+        g_mutex_lock(&ps->lock);
+        while (ps->done < jobs) {
+            if (app->stop && *app->stop && !deadline)
+                deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
+            if (deadline && g_get_monotonic_time() >= deadline)
+                break;
+            g_cond_wait_until(&ps->cond, &ps->lock, g_get_monotonic_time() + G_USEC_PER_SEC / 10);
+        }
+        finished = ps->done == jobs;
+        g_mutex_unlock(&ps->lock);
+        if (!finished) {
+            /* The threads still use js, all and ps: leave them be. */
+            log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
+                     "s; abandoned, their deliveries are recovered at the next start",
+                     jobs - ps->done, app->cfg->stop_timeout);
+            return FALSE;
+        }
+        g_thread_pool_free(pool, FALSE, TRUE);
+        g_mutex_clear(&ps->lock);
+        g_cond_clear(&ps->cond);
+        g_free(ps);
+    }
+    for (guint i = 0; i < ready->len; i++)
+        *(struct transport_msg *)ready->pdata[i] = all[i];
+    g_free(js);
+    g_free(all);
+    return TRUE;
+}
+
+/* How many messages this round may send under the rate limits (the hourly
+ * one counted in the database, so it holds across restarts and --once). */
+static int round_limit(struct app *app, gint64 now, GError **err)
+{
+    gint64 limit = app->cfg->batch;
+    if (app->cfg->rate_per_second > 0)
+        limit = MIN(limit, app->cfg->rate_per_second);
+    if (app->cfg->rate_per_hour > 0) {
+        gint64 sent = store_sent_since(app->st, now - 3600, err);
+        if (sent < 0)
+            return -1;
+        limit = MIN(limit, MAX(app->cfg->rate_per_hour - sent, 0));
+    }
+    return (int)limit;
 }
 
 /* System mails (welcome, confirm, replies) go before lessons, so that a
@@ -194,7 +279,10 @@ static void send_ready(struct app *app, GPtrArray *ready)
  * were queued; here they are only sent and their outcome recorded. */
 static gboolean deliver_outbox(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
-    GPtrArray *claimed = store_outbox_claim(app->st, now, (int)app->cfg->batch, err);
+    int limit = round_limit(app, now, err);
+    if (limit < 0)
+        return FALSE;
+    GPtrArray *claimed = limit ? store_outbox_claim(app->st, now, limit, err) : g_ptr_array_new();
     if (!claimed)
         return FALSE;
     guint n = claimed->len;
@@ -211,7 +299,10 @@ static gboolean deliver_outbox(struct app *app, gint64 now, struct tick_stats *s
                                           .len = r->len, .id = r->id };
         g_ptr_array_add(ready, &msgs[i]);
     }
-    send_ready(app, ready);
+    if (!send_ready(app, ready)) {
+        g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
+        return FALSE;
+    }
     gboolean ok = store_begin(app->st, err);
     for (guint i = 0; ok && i < n; i++) {
         struct outbox_row *r = claimed->pdata[i];
@@ -247,7 +338,10 @@ static gboolean deliver_outbox(struct app *app, gint64 now, struct tick_stats *s
 
 static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
-    GPtrArray *claimed = store_claim(app->st, now, (int)app->cfg->batch, err);
+    int limit = round_limit(app, now, err);
+    if (limit < 0)
+        return FALSE;
+    GPtrArray *claimed = limit ? store_claim(app->st, now, limit, err) : g_ptr_array_new();
     if (!claimed)
         return FALSE;
     guint n = claimed->len;
@@ -296,7 +390,10 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         m->data = bodies[i];
         g_ptr_array_add(ready, m);
     }
-    send_ready(app, ready);
+    if (!send_ready(app, ready)) {
+        g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
+        return FALSE;
+    }
     gboolean ok = record(app, claimed, msgs, now, stats, err);
     if (!ok)
         log_err("cannot record %u outcomes: %s; they stay 'sending' and are retried after restart",
@@ -328,13 +425,22 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
         log_warn("%d deliveries were left 'sending' by an earlier run; queued again", orphans);
     if (!plan(app, now, stats, err))
         return FALSE;
-    /* Drain what is ready, batch by batch, within this tick. */
-    for (int round = 0; round < 1000; round++) {
+    /* Drain what is ready, batch by batch, within this tick; a stopping
+     * daemon takes no new work. */
+    for (int round = 0; round < 1000 && !(app->stop && *app->stop); round++) {
+        gint64 started = g_get_monotonic_time();
         int before = stats->sent + stats->deferred + stats->failed;
         if (!deliver_outbox(app, now, stats, err) || !deliver(app, now, stats, err))
             return FALSE;
         if (stats->sent + stats->deferred + stats->failed == before)
             break;
+        /* rate_per_second: each round carries at most that many; pace the
+         * rounds a second apart. */
+        if (app->cfg->rate_per_second > 0) {
+            gint64 left = started + G_USEC_PER_SEC - g_get_monotonic_time();
+            if (left > 0)
+                g_usleep((gulong)left);
+        }
     }
     return TRUE;
 }

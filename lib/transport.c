@@ -50,7 +50,7 @@ static void set_result(struct transport_msg *m, enum transport_outcome o, int co
 
 struct maildir {
     char *root;
-    unsigned long seq;
+    gint seq;           /* atomic: sessions run in several threads */
 };
 
 static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, size_t n)
@@ -60,8 +60,9 @@ static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, si
     gethostname(host, sizeof host - 1);
     for (size_t i = 0; i < n; i++) {
         struct transport_msg *m = &msgs[i];
-        char *name = g_strdup_printf("%" G_GINT64_FORMAT ".P%dQ%lu.%s",
-                                     g_get_real_time() / G_USEC_PER_SEC, (int)getpid(), ++md->seq, host);
+        char *name = g_strdup_printf("%" G_GINT64_FORMAT ".P%dQ%d.%s",
+                                     g_get_real_time() / G_USEC_PER_SEC, (int)getpid(),
+                                     g_atomic_int_add(&md->seq, 1), host);
         char *tmp = g_build_filename(md->root, "tmp", name, NULL);
         char *dst = g_build_filename(md->root, "new", name, NULL);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -135,12 +136,19 @@ static gboolean maildir_open(struct transport *t, GError **err)
 
 /* ------------------------------------------------------------------- smtp */
 
+struct relay {
+    char *server;           /* "host:port" */
+    gint64 down_until;      /* monotonic µs; 0 = up */
+};
+
 struct smtp {
     SSL_CTX *ssl;           /* one per process: see LIBRARY-NOTES (crash) */
-    auth_context_t auth;
     char *password;
-    char *server;           /* "host:port" */
+    GPtrArray *relays;      /* struct relay *: [smtp] host:port, then [smtp] relays */
+    GMutex lock;            /* guards down_until */
 };
+
+#define RELAY_DOWN_US (60 * G_USEC_PER_SEC)
 
 static char *smtp_password_global;
 static const char *smtp_user_global;
@@ -227,7 +235,9 @@ static void classify(struct transport_msg *m, const smtp_status_t *st, const cha
         set_result(m, TRANSPORT_TEMP, st->code, status, text);
 }
 
-static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_t n)
+/* One SMTP session with `server` carrying msgs. */
+static gboolean smtp_session_run(struct transport *t, const char *server, struct transport_msg *msgs,
+                                 size_t n)
 {
     struct smtp *s = t->priv;
     const struct config *cfg = t->cfg;
@@ -237,22 +247,30 @@ static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_
             set_result(&msgs[i], TRANSPORT_TEMP, 0, "", "cannot create SMTP session");
         return FALSE;
     }
-    smtp_set_server(session, s->server);
+    smtp_set_server(session, server);
     smtp_set_eventcb(session, event_cb, NULL);
     smtp_set_hostname(session, cfg->smtp_helo);
     long ms = (long)cfg->smtp_timeout * 1000;
-    smtp_set_timeout(session, Timeout_GREETING, ms);
-    smtp_set_timeout(session, Timeout_ENVELOPE, ms);
-    smtp_set_timeout(session, Timeout_TRANSFER, ms);
-    /* Timeout_DATA2 (the final dot) keeps libESMTP's 10-minute RFC default:
-     * giving up early is how duplicates are made. */
+    /* Our own [smtp] timeout, even below RFC 5321's minutes, so a hanging
+     * relay is given up on in bounded time ... */
+    smtp_set_timeout(session, Timeout_GREETING | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
+    smtp_set_timeout(session, Timeout_ENVELOPE | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
+    smtp_set_timeout(session, Timeout_TRANSFER | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
+    /* ... but Timeout_DATA2 (the final dot) keeps libESMTP's 10-minute RFC
+     * default: giving up early is how duplicates are made. */
     if (strcmp(cfg->smtp_starttls, "off") != 0) {
         smtp_starttls_set_ctx(session, s->ssl);
         smtp_starttls_enable(session, strcmp(cfg->smtp_starttls, "required") == 0 ? Starttls_REQUIRED
                                                                                    : Starttls_ENABLED);
     }
-    if (s->auth)
-        smtp_auth_set_context(session, s->auth);
+    /* An AUTH context per session: sessions run in parallel threads. */
+    auth_context_t auth = NULL;
+    if (s->password) {
+        auth = auth_create_context();
+        auth_set_mechanism_flags(auth, AUTH_PLUGIN_PLAIN, 0);
+        auth_set_interact_cb(auth, auth_interact, NULL);
+        smtp_auth_set_context(session, auth);
+    }
 
     smtp_message_t *handles = g_new0(smtp_message_t, n);
     smtp_recipient_t *rcpts = g_new0(smtp_recipient_t, n);
@@ -291,13 +309,72 @@ static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_
                 classify(m, ds, "DATA");
         }
         if (m->outcome != TRANSPORT_OK)
-            log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, s->server,
+            log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, server,
                      m->code, m->status, m->text);
     }
     g_free(rcpts);
     g_free(handles);
     smtp_destroy_session(session);
+    if (auth)
+        auth_destroy_context(auth);
     return TRUE;
+}
+
+static gboolean never_tried(const struct transport_msg *m)
+{
+    return m->outcome == TRANSPORT_TEMP && m->code == 0;
+}
+
+/* Sends over the first relay that is up; what a relay could not even
+ * attempt (connection refused, greeting timeout) goes to the next one, and
+ * a relay that attempted nothing is skipped for a minute. */
+static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_t n)
+{
+    struct smtp *s = t->priv;
+    GPtrArray *todo = g_ptr_array_new();
+    for (size_t i = 0; i < n; i++)
+        g_ptr_array_add(todo, &msgs[i]);
+    gint64 now = g_get_monotonic_time();
+    for (int pass = 0; pass < 2 && todo->len > 0; pass++) {
+        for (guint r = 0; r < s->relays->len && todo->len > 0; r++) {
+            struct relay *relay = s->relays->pdata[r];
+            g_mutex_lock(&s->lock);
+            gboolean down = relay->down_until > now;
+            g_mutex_unlock(&s->lock);
+            if (down && pass == 0)
+                continue;   /* the second pass tries even relays marked down */
+            struct transport_msg *batch = g_new(struct transport_msg, todo->len);
+            for (guint i = 0; i < todo->len; i++)
+                batch[i] = *(struct transport_msg *)todo->pdata[i];
+            smtp_session_run(t, relay->server, batch, todo->len);
+            GPtrArray *again = g_ptr_array_new();
+            for (guint i = 0; i < todo->len; i++) {
+                struct transport_msg *m = todo->pdata[i];
+                *m = batch[i];
+                if (never_tried(m))
+                    g_ptr_array_add(again, m);
+            }
+            g_free(batch);
+            g_mutex_lock(&s->lock);
+            if (again->len == todo->len) {
+                relay->down_until = now + RELAY_DOWN_US;
+                log_warn("relay %s attempted nothing; trying the next one", relay->server);
+            } else {
+                relay->down_until = 0;
+            }
+            g_mutex_unlock(&s->lock);
+            g_ptr_array_unref(todo);
+            todo = again;
+        }
+    }
+    g_ptr_array_unref(todo);
+    return TRUE;
+}
+
+static void relay_free(struct relay *r)
+{
+    g_free(r->server);
+    g_free(r);
 }
 
 static void smtp_close(struct transport *t)
@@ -305,8 +382,9 @@ static void smtp_close(struct transport *t)
     struct smtp *s = t->priv;
     if (!s)
         return;
-    if (s->auth)
-        auth_destroy_context(s->auth);
+    if (s->relays)
+        g_ptr_array_unref(s->relays);
+    g_mutex_clear(&s->lock);
     if (s->ssl)
         SSL_CTX_free(s->ssl);
     if (s->password) {
@@ -314,7 +392,6 @@ static void smtp_close(struct transport *t)
         g_free(s->password);
     }
     smtp_password_global = NULL;
-    g_free(s->server);
     g_free(s);
 }
 
@@ -327,7 +404,30 @@ static gboolean smtp_open(struct transport *t, GError **err)
     t->priv = s;
     /* libESMTP writes with plain write(): a dropped peer must not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    s->server = g_strdup_printf("%s:%d", cfg->smtp_host, (int)cfg->smtp_port);
+    g_mutex_init(&s->lock);
+    s->relays = g_ptr_array_new_with_free_func((GDestroyNotify)relay_free);
+    struct relay *first = g_new0(struct relay, 1);
+    first->server = g_strdup_printf("%s:%d", cfg->smtp_host, (int)cfg->smtp_port);
+    g_ptr_array_add(s->relays, first);
+    char **extra = g_strsplit(cfg->smtp_relays, ",", 16);
+    for (char **e = extra; *e; e++) {
+        char *v = g_strstrip(*e);
+        if (!*v)
+            continue;
+        const char *colon = strrchr(v, ':');
+        if (!colon || colon == v || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[smtp] relays: '%s' is not host:port", v);
+            g_strfreev(extra);
+            return FALSE;
+        }
+        struct relay *r = g_new0(struct relay, 1);
+        r->server = g_strdup(v);
+        g_ptr_array_add(s->relays, r);
+    }
+    g_strfreev(extra);
+    /* libESMTP initialises a table lazily and without a lock: do it now,
+     * before sessions run in several threads. */
+    smtp_destroy_session(smtp_create_session());
     if (strcmp(cfg->smtp_starttls, "off") != 0) {
         s->ssl = SSL_CTX_new(TLS_client_method());
         if (!s->ssl) {
@@ -336,7 +436,14 @@ static gboolean smtp_open(struct transport *t, GError **err)
         }
         /* TLS 1.3 session tickets can stall libESMTP's post-STARTTLS EHLO. */
         SSL_CTX_set_max_proto_version(s->ssl, TLS1_2_VERSION);
-        SSL_CTX_set_default_verify_paths(s->ssl);
+        if (*cfg->smtp_ca_file) {
+            if (SSL_CTX_load_verify_locations(s->ssl, cfg->smtp_ca_file, NULL) != 1) {
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[smtp] ca_file: cannot load %s", cfg->smtp_ca_file);
+                return FALSE;
+            }
+        } else {
+            SSL_CTX_set_default_verify_paths(s->ssl);
+        }
     }
     if (*cfg->smtp_user) {
         GError *e = NULL;
@@ -349,9 +456,6 @@ static gboolean smtp_open(struct transport *t, GError **err)
         smtp_password_global = s->password;
         smtp_user_global = cfg->smtp_user;
         auth_client_init();
-        s->auth = auth_create_context();
-        auth_set_mechanism_flags(s->auth, AUTH_PLUGIN_PLAIN, 0);
-        auth_set_interact_cb(s->auth, auth_interact, NULL);
     }
     return TRUE;
 }
