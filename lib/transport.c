@@ -335,14 +335,17 @@ static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_
     for (size_t i = 0; i < n; i++)
         g_ptr_array_add(todo, &msgs[i]);
     gint64 now = g_get_monotonic_time();
+    gboolean *tried = g_new0(gboolean, s->relays->len);
     for (int pass = 0; pass < 2 && todo->len > 0; pass++) {
         for (guint r = 0; r < s->relays->len && todo->len > 0; r++) {
             struct relay *relay = s->relays->pdata[r];
             g_mutex_lock(&s->lock);
             gboolean down = relay->down_until > now;
             g_mutex_unlock(&s->lock);
-            if (down && pass == 0)
-                continue;   /* the second pass tries even relays marked down */
+            /* First the relays that are up; then, once, those marked down. */
+            if (tried[r] || (down && pass == 0))
+                continue;
+            tried[r] = TRUE;
             struct transport_msg *batch = g_new(struct transport_msg, todo->len);
             for (guint i = 0; i < todo->len; i++)
                 batch[i] = *(struct transport_msg *)todo->pdata[i];
@@ -367,6 +370,7 @@ static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_
             todo = again;
         }
     }
+    g_free(tried);
     g_ptr_array_unref(todo);
     return TRUE;
 }
