@@ -1,0 +1,241 @@
+"""Faults coursed must survive, each bounded in time: kill -9 in the middle
+of a run, bad SMTP replies, a server that never answers, a locked database
+and a full disk. Real coursed, real SMTP server, real SQLite file."""
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import COURSED, write_course
+from smtpsink import Sink, free_port
+
+NOW = "2026-05-04T07:00:00Z"
+NOW_TS = 1777878000   # 2026-05-04T07:00:00Z
+
+
+def fill(env, n, course="test"):
+    """n subscribers with lesson 1 due now, straight into the real SQLite file."""
+    con = sqlite3.connect(env.db)
+    con.executemany("INSERT INTO subscribers (email, name, tz, status, created_at, updated_at)"
+                    " VALUES (?, '', NULL, 'active', 1, 1)", [(f"s{i}@example.org",) for i in range(n)])
+    con.executemany("INSERT INTO enrollments (subscriber_id, course, state, next_lesson, next_send_at,"
+                    " anchor_at, created_at, updated_at) VALUES (?, ?, 'active', 1, ?, ?, 1, 1)",
+                    [(i + 1, course, NOW_TS - 60, NOW_TS - 3600) for i in range(n)])
+    con.commit()
+    con.close()
+
+
+def prepared(env_factory, port, extra="", lessons=1):
+    env = env_factory(smtp_port=port, extra_conf=extra)
+    write_course(env.courses, "test", lessons)
+    env.ctl("init", now=NOW)
+    return env
+
+
+def test_kill_9_mid_run(env_factory, sink):
+    """5,000 deliveries, coursed killed with SIGKILL at random moments ten
+    times and restarted: every lesson reaches the server at least once,
+    duplicates stay within kills x messages in flight, and the database is
+    intact."""
+    sessions, per_session = 2, 50
+    env = prepared(env_factory, sink.port,
+                   f"[smtp]\nsessions = {sessions}\nmessages_per_session = {per_session}\n"
+                   "[delivery]\nbatch = 200\n[pacing]\nlate_grace = 7d\n")
+    n = 5000
+    fill(env, n)
+    rng = random.Random(42)
+    kills = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        p = subprocess.Popen([COURSED, "-d", "-c", str(env.conf), "--now", NOW, "--until-done"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if kills < 10:
+            time.sleep(rng.uniform(0.05, 0.6))
+            if p.poll() is None:
+                p.kill()
+                kills += 1
+            p.wait(timeout=30)
+        else:
+            p.wait(timeout=180)
+            assert p.returncode == 0
+            break
+    keys = Counter(m["msg"]["Message-ID"] for m in sink.messages)
+    assert len(keys) == n, f"{n - len(keys)} lessons never reached the server"
+    dups = sum(c - 1 for c in keys.values())
+    assert dups <= kills * sessions * per_session, f"{dups} duplicates after {kills} kills"
+    assert env.sql("PRAGMA integrity_check") == [("ok",)]
+    assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", n)]
+    assert kills == 10
+
+
+def test_bad_replies(env_factory):
+    """421/451/452 at random to 20% of messages and 550 to a chosen few:
+    everything else arrives once, the 550s fail, nothing 5xx is retried."""
+    rng = random.Random(7)
+    doomed = {f"s{i}@example.org" for i in (3, 17, 42)}
+
+    def decide(envelope, msg, attempt):
+        if envelope.rcpt_tos[0] in doomed:
+            return "550 5.1.1 no such user"
+        if rng.random() < 0.2:
+            return rng.choice(["421 4.3.2 closing", "451 4.3.0 try later", "452 4.2.2 full"])
+        return None
+
+    with Sink(decide) as sink:
+        env = prepared(env_factory, sink.port, "[delivery]\nretry_first = 1m\nretry_max = 10m\n"
+                                               "[pacing]\nlate_grace = 7d\n")
+        fill(env, 200)
+        for minute in range(0, 240, 5):       # ticks over four hours of fake time
+            t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW_TS + 60 * minute))
+            env.tick(t)
+    got = Counter(m["rcpts"][0] for m in sink.messages)
+    assert set(got) == {f"s{i}@example.org" for i in range(200)} - doomed
+    assert max(got.values()) == 1
+    refused_550 = Counter(r["rcpts"][0] for r in sink.refused if r["reply"].startswith("550"))
+    assert refused_550 == Counter({a: 1 for a in doomed}), "a 550 was retried"
+    assert env.sql("SELECT count(*) FROM deliveries WHERE state = 'failed' AND last_code = 550") == [(3,)]
+    assert env.sql("SELECT count(*) FROM subscribers WHERE status = 'bounced'") == [(3,)]
+    assert env.sql("SELECT count(*) FROM deliveries WHERE state = 'sent'") == [(197,)]
+
+
+class Hanging:
+    """Accepts connections and never says a word."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopped = True
+        self.t.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_hanging_server(env_factory, sink):
+    """The relay accepts and never answers: the greeting timeout fires, the
+    lessons are deferred (or go through the next relay), nothing hangs."""
+    hang = Hanging()
+    try:
+        env = prepared(env_factory, hang.port, "[smtp]\ntimeout = 2s\n[pacing]\nlate_grace = 7d\n")
+        fill(env, 20)
+        t0 = time.monotonic()
+        env.tick(NOW)
+        assert time.monotonic() - t0 < 30
+        assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("deferred", 20)]
+        # with a second relay, what the first cannot take goes on
+        env.conf.write_text(env.conf.read_text().replace(
+            "timeout = 2s\n", f"timeout = 2s\nrelays = 127.0.0.1:{sink.port}\n"))
+        env.tick("2026-05-04T08:00:00Z")
+    finally:
+        hang.stop()
+    assert len(sink.lessons()) == 20
+    assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", 20)]
+
+
+def test_locked_database(env_factory, sink):
+    """A long transaction holds the database while coursed runs: coursed
+    waits and goes on; held longer than its patience, the tick gives up
+    cleanly (exit 75) and the next one delivers. Nothing is lost."""
+    env = prepared(env_factory, sink.port, "[pacing]\nlate_grace = 7d\n")
+    fill(env, 10)
+
+    def hold(seconds):
+        con = sqlite3.connect(env.db, timeout=5)
+        con.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        con.rollback()
+        con.close()
+
+    t = threading.Thread(target=hold, args=(3,))
+    t.start()
+    time.sleep(0.3)
+    p = env.tick(NOW)
+    t.join()
+    assert p.returncode == 0
+    assert len(sink.lessons()) == 10
+    fill_more = sqlite3.connect(env.db)
+    fill_more.execute("UPDATE enrollments SET next_lesson = 1, state = 'active', next_send_at = ? WHERE id <= 3",
+                      (NOW_TS - 60,))
+    fill_more.execute("DELETE FROM deliveries WHERE enrollment_id <= 3")
+    fill_more.commit()
+    fill_more.close()
+    t = threading.Thread(target=hold, args=(14,))
+    t.start()
+    time.sleep(0.3)
+    p = env.tick(NOW, check=False)
+    t.join()
+    assert p.returncode == 75, p.stderr
+    assert env.sql("PRAGMA integrity_check") == [("ok",)]
+    env.tick(NOW)
+    assert len(sink.lessons()) == 13
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "state"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk(env_factory, sink, small_disk):
+    """The state folder is a small tmpfs that fills up: coursed logs the
+    error, sends nothing it cannot record, and carries on when space
+    returns, with an intact database."""
+    env = env_factory(smtp_port=sink.port, extra_conf="[pacing]\nlate_grace = 7d\n")
+    env.conf.write_text(env.conf.read_text().replace("database = state.db", f"database = {small_disk}/state.db"))
+    env.db = small_disk / "state.db"
+    write_course(env.courses, "test", 1)
+    env.ctl("init", now=NOW)
+    fill(env, 300)
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(100000):          # bounded: 8 MB / 4 KB is 2,048 writes
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    p = env.tick(NOW, check=False)
+    assert p.returncode in (0, 1, 75)
+    assert "full" in p.stderr or "disk" in p.stderr, p.stderr[-2000:]
+    received_before = len(sink.lessons())
+    filler.unlink()
+    # nothing reached the server that the database does not know was sent
+    # or in flight (in flight is sent again: at-least-once)
+    sent_before = env.sql("SELECT count(*) FROM deliveries WHERE state IN ('sent', 'sending')")[0][0]
+    assert received_before <= sent_before
+    env.tick(NOW)
+    env.tick("2026-05-04T07:30:00Z")
+    assert env.sql("PRAGMA integrity_check") == [("ok",)]
+    keys = Counter(m["msg"]["Message-ID"] for m in sink.lessons())
+    assert len(keys) == 300, "a lesson was lost"
+    assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", 300)]
