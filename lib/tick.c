@@ -217,14 +217,16 @@ static gboolean send_ready(struct app *app, GPtrArray *ready)
         js[k].n = MIN(per, ready->len - k * per);
     }
     gboolean finished = TRUE;
-    if (jobs == 1 || app->cfg->smtp_sessions == 1) {
+    /* Without a daemon to stop (coursectl), plain calls do; in coursed the
+     * sessions always run in threads so that SIGTERM is answered in time. */
+    if (!app->stop) {
         for (guint k = 0; k < jobs; k++)
             transport_send(app->tr, js[k].batch, js[k].n);
     } else {
         struct pool_state *ps = g_new0(struct pool_state, 1);
         g_mutex_init(&ps->lock);
         g_cond_init(&ps->cond);
-        GThreadPool *pool = g_thread_pool_new(run_job, ps, (gint)MIN(app->cfg->smtp_sessions, jobs),
+        GThreadPool *pool = g_thread_pool_new(run_job, ps, (gint)MIN((guint)app->cfg->smtp_sessions, jobs),
                                               TRUE, NULL);
         for (guint k = 0; k < jobs; k++)
             g_thread_pool_push(pool, &js[k], NULL);

@@ -239,3 +239,47 @@ def test_full_disk(env_factory, sink, small_disk):
     keys = Counter(m["msg"]["Message-ID"] for m in sink.lessons())
     assert len(keys) == 300, "a lesson was lost"
     assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", 300)]
+
+
+def test_sigterm_abandons_hung_sessions_in_bounded_time(env_factory, sink):
+    """SIGTERM while a session hangs: coursed waits [coursed] stop_timeout,
+    leaves, and the next start recovers the abandoned deliveries."""
+    hang = Hanging()
+    try:
+        env = prepared(env_factory, hang.port,
+                       "[smtp]\ntimeout = 5m\n[coursed]\nstop_timeout = 2s\n[pacing]\nlate_grace = 7d\n")
+        fill(env, 5)
+        p = subprocess.Popen([COURSED, "-d", "-c", str(env.conf), "--now", NOW],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not hang.conns and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hang.conns, "coursed never connected"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        took = time.monotonic() - t0
+        log = p.stderr.read().decode()
+    finally:
+        hang.stop()
+    assert p.returncode == 0
+    assert took < 10, f"took {took:.1f}s to stop"
+    assert "abandoned" in log
+    assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sending", 5)]
+    env.conf.write_text(env.conf.read_text().replace(f"port = {hang.port}", f"port = {sink.port}"))
+    env.tick("2026-05-04T07:10:00Z")
+    assert len(sink.lessons()) == 5
+    assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", 5)]
+
+
+def test_rate_per_hour(env_factory, sink):
+    env = prepared(env_factory, sink.port, "[delivery]\nrate_per_hour = 4\n[pacing]\nlate_grace = 7d\n")
+    fill(env, 10)
+    env.tick(NOW)
+    assert len(sink.lessons()) == 4
+    env.tick("2026-05-04T07:30:00Z")
+    assert len(sink.lessons()) == 4, "more than 4 in an hour"
+    env.tick("2026-05-04T08:00:01Z")
+    assert len(sink.lessons()) == 8
+    env.tick("2026-05-04T09:00:02Z")
+    assert len(sink.lessons()) == 10
