@@ -203,6 +203,70 @@ int enroll_resume_due(struct app *app, gint64 now, GError **err)
     }
 }
 
+/* The enrollment of email in course, with its course; NULL with err. */
+static struct enrollment_row *find_one(struct app *app, const char *email, const char *course,
+                                       const struct course **c, GError **err)
+{
+    *c = course_find(app->courses, course);
+    if (!*c) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", course);
+        return NULL;
+    }
+    struct sub_row *s = subscriber_get(app, email, err);
+    if (!s)
+        return NULL;
+    gint64 id = store_enrollment_find(app->st, s->id, course, err);
+    struct enrollment_row *e = NULL;
+    if (id == 0)
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s is not enrolled in %s", s->email, course);
+    else if (id > 0)
+        e = store_enrollment_get(app->st, id, err);
+    store_sub_free(s);
+    return e;
+}
+
+gboolean enroll_stop(struct app *app, const char *email, const char *course, const char *via,
+                     gint64 now, GError **err)
+{
+    const struct course *c;
+    struct enrollment_row *e = find_one(app, email, course, &c, err);
+    if (!e)
+        return FALSE;
+    gboolean ok = store_begin(app->st, err) &&
+                  store_enrollment_set(app->st, e->id, "stopped", 0, 0, 0, now, err) &&
+                  store_event(app->st, now, e->subscriber_id, e->id, "unenrolled", via, course, err) &&
+                  store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    store_enrollment_free(e);
+    return ok;
+}
+
+gboolean enroll_move(struct app *app, const char *email, const char *course, int n, const char *via,
+                     gint64 now, GError **err)
+{
+    const struct course *c;
+    struct enrollment_row *e = find_one(app, email, course, &c, err);
+    if (!e)
+        return FALSE;
+    gboolean ok = FALSE;
+    if (n < 1 || n > c->n_lessons) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s has lessons 1 to %d", course, c->n_lessons);
+    } else {
+        struct pace_rule rule = enroll_rule(c, e->tz);
+        gint64 next = pace_next_slot(&rule, e->anchor_at, now);
+        char *detail = g_strdup_printf("%s to lesson %d", course, n);
+        ok = store_begin(app->st, err) && store_move(app->st, e->id, n, next, now, err) &&
+             store_event(app->st, now, e->subscriber_id, e->id, "moved", via, detail, err) &&
+             store_commit(app->st, err);
+        if (!ok)
+            store_rollback(app->st);
+        g_free(detail);
+    }
+    store_enrollment_free(e);
+    return ok;
+}
+
 gboolean enroll_replan(struct app *app, gint64 subscriber_id, gint64 now, GError **err)
 {
     GPtrArray *es = store_enrollments_of(app->st, subscriber_id, err);

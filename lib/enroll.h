@@ -44,6 +44,16 @@ int enroll_resume_due(struct app *app, gint64 now, GError **err);
  * Call inside a transaction. */
 gboolean enroll_replan(struct app *app, gint64 subscriber_id, gint64 now, GError **err);
 
+/* Stops email's enrollment in course at once, without a goodbye mail (the
+ * operator's unenroll). FALSE with err (CD_ERR_NOT_FOUND). */
+gboolean enroll_stop(struct app *app, const char *email, const char *course, const char *via,
+                     gint64 now, GError **err);
+
+/* Moves email's enrollment in course so that lesson n is the next one, at
+ * the next slot; lessons from n on may be sent again. */
+gboolean enroll_move(struct app *app, const char *email, const char *course, int n, const char *via,
+                     gint64 now, GError **err);
+
 /* Fills slots (gint64, UTC) with the planned instants of the lessons still
  * to come, starting with lesson *first. A paused enrollment with an end is
  * projected from that end; an open pause or a finished course has none.

@@ -167,7 +167,10 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "this confirmation was already used");
     else if (e) {
         gint64 first = enroll_first_slot(app->cfg, c, e->tz, now);
-        if (store_enrollment_set(app->st, e->id, "active", first, now, 0, now, err) &&
+        char *hash = token_hash_address(app->key, e->email);
+        gboolean lifted = store_unsuppress(app->st, hash, err);
+        g_free(hash);
+        if (lifted && store_enrollment_set(app->st, e->id, "active", first, now, 0, now, err) &&
             store_sub_set_status(app->st, e->subscriber_id, "active", now, err) &&
             store_event(app->st, now, e->subscriber_id, e->id, "confirmed", via, c->slug, err) &&
             notify_welcome(app, c, e->id, now, err))

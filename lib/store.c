@@ -109,6 +109,12 @@ static const char *migrations[] = {
     /* 5: the hourly rate limit counts what was sent */
     ("CREATE INDEX deliveries_sent ON deliveries(sent_at) WHERE sent_at IS NOT NULL;"
     "CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;"),
+    /* 6: right to erasure */
+    ("CREATE TABLE suppressions ("
+    "  hash TEXT PRIMARY KEY,"
+    "  created_at INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX events_at ON events(at);"),
 };
 
 int store_latest_version(void)
@@ -706,6 +712,24 @@ gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int cod
     return step_done(st, s, "advance enrollment", err);
 }
 
+gboolean store_mark_sent_skip(struct store *st, const struct delivery_row *d, gint64 now,
+                              gint64 next_send_at, GError **err)
+{
+    /* The enrollment moves past a lesson that will not be sent. */
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
+        " next_send_at = CASE WHEN ?4 > 0 THEN ?4 ELSE NULL END,"
+        " state = CASE WHEN ?4 > 0 OR state <> 'active' THEN state ELSE 'completed' END"
+        " WHERE id = ?1 AND next_lesson = ?2", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->enrollment_id);
+    sqlite3_bind_int(s, 2, d->lesson);
+    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 4, next_send_at);
+    return step_done(st, s, "skip lesson", err);
+}
+
 gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int code,
                              const char *text, gint64 next_attempt, GError **err)
 {
@@ -1096,6 +1120,393 @@ gint64 store_sent_since(struct store *st, gint64 since, GError **err)
         return -1;
     sqlite3_bind_int64(s, 1, since);
     return count1(st, s, "count sent", err);
+}
+
+GPtrArray *store_sub_find(struct store *st, const struct store_sub_filter *f, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT " SUB_COLS " FROM subscribers sub WHERE"
+        " (?1 IS NULL OR sub.status = ?1)"
+        " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM enrollments e WHERE e.subscriber_id = sub.id"
+        "      AND e.course = ?2 AND (?3 <= 0 OR e.next_lesson - 1 >= ?3)))"
+        " AND (?2 IS NOT NULL OR ?3 <= 0 OR EXISTS (SELECT 1 FROM enrollments e"
+        "      WHERE e.subscriber_id = sub.id AND e.next_lesson - 1 >= ?3))"
+        " AND (?4 <= 0 OR sub.created_at >= ?4)"
+        " AND (?5 IS NULL OR instr(lower(sub.email), lower(?5)) > 0 OR instr(lower(sub.name), lower(?5)) > 0)"
+        " ORDER BY sub.id LIMIT ?6", err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, f->status);
+    bind_text(s, 2, f->course);
+    sqlite3_bind_int(s, 3, f->lesson);
+    sqlite3_bind_int64(s, 4, f->since);
+    bind_text(s, 5, f->search);
+    sqlite3_bind_int64(s, 6, f->limit > 0 ? f->limit : -1);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_sub_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, sub_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "find subscribers", err);
+        return NULL;
+    }
+    return a;
+}
+
+gboolean store_sub_erase(struct store *st, gint64 id, const char *hash, gint64 now, GError **err)
+{
+    /* Enrollments, deliveries and system mails go with the row (ON DELETE
+     * CASCADE); events name the subscriber only by id, so they go too. */
+    sqlite3_stmt *s = prep(st, "DELETE FROM events WHERE subscriber_id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    if (!step_done(st, s, "erase events", err))
+        return FALSE;
+    s = prep(st, "DELETE FROM subscribers WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    if (!step_done(st, s, "erase subscriber", err))
+        return FALSE;
+    if (!hash)
+        return TRUE;
+    s = prep(st, "INSERT INTO suppressions (hash, created_at, reason) VALUES (?1, ?2, 'erased')"
+                 " ON CONFLICT (hash) DO NOTHING", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, hash);
+    sqlite3_bind_int64(s, 2, now);
+    return step_done(st, s, "suppress", err);
+}
+
+int store_suppressed(struct store *st, const char *hash, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT count(*) FROM suppressions WHERE hash = ?1", err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, hash);
+    return (int)count1(st, s, "check suppression", err);
+}
+
+gboolean store_unsuppress(struct store *st, const char *hash, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "DELETE FROM suppressions WHERE hash = ?1", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, hash);
+    return step_done(st, s, "unsuppress", err);
+}
+
+gboolean store_move(struct store *st, gint64 enrollment_id, int lesson, gint64 next_send_at,
+                    gint64 now, GError **err)
+{
+    /* Lessons from `lesson` on may be sent again: forget their rows (not a
+     * row in flight), then point the enrollment at `lesson`. */
+    sqlite3_stmt *s = prep(st,
+        "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, lesson);
+    if (!step_done(st, s, "forget later lessons", err))
+        return FALSE;
+    s = prep(st,
+        "UPDATE enrollments SET next_lesson = ?2, next_send_at = ?3, updated_at = ?4,"
+        " state = CASE WHEN state = 'completed' THEN 'active' ELSE state END,"
+        " calendar_seq = calendar_seq + 1, calendar_dirty = 1 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, lesson);
+    sqlite3_bind_int64(s, 3, next_send_at);
+    sqlite3_bind_int64(s, 4, now);
+    return step_done(st, s, "move enrollment", err);
+}
+
+#define QUEUE_COLS                                                                         \
+    "d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, d.state, d.attempts,"    \
+    " d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0), coalesce(d.last_code, 0),"\
+    " d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at, e.calendar_seq, e.calendar_dirty"
+
+static struct delivery_row *delivery_from(sqlite3_stmt *s)
+{
+    struct delivery_row *d = g_new0(struct delivery_row, 1);
+    d->id = sqlite3_column_int64(s, 0);
+    d->enrollment_id = sqlite3_column_int64(s, 1);
+    d->subscriber_id = sqlite3_column_int64(s, 2);
+    d->lesson = sqlite3_column_int(s, 3);
+    d->message_id = col_text(s, 4);
+    d->state = col_text(s, 5);
+    d->attempts = sqlite3_column_int(s, 6);
+    d->slot_at = sqlite3_column_int64(s, 7);
+    d->queued_at = sqlite3_column_int64(s, 8);
+    d->next_attempt_at = sqlite3_column_int64(s, 9);
+    d->sent_at = sqlite3_column_int64(s, 10);
+    d->last_code = sqlite3_column_int(s, 11);
+    d->last_text = col_text(s, 12);
+    d->email = col_text(s, 13);
+    d->name = col_text(s, 14);
+    d->tz = col_text(s, 15);
+    d->course = col_text(s, 16);
+    d->anchor_at = sqlite3_column_int64(s, 17);
+    d->calendar_seq = sqlite3_column_int(s, 18);
+    d->calendar_dirty = sqlite3_column_int(s, 19);
+    return d;
+}
+
+GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT " QUEUE_COLS " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        " JOIN subscribers s ON s.id = e.subscriber_id"
+        " WHERE (?1 IS NULL AND d.state IN ('queued','sending','deferred','failed')) OR d.state = ?1"
+        " ORDER BY d.next_attempt_at, d.id LIMIT ?2", err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, state);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, delivery_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "list the queue", err);
+        return NULL;
+    }
+    return a;
+}
+
+int store_retry(struct store *st, gint64 id, gint64 now, GError **err)
+{
+    /* id 0: every failed delivery. The enrollment and the subscriber that
+     * the failure stopped are made active again: the operator asked. */
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET state = 'active', paused_until = NULL, updated_at = ?2"
+        " WHERE state IN ('paused','stopped') AND id IN (SELECT enrollment_id FROM deliveries"
+        "   WHERE (?1 = 0 AND state = 'failed') OR (id = ?1 AND state IN ('failed','deferred')))", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    if (!step_done(st, s, "reactivate enrollments", err))
+        return -1;
+    s = prep(st,
+        "UPDATE subscribers SET status = 'active', updated_at = ?2 WHERE status = 'bounced' AND id IN"
+        " (SELECT e.subscriber_id FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        "   WHERE (?1 = 0 AND d.state = 'failed') OR (d.id = ?1 AND d.state IN ('failed','deferred')))", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    if (!step_done(st, s, "reactivate subscribers", err))
+        return -1;
+    s = prep(st,
+        "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, attempts = 0, queued_at = ?2"
+        " WHERE (?1 = 0 AND state = 'failed') OR (id = ?1 AND state IN ('failed','deferred'))", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    if (!step_done(st, s, "retry", err))
+        return -1;
+    return sqlite3_changes(st->db);
+}
+
+struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT " QUEUE_COLS " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    struct delivery_row *d = rc == SQLITE_ROW ? delivery_from(s) : NULL;
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no delivery %" G_GINT64_FORMAT, id);
+    else if (rc != SQLITE_ROW)
+        fail(st, rc, "get delivery", err);
+    return d;
+}
+
+gboolean store_cancel(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'cancelled', last_text = 'cancelled by the operator'"
+        " WHERE id = ?1 AND state IN ('queued','deferred','failed')", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    if (!step_done(st, s, "cancel", err))
+        return FALSE;
+    if (sqlite3_changes(st->db) == 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "delivery %" G_GINT64_FORMAT
+                    " is not waiting (only queued, deferred or failed ones can be cancelled)", id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT ev.at, coalesce(s.email, ''), ev.kind, ev.via, ev.detail, coalesce(ev.enrollment_id, 0)"
+        " FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id"
+        " WHERE ?1 = 0 OR ev.subscriber_id = ?1 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_event_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct event_row *e = g_new0(struct event_row, 1);
+        e->at = sqlite3_column_int64(s, 0);
+        e->email = col_text(s, 1);
+        e->kind = col_text(s, 2);
+        e->via = col_text(s, 3);
+        e->detail = col_text(s, 4);
+        e->enrollment_id = sqlite3_column_int64(s, 5);
+        g_ptr_array_add(a, e);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "read events", err);
+        return NULL;
+    }
+    return a;
+}
+
+void store_event_free(struct event_row *e)
+{
+    if (!e)
+        return;
+    g_free(e->email);
+    g_free(e->kind);
+    g_free(e->via);
+    g_free(e->detail);
+    g_free(e);
+}
+
+gboolean store_funnel(struct store *st, const char *course, GArray *reached, struct store_counts *states,
+                      GError **err)
+{
+    memset(states, 0, sizeof *states);
+    sqlite3_stmt *s = prep(st,
+        "SELECT d.lesson, count(*) FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        " WHERE e.course = ?1 AND d.state = 'sent' GROUP BY d.lesson ORDER BY d.lesson", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int lesson = sqlite3_column_int(s, 0);
+        gint64 n = sqlite3_column_int64(s, 1);
+        if (lesson >= 1 && lesson <= (int)reached->len)
+            g_array_index(reached, gint64, lesson - 1) = n;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "funnel", err);
+    s = prep(st,
+        "SELECT CASE WHEN sub.status IN ('bounced','unsubscribed') THEN sub.status"
+        "            WHEN e.state = 'stopped' THEN 'unsubscribed' ELSE e.state END, count(*)"
+        " FROM enrollments e JOIN subscribers sub ON sub.id = e.subscriber_id WHERE e.course = ?1"
+        " GROUP BY 1", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(s, 0);
+        gint64 n = sqlite3_column_int64(s, 1);
+        if (!strcmp(k, "active")) states->enroll_active += n;
+        else if (!strcmp(k, "paused")) states->enroll_paused += n;
+        else if (!strcmp(k, "completed")) states->enroll_completed += n;
+        else if (!strcmp(k, "unsubscribed")) states->enroll_stopped += n;
+        else if (!strcmp(k, "bounced")) states->failed += n;
+        else if (!strcmp(k, "pending")) states->queued += n;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "funnel states", err);
+    return TRUE;
+}
+
+gboolean store_daily(struct store *st, gint64 since, GArray *days, GError **err)
+{
+    /* One row per UTC day: sent lessons and mails, deferrals, bounces,
+     * unsubscribes (from the audit trail). */
+    sqlite3_stmt *s = prep(st,
+        "SELECT day, sum(sent), sum(deferred), sum(bounced), sum(unsub) FROM ("
+        " SELECT sent_at / 86400 AS day, 1 AS sent, 0 AS deferred, 0 AS bounced, 0 AS unsub"
+        "   FROM deliveries WHERE sent_at >= ?1"
+        " UNION ALL SELECT sent_at / 86400, 1, 0, 0, 0 FROM outbox WHERE sent_at >= ?1"
+        " UNION ALL SELECT at / 86400, 0, kind = 'deferred', kind IN ('bounced','bounce-policy'),"
+        "   kind = 'unsubscribed' FROM events WHERE at >= ?1"
+        "   AND kind IN ('deferred','bounced','bounce-policy','unsubscribed'))"
+        " GROUP BY day ORDER BY day", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, since);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_day d = { sqlite3_column_int64(s, 0) * 86400, sqlite3_column_int64(s, 1),
+                               sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                               sqlite3_column_int64(s, 4) };
+        g_array_append_val(days, d);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "daily stats", err);
+    return TRUE;
+}
+
+gboolean store_check(struct store *st, char **result, GError **err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+    GString *out = g_string_new(NULL);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            g_string_append_printf(out, "%s%s", out->len ? "; " : "", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        g_string_free(out, TRUE);
+        return fail(st, rc, "integrity check", err);
+    }
+    *result = g_string_free(out, FALSE);
+    return TRUE;
+}
+
+gboolean store_export(struct store *st, store_export_cb cb, void *arg, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT sub.email, sub.name, sub.tz, sub.status, e.course, e.state, coalesce(e.next_lesson, 0),"
+        " sub.created_at FROM subscribers sub LEFT JOIN enrollments e ON e.subscriber_id = sub.id"
+        " ORDER BY sub.id, e.id", err);
+    if (!s)
+        return FALSE;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_export_row r = {
+            (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+            (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+            (const char *)sqlite3_column_text(s, 4), (const char *)sqlite3_column_text(s, 5),
+            sqlite3_column_int(s, 6), sqlite3_column_int64(s, 7),
+        };
+        cb(&r, arg);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "export", err);
+    return TRUE;
 }
 
 int store_recover_sending(struct store *st, GError **err)

@@ -111,6 +111,9 @@ void store_delivery_free(struct delivery_row *r);
  * completed; otherwise it is the next lesson's slot. */
 gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int code, const char *text,
                          gint64 now, gint64 next_send_at, GError **err);
+/* Moves d's enrollment past d's lesson without sending it (cancel). */
+gboolean store_mark_sent_skip(struct store *st, const struct delivery_row *d, gint64 now,
+                              gint64 next_send_at, GError **err);
 gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int code,
                              const char *text, gint64 next_attempt, GError **err);
 /* Fails the delivery; the enrollment becomes enrollment_state and, if
@@ -199,6 +202,70 @@ struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **er
 
 /* Messages (lessons and system mails) sent since `since`; -1 on error. */
 gint64 store_sent_since(struct store *st, gint64 since, GError **err);
+
+struct store_sub_filter {
+    const char *status;   /* NULL: any */
+    const char *course;   /* NULL: any */
+    int lesson;           /* > 0: has received at least this many lessons */
+    gint64 since;         /* > 0: created at or after */
+    const char *search;   /* NULL, or a substring of address or name */
+    gint64 limit;         /* <= 0: all */
+};
+/* Subscribers matching f, by id. g_ptr_array_unref() frees. */
+GPtrArray *store_sub_find(struct store *st, const struct store_sub_filter *f, GError **err);
+/* Deletes every row about subscriber id; if hash is not NULL, keeps it as a
+ * suppression entry. */
+gboolean store_sub_erase(struct store *st, gint64 id, const char *hash, gint64 now, GError **err);
+/* 1 if hash is suppressed, 0 if not, -1 on error. */
+int store_suppressed(struct store *st, const char *hash, GError **err);
+gboolean store_unsuppress(struct store *st, const char *hash, GError **err);
+/* Points an enrollment at `lesson` (due at next_send_at), forgetting the
+ * rows of that lesson and later ones. */
+gboolean store_move(struct store *st, gint64 enrollment_id, int lesson, gint64 next_send_at,
+                    gint64 now, GError **err);
+/* Deliveries in `state` (NULL: all not sent or cancelled), next attempt first. */
+GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GError **err);
+/* Queues delivery id (0: every failed one) again now, reactivating what the
+ * failure stopped. Returns how many, or -1. */
+int store_retry(struct store *st, gint64 id, gint64 now, GError **err);
+struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **err);
+/* Cancels a waiting or failed delivery; CD_ERR_INVALID if it is not. */
+gboolean store_cancel(struct store *st, gint64 id, GError **err);
+
+struct event_row {
+    gint64 at;
+    char *email, *kind, *via, *detail;
+    gint64 enrollment_id;
+};
+/* The audit trail, newest first (subscriber_id 0: everyone). */
+GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err);
+void store_event_free(struct event_row *e);
+
+/* For course: reached[k-1] = enrollments that were sent lesson k (reached
+ * must be sized to the course's lessons, zeroed); states: enroll_active,
+ * enroll_paused, enroll_completed, enroll_stopped (unsubscribed), failed
+ * (bounced) and queued (pending) counts. */
+gboolean store_funnel(struct store *st, const char *course, GArray *reached, struct store_counts *states,
+                      GError **err);
+
+struct store_day {
+    gint64 day;   /* UTC midnight */
+    gint64 sent, deferred, bounced, unsubscribed;
+};
+/* Appends struct store_day per UTC day since `since`. */
+gboolean store_daily(struct store *st, gint64 since, GArray *days, GError **err);
+/* PRAGMA quick_check: *result "ok" or the problems (g_free). */
+gboolean store_check(struct store *st, char **result, GError **err);
+
+struct store_export_row {
+    const char *email, *name, *tz, *status;
+    const char *course, *state;   /* NULL for a subscriber without enrollment */
+    int next_lesson;
+    gint64 created_at;
+};
+typedef void (*store_export_cb)(const struct store_export_row *r, void *arg);
+/* Calls cb for every (subscriber, enrollment) pair, streaming. */
+gboolean store_export(struct store *st, store_export_cb cb, void *arg, GError **err);
 
 /* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
  * many, or -1 with err. */

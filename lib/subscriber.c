@@ -6,15 +6,27 @@
 #include "enroll.h"
 #include "error.h"
 #include "pace.h"
+#include "token.h"
+
+int subscriber_suppressed(struct app *app, const char *email, GError **err)
+{
+    if (!app->key)
+        return 0;
+    char *hash = token_hash_address(app->key, email);
+    int n = store_suppressed(app->st, hash, err);
+    g_free(hash);
+    return n;
+}
 
 gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz,
-                      const char *via, gint64 now, GError **err)
+                      gboolean force, const char *via, gint64 now, GError **err)
 {
     char *addr = address_normalize(email, err);
     if (!addr)
         return -1;
     gint64 id = -1;
     char *clean = address_clean_name(name ? name : "", 200);
+    char *hash = app->key ? token_hash_address(app->key, addr) : NULL;
     if (tz && !pace_tz_valid(tz)) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                     "unknown time zone '%s' (use an IANA name like Europe/Berlin)", tz);
@@ -22,6 +34,21 @@ gint64 subscriber_add(struct app *app, const char *email, const char *name, cons
     }
     if (!store_begin(app->st, err))
         goto out;
+    int suppressed = hash ? store_suppressed(app->st, hash, err) : 0;
+    if (suppressed < 0) {
+        store_rollback(app->st);
+        goto out;
+    }
+    if (suppressed && !force) {
+        store_rollback(app->st);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "%s was erased at their request earlier; add --force to add it again", addr);
+        goto out;
+    }
+    if (suppressed && !store_unsuppress(app->st, hash, err)) {
+        store_rollback(app->st);
+        goto out;
+    }
     id = store_sub_add(app->st, addr, clean, tz, now, err);
     if (id < 0 || !store_event(app->st, now, id, 0, "subscriber-added", via, addr, err) ||
         !store_commit(app->st, err)) {
@@ -29,9 +56,30 @@ gint64 subscriber_add(struct app *app, const char *email, const char *name, cons
         id = -1;
     }
 out:
+    g_free(hash);
     g_free(clean);
     g_free(addr);
     return id;
+}
+
+gboolean subscriber_remove(struct app *app, const char *email, gboolean erase, gint64 now, GError **err)
+{
+    if (erase && !app->key) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no secret key: run 'coursectl init'");
+        return FALSE;
+    }
+    struct sub_row *s = subscriber_get(app, email, err);
+    if (!s)
+        return FALSE;
+    char *hash = erase ? token_hash_address(app->key, s->email) : NULL;
+    gboolean ok = store_begin(app->st, err) && store_sub_erase(app->st, s->id, hash, now, err) &&
+                  (erase || store_event(app->st, now, 0, 0, "subscriber-removed", "cli", "", err)) &&
+                  store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    g_free(hash);
+    store_sub_free(s);
+    return ok;
 }
 
 struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)

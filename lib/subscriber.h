@@ -5,9 +5,10 @@
 #include "app.h"
 
 /* Adds a subscriber after checking the address, name and zone (tz may be
- * NULL: the course default applies). Returns the new id, or -1 with err. */
+ * NULL: the course default applies). An address erased earlier is refused
+ * (CD_ERR_INVALID) unless force. Returns the new id, or -1 with err. */
 gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz,
-                      const char *via, gint64 now, GError **err);
+                      gboolean force, const char *via, gint64 now, GError **err);
 
 /* Returns the subscriber for an address in any case form, or NULL with err
  * (CD_ERR_INVALID for a bad address, CD_ERR_NOT_FOUND). Free with
@@ -20,5 +21,15 @@ struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)
  * FALSE with err (bad zone, unknown subscriber). */
 gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz,
                         gboolean set_tz, const char *via, gint64 now, GError **err);
+
+/* Returns 1 if the address was erased (suppressed), 0 if not, -1 on error.
+ * Needs app->key. */
+int subscriber_suppressed(struct app *app, const char *email, GError **err);
+
+/* Right to erasure: deletes every trace of the person (subscriber, enrollments,
+ * deliveries, mails, events) and keeps only a keyed hash of the address as
+ * a suppression entry. Without erase, the subscriber is removed the same way
+ * but no suppression is kept. */
+gboolean subscriber_remove(struct app *app, const char *email, gboolean erase, gint64 now, GError **err);
 
 #endif

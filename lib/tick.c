@@ -7,6 +7,7 @@
  * retries never shift the calendar and lessons stay in order. */
 #include <string.h>
 #include "tick.h"
+#include "address.h"
 #include "compose.h"
 #include "course.h"
 #include "enroll.h"
@@ -158,7 +159,8 @@ static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg
                      d->attempts, what);
         } else {
             gint64 at = now + tick_backoff(app->cfg, d->attempts);
-            ok = store_mark_deferred(app->st, d, m->code, what, at, err);
+            ok = store_mark_deferred(app->st, d, m->code, what, at, err) &&
+                 store_event(app->st, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err);
             stats->deferred++;
             log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s deferred (attempt %d): %s",
                      d->id, d->course, d->lesson, d->email, d->attempts, what);
@@ -445,4 +447,37 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
         }
     }
     return TRUE;
+}
+
+gboolean tick_send_test(struct app *app, const char *email, const char *course, int n, gint64 now,
+                        GError **err)
+{
+    const struct course *c = course_find(app->courses, course);
+    if (!c) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", course);
+        return FALSE;
+    }
+    char *addr = address_normalize(email, err);
+    if (!addr)
+        return FALSE;
+    struct compose_to to = { addr, NULL, NULL, 0 };
+    struct pace_rule rule = enroll_rule(c, NULL);
+    gint64 next = n < c->n_lessons ? pace_next_slot(&rule, now, now) : -1;
+    gsize len = 0;
+    char *body = compose_lesson(app, c, n, &to, now, next, NULL, &len, err);
+    gboolean ok = FALSE;
+    if (body) {
+        char *from = compose_env_from(app->cfg);
+        struct transport_msg m = { .env_from = from, .rcpt = addr, .data = body, .len = len };
+        transport_send(app->tr, &m, 1);
+        ok = m.outcome == TRANSPORT_OK;
+        if (!ok)
+            g_set_error(err, CD_ERROR, m.outcome == TRANSPORT_PERM ? CD_ERR_INVALID : CD_ERR_BUSY,
+                        "not sent: %d %s %s", m.code, m.status, m.text ? m.text : "");
+        transport_msg_clear(&m);
+        g_free(from);
+        g_free(body);
+    }
+    g_free(addr);
+    return ok;
 }

@@ -22,4 +22,10 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
  * doubled per attempt, capped at retry_max. */
 gint64 tick_backoff(const struct config *cfg, int attempts);
 
+/* Sends lesson n of course to email now, outside any enrollment (a test
+ * send: Message-ID with enrollment 0, nothing recorded). Returns FALSE with
+ * err saying what the server answered. */
+gboolean tick_send_test(struct app *app, const char *email, const char *course, int n, gint64 now,
+                        GError **err);
+
 #endif

@@ -223,3 +223,15 @@ gboolean token_verify(const struct token_key *k, const char *token, enum token_p
     }
     return TRUE;
 }
+
+char *token_hash_address(const struct token_key *k, const char *address)
+{
+    char *lower = g_utf8_strdown(address, -1);
+    GHmac *h = g_hmac_new(G_CHECKSUM_SHA256, k->key, KEY_LEN);
+    g_hmac_update(h, (const guchar *)"suppress:", -1);
+    g_hmac_update(h, (const guchar *)lower, -1);
+    char *hex = g_strdup(g_hmac_get_string(h));
+    g_hmac_unref(h);
+    g_free(lower);
+    return hex;
+}

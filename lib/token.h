@@ -40,4 +40,9 @@ gboolean token_peek(const char *token, enum token_purpose *purpose, gint64 *id, 
 gboolean token_verify(const struct token_key *k, const char *token, enum token_purpose purpose,
                       const char *address, const char *course, gint64 now, GError **err);
 
+/* Returns HMAC-SHA256(key, "suppress:" + lower-cased address) in hex: the
+ * only trace kept of an erased person (so they are not re-imported by
+ * mistake), useless without the key. g_free(). */
+char *token_hash_address(const struct token_key *k, const char *address);
+
 #endif

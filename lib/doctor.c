@@ -1,0 +1,190 @@
+/* doctor.c - owns the health checks behind `coursectl doctor`. The SMTP
+ * check is a plain EHLO conversation (GIO sockets), not a delivery: it
+ * proves the relay answers and, when STARTTLS is required, offers it. */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <gio/gio.h>
+#include "doctor.h"
+#include "course.h"
+#include "lint.h"
+#include "store.h"
+
+static void add(GPtrArray *out, const char *name, gboolean ok, char *detail, const char *fix)
+{
+    struct doctor_check *c = g_new0(struct doctor_check, 1);
+    c->name = g_strdup(name);
+    c->ok = ok;
+    c->detail = detail;
+    c->fix = ok ? NULL : g_strdup(fix);
+    g_ptr_array_add(out, c);
+}
+
+static void check_free(struct doctor_check *c)
+{
+    g_free(c->name);
+    g_free(c->detail);
+    g_free(c->fix);
+    g_free(c);
+}
+
+/* Reads one SMTP reply (possibly multi-line); returns its code, or 0. */
+static int smtp_reply(GDataInputStream *in, GString *text)
+{
+    for (int i = 0; i < 100; i++) {
+        char *line = g_data_input_stream_read_line(in, NULL, NULL, NULL);
+        if (!line)
+            return 0;
+        g_strchomp(line);
+        g_string_append_printf(text, "%s\n", line);
+        gboolean more = strlen(line) > 3 && line[3] == '-';
+        int code = atoi(line);
+        g_free(line);
+        if (!more)
+            return code;
+    }
+    return 0;
+}
+
+static void check_relay(GPtrArray *out, const struct config *cfg, const char *server)
+{
+    GSocketClient *client = g_socket_client_new();
+    g_socket_client_set_timeout(client, 10);
+    GError *e = NULL;
+    GSocketConnection *conn = g_socket_client_connect_to_host(client, server, 25, NULL, &e);
+    char *name = g_strdup_printf("smtp %s", server);
+    if (!conn) {
+        add(out, name, FALSE, g_strdup_printf("cannot connect: %s", e->message),
+            "check [smtp] host, port and relays, and that the relay is running and reachable");
+        g_error_free(e);
+        g_free(name);
+        g_object_unref(client);
+        return;
+    }
+    GDataInputStream *in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+    g_data_input_stream_set_newline_type(in, G_DATA_STREAM_NEWLINE_TYPE_ANY);
+    GOutputStream *os = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    GString *text = g_string_new(NULL);
+    int greet = smtp_reply(in, text);
+    char *ehlo = g_strdup_printf("EHLO %s\r\n", cfg->smtp_helo);
+    int code = 0;
+    if (greet == 220 && g_output_stream_write_all(os, ehlo, strlen(ehlo), NULL, NULL, NULL))
+        code = smtp_reply(in, text);
+    g_output_stream_write_all(os, "QUIT\r\n", 6, NULL, NULL, NULL);
+    gboolean tls = strstr(text->str, "STARTTLS") != NULL;
+    gboolean need_tls = strcmp(cfg->smtp_starttls, "required") == 0;
+    if (greet != 220 || code != 250)
+        add(out, name, FALSE, g_strdup_printf("no proper greeting or EHLO reply (%d, %d)", greet, code),
+            "check that [smtp] host and port name an SMTP server");
+    else if (need_tls && !tls)
+        add(out, name, FALSE, g_strdup("answers EHLO but does not offer STARTTLS"),
+            "enable STARTTLS on the relay, or set [smtp] starttls = opportunistic (never with AUTH)");
+    else
+        add(out, name, TRUE, g_strdup_printf("answers EHLO%s", tls ? ", offers STARTTLS" : ""), NULL);
+    g_free(ehlo);
+    g_string_free(text, TRUE);
+    g_object_unref(in);
+    g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+    g_object_unref(conn);
+    g_object_unref(client);
+    g_free(name);
+}
+
+static void check_http(GPtrArray *out, const struct config *cfg)
+{
+    GSocketClient *client = g_socket_client_new();
+    g_socket_client_set_timeout(client, 10);
+    GError *e = NULL;
+    GSocketConnection *conn = g_socket_client_connect_to_host(client, cfg->http_listen, 80, NULL, &e);
+    if (!conn) {
+        add(out, "http", FALSE, g_strdup_printf("%s: %s", cfg->http_listen, e->message),
+            "start coursed (it serves the pages), or check [http] listen");
+        g_error_free(e);
+        g_object_unref(client);
+        return;
+    }
+    const char *req = "GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    GOutputStream *os = g_io_stream_get_output_stream(G_IO_STREAM(conn));
+    GDataInputStream *in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+    char *status = NULL;
+    if (g_output_stream_write_all(os, req, strlen(req), NULL, NULL, NULL))
+        status = g_data_input_stream_read_line(in, NULL, NULL, NULL);
+    gboolean ok = status && strstr(status, " 200");
+    add(out, "http", ok, g_strdup_printf("%s /healthz: %s", cfg->http_listen, status ? g_strchomp(status) : "no answer"),
+        "coursed answers, but not healthy: see its log");
+    g_free(status);
+    g_object_unref(in);
+    g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+    g_object_unref(conn);
+    g_object_unref(client);
+}
+
+GPtrArray *doctor_run(struct app *app)
+{
+    const struct config *cfg = app->cfg;
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)check_free);
+    add(out, "config", TRUE, g_strdup(cfg->path), NULL);
+
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    int n = lint_courses(cfg, NULL, problems);
+    add(out, "courses", n >= 0 && problems->len == 0,
+        problems->len ? g_strdup_printf("%u problem(s), first: %s", problems->len, (char *)problems->pdata[0])
+                      : g_strdup_printf("%d course(s) in %s", n, cfg->courses),
+        "run 'coursectl course check' and fix what it lists");
+    g_ptr_array_unref(problems);
+
+    GError *e = NULL;
+    struct store *st = store_open(cfg->database, FALSE, &e);
+    if (!st) {
+        add(out, "database", FALSE, g_strdup(e->message), "run 'coursectl init'");
+        g_clear_error(&e);
+    } else {
+        char *check = NULL;
+        int v = store_schema_version(st);
+        if (!store_check(st, &check, &e)) {
+            add(out, "database", FALSE, g_strdup(e->message), "see sqlite3(1) .recover; restore a backup");
+            g_clear_error(&e);
+        } else {
+            gboolean ok = !strcmp(check, "ok") && v == store_latest_version();
+            add(out, "database", ok, g_strdup_printf("%s: integrity %s, schema version %d of %d", cfg->database,
+                                                     check, v, store_latest_version()),
+                "integrity problems: restore a backup; an old schema: run 'coursectl init'");
+        }
+        g_free(check);
+        store_close(st);
+    }
+
+    struct stat sb;
+    if (stat(cfg->secret_key, &sb) != 0)
+        add(out, "secret key", FALSE, g_strdup_printf("%s is missing", cfg->secret_key), "run 'coursectl init'");
+    else if ((sb.st_mode & 077) != 0)
+        add(out, "secret key", FALSE, g_strdup_printf("%s has mode %03o", cfg->secret_key, sb.st_mode & 0777),
+            "chmod 600 the key file: anyone who reads it can forge unsubscribe links");
+    else if (sb.st_uid != geteuid())
+        add(out, "secret key", FALSE, g_strdup_printf("%s belongs to uid %d", cfg->secret_key, (int)sb.st_uid),
+            "chown the key to the user coursed runs as");
+    else
+        add(out, "secret key", TRUE, g_strdup_printf("%s, mode 600", cfg->secret_key), NULL);
+
+    if (!strcmp(cfg->transport_kind, "smtp")) {
+        char *first = g_strdup_printf("%s:%d", cfg->smtp_host, (int)cfg->smtp_port);
+        check_relay(out, cfg, first);
+        g_free(first);
+        char **relays = g_strsplit(cfg->smtp_relays, ",", 16);
+        for (char **r = relays; *r; r++)
+            if (*g_strstrip(*r))
+                check_relay(out, cfg, *r);
+        g_strfreev(relays);
+    } else {
+        gboolean ok = access(cfg->maildir, W_OK) == 0 || access(cfg->maildir, F_OK) != 0;
+        add(out, "maildir", ok, g_strdup(cfg->maildir), "make the outbox Maildir writable by coursed");
+    }
+    if (*cfg->http_listen)
+        check_http(out, cfg);
+    if (*cfg->inbound_maildir) {
+        gboolean ok = access(cfg->inbound_maildir, W_OK) == 0;
+        add(out, "inbound", ok, g_strdup(cfg->inbound_maildir),
+            "create the inbound Maildir and make it writable by coursed");
+    }
+    return out;
+}
