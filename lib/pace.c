@@ -193,13 +193,30 @@ gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
     return found;
 }
 
+/* GLib reads the zone file on every g_time_zone_new_identifier(): keep one
+ * GTimeZone per name (a tick formats a date for every message). */
+static GTimeZone *gtz_get(const char *tz)
+{
+    static GMutex lock;
+    static GHashTable *cache;
+    g_mutex_lock(&lock);
+    if (!cache)
+        cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_time_zone_unref);
+    GTimeZone *gz = g_hash_table_lookup(cache, tz);
+    if (!gz) {
+        gz = g_time_zone_new_identifier(tz);
+        if (!gz)
+            gz = g_time_zone_new_utc();
+        g_hash_table_insert(cache, g_strdup(tz), gz);
+    }
+    g_time_zone_ref(gz);
+    g_mutex_unlock(&lock);
+    return gz;
+}
+
 char *pace_format_local(gint64 t, const char *tz)
 {
-    GTimeZone *gz = NULL;
-    if (tz && *tz)
-        gz = g_time_zone_new_identifier(tz);
-    if (!gz)
-        gz = g_time_zone_new_utc();
+    GTimeZone *gz = gtz_get(tz && *tz ? tz : "UTC");
     GDateTime *u = g_date_time_new_from_unix_utc(t);
     GDateTime *l = g_date_time_to_timezone(u, gz);
     char *s = g_date_time_format(l, "%Y-%m-%d %H:%M %Z");

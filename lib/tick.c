@@ -174,11 +174,68 @@ static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg
     return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
 }
 
-struct job {
-    struct transport *tr;
-    struct transport_msg *batch;
-    size_t n;
+/* One message on its way out. Lessons are composed inside the session's
+ * own thread (templates, cmark, GMime and HMAC are per-message work and
+ * thread-safe; the libical work, next slot and calendar, was done before on
+ * the main thread); system mails arrive composed. */
+struct outgoing {
+    struct transport_msg *m;
+    const struct course *c;       /* NULL: m->data is ready */
+    struct compose_to to;
+    int lesson;
+    gint64 next;
+    char *ics;
+    char *body;                   /* composed here; freed by the caller */
 };
+
+static void outgoing_free(struct outgoing *o)
+{
+    g_free(o->ics);
+    g_free(o->body);
+    g_free(o);
+}
+
+struct job {
+    struct app *app;
+    struct outgoing **items;
+    size_t n;
+    gint64 now;
+};
+
+/* Compose what needs it, then one SMTP session for the lot. */
+static void job_work(struct job *j)
+{
+    struct transport_msg *batch = g_new0(struct transport_msg, j->n);
+    struct outgoing **sent = g_new0(struct outgoing *, j->n);
+    size_t k = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        struct outgoing *o = j->items[i];
+        if (o->c) {
+            GError *e = NULL;
+            o->body = compose_lesson(j->app, o->c, o->lesson, &o->to, j->now, o->next, o->ics,
+                                     &o->m->len, &e);
+            if (!o->body) {
+                /* Cannot build it now (template broken): retry later rather
+                 * than lose the lesson. */
+                o->m->outcome = TRANSPORT_TEMP;
+                o->m->text = g_strdup(e->message);
+                log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", o->m->id,
+                        o->c->slug, o->lesson, e->message);
+                g_error_free(e);
+                continue;
+            }
+            o->m->data = o->body;
+        }
+        batch[k] = *o->m;
+        sent[k++] = o;
+    }
+    if (k > 0)
+        transport_send(j->app->tr, batch, k);
+    for (size_t i = 0; i < k; i++)
+        *sent[i]->m = batch[i];
+    g_free(sent);
+    g_free(batch);
+}
 
 struct pool_state {
     GMutex lock;
@@ -188,77 +245,71 @@ struct pool_state {
 
 static void run_job(gpointer data, gpointer user)
 {
-    struct job *j = data;
     struct pool_state *ps = user;
-    transport_send(j->tr, j->batch, j->n);
+    job_work(data);
     g_mutex_lock(&ps->lock);
     ps->done++;
     g_cond_signal(&ps->cond);
     g_mutex_unlock(&ps->lock);
 }
 
-/* Sends the messages in ready (struct transport_msg *): one SMTP session per
+/* Sends `ready` (struct outgoing *): one SMTP session per
  * messages_per_session messages, up to [smtp] sessions at once, each in its
  * own thread with its own libESMTP session. Returns FALSE only when the
  * daemon is stopping and sessions were still running after stop_timeout:
  * they are abandoned (their rows stay 'sending' and are recovered at the
  * next start), and nothing of this round may be freed or recorded. */
-static gboolean send_ready(struct app *app, GPtrArray *ready)
+static gboolean send_ready(struct app *app, GPtrArray *ready, gint64 now)
 {
     size_t per = (size_t)app->cfg->smtp_per_session;
     guint jobs = (guint)((ready->len + per - 1) / per);
     if (jobs == 0)
         return TRUE;
-    struct transport_msg *all = g_new0(struct transport_msg, ready->len);
-    for (guint i = 0; i < ready->len; i++)
-        all[i] = *(struct transport_msg *)ready->pdata[i];
     struct job *js = g_new0(struct job, jobs);
     for (guint k = 0; k < jobs; k++) {
-        js[k].tr = app->tr;
-        js[k].batch = all + k * per;
+        js[k].app = app;
+        js[k].items = (struct outgoing **)ready->pdata + k * per;
         js[k].n = MIN(per, ready->len - k * per);
+        js[k].now = now;
     }
-    gboolean finished = TRUE;
     /* Without a daemon to stop (coursectl), plain calls do; in coursed the
      * sessions always run in threads so that SIGTERM is answered in time. */
     if (!app->stop) {
         for (guint k = 0; k < jobs; k++)
-            transport_send(app->tr, js[k].batch, js[k].n);
-    } else {
-        struct pool_state *ps = g_new0(struct pool_state, 1);
-        g_mutex_init(&ps->lock);
-        g_cond_init(&ps->cond);
-        GThreadPool *pool = g_thread_pool_new(run_job, ps, (gint)MIN((guint)app->cfg->smtp_sessions, jobs),
-                                              TRUE, NULL);
-        for (guint k = 0; k < jobs; k++)
-            g_thread_pool_push(pool, &js[k], NULL);
-        gint64 deadline = 0;
-        g_mutex_lock(&ps->lock);
-        while (ps->done < jobs) {
-            if (app->stop && *app->stop && !deadline)
-                deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
-            if (deadline && g_get_monotonic_time() >= deadline)
-                break;
-            g_cond_wait_until(&ps->cond, &ps->lock, g_get_monotonic_time() + G_USEC_PER_SEC / 10);
-        }
-        finished = ps->done == jobs;
-        g_mutex_unlock(&ps->lock);
-        if (!finished) {
-            /* The threads still use js, all and ps: leave them be. */
-            log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
-                     "s; abandoned, their deliveries are recovered at the next start",
-                     jobs - ps->done, app->cfg->stop_timeout);
-            return FALSE;
-        }
-        g_thread_pool_free(pool, FALSE, TRUE);
-        g_mutex_clear(&ps->lock);
-        g_cond_clear(&ps->cond);
-        g_free(ps);
+            job_work(&js[k]);
+        g_free(js);
+        return TRUE;
     }
-    for (guint i = 0; i < ready->len; i++)
-        *(struct transport_msg *)ready->pdata[i] = all[i];
+    struct pool_state *ps = g_new0(struct pool_state, 1);
+    g_mutex_init(&ps->lock);
+    g_cond_init(&ps->cond);
+    GThreadPool *pool = g_thread_pool_new(run_job, ps, (gint)MIN((guint)app->cfg->smtp_sessions, jobs),
+                                          TRUE, NULL);
+    for (guint k = 0; k < jobs; k++)
+        g_thread_pool_push(pool, &js[k], NULL);
+    gint64 deadline = 0;
+    g_mutex_lock(&ps->lock);
+    while (ps->done < jobs) {
+        if (*app->stop && !deadline)
+            deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
+        if (deadline && g_get_monotonic_time() >= deadline)
+            break;
+        g_cond_wait_until(&ps->cond, &ps->lock, g_get_monotonic_time() + G_USEC_PER_SEC / 10);
+    }
+    gboolean finished = ps->done == jobs;
+    g_mutex_unlock(&ps->lock);
+    if (!finished) {
+        /* The threads still use js, the items and ps: leave them be. */
+        log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
+                 "s; abandoned, their deliveries are recovered at the next start",
+                 jobs - ps->done, app->cfg->stop_timeout);
+        return FALSE;
+    }
+    g_thread_pool_free(pool, FALSE, TRUE);
+    g_mutex_clear(&ps->lock);
+    g_cond_clear(&ps->cond);
+    g_free(ps);
     g_free(js);
-    g_free(all);
     return TRUE;
 }
 
@@ -296,14 +347,16 @@ static gboolean deliver_outbox(struct app *app, gint64 now, struct tick_stats *s
     }
     char *env_from = compose_env_from(app->cfg);
     struct transport_msg *msgs = g_new0(struct transport_msg, n);
-    GPtrArray *ready = g_ptr_array_new();
+    GPtrArray *ready = g_ptr_array_new_with_free_func((GDestroyNotify)outgoing_free);
     for (guint i = 0; i < n; i++) {
         struct outbox_row *r = claimed->pdata[i];
         msgs[i] = (struct transport_msg){ .env_from = env_from, .rcpt = r->rcpt, .data = r->data,
                                           .len = r->len, .id = r->id };
-        g_ptr_array_add(ready, &msgs[i]);
+        struct outgoing *o = g_new0(struct outgoing, 1);
+        o->m = &msgs[i];
+        g_ptr_array_add(ready, o);
     }
-    if (!send_ready(app, ready)) {
+    if (!send_ready(app, ready, now)) {
         g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
         return FALSE;
     }
@@ -354,9 +407,8 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         return TRUE;
     }
     struct transport_msg *msgs = g_new0(struct transport_msg, n);
-    char **bodies = g_new0(char *, n);
     char **env_from = g_new0(char *, n);
-    GPtrArray *ready = g_ptr_array_new();  /* indexes into msgs of what to send */
+    GPtrArray *ready = g_ptr_array_new_with_free_func((GDestroyNotify)outgoing_free);
     for (guint i = 0; i < n; i++) {
         struct delivery_row *d = claimed->pdata[i];
         struct transport_msg *m = &msgs[i];
@@ -365,36 +417,27 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         m->env_from = env_from[i];
         m->rcpt = d->email;
         const struct course *c = course_find(app->courses, d->course);
-        GError *e = NULL;
-        if (c) {
-            struct compose_to to = { d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
-            struct pace_rule rule = enroll_rule(c, d->tz);
-            gint64 next = d->lesson < c->n_lessons ? pace_next_slot(&rule, d->anchor_at, MAX(d->slot_at, now)) : -1;
-            /* After a pause, resume or zone change the plan moved: this mail
-             * carries the new calendar, with a higher SEQUENCE. */
-            char *ics = d->calendar_dirty ? enroll_calendar_after(app, c, d->enrollment_id, d->tz,
-                                                                  d->anchor_at, d->lesson, d->slot_at,
-                                                                  d->calendar_seq, now)
-                                          : NULL;
-            bodies[i] = compose_lesson(app, c, d->lesson, &to, now, next, ics, &m->len, &e);
-            g_free(ics);
-        } else {
-            g_set_error(&e, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' is not loaded", d->course);
-        }
-        if (!bodies[i]) {
-            /* Cannot build it now (course removed, template broken): retry
-             * later rather than lose the lesson. */
+        if (!c) {
             m->outcome = TRANSPORT_TEMP;
-            m->text = g_strdup(e->message);
-            log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", d->id,
-                    d->course, d->lesson, e->message);
-            g_error_free(e);
+            m->text = g_strdup_printf("course '%s' is not loaded", d->course);
+            log_err("delivery %" G_GINT64_FORMAT ": %s", d->id, m->text);
             continue;
         }
-        m->data = bodies[i];
-        g_ptr_array_add(ready, m);
+        struct outgoing *o = g_new0(struct outgoing, 1);
+        o->m = m;
+        o->c = c;
+        o->to = (struct compose_to){ d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
+        o->lesson = d->lesson;
+        struct pace_rule rule = enroll_rule(c, d->tz);
+        o->next = d->lesson < c->n_lessons ? pace_next_slot(&rule, d->anchor_at, MAX(d->slot_at, now)) : -1;
+        /* After a pause, resume or zone change the plan moved: this mail
+         * carries the new calendar, with a higher SEQUENCE. */
+        if (d->calendar_dirty)
+            o->ics = enroll_calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson,
+                                           d->slot_at, d->calendar_seq, now);
+        g_ptr_array_add(ready, o);
     }
-    if (!send_ready(app, ready)) {
+    if (!send_ready(app, ready, now)) {
         g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
         return FALSE;
     }
@@ -404,12 +447,10 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
                 n, (*err)->message);
     for (guint i = 0; i < n; i++) {
         transport_msg_clear(&msgs[i]);
-        g_free(bodies[i]);
         g_free(env_from[i]);
     }
     g_ptr_array_unref(ready);
     g_free(env_from);
-    g_free(bodies);
     g_free(msgs);
     g_ptr_array_unref(claimed);
     return ok;
