@@ -963,8 +963,12 @@ static int cmd_retry(struct ctl *ctl, int argc, char **argv)
         { "all-failed", 0, 0, G_OPTION_ARG_NONE, &all, "Retry every failed delivery", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse("retry ID | retry --all-failed", entries, &argc, &argv, all ? 0 : 1, all ? 0 : 1))
+    if (!parse("retry ID | retry --all-failed", entries, &argc, &argv, 0, 1))
         return EXIT_USAGE;
+    if (all == (argc > 1)) {
+        fprintf(stderr, "coursectl: usage: coursectl retry ID | retry --all-failed\n");
+        return EXIT_USAGE;
+    }
     gint64 id = 0;
     if (!all) {
         char *end = NULL;
@@ -1113,10 +1117,11 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
                 g_string_append_printf(o, "%s%" G_GINT64_FORMAT, k ? ", " : "", g_array_index(reached, gint64, k));
             g_string_append(o, "]}");
         } else {
-            printf("%s (%s): %" G_GINT64_FORMAT " enrolled: %" G_GINT64_FORMAT " active, %" G_GINT64_FORMAT
+            printf("%s (%s): %" G_GINT64_FORMAT " enrolled\n  %" G_GINT64_FORMAT " active, %" G_GINT64_FORMAT
                    " paused, %" G_GINT64_FORMAT " completed, %" G_GINT64_FORMAT " unsubscribed, %" G_GINT64_FORMAT
-                   " bounced, %" G_GINT64_FORMAT " pending\n", c->title, c->slug, total, sc.enroll_active,
-                   sc.enroll_paused, sc.enroll_completed, sc.enroll_stopped, sc.failed, sc.queued);
+                   " bounced, %" G_GINT64_FORMAT " pending\n  lesson: reached by, then lost before the next\n",
+                   c->title, c->slug, total, sc.enroll_active, sc.enroll_paused, sc.enroll_completed,
+                   sc.enroll_stopped, sc.failed, sc.queued);
             gint64 top = MAX(total, 1);
             for (guint k = 0; k < reached->len; k++) {
                 gint64 n = g_array_index(reached, gint64, k);

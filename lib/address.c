@@ -1,7 +1,7 @@
 /* address.c - owns what coursed accepts as a subscriber address and name.
  * Deliberately strict: an address we store is an address we will put in an
  * SMTP envelope and a To: header, so no spaces, quotes, brackets or
- * control characters are ever let in. */
+ * control characters are ever let in. Addresses are stored in lower case. */
 #include <string.h>
 #include "address.h"
 #include "error.h"
@@ -50,7 +50,11 @@ char *address_normalize(const char *addr, GError **err)
         g_free(domain);
         return NULL;
     }
-    char *out = g_strdup_printf("%.*s@%s", (int)(at - addr), addr, domain);
+    /* The whole address is kept in lower case: local parts are case-blind
+     * at every provider people use, and one person must not become two. */
+    char *local = g_ascii_strdown(addr, at - addr);
+    char *out = g_strdup_printf("%s@%s", local, domain);
+    g_free(local);
     g_free(domain);
     return out;
 }

@@ -3,8 +3,8 @@
 #define COURSED_ADDRESS_H
 #include <glib.h>
 
-/* Returns the canonical form of an addr-spec (domain lower-cased, local part
- * kept), or NULL with err set naming what is wrong. Caller g_free()s. */
+/* Returns the canonical form of an addr-spec (lower-cased), or NULL with err
+ * set naming what is wrong. Caller g_free()s. */
 char *address_normalize(const char *addr, GError **err);
 
 /* Returns a copy of a display name with control characters (CR, LF, NUL,
