@@ -188,8 +188,38 @@ static int cmd_init(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_course_list(struct ctl *ctl, int argc, char **argv)
 {
-    if (!parse("course list", NULL, &argc, &argv, 0, 0))
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("course list [--json]", entries, &argc, &argv, 0, 0))
         return EXIT_USAGE;
+    if (json) {
+        GString *o = g_string_new("[");
+        for (guint i = 0; i < ctl->app->courses->len; i++) {
+            const struct course *c = ctl->app->courses->pdata[i];
+            g_string_append(o, i ? ",\n {" : "{");
+            json_key(o, "slug", TRUE);
+            json_string(o, c->slug);
+            json_key(o, "title", FALSE);
+            json_string(o, c->title);
+            json_key(o, "lessons", FALSE);
+            g_string_append_printf(o, "%d", c->n_lessons);
+            json_key(o, "schedule", FALSE);
+            json_string(o, c->schedule);
+            json_key(o, "time", FALSE);
+            json_string(o, c->time);
+            json_key(o, "timezone", FALSE);
+            json_string(o, c->tz);
+            json_key(o, "source", FALSE);
+            json_string(o, c->source);
+            g_string_append_c(o, '}');
+        }
+        printf("%s]\n", o->str);
+        g_string_free(o, TRUE);
+        return EXIT_OK;
+    }
     printf("%-20s %-7s %-30s %s\n", "COURSE", "LESSONS", "SCHEDULE", "TITLE");
     for (guint i = 0; i < ctl->app->courses->len; i++) {
         const struct course *c = ctl->app->courses->pdata[i];
@@ -411,9 +441,14 @@ static int cmd_enroll(struct ctl *ctl, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_sub_show(struct ctl *ctl, int argc, char **argv);
+
 static int cmd_status(struct ctl *ctl, int argc, char **argv)
 {
-    if (!parse("status EMAIL", NULL, &argc, &argv, 1, 1))
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--json"))
+            return cmd_sub_show(ctl, argc, argv);   /* the same facts, as JSON */
+    if (!parse("status EMAIL [--json]", NULL, &argc, &argv, 1, 1))
         return EXIT_USAGE;
     GError *err = NULL;
     struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
@@ -540,14 +575,16 @@ out:
 
 static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
 {
-    gboolean ics = FALSE;
+    gboolean ics = FALSE, json = FALSE;
     GOptionEntry entries[] = {
         { "ics", 0, 0, G_OPTION_ARG_NONE, &ics, "Write an iCalendar file to stdout", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse("schedule EMAIL [COURSE] [--ics]", entries, &argc, &argv, 1, 2))
+    if (!parse("schedule EMAIL [COURSE] [--ics|--json]", entries, &argc, &argv, 1, 2))
         return EXIT_USAGE;
     GError *err = NULL;
+    GString *jo = NULL;
     const char *only = argc > 2 ? argv[2] : NULL;
     struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
     if (!s)
@@ -578,7 +615,9 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
         g_free(cal);
         goto out;
     }
-    printf("%-16s %-5s %-26s %s\n", "COURSE", "STEP", "LOCAL TIME", "UTC");
+    jo = json ? g_string_new("[") : NULL;
+    if (!json)
+        printf("%-16s %-5s %-26s %s\n", "COURSE", "STEP", "LOCAL TIME", "UTC");
     for (guint i = 0; i < es->len; i++) {
         struct enrollment_row *e = es->pdata[i];
         const struct course *c = course_find(ctl->app->courses, e->course);
@@ -591,7 +630,7 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
             rc = fail(err);
             goto out;
         }
-        if (slots->len == 0)
+        if (slots->len == 0 && !json)
             printf("%-16s %s\n", e->course,
                    strcmp(e->state, "paused") == 0 ? "paused until resumed" : e->state);
         const char *tz = enroll_zone(c, e->tz);
@@ -599,14 +638,30 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
             gint64 t = g_array_index(slots, gint64, k);
             char *local = pace_format_local(t, tz), *utc = clock_format_utc(t);
             char *step = g_strdup_printf("%d/%d", first + (int)k, c->n_lessons);
-            printf("%-16s %-5s %-26s %s\n", e->course, step, local, utc);
+            if (json) {
+                g_string_append(jo, jo->len > 1 ? ",\n {" : "{");
+                json_key(jo, "course", TRUE);
+                json_string(jo, e->course);
+                json_key(jo, "lesson", FALSE);
+                g_string_append_printf(jo, "%d", first + (int)k);
+                json_key(jo, "local", FALSE);
+                json_string(jo, local);
+                json_key(jo, "utc", FALSE);
+                json_string(jo, utc);
+                g_string_append_c(jo, '}');
+            } else
+                printf("%-16s %-5s %-26s %s\n", e->course, step, local, utc);
             g_free(step);
             g_free(local);
             g_free(utc);
         }
         g_array_free(slots, TRUE);
     }
+    if (jo)
+        printf("%s]\n", jo->str);
 out:
+    if (jo)
+        g_string_free(jo, TRUE);
     if (es)
         g_ptr_array_unref(es);
     store_sub_free(s);
@@ -1247,7 +1302,7 @@ static int cmd_send_test(struct ctl *ctl, int argc, char **argv)
 
 static const struct cmd commands[] = {
     { "init", cmd_init, APP_STORE | APP_CREATE, "", "create or upgrade the database" },
-    { "course list", cmd_course_list, 0, "", "list the courses found in the courses folder" },
+    { "course list", cmd_course_list, 0, "[--json]", "list the courses found in the courses folder" },
     { "course check", cmd_course_check, APP_CONFIG_ONLY, "[SLUG]", "check courses and templates; every problem as file:line" },
     { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]", "write lesson N (or a system mail) as sent" },
     { "sub add", cmd_sub_add, APP_STORE | APP_KEY, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
@@ -1270,8 +1325,8 @@ static const struct cmd commands[] = {
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
     { "send-test", cmd_send_test, APP_TRANSPORT | APP_KEY, "EMAIL COURSE N", "send lesson N to any address now" },
     { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE", "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
-    { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics]", "upcoming lessons, local and UTC, or as iCalendar" },
-    { "status", cmd_status, APP_STORE, "EMAIL", "show a subscriber's courses and progress" },
+    { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics|--json]", "upcoming lessons, local and UTC, or as iCalendar" },
+    { "status", cmd_status, APP_STORE, "EMAIL [--json]", "show a subscriber's courses and progress" },
 };
 
 static void usage(FILE *out)

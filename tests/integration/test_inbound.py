@@ -395,3 +395,30 @@ def test_policy_bounce_pauses_and_warns(env, sink):
     assert env.sql("SELECT state FROM enrollments") == [("paused",)]
     assert env.sql("SELECT kind FROM events WHERE kind LIKE 'bounce%'") == [("bounce-policy",)]
     assert "operator" in p.stderr.decode()
+
+
+def test_zone_guessed_from_date_and_next_command(env, sink):
+    """A subscribe without tz= from a +0530 client gets Asia/Kolkata, and the
+    welcome mail says it was guessed and how to correct it. `next` sends the
+    next lesson at once where the course allows it."""
+    raw = mail("raj@example.in", "test@courses.example.org", "subscribe").replace(
+        b"Date: Mon, 4 May 2026 12:00:00 +0200", b"Date: Mon, 4 May 2026 15:30:00 +0530")
+    assert inbound(env, raw).returncode == 0
+    env.tick(iso(T0))
+    reply_to = sink.system("raj@example.in")[0]["msg"]["Reply-To"].addresses[0].addr_spec
+    assert inbound(env, mail("raj@example.in", reply_to, "Re: confirm", "ok")).returncode == 0
+    env.tick(iso(T0 + timedelta(minutes=1)))
+    welcome = sink.system("raj@example.in")[1]["msg"]
+    text = welcome.get_body(("plain",)).get_content()
+    assert "Asia/Kolkata" in text and "guessed" in text and "tz Europe/Berlin" in text
+    assert env.sql("SELECT tz, tz_guessed FROM subscribers") == [("Asia/Kolkata", 1)]
+    # the tz command corrects it
+    inbound(env, mail("raj@example.in", "test@courses.example.org", "tz Europe/Berlin"), now=T0 + timedelta(hours=1))
+    assert env.sql("SELECT tz, tz_guessed FROM subscribers") == [("Europe/Berlin", 0)]
+    # lesson 1 at its slot, then "next" brings lesson 2 at once
+    env.tick("2026-05-06T07:00:00Z")                       # Wed 09:00 Berlin
+    assert [m["msg"]["X-Course-Lesson"] for m in sink.lessons("raj@example.in")] == ["test 1/3"]
+    assert inbound(env, mail("raj@example.in", "test@courses.example.org", "next"),
+                   now=datetime(2026, 5, 6, 12, 0, tzinfo=UTC)).returncode == 0
+    env.tick("2026-05-06T12:00:00Z")
+    assert [m["msg"]["X-Course-Lesson"] for m in sink.lessons("raj@example.in")] == ["test 1/3", "test 2/3"]
