@@ -1245,6 +1245,8 @@ static int cmd_log(struct ctl *ctl, int argc, char **argv)
             json_string(o, e->via);
             json_key(o, "detail", FALSE);
             json_string(o, e->detail);
+            json_key(o, "message_id", FALSE);
+            json_string(o, e->message_id);
             g_string_append_c(o, '}');
         } else {
             printf("%s ", t);

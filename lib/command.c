@@ -268,7 +268,8 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
         return FALSE;
     }
     GError *e = NULL;
-    gboolean first = store_inbound_first(app->st, r->key, now, &e);
+    gint64 last_event = store_event_last(app->st, &e);
+    gboolean first = !e && store_inbound_first(app->st, r->key, now, &e);
     gboolean ok = e == NULL;
     if (e)
         g_propagate_error(err, e);
@@ -295,7 +296,10 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
         ok = apply_command(app, r, now, res, err);
     else
         g_string_append_printf(res, "%s: %s", inbound_kind_name(r->kind), r->reason ? r->reason : "");
-    ok = ok && store_inbound_result(app->st, r->key, res->str, err) && store_commit(app->st, err);
+    /* The audit trail names the mail that caused each change. */
+    ok = ok && store_inbound_result(app->st, r->key, res->str, err) &&
+         (!r->message_id || store_events_tag(app->st, last_event, r->message_id, err)) &&
+         store_commit(app->st, err);
     if (!ok) {
         store_rollback(app->st);
         g_string_free(res, TRUE);

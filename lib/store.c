@@ -1353,10 +1353,27 @@ gboolean store_cancel(struct store *st, gint64 id, GError **err)
     return TRUE;
 }
 
+gint64 store_event_last(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT coalesce(max(id), 0) FROM events", err);
+    return s ? count1(st, s, "last event", err) : -1;
+}
+
+gboolean store_events_tag(struct store *st, gint64 after_id, const char *message_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE events SET message_id = ?2 WHERE id > ?1 AND message_id IS NULL", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, after_id);
+    bind_text(s, 2, message_id);
+    return step_done(st, s, "tag events", err);
+}
+
 GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT ev.at, coalesce(s.email, ''), ev.kind, ev.via, ev.detail, coalesce(ev.enrollment_id, 0)"
+        "SELECT ev.at, coalesce(s.email, ''), ev.kind, ev.via, ev.detail, coalesce(ev.enrollment_id, 0),"
+        " ev.message_id"
         " FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id"
         " WHERE ?1 = 0 OR ev.subscriber_id = ?1 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2", err);
     if (!s)
@@ -1373,6 +1390,7 @@ GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GErro
         e->via = col_text(s, 3);
         e->detail = col_text(s, 4);
         e->enrollment_id = sqlite3_column_int64(s, 5);
+        e->message_id = col_text(s, 6);
         g_ptr_array_add(a, e);
     }
     sqlite3_reset(s);
@@ -1392,6 +1410,7 @@ void store_event_free(struct event_row *e)
     g_free(e->kind);
     g_free(e->via);
     g_free(e->detail);
+    g_free(e->message_id);
     g_free(e);
 }
 

@@ -236,7 +236,12 @@ struct event_row {
     gint64 at;
     char *email, *kind, *via, *detail;
     gint64 enrollment_id;
+    char *message_id;    /* the inbound mail that caused it, or NULL */
 };
+/* The newest event id (0: none), or -1. */
+gint64 store_event_last(struct store *st, GError **err);
+/* Marks the events after after_id as caused by message_id. */
+gboolean store_events_tag(struct store *st, gint64 after_id, const char *message_id, GError **err);
 /* The audit trail, newest first (subscriber_id 0: everyone). */
 GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err);
 void store_event_free(struct event_row *e);

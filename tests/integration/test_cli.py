@@ -94,6 +94,12 @@ def test_enroll_pause_resume_move_unenroll_schedule(env, sink):
     env.ctl("move", "ann@example.org", "test", "--to-lesson", "1", now="2026-05-06T08:00:00Z")
     env.tick("2026-05-08T07:00:00Z")
     assert [m["msg"]["X-Course-Lesson"] for m in sink.lessons()] == ["test 3/3", "test 1/3"]
+    sched = js(env, "schedule", "ann@example.org")
+    assert sched == [{"course": "test", "lesson": 2, "local": sched[0]["local"], "utc": "2026-05-11T07:00:00Z"},
+                     {"course": "test", "lesson": 3, "local": sched[1]["local"], "utc": "2026-05-13T07:00:00Z"}]
+    assert js(env, "status", "ann@example.org")["enrollments"][0]["next_lesson"] == 2
+    courses = js(env, "course", "list")
+    assert [(c["slug"], c["lessons"]) for c in courses] == [("test", 3)]
     env.ctl("unenroll", "ann@example.org", "test", now="2026-05-08T08:00:00Z")
     env.tick("2026-05-11T07:00:00Z")
     assert len(sink.lessons()) == 2

@@ -113,6 +113,10 @@ def test_subscribe_confirm_lesson_then_one_click_leave(env, sink):
     assert inbound(env, reply, now=later).returncode == 0
     assert env.sql("SELECT state FROM enrollments") == [("active",)]
     assert env.sql("SELECT status, name, tz FROM subscribers") == [("active", "Ana Maria", "Europe/Berlin")]
+    # the audit trail says how and from which message
+    log = json.loads(env.ctl("log", "ana@example.net", "--json", now=iso(later)).stdout)
+    confirmed = next(e for e in log if e["event"] == "confirmed")
+    assert confirmed["via"] == "email" and confirmed["message_id"]
     env.tick(iso(later))                                    # the welcome
     slot = datetime(2026, 5, 4, 16, 0, tzinfo=UTC)          # first_within default: next slot
     env.tick(iso(datetime(2026, 5, 6, 7, 0, tzinfo=UTC)))   # Wed 09:00 CEST
