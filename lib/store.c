@@ -610,50 +610,15 @@ GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
         fail(st, rc, "claim deliveries", err);
         goto fail;
     }
-    s = prep(st,
-        "SELECT d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, d.state,"
-        " d.attempts, d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0),"
-        " coalesce(d.last_code, 0), d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at,"
-        " e.calendar_seq, e.calendar_dirty"
-        " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
-        " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
-    if (!s) {
-        g_array_free(ids, TRUE);
-        goto fail;
-    }
     a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
     for (guint i = 0; i < ids->len; i++) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, g_array_index(ids, gint64, i));
-        if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
-            fail(st, rc, "read claimed delivery", err);
+        struct delivery_row *d = store_delivery_full(st, g_array_index(ids, gint64, i), err);
+        if (!d) {
             g_array_free(ids, TRUE);
             goto fail;
         }
-        struct delivery_row *d = g_new0(struct delivery_row, 1);
-        d->id = sqlite3_column_int64(s, 0);
-        d->enrollment_id = sqlite3_column_int64(s, 1);
-        d->subscriber_id = sqlite3_column_int64(s, 2);
-        d->lesson = sqlite3_column_int(s, 3);
-        d->message_id = col_text(s, 4);
-        d->state = col_text(s, 5);
-        d->attempts = sqlite3_column_int(s, 6);
-        d->slot_at = sqlite3_column_int64(s, 7);
-        d->queued_at = sqlite3_column_int64(s, 8);
-        d->next_attempt_at = sqlite3_column_int64(s, 9);
-        d->sent_at = sqlite3_column_int64(s, 10);
-        d->last_code = sqlite3_column_int(s, 11);
-        d->last_text = col_text(s, 12);
-        d->email = col_text(s, 13);
-        d->name = col_text(s, 14);
-        d->tz = col_text(s, 15);
-        d->course = col_text(s, 16);
-        d->anchor_at = sqlite3_column_int64(s, 17);
-        d->calendar_seq = sqlite3_column_int(s, 18);
-        d->calendar_dirty = sqlite3_column_int(s, 19);
         g_ptr_array_add(a, d);
     }
-    sqlite3_reset(s);
     g_array_free(ids, TRUE);
     if (!store_commit(st, err))
         goto fail;
