@@ -33,6 +33,12 @@ static gboolean load_parts(const char *path, struct config **cfg, GPtrArray **co
         goto fail;
     }
     g_ptr_array_unref(problems);
+    /* Lessons are the same Markdown for everyone: render them once. */
+    for (guint i = 0; i < (*courses)->len; i++) {
+        struct course *c = (*courses)->pdata[i];
+        for (int n = 0; n < c->n_lessons; n++)
+            c->lessons[n].html = render_markdown(c->lessons[n].body);
+    }
     return TRUE;
 fail:
     render_free(*tpl);

@@ -89,7 +89,7 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
     v.next = next_at > 0 ? pace_format_local(next_at, to->tz ? to->tz : c->tz)
                          : g_strdup("none: this is the last step");
     v.command = compose_command_address(app->cfg, c);
-    char *lesson_html = render_markdown(l->body);
+    char *lesson_html = l->html ? g_strdup(l->html) : render_markdown(l->body);
     struct render_var vars[] = {
         { "name", to->name && *to->name ? to->name : "there", FALSE },
         { "email", to->email, FALSE },

@@ -67,6 +67,7 @@ static void lesson_clear(struct lesson *l)
     g_free(l->path);
     g_free(l->subject);
     g_free(l->body);
+    g_free(l->html);
 }
 
 void course_free(struct course *c)

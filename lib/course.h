@@ -10,6 +10,7 @@ struct lesson {
     char *path;
     char *subject;
     char *body;            /* Markdown */
+    char *html;            /* body as HTML (cmark), filled at load by app.c */
     int body_line;         /* line of the file where the body starts */
 };
 

@@ -10,14 +10,28 @@
 
 static GMutex zone_lock;
 
+/* libical looks a name up by scanning its zone list: remember the zones
+ * found (a few hundred at most; unknown names, which hostile input can
+ * invent without end, are not kept), so a tick does not scan per message. */
 static icaltimezone *zone_get(const char *tz)
 {
+    static GHashTable *cache;
     if (!tz || !*tz)
         return NULL;
     if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0)
         return icaltimezone_get_utc_timezone();
     g_mutex_lock(&zone_lock);
-    icaltimezone *z = icaltimezone_get_builtin_timezone(tz);
+    if (!cache)
+        cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    gpointer hit = NULL;
+    icaltimezone *z;
+    if (g_hash_table_lookup_extended(cache, tz, NULL, &hit)) {
+        z = hit;
+    } else {
+        z = icaltimezone_get_builtin_timezone(tz);
+        if (z)
+            g_hash_table_insert(cache, g_strdup(tz), z);
+    }
     g_mutex_unlock(&zone_lock);
     return z;
 }

@@ -116,20 +116,21 @@ static gint64 next_slot(const struct course *c, const struct delivery_row *d)
     return pace_next_slot(&rule, d->anchor_at, d->slot_at);
 }
 
-static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg *msgs, gint64 now,
-                       struct tick_stats *stats, GError **err)
+/* nexts[i]: the next lesson's slot for claimed[i] (-1: last lesson or no
+ * course), computed once when the message was prepared. */
+static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg *msgs,
+                       const gint64 *nexts, gint64 now, struct tick_stats *stats, GError **err)
 {
     if (!store_begin(app->st, err))
         return FALSE;
     for (guint i = 0; i < claimed->len; i++) {
         struct delivery_row *d = claimed->pdata[i];
         struct transport_msg *m = &msgs[i];
-        const struct course *c = course_find(app->courses, d->course);
         char *what = g_strdup_printf("%d %s%s%s", m->code, m->status, *m->status ? " " : "",
                                      m->text ? m->text : "");
         gboolean ok = TRUE;
         if (m->outcome == TRANSPORT_OK) {
-            ok = store_mark_sent(app->st, d, m->code, m->text, now, c ? next_slot(c, d) : -1, err);
+            ok = store_mark_sent(app->st, d, m->code, m->text, now, nexts[i], err);
             stats->sent++;
             log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
                      d->lesson, d->email, what);
@@ -408,6 +409,7 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
     }
     struct transport_msg *msgs = g_new0(struct transport_msg, n);
     char **env_from = g_new0(char *, n);
+    gint64 *nexts = g_new0(gint64, n);
     GPtrArray *ready = g_ptr_array_new_with_free_func((GDestroyNotify)outgoing_free);
     for (guint i = 0; i < n; i++) {
         struct delivery_row *d = claimed->pdata[i];
@@ -428,8 +430,10 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         o->c = c;
         o->to = (struct compose_to){ d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
         o->lesson = d->lesson;
-        struct pace_rule rule = enroll_rule(c, d->tz);
-        o->next = d->lesson < c->n_lessons ? pace_next_slot(&rule, d->anchor_at, MAX(d->slot_at, now)) : -1;
+        /* The slot the next lesson will get: shown in this mail, and
+         * recorded with its outcome. */
+        o->next = next_slot(c, d);
+        nexts[i] = o->next;
         /* After a pause, resume or zone change the plan moved: this mail
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
@@ -441,7 +445,7 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
         return FALSE;
     }
-    gboolean ok = record(app, claimed, msgs, now, stats, err);
+    gboolean ok = record(app, claimed, msgs, nexts, now, stats, err);
     if (!ok)
         log_err("cannot record %u outcomes: %s; they stay 'sending' and are retried after restart",
                 n, (*err)->message);
@@ -450,6 +454,7 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
         g_free(env_from[i]);
     }
     g_ptr_array_unref(ready);
+    g_free(nexts);
     g_free(env_from);
     g_free(msgs);
     g_ptr_array_unref(claimed);
