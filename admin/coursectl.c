@@ -1151,14 +1151,14 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
             continue;
         GArray *reached = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
         g_array_set_size(reached, (guint)c->n_lessons);
-        struct store_counts sc;
+        struct store_funnel_states sc;
         if (!store_funnel(ctl->app->st, c->slug, reached, &sc, &err)) {
             g_array_free(reached, TRUE);
             g_string_free(o, TRUE);
             rc = fail(err);
             goto out;
         }
-        gint64 total = sc.enroll_active + sc.enroll_paused + sc.enroll_completed + sc.enroll_stopped + sc.failed + sc.queued;
+        gint64 total = sc.active + sc.paused + sc.completed + sc.unsubscribed + sc.bounced + sc.pending;
         if (json) {
             g_string_append_printf(o, "%s{\"course\": ", first ? "" : ", ");
             json_string(o, c->slug);
@@ -1166,8 +1166,8 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
                                    ", \"paused\": %" G_GINT64_FORMAT ", \"completed\": %" G_GINT64_FORMAT
                                    ", \"unsubscribed\": %" G_GINT64_FORMAT ", \"bounced\": %" G_GINT64_FORMAT
                                    ", \"pending\": %" G_GINT64_FORMAT ", \"reached\": [",
-                                   total, sc.enroll_active, sc.enroll_paused, sc.enroll_completed, sc.enroll_stopped,
-                                   sc.failed, sc.queued);
+                                   total, sc.active, sc.paused, sc.completed, sc.unsubscribed,
+                                   sc.bounced, sc.pending);
             for (guint k = 0; k < reached->len; k++)
                 g_string_append_printf(o, "%s%" G_GINT64_FORMAT, k ? ", " : "", g_array_index(reached, gint64, k));
             g_string_append(o, "]}");
@@ -1175,8 +1175,8 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
             printf("%s (%s): %" G_GINT64_FORMAT " enrolled\n  %" G_GINT64_FORMAT " active, %" G_GINT64_FORMAT
                    " paused, %" G_GINT64_FORMAT " completed, %" G_GINT64_FORMAT " unsubscribed, %" G_GINT64_FORMAT
                    " bounced, %" G_GINT64_FORMAT " pending\n  lesson: reached by, then lost before the next\n",
-                   c->title, c->slug, total, sc.enroll_active, sc.enroll_paused, sc.enroll_completed,
-                   sc.enroll_stopped, sc.failed, sc.queued);
+                   c->title, c->slug, total, sc.active, sc.paused, sc.completed,
+                   sc.unsubscribed, sc.bounced, sc.pending);
             gint64 top = MAX(total, 1);
             for (guint k = 0; k < reached->len; k++) {
                 gint64 n = g_array_index(reached, gint64, k);

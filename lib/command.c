@@ -68,7 +68,7 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
         return TRUE;
     }
     GError *e = NULL;
-    struct delivery_row *d = store_delivery_get(app->st, id, &e);
+    struct delivery_row *d = store_delivery_full(app->st, id, &e);
     if (!d || !token_verify(app->key, r->token, TOKEN_BOUNCE, d->email, d->course, now, NULL)) {
         if (e && e->code != CD_ERR_NOT_FOUND) {
             g_propagate_error(err, e);

@@ -63,7 +63,9 @@ gboolean render_is_system(const char *which)
     return which && g_strv_contains(system_mails, which);
 }
 
-gboolean render_check(const char *text, const char *file, const char *const *allowed, GError **err)
+/* Returns TRUE if every placeholder of text is in allowed (NULL-terminated);
+ * else FALSE with err naming file:line and the placeholder. */
+static gboolean render_check(const char *text, const char *file, const char *const *allowed, GError **err)
 {
     int line = 1;
     for (const char *p = text; *p; p++) {
@@ -149,12 +151,6 @@ static char *fill(const char *text, const char *file, const struct render_var *v
         p = close + 2;
     }
     return g_string_free(out, FALSE);
-}
-
-char *render_fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
-                  gboolean html, GError **err)
-{
-    return fill(text, file, vars, n_vars, html ? ESC_HTML : ESC_NONE, err);
 }
 
 char *render_markdown(const char *md)

@@ -45,12 +45,4 @@ char *render_markdown(const char *md);
  * Returns TRUE if there was none. */
 gboolean render_lint_course(const struct course *c, GPtrArray *problems);
 
-/* Fills text with vars (file is for error messages). */
-char *render_fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
-                  gboolean html, GError **err);
-
-/* Returns TRUE if every placeholder of text is in allowed (NULL-terminated);
- * else FALSE with err naming file:line and the placeholder. */
-gboolean render_check(const char *text, const char *file, const char *const *allowed, GError **err);
-
 #endif

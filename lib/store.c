@@ -397,24 +397,6 @@ struct sub_row *store_sub_get(struct store *st, const char *email, GError **err)
     return r;
 }
 
-GPtrArray *store_sub_list(struct store *st, GError **err)
-{
-    sqlite3_stmt *s = prep(st, "SELECT " SUB_COLS " FROM subscribers ORDER BY id", err);
-    if (!s)
-        return NULL;
-    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_sub_free);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        g_ptr_array_add(a, sub_from(s));
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        g_ptr_array_unref(a);
-        fail(st, rc, "list subscribers", err);
-        return NULL;
-    }
-    return a;
-}
-
 void store_sub_free(struct sub_row *r)
 {
     if (!r)
@@ -1048,34 +1030,6 @@ gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind
     return count1(st, s, "count events", err);
 }
 
-struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "SELECT d.id, d.enrollment_id, e.subscriber_id, d.lesson, s.email, e.course"
-        " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
-        " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
-    if (!s)
-        return NULL;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    struct delivery_row *d = NULL;
-    if (rc == SQLITE_ROW) {
-        d = g_new0(struct delivery_row, 1);
-        d->id = sqlite3_column_int64(s, 0);
-        d->enrollment_id = sqlite3_column_int64(s, 1);
-        d->subscriber_id = sqlite3_column_int64(s, 2);
-        d->lesson = sqlite3_column_int(s, 3);
-        d->email = col_text(s, 4);
-        d->course = col_text(s, 5);
-    } else if (rc == SQLITE_DONE) {
-        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no delivery %" G_GINT64_FORMAT, id);
-    } else {
-        fail(st, rc, "get delivery", err);
-    }
-    sqlite3_reset(s);
-    return d;
-}
-
 gint64 store_sent_since(struct store *st, gint64 since, GError **err)
 {
     sqlite3_stmt *s = prep(st,
@@ -1379,8 +1333,8 @@ void store_event_free(struct event_row *e)
     g_free(e);
 }
 
-gboolean store_funnel(struct store *st, const char *course, GArray *reached, struct store_counts *states,
-                      GError **err)
+gboolean store_funnel(struct store *st, const char *course, GArray *reached,
+                      struct store_funnel_states *states, GError **err)
 {
     memset(states, 0, sizeof *states);
     sqlite3_stmt *s = prep(st,
@@ -1410,12 +1364,12 @@ gboolean store_funnel(struct store *st, const char *course, GArray *reached, str
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(s, 0);
         gint64 n = sqlite3_column_int64(s, 1);
-        if (!strcmp(k, "active")) states->enroll_active += n;
-        else if (!strcmp(k, "paused")) states->enroll_paused += n;
-        else if (!strcmp(k, "completed")) states->enroll_completed += n;
-        else if (!strcmp(k, "unsubscribed")) states->enroll_stopped += n;
-        else if (!strcmp(k, "bounced")) states->failed += n;
-        else if (!strcmp(k, "pending")) states->queued += n;
+        if (!strcmp(k, "active")) states->active += n;
+        else if (!strcmp(k, "paused")) states->paused += n;
+        else if (!strcmp(k, "completed")) states->completed += n;
+        else if (!strcmp(k, "unsubscribed")) states->unsubscribed += n;
+        else if (!strcmp(k, "bounced")) states->bounced += n;
+        else if (!strcmp(k, "pending")) states->pending += n;
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)

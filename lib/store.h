@@ -77,8 +77,6 @@ gint64 store_sub_add(struct store *st, const char *email, const char *name, cons
                      gint64 now, GError **err);
 /* Returns the row (free with store_sub_free) or NULL, CD_ERR_NOT_FOUND. */
 struct sub_row *store_sub_get(struct store *st, const char *email, GError **err);
-/* Returns rows ordered by id; g_ptr_array_unref frees them. */
-GPtrArray *store_sub_list(struct store *st, GError **err);
 void store_sub_free(struct sub_row *r);
 
 /* Enrollments. */
@@ -196,9 +194,6 @@ gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, 
 /* Distinct UTC days since `since` with an event of kind for the subscriber. */
 gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since,
                         GError **err);
-/* Returns delivery id with enrollment_id, subscriber_id, lesson, email and
- * course filled, or NULL with CD_ERR_NOT_FOUND. */
-struct delivery_row *store_delivery_get(struct store *st, gint64 id, GError **err);
 
 /* Messages (lessons and system mails) sent since `since`; -1 on error. */
 gint64 store_sent_since(struct store *st, gint64 since, GError **err);
@@ -228,6 +223,8 @@ GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GErr
 /* Queues delivery id (0: every failed one) again now, reactivating what the
  * failure stopped. Returns how many, or -1. */
 int store_retry(struct store *st, gint64 id, gint64 now, GError **err);
+/* Returns delivery id with its enrollment and subscriber fields, or NULL
+ * with CD_ERR_NOT_FOUND. Free with store_delivery_free(). */
 struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **err);
 /* Cancels a waiting or failed delivery; CD_ERR_INVALID if it is not. */
 gboolean store_cancel(struct store *st, gint64 id, GError **err);
@@ -246,12 +243,14 @@ gboolean store_events_tag(struct store *st, gint64 after_id, const char *message
 GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err);
 void store_event_free(struct event_row *e);
 
+struct store_funnel_states {
+    gint64 active, paused, completed, unsubscribed, bounced, pending;
+};
 /* For course: reached[k-1] = enrollments that were sent lesson k (reached
- * must be sized to the course's lessons, zeroed); states: enroll_active,
- * enroll_paused, enroll_completed, enroll_stopped (unsubscribed), failed
- * (bounced) and queued (pending) counts. */
-gboolean store_funnel(struct store *st, const char *course, GArray *reached, struct store_counts *states,
-                      GError **err);
+ * must be sized to the course's lessons, zeroed), and how many enrollments
+ * are in each state (a bounced or unsubscribed subscriber counts as such). */
+gboolean store_funnel(struct store *st, const char *course, GArray *reached,
+                      struct store_funnel_states *states, GError **err);
 
 struct store_day {
     gint64 day;   /* UTC midnight */

@@ -276,7 +276,8 @@ static void test_subscribers(struct fx *f, gconstpointer data)
     g_assert_error(err, CD_ERROR, CD_ERR_NOT_FOUND);
     g_clear_error(&err);
 
-    GPtrArray *list = store_sub_list(f->st, &err);
+    struct store_sub_filter all = { 0 };
+    GPtrArray *list = store_sub_find(f->st, &all, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(list->len, ==, 2);
     g_assert_cmpstr(((struct sub_row *)list->pdata[0])->email, ==, "ann@example.org");
