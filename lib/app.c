@@ -4,6 +4,7 @@
  * swaps, so a broken edit never replaces a working configuration. */
 #include <string.h>
 #include "app.h"
+#include "compose.h"
 #include "course.h"
 #include "error.h"
 #include "log.h"
@@ -65,6 +66,7 @@ struct app *app_open(const char *config_path, int flags, GError **err)
     }
     if (!load_parts(config_path, &app->cfg, &app->courses, &app->tpl, err))
         goto fail;
+    app->cache = compose_cache_new();
     if (flags & APP_STORE) {
         app->st = store_open(app->cfg->database, (flags & APP_CREATE) != 0, err);
         if (!app->st)
@@ -114,6 +116,10 @@ gboolean app_reload(struct app *app, GError **err)
         transport_free(app->tr);
         app->tr = tr;
     }
+    /* Skeletons belong to the courses, templates and config they came
+     * from: start afresh (reloads happen between ticks, never during one). */
+    compose_cache_free(app->cache);
+    app->cache = compose_cache_new();
     config_free(app->cfg);
     g_ptr_array_unref(app->courses);
     render_free(app->tpl);
@@ -128,6 +134,7 @@ void app_free(struct app *app)
     if (!app)
         return;
     transport_free(app->tr);
+    compose_cache_free(app->cache);
     token_key_free(app->key);
     store_close(app->st);
     render_free(app->tpl);

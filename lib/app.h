@@ -9,6 +9,8 @@
 #include "token.h"
 #include "transport.h"
 
+struct compose_cache;
+
 struct app {
     struct config *cfg;
     GPtrArray *courses;          /* of struct course */
@@ -17,6 +19,7 @@ struct app {
     struct transport *tr;        /* NULL unless APP_TRANSPORT */
     struct token_key *key;       /* NULL until 'coursectl init' made the key */
     volatile int *stop;          /* set by the daemon on SIGTERM; NULL elsewhere */
+    struct compose_cache *cache; /* lesson skeletons of these courses (compose.c) */
 };
 
 enum app_flags {

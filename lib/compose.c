@@ -8,6 +8,7 @@
 #include "compose.h"
 #include "enroll.h"
 #include "error.h"
+#include "log.h"
 #include "message.h"
 #include "pace.h"
 #include "render.h"
@@ -120,6 +121,53 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
     return TRUE;
 }
 
+struct compose_cache {
+    GMutex lock;
+    GHashTable *protos;     /* const struct lesson * -> struct message_proto * or NULL */
+};
+
+struct compose_cache *compose_cache_new(void)
+{
+    struct compose_cache *cc = g_new0(struct compose_cache, 1);
+    g_mutex_init(&cc->lock);
+    cc->protos = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                       (GDestroyNotify)message_proto_free);
+    return cc;
+}
+
+void compose_cache_free(struct compose_cache *cc)
+{
+    if (!cc)
+        return;
+    g_hash_table_destroy(cc->protos);
+    g_mutex_clear(&cc->lock);
+    g_free(cc);
+}
+
+/* The skeleton of lesson l, made from this first message on first use;
+ * NULL (every message then built whole) if there is no cache or GMime's
+ * output could not be used as a skeleton. */
+static const struct message_proto *lesson_proto(const struct app *app, const struct lesson *l,
+                                                const struct message_spec *shape)
+{
+    struct compose_cache *cc = app->cache;
+    if (!cc)
+        return NULL;
+    g_mutex_lock(&cc->lock);
+    gpointer p = NULL;
+    if (!g_hash_table_lookup_extended(cc->protos, l, NULL, &p)) {
+        GError *e = NULL;
+        p = message_proto_new(shape, &e);
+        if (!p) {
+            log_warn("lesson '%s': no skeleton, each copy is built whole: %s", l->subject, e->message);
+            g_error_free(e);
+        }
+        g_hash_table_insert(cc->protos, (gpointer)l, p);
+    }
+    g_mutex_unlock(&cc->lock);
+    return p;
+}
+
 char *compose_lesson(const struct app *app, const struct course *c, int n,
                      const struct compose_to *to, gint64 date, gint64 next_at,
                      const char *calendar, gsize *len, GError **err)
@@ -150,7 +198,7 @@ char *compose_lesson(const struct app *app, const struct course *c, int n,
         .html = html,
         .calendar = calendar,
     };
-    char *out = message_build(&m, len, err);
+    char *out = message_proto_build(lesson_proto(app, l, &m), &m, len, err);
     g_free(tag);
     g_free(list_id);
     g_free(msgid);

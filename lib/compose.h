@@ -30,6 +30,11 @@ char *compose_verp(const struct app *app, const struct delivery_row *d);
 /* Returns the address commands for course c are sent to. g_free(). */
 char *compose_command_address(const struct config *cfg, const struct course *c);
 
+/* Lesson skeletons (message.c), built on first use and shared by the
+ * session threads. compose_cache_free accepts NULL. */
+struct compose_cache *compose_cache_new(void);
+void compose_cache_free(struct compose_cache *cc);
+
 /* Returns lesson n of c as a CRLF message dated `date`, with the next step
  * announced for next_at (<= 0: this is the last step), with the .ics
  * `calendar` attached when not NULL, or NULL with err. Needs app->key (List-Unsubscribe token). Caller g_free()s; *len gets

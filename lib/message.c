@@ -33,13 +33,15 @@ static gboolean header_value_ok(const char *v)
 
 /* A boundary derived from the Message-ID: the same message always
  * serialises to the same bytes (golden tests, and resends that fold). */
+static char *boundary_of(const char *message_id, const char *tag);
+
+/* A boundary derived from the Message-ID: the same message always
+ * serialises to the same bytes (golden tests, and resends that fold). */
 static void set_boundary(GMimeMultipart *mp, const char *message_id, const char *tag)
 {
-    char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, message_id ? message_id : "", -1);
-    char *b = g_strdup_printf("=_coursed_%s_%.24s", tag, sum);
+    char *b = boundary_of(message_id, tag);
     g_mime_multipart_set_boundary(mp, b);
     g_free(b);
-    g_free(sum);
 }
 
 static GMimePart *text_part(const char *subtype, const char *text)
@@ -139,6 +141,372 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
     g_free(to_name);
     g_free(subject);
     return result;
+}
+
+/* -------------------------------------------------------------- prototypes
+ * A lesson goes to thousands of readers and differs between them in a few
+ * places only: Date, To, Message-Id, List-Unsubscribe, the MIME boundary
+ * (derived from the Message-Id) and a few lines of each body. GMime builds
+ * one skeleton per lesson with marker values in those places, and each
+ * message is the skeleton with the markers replaced:
+ *   - the headers by GMime's own formatters (the address list encoder, the
+ *     date formatter), so they come out as message_build() writes them;
+ *   - each body by quoted-printable, GMime's encoder, run line by line.
+ *     QP is line-local (every hard line break resets the encoder), so the
+ *     lines every reader shares are encoded once and reused; only the lines
+ *     with personal values are encoded per message.
+ * Anything unusual (a calendar, a long Message-Id, a field that does not
+ * match the skeleton) is built by message_build() instead; unit tests hold
+ * the two byte for byte equal. */
+
+#define PROTO_TO "cd-proto-to@coursed.invalid"
+#define PROTO_MSGID "cd-proto-msgid@coursed.invalid"
+#define PROTO_UNSUB "<cd-proto-unsubscribe>"
+#define PROTO_TEXT "CDPROTOTEXT\n"
+#define PROTO_HTML "CDPROTOHTML\n"
+
+enum slot_kind { SLOT_DATE, SLOT_TO, SLOT_MSGID, SLOT_UNSUB, SLOT_BOUNDARY, SLOT_TEXT, SLOT_HTML };
+
+struct slot {
+    gsize at, len;
+    enum slot_kind kind;
+};
+
+/* One line of a body and its encoding; keys point into the owned copy. */
+struct qp_line {
+    const char *p;
+    gsize n;
+};
+
+struct message_proto {
+    char *skel;                 /* the skeleton, CRLF */
+    gsize skel_len;
+    GArray *slots;              /* struct slot, by position */
+    char *from_name, *from_addr, *subject, *list_id, *lesson_tag, *reply_to, *auto_submitted;
+    gboolean has_html, has_unsub;
+    char *text_src, *html_src;  /* the sample bodies the line tables point into */
+    GHashTable *text_lines, *html_lines;  /* struct qp_line * -> GString * (encoded, CRLF) */
+};
+
+static guint qp_line_hash(gconstpointer k)
+{
+    const struct qp_line *l = k;
+    guint h = 5381;
+    for (gsize i = 0; i < l->n; i++)
+        h = h * 33 + (guchar)l->p[i];
+    return h;
+}
+
+static gboolean qp_line_equal(gconstpointer a, gconstpointer b)
+{
+    const struct qp_line *x = a, *y = b;
+    return x->n == y->n && memcmp(x->p, y->p, x->n) == 0;
+}
+
+static void gstring_free(gpointer s)
+{
+    g_string_free(s, TRUE);
+}
+
+/* Appends QP of one line (ending in \n, or the text's last piece without
+ * one) to out with CRLF line ends, as GMime's encoding filter followed by
+ * its newline filter writes it. */
+static void qp_encode_piece(GString *out, const char *p, gsize n)
+{
+    gboolean last = n == 0 || p[n - 1] != '\n';
+    unsigned char *buf = g_malloc(n * 4 + 16);
+    int state = -1;
+    guint32 save = 0;
+    gsize k = last ? g_mime_encoding_quoted_encode_close((const unsigned char *)p, n, buf, &state, &save)
+                   : g_mime_encoding_quoted_encode_step((const unsigned char *)p, n, buf, &state, &save);
+    for (gsize i = 0; i < k; i++) {
+        if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+            g_string_append_c(out, '\r');
+        g_string_append_c(out, (char)buf[i]);
+    }
+    g_free(buf);
+}
+
+static void qp_append(GString *out, GHashTable *lines, const char *text)
+{
+    const char *p = text;
+    gsize left = strlen(text);
+    if (left == 0) {
+        qp_encode_piece(out, p, 0);
+        return;
+    }
+    while (left > 0) {
+        const char *nl = memchr(p, '\n', left);
+        gsize n = nl ? (gsize)(nl - p) + 1 : left;
+        struct qp_line key = { p, n };
+        GString *enc = lines && nl ? g_hash_table_lookup(lines, &key) : NULL;
+        if (enc)
+            g_string_append_len(out, enc->str, (gssize)enc->len);
+        else
+            qp_encode_piece(out, p, n);
+        p += n;
+        left -= n;
+    }
+}
+
+/* The encoded form of every whole line of src, keyed into src. */
+static GHashTable *qp_table(const char *src)
+{
+    GHashTable *t = g_hash_table_new_full(qp_line_hash, qp_line_equal, g_free, gstring_free);
+    const char *p = src;
+    gsize left = strlen(src);
+    while (left > 0) {
+        const char *nl = memchr(p, '\n', left);
+        if (!nl)
+            break;
+        gsize n = (gsize)(nl - p) + 1;
+        struct qp_line key = { p, n };
+        if (!g_hash_table_contains(t, &key)) {
+            struct qp_line *k = g_new(struct qp_line, 1);
+            *k = key;
+            GString *enc = g_string_sized_new(n + n / 8 + 8);
+            qp_encode_piece(enc, p, n);
+            g_hash_table_insert(t, k, enc);
+        }
+        p += n;
+        left -= n;
+    }
+    return t;
+}
+
+/* "To: name <addr>" as GMime's message writes it (its address list
+ * encoder, folded, CRLF). name is already cleaned. */
+static void to_header(GString *out, const char *name, const char *addr)
+{
+    InternetAddressList *l = internet_address_list_new();
+    InternetAddress *ia = internet_address_mailbox_new(name, addr);
+    internet_address_list_add(l, ia);
+    g_object_unref(ia);
+    GString *s = g_string_new("To: ");
+    internet_address_list_encode(l, NULL, s);
+    g_object_unref(l);
+    for (gsize i = 0; i < s->len; i++) {
+        if (s->str[i] == '\n' && (i == 0 || s->str[i - 1] != '\r'))
+            g_string_append_c(out, '\r');
+        g_string_append_c(out, s->str[i]);
+    }
+    g_string_free(s, TRUE);
+}
+
+static void date_header(GString *out, gint64 when)
+{
+    GDateTime *d = g_date_time_new_from_unix_utc(when);
+    char *v = g_mime_utils_header_format_date(d);
+    g_string_append_printf(out, "Date: %s\r\n", v);
+    g_free(v);
+    g_date_time_unref(d);
+}
+
+static char *boundary_of(const char *message_id, const char *tag)
+{
+    char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, message_id ? message_id : "", -1);
+    char *b = g_strdup_printf("=_coursed_%s_%.24s", tag, sum);
+    g_free(sum);
+    return b;
+}
+
+static int slot_cmp(gconstpointer a, gconstpointer b)
+{
+    const struct slot *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Records every occurrence of needle in the skeleton as a slot; returns
+ * how many there were. */
+static int find_slots(struct message_proto *p, const char *needle, gsize n, enum slot_kind kind)
+{
+    int found = 0;
+    const char *at = p->skel, *end = p->skel + p->skel_len;
+    while (at < end && (at = g_strstr_len(at, end - at, needle))) {
+        struct slot s = { (gsize)(at - p->skel), n, kind };
+        g_array_append_val(p->slots, s);
+        found++;
+        at += n;
+    }
+    return found;
+}
+
+static gboolean find_one(struct message_proto *p, GString *needle, enum slot_kind kind)
+{
+    return find_slots(p, needle->str, needle->len, kind) == 1;
+}
+
+void message_proto_free(struct message_proto *p)
+{
+    if (!p)
+        return;
+    g_free(p->skel);
+    if (p->slots)
+        g_array_unref(p->slots);
+    g_free(p->from_name);
+    g_free(p->from_addr);
+    g_free(p->subject);
+    g_free(p->list_id);
+    g_free(p->lesson_tag);
+    g_free(p->reply_to);
+    g_free(p->auto_submitted);
+    if (p->text_lines)
+        g_hash_table_destroy(p->text_lines);
+    if (p->html_lines)
+        g_hash_table_destroy(p->html_lines);
+    g_free(p->text_src);
+    g_free(p->html_src);
+    g_free(p);
+}
+
+struct message_proto *message_proto_new(const struct message_spec *shape, GError **err)
+{
+    message_init();
+    struct message_spec m = *shape;
+    m.to_name = NULL;
+    m.to_addr = PROTO_TO;
+    m.message_id = PROTO_MSGID;
+    m.date = 0;
+    m.list_unsubscribe = shape->list_unsubscribe ? PROTO_UNSUB : NULL;
+    m.text = PROTO_TEXT;
+    m.html = shape->html ? PROTO_HTML : NULL;
+    m.calendar = NULL;
+    struct message_proto *p = g_new0(struct message_proto, 1);
+    p->skel = message_build(&m, &p->skel_len, err);
+    if (!p->skel) {
+        message_proto_free(p);
+        return NULL;
+    }
+    p->slots = g_array_new(FALSE, FALSE, sizeof(struct slot));
+    GString *n = g_string_new(NULL);
+    gboolean ok = TRUE;
+    date_header(n, 0);
+    ok = ok && find_one(p, n, SLOT_DATE);
+    g_string_truncate(n, 0);
+    to_header(n, "", PROTO_TO);
+    ok = ok && find_one(p, n, SLOT_TO);
+    g_string_printf(n, "Message-Id: <%s>\r\n", PROTO_MSGID);
+    ok = ok && find_one(p, n, SLOT_MSGID);
+    if (shape->list_unsubscribe) {
+        g_string_printf(n, "List-Unsubscribe: %s\r\n", PROTO_UNSUB);
+        ok = ok && find_one(p, n, SLOT_UNSUB);
+    }
+    g_string_truncate(n, 0);
+    qp_append(n, NULL, PROTO_TEXT);
+    ok = ok && find_one(p, n, SLOT_TEXT);
+    if (shape->html) {
+        g_string_truncate(n, 0);
+        qp_append(n, NULL, PROTO_HTML);
+        ok = ok && find_one(p, n, SLOT_HTML);
+        char *b = boundary_of(PROTO_MSGID, "alt");
+        ok = ok && find_slots(p, b, strlen(b), SLOT_BOUNDARY) >= 2;
+        g_free(b);
+    }
+    g_string_free(n, TRUE);
+    if (!ok) {
+        /* Not an error for the caller: this GMime writes something the
+         * slots do not recognise, and every message takes the full path. */
+        g_set_error(err, CD_ERROR, CD_ERR_FAILED, "the message skeleton has no recognisable slots");
+        message_proto_free(p);
+        return NULL;
+    }
+    g_array_sort(p->slots, slot_cmp);
+    for (guint i = 1; i < p->slots->len; i++) {
+        const struct slot *a = &g_array_index(p->slots, struct slot, i - 1);
+        const struct slot *b = &g_array_index(p->slots, struct slot, i);
+        if (a->at + a->len > b->at) {
+            g_set_error(err, CD_ERROR, CD_ERR_FAILED, "the message skeleton has overlapping slots");
+            message_proto_free(p);
+            return NULL;
+        }
+    }
+    p->from_name = g_strdup(shape->from_name);
+    p->from_addr = g_strdup(shape->from_addr);
+    p->subject = g_strdup(shape->subject);
+    p->list_id = g_strdup(shape->list_id);
+    p->lesson_tag = g_strdup(shape->lesson_tag);
+    p->reply_to = g_strdup(shape->reply_to);
+    p->auto_submitted = g_strdup(shape->auto_submitted);
+    p->has_html = shape->html != NULL;
+    p->has_unsub = shape->list_unsubscribe != NULL;
+    p->text_src = g_strdup(shape->text ? shape->text : "");
+    p->text_lines = qp_table(p->text_src);
+    if (shape->html) {
+        p->html_src = g_strdup(shape->html);
+        p->html_lines = qp_table(p->html_src);
+    }
+    return p;
+}
+
+/* Does m fit the skeleton: the same fixed fields, no attachment, and
+ * personal values that GMime writes on one line as they are? */
+static gboolean proto_fits(const struct message_proto *p, const struct message_spec *m)
+{
+    return m->calendar == NULL && (m->html != NULL) == p->has_html &&
+           (m->list_unsubscribe != NULL) == p->has_unsub && m->to_addr && m->message_id &&
+           g_strcmp0(m->from_name, p->from_name) == 0 && g_strcmp0(m->from_addr, p->from_addr) == 0 &&
+           g_strcmp0(m->subject, p->subject) == 0 && g_strcmp0(m->list_id, p->list_id) == 0 &&
+           g_strcmp0(m->lesson_tag, p->lesson_tag) == 0 && g_strcmp0(m->reply_to, p->reply_to) == 0 &&
+           g_strcmp0(m->auto_submitted, p->auto_submitted) == 0 &&
+           /* "Message-Id: <...>" within 78 columns is never folded */
+           strlen(m->message_id) <= 60 && strchr(m->message_id, ' ') == NULL;
+}
+
+char *message_proto_build(const struct message_proto *p, const struct message_spec *m, gsize *len,
+                          GError **err)
+{
+    if (!p || !proto_fits(p, m))
+        return message_build(m, len, err);
+    const char *raw[] = { m->to_addr, m->message_id, m->list_unsubscribe };
+    for (size_t i = 0; i < G_N_ELEMENTS(raw); i++) {
+        if (raw[i] && !header_value_ok(raw[i])) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                        "refusing a header value with control characters");
+            return NULL;
+        }
+    }
+    char *to_name = address_clean_name(m->to_name ? m->to_name : "", 200);
+    char *boundary = p->has_html ? boundary_of(m->message_id, "alt") : NULL;
+    const char *text = m->text ? m->text : "";
+    GString *out = g_string_sized_new(p->skel_len + strlen(text) * 9 / 8 +
+                                      (m->html ? strlen(m->html) * 9 / 8 : 0) + 512);
+    gsize from = 0;
+    for (guint i = 0; i < p->slots->len; i++) {
+        const struct slot *s = &g_array_index(p->slots, struct slot, i);
+        g_string_append_len(out, p->skel + from, (gssize)(s->at - from));
+        switch (s->kind) {
+        case SLOT_DATE:
+            date_header(out, m->date);
+            break;
+        case SLOT_TO:
+            to_header(out, to_name, m->to_addr);
+            break;
+        case SLOT_MSGID:
+            g_string_append_printf(out, "Message-Id: <%s>\r\n", m->message_id);
+            break;
+        case SLOT_UNSUB:
+            g_string_append_printf(out, "List-Unsubscribe: %s\r\n", m->list_unsubscribe);
+            break;
+        case SLOT_BOUNDARY:
+            g_string_append(out, boundary);
+            break;
+        case SLOT_TEXT:
+            qp_append(out, p->text_lines, text);
+            break;
+        case SLOT_HTML:
+            qp_append(out, p->html_lines, m->html);
+            break;
+        }
+        from = s->at + s->len;
+    }
+    g_string_append_len(out, p->skel + from, (gssize)(p->skel_len - from));
+    /* GMime ends a message with a line break (a lone text part may not). */
+    if (out->len > 0 && out->str[out->len - 1] != '\n')
+        g_string_append(out, "\r\n");
+    g_free(boundary);
+    g_free(to_name);
+    *len = out->len;
+    return g_string_free(out, FALSE);
 }
 
 /* ------------------------------------------------------------------ parsing

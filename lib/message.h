@@ -27,6 +27,23 @@ void message_init(void);
  * cleaned of control characters so no input can add a header. */
 char *message_build(const struct message_spec *m, gsize *len, GError **err);
 
+/* A lesson's skeleton: built once, filled per reader (see message.c). */
+struct message_proto;
+
+/* Returns the skeleton for messages shaped like `shape`: its From,
+ * Subject, List-Id, X-Course-Lesson, Reply-To and Auto-Submitted are fixed;
+ * its text and html are samples whose lines are encoded once. Returns NULL
+ * with err when GMime's output has no recognisable slots (callers then use
+ * message_build). Free with message_proto_free(). */
+struct message_proto *message_proto_new(const struct message_spec *shape, GError **err);
+void message_proto_free(struct message_proto *p);
+
+/* Returns m serialised exactly as message_build(m) would, from skeleton p
+ * when m fits it (same fixed fields, no calendar), else by message_build.
+ * p may be NULL. Thread-safe: p is only read. Caller g_free()s. */
+char *message_proto_build(const struct message_proto *p, const struct message_spec *m, gsize *len,
+                          GError **err);
+
 /* One recipient's lines of a delivery-status report (RFC 3464). */
 struct message_dsn {
     char *recipient;     /* Final-Recipient address (type prefix removed) */

@@ -556,62 +556,6 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
     return step_done(st, s, "mark lesson in flight", err);
 }
 
-GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
-{
-    GPtrArray *a = NULL;
-    if (!store_begin(st, err))
-        return NULL;
-    /* Cancel first what an unsubscribe, pause or bounce has made moot. */
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'cancelled', last_text = 'enrollment no longer active'"
-        " WHERE id IN (SELECT d.id FROM deliveries d"
-        "   JOIN enrollments e ON e.id = d.enrollment_id"
-        "   JOIN subscribers s ON s.id = e.subscriber_id"
-        "  WHERE d.state IN ('queued','deferred') AND d.next_attempt_at <= ?1"
-        "    AND (e.state <> 'active' OR s.status <> 'active'))", err);
-    if (!s || (sqlite3_bind_int64(s, 1, now), !step_done(st, s, "cancel moot deliveries", err)))
-        goto fail;
-    s = prep(st,
-        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1"
-        " WHERE id IN (SELECT id FROM deliveries WHERE state IN ('queued','deferred')"
-        "   AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2)"
-        " RETURNING id", err);
-    if (!s)
-        goto fail;
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int(s, 2, limit);
-    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        gint64 id = sqlite3_column_int64(s, 0);
-        g_array_append_val(ids, id);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        g_array_free(ids, TRUE);
-        fail(st, rc, "claim deliveries", err);
-        goto fail;
-    }
-    a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
-    for (guint i = 0; i < ids->len; i++) {
-        struct delivery_row *d = store_delivery_full(st, g_array_index(ids, gint64, i), err);
-        if (!d) {
-            g_array_free(ids, TRUE);
-            goto fail;
-        }
-        g_ptr_array_add(a, d);
-    }
-    g_array_free(ids, TRUE);
-    if (!store_commit(st, err))
-        goto fail;
-    return a;
-fail:
-    store_rollback(st);
-    if (a)
-        g_ptr_array_unref(a);
-    return NULL;
-}
-
 void store_delivery_free(struct delivery_row *r)
 {
     if (!r)
@@ -1174,6 +1118,82 @@ static struct delivery_row *delivery_from(sqlite3_stmt *s)
     d->calendar_seq = sqlite3_column_int(s, 18);
     d->calendar_dirty = sqlite3_column_int(s, 19);
     return d;
+}
+
+/* Marks one delivery: claimed ('sending', one more attempt) or cancelled. */
+static gboolean claim_mark(struct store *st, gint64 id, gboolean live, GError **err)
+{
+    sqlite3_stmt *s = prep(st, live ? "UPDATE deliveries SET state = 'sending', attempts = attempts + 1"
+                                      " WHERE id = ?1"
+                                    : "UPDATE deliveries SET state = 'cancelled',"
+                                      " last_text = 'enrollment no longer active' WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    return step_done(st, s, live ? "claim delivery" : "cancel moot delivery", err);
+}
+
+GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
+{
+    if (!store_begin(st, err))
+        return NULL;
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    /* One read of the next ready rows with everything a message needs and
+     * whether the enrollment and subscriber are still active; the moot ones
+     * (an unsubscribe, pause or bounce committed first) are cancelled. Only
+     * the rows in hand are looked at, so a round costs its own size, not the
+     * size of the queue. A page wholly moot is followed by the next one. */
+    sqlite3_stmt *s = prep(st,
+        "SELECT " QUEUE_COLS ", e.state = 'active' AND s.status = 'active'"
+        " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        " JOIN subscribers s ON s.id = e.subscriber_id"
+        " WHERE d.state IN ('queued','deferred') AND d.next_attempt_at <= ?1"
+        " ORDER BY d.next_attempt_at LIMIT ?2", err);
+    if (!s)
+        goto fail;
+    for (int pages = 0; (int)a->len < limit && pages < 1000; pages++) {
+        int want = limit - (int)a->len;
+        sqlite3_bind_int64(s, 1, now);
+        sqlite3_bind_int(s, 2, want);
+        GPtrArray *page = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+        GArray *live = g_array_new(FALSE, FALSE, sizeof(gboolean));
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            gboolean on = sqlite3_column_int(s, 20) != 0;
+            g_ptr_array_add(page, delivery_from(s));
+            g_array_append_val(live, on);
+        }
+        sqlite3_reset(s);
+        gboolean ok = rc == SQLITE_DONE || (fail(st, rc, "claim deliveries", err), FALSE);
+        /* Updated only after the read is done: rows leaving the index
+         * under a running SELECT would be undefined territory. */
+        for (guint i = 0; ok && i < page->len; i++) {
+            struct delivery_row *d = page->pdata[i];
+            gboolean on = g_array_index(live, gboolean, i);
+            ok = claim_mark(st, d->id, on, err);
+            if (ok && on) {
+                g_free(d->state);
+                d->state = g_strdup("sending");
+                d->attempts++;
+                g_ptr_array_add(a, page->pdata[i]);
+                page->pdata[i] = NULL;
+            }
+        }
+        guint got = page->len;
+        g_array_free(live, TRUE);
+        g_ptr_array_unref(page);
+        if (!ok)
+            goto fail;
+        if ((int)got < want)
+            break;
+    }
+    if (!store_commit(st, err))
+        goto fail;
+    return a;
+fail:
+    store_rollback(st);
+    g_ptr_array_unref(a);
+    return NULL;
 }
 
 GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GError **err)
