@@ -116,207 +116,165 @@ static gint64 next_slot(const struct course *c, const struct delivery_row *d)
     return pace_next_slot(&rule, d->anchor_at, d->slot_at);
 }
 
-/* nexts[i]: the next lesson's slot for claimed[i] (-1: last lesson or no
- * course), computed once when the message was prepared. */
-static gboolean record(struct app *app, GPtrArray *claimed, struct transport_msg *msgs,
-                       const gint64 *nexts, gint64 now, struct tick_stats *stats, GError **err)
-{
-    if (!store_begin(app->st, err))
-        return FALSE;
-    for (guint i = 0; i < claimed->len; i++) {
-        struct delivery_row *d = claimed->pdata[i];
-        struct transport_msg *m = &msgs[i];
-        char *what = g_strdup_printf("%d %s%s%s", m->code, m->status, *m->status ? " " : "",
-                                     m->text ? m->text : "");
-        gboolean ok = TRUE;
-        if (m->outcome == TRANSPORT_OK) {
-            ok = store_mark_sent(app->st, d, m->code, m->text, now, nexts[i], err);
-            stats->sent++;
-            log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
-                     d->lesson, d->email, what);
-        } else if (m->outcome == TRANSPORT_PERM && g_str_has_prefix(m->status, "5.7.")) {
-            /* A policy refusal is about us, not the address: pause, and
-             * let the operator look. */
-            ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
-                 store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounce-policy", "daemon",
-                             what, err);
-            stats->failed++;
-            log_warn("operator: delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused by policy: %s; "
-                     "enrollment paused", d->id, d->course, d->lesson, d->email, what);
-        } else if (m->outcome == TRANSPORT_PERM) {
-            ok = store_mark_failed(app->st, d, m->code, what, "stopped", "bounced", now, err) &&
-                 store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounced", "daemon",
-                             what, err);
-            stats->failed++;
-            log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused: %s; subscriber "
-                     "marked bounced", d->id, d->course, d->lesson, d->email, what);
-        } else if (now - d->queued_at >= app->cfg->give_up) {
-            ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
-                 store_event(app->st, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up",
-                             "daemon", what, err);
-            stats->failed++;
-            log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s still failing after %d "
-                     "attempts: %s; enrollment paused", d->id, d->course, d->lesson, d->email,
-                     d->attempts, what);
-        } else {
-            gint64 at = now + tick_backoff(app->cfg, d->attempts);
-            ok = store_mark_deferred(app->st, d, m->code, what, at, err) &&
-                 store_event(app->st, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err);
-            stats->deferred++;
-            log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s deferred (attempt %d): %s",
-                     d->id, d->course, d->lesson, d->email, d->attempts, what);
-        }
-        g_free(what);
-        if (!ok) {
-            store_rollback(app->st);
-            return FALSE;
-        }
-    }
-    return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
-}
+/* ------------------------------------------------------------- delivery
+ * What is ready is claimed in rounds of at most [delivery] batch rows. A
+ * round is cut into jobs of messages_per_session, one SMTP session each,
+ * run by at most [smtp] sessions threads. The main thread records each
+ * job's outcomes as soon as its session ends, and claims the next round
+ * while the sessions are busy: the sessions never wait for SQLite, and
+ * what a crash can leave sent but unrecorded is the sessions in flight. */
 
-/* One message on its way out. Lessons are composed inside the session's
- * own thread (templates, cmark, GMime and HMAC are per-message work and
- * thread-safe; the libical work, next slot and calendar, was done before on
- * the main thread); system mails arrive composed. */
+enum round_kind { ROUND_LESSONS, ROUND_OUTBOX };
+
+/* A lesson to compose in the session's thread (templates, cmark, GMime and
+ * HMAC are per-message work and thread-safe; the libical work, next slot
+ * and calendar, was done on the main thread). */
 struct outgoing {
-    struct transport_msg *m;
-    const struct course *c;       /* NULL: m->data is ready */
+    const struct course *c;
     struct compose_to to;
     int lesson;
-    gint64 next;
-    char *ics;
-    char *body;                   /* composed here; freed by the caller */
+    gint64 next;                  /* the next lesson's slot, -1: last */
+    char *ics;                    /* the new calendar, or NULL */
 };
 
 static void outgoing_free(struct outgoing *o)
 {
-    g_free(o->ics);
-    g_free(o->body);
-    g_free(o);
+    if (o) {
+        g_free(o->ics);
+        g_free(o);
+    }
 }
+
+struct round;
 
 struct job {
     struct app *app;
-    struct outgoing **items;
-    size_t n;
+    struct round *r;
+    guint first, n;               /* rows [first, first + n) of r */
     gint64 now;
+    GAsyncQueue *done;            /* the job is pushed here when its session ended */
 };
+
+/* One claim: its rows, their messages and outcomes. */
+struct round {
+    enum round_kind kind;
+    GPtrArray *rows;              /* struct delivery_row * or struct outbox_row * */
+    struct transport_msg *msgs;   /* one per row */
+    struct outgoing **out;        /* lessons: one per row, NULL when there is nothing to send */
+    char **env_from;              /* lessons: the VERP sender per row; outbox: [0] for all */
+    struct job *jobs;
+    guint n_jobs, jobs_left;
+};
+
+static void round_free(struct round *r)
+{
+    if (!r)
+        return;
+    for (guint i = 0; i < r->rows->len; i++) {
+        transport_msg_clear(&r->msgs[i]);
+        if (r->out)
+            outgoing_free(r->out[i]);
+    }
+    if (r->env_from)
+        for (guint i = 0; i < (r->kind == ROUND_LESSONS ? r->rows->len : 1); i++)
+            g_free(r->env_from[i]);
+    g_free(r->env_from);
+    g_free(r->out);
+    g_free(r->msgs);
+    g_free(r->jobs);
+    g_ptr_array_unref(r->rows);
+    g_free(r);
+}
 
 /* Compose what needs it, then one SMTP session for the lot. */
 static void job_work(struct job *j)
 {
+    struct round *r = j->r;
+    /* Queued behind other sessions when SIGTERM came: not in flight yet,
+     * so not started; the rows go back to the queue. */
+    gboolean stopping = j->app->stop && *j->app->stop;
     struct transport_msg *batch = g_new0(struct transport_msg, j->n);
-    struct outgoing **sent = g_new0(struct outgoing *, j->n);
+    guint *idx = g_new0(guint, j->n);
+    char **bodies = g_new0(char *, j->n);
     size_t k = 0;
-    for (size_t i = 0; i < j->n; i++) {
-        struct outgoing *o = j->items[i];
-        if (o->c) {
+    for (guint i = j->first; i < j->first + j->n; i++) {
+        struct transport_msg *m = &r->msgs[i];
+        struct outgoing *o = r->out ? r->out[i] : NULL;
+        if (!o && !m->data)
+            continue;   /* already failed (no such course) */
+        if (stopping) {
+            m->outcome = TRANSPORT_UNSENT;
+            continue;
+        }
+        if (o) {
             GError *e = NULL;
-            o->body = compose_lesson(j->app, o->c, o->lesson, &o->to, j->now, o->next, o->ics,
-                                     &o->m->len, &e);
-            if (!o->body) {
+            bodies[k] = compose_lesson(j->app, o->c, o->lesson, &o->to, j->now, o->next, o->ics,
+                                       &m->len, &e);
+            if (!bodies[k]) {
                 /* Cannot build it now (template broken): retry later rather
                  * than lose the lesson. */
-                o->m->outcome = TRANSPORT_TEMP;
-                o->m->text = g_strdup(e->message);
-                log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", o->m->id,
+                m->outcome = TRANSPORT_TEMP;
+                m->text = g_strdup(e->message);
+                log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", m->id,
                         o->c->slug, o->lesson, e->message);
                 g_error_free(e);
                 continue;
             }
-            o->m->data = o->body;
+            m->data = bodies[k];
         }
-        batch[k] = *o->m;
-        sent[k++] = o;
+        batch[k] = *m;
+        idx[k++] = i;
     }
     if (k > 0)
         transport_send(j->app->tr, batch, k);
-    for (size_t i = 0; i < k; i++)
-        *sent[i]->m = batch[i];
-    g_free(sent);
+    /* Only the outcome is kept: the bodies of a round never sit in memory
+     * together. */
+    for (size_t i = 0; i < k; i++) {
+        r->msgs[idx[i]] = batch[i];
+        if (bodies[i]) {
+            r->msgs[idx[i]].data = NULL;
+            g_free(bodies[i]);
+        }
+    }
+    g_free(bodies);
+    g_free(idx);
     g_free(batch);
 }
 
-struct pool_state {
-    GMutex lock;
-    GCond cond;
-    guint done;
-};
-
 static void run_job(gpointer data, gpointer user)
 {
-    struct pool_state *ps = user;
-    job_work(data);
-    g_mutex_lock(&ps->lock);
-    ps->done++;
-    g_cond_signal(&ps->cond);
-    g_mutex_unlock(&ps->lock);
+    (void)user;
+    struct job *j = data;
+    job_work(j);
+    g_async_queue_push(j->done, j);
 }
 
-/* Sends `ready` (struct outgoing *): one SMTP session per
- * messages_per_session messages, up to [smtp] sessions at once, each in its
- * own thread with its own libESMTP session. Returns FALSE only when the
- * daemon is stopping and sessions were still running after stop_timeout:
- * they are abandoned (their rows stay 'sending' and are recovered at the
- * next start), and nothing of this round may be freed or recorded. */
-static gboolean send_ready(struct app *app, GPtrArray *ready, gint64 now)
+/* The session threads of one tick: at most [smtp] sessions at once, fed
+ * in order. NULL pool (coursectl, which has no SIGTERM to answer): jobs
+ * run in the caller's thread. */
+struct sender {
+    GThreadPool *pool;
+    GAsyncQueue *done;  /* finished jobs, for the main thread to record */
+};
+
+static void round_push(struct app *app, struct sender *snd, struct round *r, gint64 now)
 {
-    size_t per = (size_t)app->cfg->smtp_per_session;
-    guint jobs = (guint)((ready->len + per - 1) / per);
-    if (jobs == 0)
-        return TRUE;
-    struct job *js = g_new0(struct job, jobs);
-    for (guint k = 0; k < jobs; k++) {
-        js[k].app = app;
-        js[k].items = (struct outgoing **)ready->pdata + k * per;
-        js[k].n = MIN(per, ready->len - k * per);
-        js[k].now = now;
+    guint per = (guint)MAX(app->cfg->smtp_per_session, 1);
+    r->n_jobs = r->jobs_left = (r->rows->len + per - 1) / per;
+    r->jobs = g_new0(struct job, r->n_jobs);
+    for (guint k = 0; k < r->n_jobs; k++) {
+        r->jobs[k] = (struct job){ app, r, k * per, MIN(per, r->rows->len - k * per), now, snd->done };
+        if (snd->pool)
+            g_thread_pool_push(snd->pool, &r->jobs[k], NULL);
+        else
+            run_job(&r->jobs[k], NULL);
     }
-    /* Without a daemon to stop (coursectl), plain calls do; in coursed the
-     * sessions always run in threads so that SIGTERM is answered in time. */
-    if (!app->stop) {
-        for (guint k = 0; k < jobs; k++)
-            job_work(&js[k]);
-        g_free(js);
-        return TRUE;
-    }
-    struct pool_state *ps = g_new0(struct pool_state, 1);
-    g_mutex_init(&ps->lock);
-    g_cond_init(&ps->cond);
-    GThreadPool *pool = g_thread_pool_new(run_job, ps, (gint)MIN((guint)app->cfg->smtp_sessions, jobs),
-                                          TRUE, NULL);
-    for (guint k = 0; k < jobs; k++)
-        g_thread_pool_push(pool, &js[k], NULL);
-    gint64 deadline = 0;
-    g_mutex_lock(&ps->lock);
-    while (ps->done < jobs) {
-        if (*app->stop && !deadline)
-            deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
-        if (deadline && g_get_monotonic_time() >= deadline)
-            break;
-        g_cond_wait_until(&ps->cond, &ps->lock, g_get_monotonic_time() + G_USEC_PER_SEC / 10);
-    }
-    gboolean finished = ps->done == jobs;
-    g_mutex_unlock(&ps->lock);
-    if (!finished) {
-        /* The threads still use js, the items and ps: leave them be. */
-        log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
-                 "s; abandoned, their deliveries are recovered at the next start",
-                 jobs - ps->done, app->cfg->stop_timeout);
-        return FALSE;
-    }
-    g_thread_pool_free(pool, FALSE, TRUE);
-    g_mutex_clear(&ps->lock);
-    g_cond_clear(&ps->cond);
-    g_free(ps);
-    g_free(js);
-    return TRUE;
 }
 
-/* How many messages this round may send under the rate limits (the hourly
- * one counted in the database, so it holds across restarts and --once). */
-static int round_limit(struct app *app, gint64 now, GError **err)
+/* How many messages the next round may carry under the rate limits (the
+ * hourly one counted in the database, so it holds across restarts and
+ * --once; `inflight` are claimed and not yet recorded). */
+static int round_limit(struct app *app, gint64 now, int inflight, GError **err)
 {
     gint64 limit = app->cfg->batch;
     if (app->cfg->rate_per_second > 0)
@@ -325,98 +283,44 @@ static int round_limit(struct app *app, gint64 now, GError **err)
         gint64 sent = store_sent_since(app->st, now - 3600, err);
         if (sent < 0)
             return -1;
-        limit = MIN(limit, MAX(app->cfg->rate_per_hour - sent, 0));
+        limit = MIN(limit, MAX(app->cfg->rate_per_hour - sent - inflight, 0));
     }
     return (int)limit;
 }
 
-/* System mails (welcome, confirm, replies) go before lessons, so that a
- * welcome arrives ahead of the first lesson. They were rendered when they
- * were queued; here they are only sent and their outcome recorded. */
-static gboolean deliver_outbox(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
+/* System mails (welcome, confirm, replies) were rendered when they were
+ * queued; here they are only sent. */
+static struct round *outbox_round(struct app *app, GPtrArray *rows)
 {
-    int limit = round_limit(app, now, err);
-    if (limit < 0)
-        return FALSE;
-    GPtrArray *claimed = limit ? store_outbox_claim(app->st, now, limit, err) : g_ptr_array_new();
-    if (!claimed)
-        return FALSE;
-    guint n = claimed->len;
-    if (n == 0) {
-        g_ptr_array_unref(claimed);
-        return TRUE;
+    struct round *r = g_new0(struct round, 1);
+    r->kind = ROUND_OUTBOX;
+    r->rows = rows;
+    r->msgs = g_new0(struct transport_msg, rows->len);
+    r->env_from = g_new0(char *, 1);
+    r->env_from[0] = compose_env_from(app->cfg);
+    for (guint i = 0; i < rows->len; i++) {
+        struct outbox_row *o = rows->pdata[i];
+        r->msgs[i] = (struct transport_msg){ .env_from = r->env_from[0], .rcpt = o->rcpt,
+                                             .data = o->data, .len = o->len, .id = o->id };
     }
-    char *env_from = compose_env_from(app->cfg);
-    struct transport_msg *msgs = g_new0(struct transport_msg, n);
-    GPtrArray *ready = g_ptr_array_new_with_free_func((GDestroyNotify)outgoing_free);
-    for (guint i = 0; i < n; i++) {
-        struct outbox_row *r = claimed->pdata[i];
-        msgs[i] = (struct transport_msg){ .env_from = env_from, .rcpt = r->rcpt, .data = r->data,
-                                          .len = r->len, .id = r->id };
-        struct outgoing *o = g_new0(struct outgoing, 1);
-        o->m = &msgs[i];
-        g_ptr_array_add(ready, o);
-    }
-    if (!send_ready(app, ready, now)) {
-        g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
-        return FALSE;
-    }
-    gboolean ok = store_begin(app->st, err);
-    for (guint i = 0; ok && i < n; i++) {
-        struct outbox_row *r = claimed->pdata[i];
-        struct transport_msg *m = &msgs[i];
-        char *what = g_strdup_printf("%d %s %s", m->code, m->status, m->text ? m->text : "");
-        if (m->outcome == TRANSPORT_OK) {
-            ok = store_outbox_mark(app->st, r->id, "sent", m->code, what, now, err);
-            stats->sent++;
-            log_info("system mail %" G_GINT64_FORMAT " (%s) to %s sent: %s", r->id, r->kind, r->rcpt, what);
-        } else if (m->outcome == TRANSPORT_PERM || now - r->created_at >= app->cfg->give_up) {
-            ok = store_outbox_mark(app->st, r->id, "failed", m->code, what, now, err);
-            stats->failed++;
-            log_warn("system mail %" G_GINT64_FORMAT " (%s) to %s failed: %s", r->id, r->kind, r->rcpt, what);
-        } else {
-            ok = store_outbox_mark(app->st, r->id, "deferred", m->code, what,
-                                   now + tick_backoff(app->cfg, r->attempts), err);
-            stats->deferred++;
-            log_info("system mail %" G_GINT64_FORMAT " (%s) to %s deferred: %s", r->id, r->kind, r->rcpt, what);
-        }
-        g_free(what);
-    }
-    ok = ok && store_commit(app->st, err);
-    if (!ok)
-        store_rollback(app->st);
-    for (guint i = 0; i < n; i++)
-        transport_msg_clear(&msgs[i]);
-    g_ptr_array_unref(ready);
-    g_free(msgs);
-    g_free(env_from);
-    g_ptr_array_unref(claimed);
-    return ok;
+    return r;
 }
 
-static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
+static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now)
 {
-    int limit = round_limit(app, now, err);
-    if (limit < 0)
-        return FALSE;
-    GPtrArray *claimed = limit ? store_claim(app->st, now, limit, err) : g_ptr_array_new();
-    if (!claimed)
-        return FALSE;
-    guint n = claimed->len;
-    if (n == 0) {
-        g_ptr_array_unref(claimed);
-        return TRUE;
-    }
-    struct transport_msg *msgs = g_new0(struct transport_msg, n);
-    char **env_from = g_new0(char *, n);
-    gint64 *nexts = g_new0(gint64, n);
-    GPtrArray *ready = g_ptr_array_new_with_free_func((GDestroyNotify)outgoing_free);
+    guint n = rows->len;
+    struct round *r = g_new0(struct round, 1);
+    r->kind = ROUND_LESSONS;
+    r->rows = rows;
+    r->msgs = g_new0(struct transport_msg, n);
+    r->out = g_new0(struct outgoing *, n);
+    r->env_from = g_new0(char *, n);
     for (guint i = 0; i < n; i++) {
-        struct delivery_row *d = claimed->pdata[i];
-        struct transport_msg *m = &msgs[i];
+        struct delivery_row *d = rows->pdata[i];
+        struct transport_msg *m = &r->msgs[i];
         m->id = d->id;
-        env_from[i] = compose_verp(app, d);
-        m->env_from = env_from[i];
+        r->env_from[i] = compose_verp(app, d);
+        m->env_from = r->env_from[i];
         m->rcpt = d->email;
         const struct course *c = course_find(app->courses, d->course);
         if (!c) {
@@ -426,38 +330,234 @@ static gboolean deliver(struct app *app, gint64 now, struct tick_stats *stats, G
             continue;
         }
         struct outgoing *o = g_new0(struct outgoing, 1);
-        o->m = m;
         o->c = c;
         o->to = (struct compose_to){ d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
         o->lesson = d->lesson;
         /* The slot the next lesson will get: shown in this mail, and
          * recorded with its outcome. */
         o->next = next_slot(c, d);
-        nexts[i] = o->next;
         /* After a pause, resume or zone change the plan moved: this mail
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
             o->ics = enroll_calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson,
                                            d->slot_at, d->calendar_seq, now);
-        g_ptr_array_add(ready, o);
+        r->out[i] = o;
     }
-    if (!send_ready(app, ready, now)) {
-        g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
+    return r;
+}
+
+/* Claims the next round and sets it on its way: system mails first (a
+ * welcome goes ahead of the first lesson), else lessons. *out is NULL when
+ * nothing is ready. Returns FALSE with err on a database error. */
+static gboolean claim(struct app *app, struct sender *snd, gint64 now, int inflight, struct round **out,
+                      GError **err)
+{
+    *out = NULL;
+    int limit = round_limit(app, now, inflight, err);
+    if (limit < 0)
         return FALSE;
+    if (limit == 0)
+        return TRUE;
+    GPtrArray *rows = store_outbox_claim(app->st, now, limit, err);
+    if (!rows)
+        return FALSE;
+    if (rows->len > 0) {
+        *out = outbox_round(app, rows);
+    } else {
+        g_ptr_array_unref(rows);
+        rows = store_claim(app->st, now, limit, err);
+        if (!rows)
+            return FALSE;
+        if (rows->len == 0) {
+            g_ptr_array_unref(rows);
+            return TRUE;
+        }
+        *out = lesson_round(app, rows, now);
     }
-    gboolean ok = record(app, claimed, msgs, nexts, now, stats, err);
-    if (!ok)
-        log_err("cannot record %u outcomes: %s; they stay 'sending' and are retried after restart",
-                n, (*err)->message);
-    for (guint i = 0; i < n; i++) {
-        transport_msg_clear(&msgs[i]);
-        g_free(env_from[i]);
+    round_push(app, snd, *out, now);
+    return TRUE;
+}
+
+static gboolean record_lesson(struct app *app, const struct delivery_row *d, const struct transport_msg *m,
+                              gint64 next, gint64 now, struct tick_stats *stats, GError **err)
+{
+    char *what = g_strdup_printf("%d %s%s%s", m->code, m->status, *m->status ? " " : "",
+                                 m->text ? m->text : "");
+    gboolean ok = TRUE;
+    if (m->outcome == TRANSPORT_UNSENT) {
+        ok = store_unclaim(app->st, d->id, err);
+        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s not sent: stopping; queued again",
+                 d->id, d->course, d->lesson, d->email);
+    } else if (m->outcome == TRANSPORT_OK) {
+        ok = store_mark_sent(app->st, d, m->code, m->text, now, next, err);
+        stats->sent++;
+        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
+                 d->lesson, d->email, what);
+    } else if (m->outcome == TRANSPORT_PERM && g_str_has_prefix(m->status, "5.7.")) {
+        /* A policy refusal is about us, not the address: pause, and
+         * let the operator look. */
+        ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
+             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounce-policy", "daemon",
+                         what, err);
+        stats->failed++;
+        log_warn("operator: delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused by policy: %s; "
+                 "enrollment paused", d->id, d->course, d->lesson, d->email, what);
+    } else if (m->outcome == TRANSPORT_PERM) {
+        ok = store_mark_failed(app->st, d, m->code, what, "stopped", "bounced", now, err) &&
+             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounced", "daemon",
+                         what, err);
+        stats->failed++;
+        log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused: %s; subscriber "
+                 "marked bounced", d->id, d->course, d->lesson, d->email, what);
+    } else if (now - d->queued_at >= app->cfg->give_up) {
+        ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
+             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up",
+                         "daemon", what, err);
+        stats->failed++;
+        log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s still failing after %d "
+                 "attempts: %s; enrollment paused", d->id, d->course, d->lesson, d->email,
+                 d->attempts, what);
+    } else {
+        gint64 at = now + tick_backoff(app->cfg, d->attempts);
+        ok = store_mark_deferred(app->st, d, m->code, what, at, err) &&
+             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err);
+        stats->deferred++;
+        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s deferred (attempt %d): %s",
+                 d->id, d->course, d->lesson, d->email, d->attempts, what);
     }
-    g_ptr_array_unref(ready);
-    g_free(nexts);
-    g_free(env_from);
-    g_free(msgs);
-    g_ptr_array_unref(claimed);
+    g_free(what);
+    return ok;
+}
+
+static gboolean record_system(struct app *app, const struct outbox_row *o, const struct transport_msg *m,
+                              gint64 now, struct tick_stats *stats, GError **err)
+{
+    char *what = g_strdup_printf("%d %s %s", m->code, m->status, m->text ? m->text : "");
+    gboolean ok;
+    if (m->outcome == TRANSPORT_UNSENT) {
+        ok = store_outbox_mark(app->st, o->id, "queued", 0, "not sent: stopping", now, err);
+    } else if (m->outcome == TRANSPORT_OK) {
+        ok = store_outbox_mark(app->st, o->id, "sent", m->code, what, now, err);
+        stats->sent++;
+        log_info("system mail %" G_GINT64_FORMAT " (%s) to %s sent: %s", o->id, o->kind, o->rcpt, what);
+    } else if (m->outcome == TRANSPORT_PERM || now - o->created_at >= app->cfg->give_up) {
+        ok = store_outbox_mark(app->st, o->id, "failed", m->code, what, now, err);
+        stats->failed++;
+        log_warn("system mail %" G_GINT64_FORMAT " (%s) to %s failed: %s", o->id, o->kind, o->rcpt, what);
+    } else {
+        ok = store_outbox_mark(app->st, o->id, "deferred", m->code, what,
+                               now + tick_backoff(app->cfg, o->attempts), err);
+        stats->deferred++;
+        log_info("system mail %" G_GINT64_FORMAT " (%s) to %s deferred: %s", o->id, o->kind, o->rcpt, what);
+    }
+    g_free(what);
+    return ok;
+}
+
+/* Records one finished session's outcomes in one transaction: each sent
+ * lesson with its enrollment's progress. */
+static gboolean record(struct app *app, const struct job *j, gint64 now, struct tick_stats *stats,
+                       GError **err)
+{
+    const struct round *r = j->r;
+    if (!store_begin(app->st, err))
+        return FALSE;
+    for (guint i = j->first; i < j->first + j->n; i++) {
+        gboolean ok = r->kind == ROUND_OUTBOX
+                          ? record_system(app, r->rows->pdata[i], &r->msgs[i], now, stats, err)
+                          : record_lesson(app, r->rows->pdata[i], &r->msgs[i],
+                                          r->out[i] ? r->out[i]->next : -1, now, stats, err);
+        if (!ok) {
+            store_rollback(app->st);
+            return FALSE;
+        }
+    }
+    return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
+}
+
+/* Sends everything ready. Returns FALSE with err on a database error (what
+ * could not be recorded stays 'sending' and goes again after a restart: at
+ * least once), or with CD_ERR_ABANDONED when the daemon is stopping and
+ * sessions still ran after stop_timeout: they are left running, their rows
+ * stay 'sending' for the next start, and nothing they use is freed. */
+static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, struct tick_stats *stats,
+                            GError **err)
+{
+    guint sessions = (guint)MAX(app->cfg->smtp_sessions, 1);
+    guint running = 0;          /* jobs pushed and not yet recorded */
+    guint outbox_left = 0;      /* of which system mails: lessons wait for them */
+    int unrecorded = 0;         /* rows claimed and not yet recorded */
+    int rounds = 0;
+    gboolean more = TRUE, ok = TRUE;
+    gint64 next_claim = 0, deadline = 0;
+    for (;;) {
+        if (app->stop && *app->stop) {
+            more = FALSE;   /* a stopping daemon takes no new work */
+            if (!deadline)
+                deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
+        }
+        /* Keep the sessions fed: claim while fewer than [smtp] sessions
+         * jobs wait for a thread. rate_per_second: rounds a second apart. */
+        gint64 mono = g_get_monotonic_time();
+        if (more && outbox_left == 0 && (!snd->pool || g_thread_pool_unprocessed(snd->pool) < sessions)) {
+            if (mono < next_claim && running == 0) {
+                g_usleep((gulong)(next_claim - mono));
+                continue;
+            }
+            if (mono >= next_claim) {
+                struct round *r = NULL;
+                if (!claim(app, snd, now, unrecorded, &r, err)) {
+                    ok = more = FALSE;
+                } else if (!r) {
+                    more = FALSE;
+                } else {
+                    running += r->n_jobs;
+                    unrecorded += (int)r->rows->len;
+                    if (r->kind == ROUND_OUTBOX)
+                        outbox_left = r->n_jobs;
+                    if (app->cfg->rate_per_second > 0)
+                        next_claim = mono + G_USEC_PER_SEC;
+                    if (++rounds >= 1000)
+                        more = FALSE;
+                    continue;
+                }
+            }
+        }
+        if (running == 0)
+            break;
+        gint64 wait = G_USEC_PER_SEC / 10;
+        if (more && next_claim > mono)
+            wait = MIN(wait, next_claim - mono);
+        struct job *j = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
+        if (!j) {
+            if (deadline && g_get_monotonic_time() >= deadline) {
+                log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
+                         "s; abandoned, their deliveries are recovered at the next start",
+                         running, app->cfg->stop_timeout);
+                g_clear_error(err);
+                g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
+                return FALSE;
+            }
+            continue;
+        }
+        GError *e = NULL;
+        if (!record(app, j, now, stats, &e)) {
+            log_err("cannot record %u outcomes: %s; they stay 'sending' and are retried after restart",
+                    j->n, e->message);
+            if (ok)
+                g_propagate_error(err, e);
+            else
+                g_error_free(e);
+            ok = more = FALSE;
+        }
+        running--;
+        unrecorded -= (int)j->n;
+        struct round *r = j->r;
+        if (r->kind == ROUND_OUTBOX)
+            outbox_left--;
+        if (--r->jobs_left == 0)
+            round_free(r);
+    }
     return ok;
 }
 
@@ -475,24 +575,18 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
         log_warn("%d deliveries were left 'sending' by an earlier run; queued again", orphans);
     if (!plan(app, now, stats, err))
         return FALSE;
-    /* Drain what is ready, batch by batch, within this tick; a stopping
-     * daemon takes no new work. */
-    for (int round = 0; round < 1000 && !(app->stop && *app->stop); round++) {
-        gint64 started = g_get_monotonic_time();
-        int before = stats->sent + stats->deferred + stats->failed;
-        if (!deliver_outbox(app, now, stats, err) || !deliver(app, now, stats, err))
-            return FALSE;
-        if (stats->sent + stats->deferred + stats->failed == before)
-            break;
-        /* rate_per_second: each round carries at most that many; pace the
-         * rounds a second apart. */
-        if (app->cfg->rate_per_second > 0) {
-            gint64 left = started + G_USEC_PER_SEC - g_get_monotonic_time();
-            if (left > 0)
-                g_usleep((gulong)left);
-        }
-    }
-    return TRUE;
+    /* In coursed the sessions always run in threads, so that SIGTERM is
+     * answered in time; coursectl sends in its own thread. */
+    struct sender snd = { NULL, g_async_queue_new() };
+    if (app->stop)
+        snd.pool = g_thread_pool_new(run_job, NULL, (gint)MAX(app->cfg->smtp_sessions, 1), TRUE, NULL);
+    gboolean ok = deliver_all(app, &snd, now, stats, err);
+    if (!ok && err && *err && (*err)->code == CD_ERR_ABANDONED)
+        return FALSE;   /* the threads still run: leave the pool be */
+    if (snd.pool)
+        g_thread_pool_free(snd.pool, FALSE, TRUE);
+    g_async_queue_unref(snd.done);
+    return ok;
 }
 
 gboolean tick_send_test(struct app *app, const char *email, const char *course, int n, gint64 now,

@@ -11,6 +11,7 @@ enum transport_outcome {
     TRANSPORT_OK = 0,     /* accepted */
     TRANSPORT_TEMP,       /* 4xx, network error, not attempted: retry later */
     TRANSPORT_PERM,       /* 5xx: never retry */
+    TRANSPORT_UNSENT,     /* never handed to a session (the daemon is stopping) */
 };
 
 struct transport_msg {

@@ -69,6 +69,7 @@ def test_kill_9_mid_run(env_factory, sink):
     keys = Counter(m["msg"]["Message-ID"] for m in sink.messages)
     assert len(keys) == n, f"{n - len(keys)} lessons never reached the server"
     dups = sum(c - 1 for c in keys.values())
+    print(f"{dups} duplicates after {kills} kills (bound {kills * sessions * per_session})")
     assert dups <= kills * sessions * per_session, f"{dups} duplicates after {kills} kills"
     assert env.sql("PRAGMA integrity_check") == [("ok",)]
     assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", n)]
