@@ -250,10 +250,11 @@ static void run_job(gpointer data, gpointer user)
 }
 
 /* The session threads of one tick: at most [smtp] sessions at once, fed
- * in order. NULL pool (coursectl, which has no SIGTERM to answer): jobs
- * run in the caller's thread. */
+ * in order. Without threads (coursectl, which has no SIGTERM to answer),
+ * jobs run in the caller's thread. */
 struct sender {
-    GThreadPool *pool;
+    gboolean threads;   /* run sessions in threads (coursed) */
+    GThreadPool *pool;  /* made at the first job: an idle tick starts no thread */
     GAsyncQueue *done;  /* finished jobs, for the main thread to record */
 };
 
@@ -262,6 +263,8 @@ static void round_push(struct app *app, struct sender *snd, struct round *r, gin
     guint per = (guint)MAX(app->cfg->smtp_per_session, 1);
     r->n_jobs = r->jobs_left = (r->rows->len + per - 1) / per;
     r->jobs = g_new0(struct job, r->n_jobs);
+    if (snd->threads && !snd->pool)
+        snd->pool = g_thread_pool_new(run_job, NULL, (gint)MAX(app->cfg->smtp_sessions, 1), TRUE, NULL);
     for (guint k = 0; k < r->n_jobs; k++) {
         r->jobs[k] = (struct job){ app, r, k * per, MIN(per, r->rows->len - k * per), now, snd->done };
         if (snd->pool)
@@ -577,9 +580,7 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
         return FALSE;
     /* In coursed the sessions always run in threads, so that SIGTERM is
      * answered in time; coursectl sends in its own thread. */
-    struct sender snd = { NULL, g_async_queue_new() };
-    if (app->stop)
-        snd.pool = g_thread_pool_new(run_job, NULL, (gint)MAX(app->cfg->smtp_sessions, 1), TRUE, NULL);
+    struct sender snd = { app->stop != NULL, NULL, g_async_queue_new() };
     gboolean ok = deliver_all(app, &snd, now, stats, err);
     if (!ok && err && *err && (*err)->code == CD_ERR_ABANDONED)
         return FALSE;   /* the threads still run: leave the pool be */

@@ -62,6 +62,7 @@ class _Handler:
                 "rcpts": list(envelope.rcpt_tos),
                 "raw": raw,
                 "msg": msg,
+                "at": time.monotonic(),
             })
         return "250 2.0.0 OK"
 
