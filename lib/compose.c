@@ -72,9 +72,11 @@ static void lesson_vars_clear(struct lesson_vars *v)
     g_free(v->command);
 }
 
-gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,
-                              const struct compose_to *to, gint64 next_at, char **text,
-                              char **html, GError **err)
+/* The two bodies of lesson n for `to`; *unsub_url and *unsub_mailto (may
+ * be NULL) get the unsubscribe links the bodies carry, for the headers. */
+static gboolean lesson_parts(const struct app *app, const struct course *c, int n,
+                             const struct compose_to *to, gint64 next_at, char **text, char **html,
+                             char **unsub_url, char **unsub_mailto, GError **err)
 {
     *text = *html = NULL;
     const struct lesson *l = course_lesson(c, n);
@@ -112,6 +114,11 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
         *html = render_apply(app->tpl, "lesson.html", vars, G_N_ELEMENTS(vars), err);
     }
     g_free(lesson_html);
+    if (*html && unsub_url) {
+        *unsub_url = v.unsub_url;
+        *unsub_mailto = v.unsub_mailto;
+        v.unsub_url = v.unsub_mailto = NULL;
+    }
     lesson_vars_clear(&v);
     if (!*html) {
         g_free(*text);
@@ -119,6 +126,13 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
         return FALSE;
     }
     return TRUE;
+}
+
+gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,
+                              const struct compose_to *to, gint64 next_at, char **text,
+                              char **html, GError **err)
+{
+    return lesson_parts(app, c, n, to, next_at, text, html, NULL, NULL, err);
 }
 
 struct compose_cache {
@@ -172,12 +186,10 @@ char *compose_lesson(const struct app *app, const struct course *c, int n,
                      const struct compose_to *to, gint64 date, gint64 next_at,
                      const char *calendar, gsize *len, GError **err)
 {
-    char *text = NULL, *html = NULL;
-    if (!compose_lesson_parts(app, c, n, to, next_at, &text, &html, err))
+    char *text = NULL, *html = NULL, *url = NULL, *mailto = NULL;
+    if (!lesson_parts(app, c, n, to, next_at, &text, &html, &url, &mailto, err))
         return NULL;
     const struct lesson *l = course_lesson(c, n);
-    char *url = NULL, *mailto = NULL;
-    unsubscribe_links(app, c, to, &url, &mailto, NULL);
     char *unsub = g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto);
     char *msgid = compose_message_id(app->cfg, c->slug, to->enrollment_id, n);
     char *list_id = g_strdup_printf("%s <%s.%s>", c->title, c->slug, app->cfg->domain);

@@ -214,6 +214,16 @@ static void gstring_free(gpointer s)
     g_string_free(s, TRUE);
 }
 
+/* Appends p with every bare LF made CRLF, as GMime's newline filter does. */
+static void append_crlf(GString *out, const char *p, gsize n)
+{
+    for (gsize i = 0; i < n; i++) {
+        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+            g_string_append_c(out, '\r');
+        g_string_append_c(out, p[i]);
+    }
+}
+
 /* Appends QP of one line (ending in \n, or the text's last piece without
  * one) to out with CRLF line ends, as GMime's encoding filter followed by
  * its newline filter writes it. */
@@ -225,11 +235,7 @@ static void qp_encode_piece(GString *out, const char *p, gsize n)
     guint32 save = 0;
     gsize k = last ? g_mime_encoding_quoted_encode_close((const unsigned char *)p, n, buf, &state, &save)
                    : g_mime_encoding_quoted_encode_step((const unsigned char *)p, n, buf, &state, &save);
-    for (gsize i = 0; i < k; i++) {
-        if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
-            g_string_append_c(out, '\r');
-        g_string_append_c(out, (char)buf[i]);
-    }
+    append_crlf(out, (const char *)buf, k);
     g_free(buf);
 }
 
@@ -291,11 +297,7 @@ static void to_header(GString *out, const char *name, const char *addr)
     GString *s = g_string_new("To: ");
     internet_address_list_encode(l, NULL, s);
     g_object_unref(l);
-    for (gsize i = 0; i < s->len; i++) {
-        if (s->str[i] == '\n' && (i == 0 || s->str[i - 1] != '\r'))
-            g_string_append_c(out, '\r');
-        g_string_append_c(out, s->str[i]);
-    }
+    append_crlf(out, s->str, s->len);
     g_string_free(s, TRUE);
 }
 
