@@ -139,8 +139,12 @@ static void test_random(void)
         m.subject = "Another subject";
         check(p, &m);
         m.subject = s.subject;
-        m.message_id = "a-message-id-far-longer-than-the-sixty-characters-a-header-line-keeps@x.example";
+        m.message_id = "lesson-13.e1000000.leaving-kindly@courses.a-rather-long-domain-name.example.org";
         check(p, &m);
+        char *huge = g_strnfill(300, 'x');
+        m.message_id = huge;
+        check(p, &m);
+        g_free(huge);
         m.message_id = "ok@x";
         m.text = "";
         check(p, &m);
