@@ -556,15 +556,16 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
     return step_done(st, s, "mark lesson in flight", err);
 }
 
-gboolean store_unclaim(struct store *st, gint64 id, GError **err)
+gboolean store_unclaim(struct store *st, gboolean outbox, gint64 id, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'queued', attempts = max(attempts - 1, 0)"
-        " WHERE id = ?1 AND state = 'sending'", err);
+    sqlite3_stmt *s = prep(st, outbox ? "UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0)"
+                                        " WHERE id = ?1 AND state = 'sending'"
+                                      : "UPDATE deliveries SET state = 'queued', attempts = max(attempts - 1, 0)"
+                                        " WHERE id = ?1 AND state = 'sending'", err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, id);
-    return step_done(st, s, "give back a delivery", err);
+    return step_done(st, s, outbox ? "give back a system mail" : "give back a delivery", err);
 }
 
 void store_delivery_free(struct delivery_row *r)

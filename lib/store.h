@@ -104,9 +104,10 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
  * wins. Returns the claimed rows (g_ptr_array_unref frees). */
 GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err);
 
-/* Gives a claimed delivery back: 'queued' again, its attempt not counted
- * (it was never offered to a server). */
-gboolean store_unclaim(struct store *st, gint64 id, GError **err);
+/* Gives a claimed delivery (or, with outbox, a claimed system mail) back:
+ * 'queued' again, its attempt not counted (it was never offered to a
+ * server). */
+gboolean store_unclaim(struct store *st, gboolean outbox, gint64 id, GError **err);
 void store_delivery_free(struct delivery_row *r);
 
 /* Outcomes (inside a transaction). next_send_at < 0 marks the enrollment

@@ -388,7 +388,7 @@ static gboolean record_lesson(struct app *app, const struct delivery_row *d, con
                                  m->text ? m->text : "");
     gboolean ok = TRUE;
     if (m->outcome == TRANSPORT_UNSENT) {
-        ok = store_unclaim(app->st, d->id, err);
+        ok = store_unclaim(app->st, FALSE, d->id, err);
         log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s not sent: stopping; queued again",
                  d->id, d->course, d->lesson, d->email);
     } else if (m->outcome == TRANSPORT_OK) {
@@ -438,7 +438,7 @@ static gboolean record_system(struct app *app, const struct outbox_row *o, const
     char *what = g_strdup_printf("%d %s %s", m->code, m->status, m->text ? m->text : "");
     gboolean ok;
     if (m->outcome == TRANSPORT_UNSENT) {
-        ok = store_outbox_mark(app->st, o->id, "queued", 0, "not sent: stopping", now, err);
+        ok = store_unclaim(app->st, TRUE, o->id, err);
     } else if (m->outcome == TRANSPORT_OK) {
         ok = store_outbox_mark(app->st, o->id, "sent", m->code, what, now, err);
         stats->sent++;
