@@ -205,6 +205,16 @@ static gboolean step_done(struct store *st, sqlite3_stmt *s, const char *what, G
     return TRUE;
 }
 
+/* Runs a statement whose only parameter ?1 is a row id. */
+static gboolean run_on_id(struct store *st, const char *sql, gint64 id, const char *what, GError **err)
+{
+    sqlite3_stmt *s = prep(st, sql, err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    return step_done(st, s, what, err);
+}
+
 static void stmt_finalize(gpointer p)
 {
     sqlite3_finalize(p);
@@ -558,14 +568,11 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
 
 gboolean store_unclaim(struct store *st, gboolean outbox, gint64 id, GError **err)
 {
-    sqlite3_stmt *s = prep(st, outbox ? "UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0)"
-                                        " WHERE id = ?1 AND state = 'sending'"
-                                      : "UPDATE deliveries SET state = 'queued', attempts = max(attempts - 1, 0)"
-                                        " WHERE id = ?1 AND state = 'sending'", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    return step_done(st, s, outbox ? "give back a system mail" : "give back a delivery", err);
+    if (outbox)
+        return run_on_id(st, "UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0)"
+                             " WHERE id = ?1 AND state = 'sending'", id, "give back a system mail", err);
+    return run_on_id(st, "UPDATE deliveries SET state = 'queued', attempts = max(attempts - 1, 0)"
+                         " WHERE id = ?1 AND state = 'sending'", id, "give back a delivery", err);
 }
 
 void store_delivery_free(struct delivery_row *r)
@@ -1135,14 +1142,11 @@ static struct delivery_row *delivery_from(sqlite3_stmt *s)
 /* Marks one delivery: claimed ('sending', one more attempt) or cancelled. */
 static gboolean claim_mark(struct store *st, gint64 id, gboolean live, GError **err)
 {
-    sqlite3_stmt *s = prep(st, live ? "UPDATE deliveries SET state = 'sending', attempts = attempts + 1"
-                                      " WHERE id = ?1"
-                                    : "UPDATE deliveries SET state = 'cancelled',"
-                                      " last_text = 'enrollment no longer active' WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    return step_done(st, s, live ? "claim delivery" : "cancel moot delivery", err);
+    if (live)
+        return run_on_id(st, "UPDATE deliveries SET state = 'sending', attempts = attempts + 1"
+                             " WHERE id = ?1", id, "claim delivery", err);
+    return run_on_id(st, "UPDATE deliveries SET state = 'cancelled', last_text = 'enrollment no longer active'"
+                         " WHERE id = ?1", id, "cancel moot delivery", err);
 }
 
 GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
