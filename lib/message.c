@@ -33,10 +33,14 @@ static gboolean header_value_ok(const char *v)
 
 /* A boundary derived from the Message-ID: the same message always
  * serialises to the same bytes (golden tests, and resends that fold). */
-static char *boundary_of(const char *message_id, const char *tag);
+static char *boundary_of(const char *message_id, const char *tag)
+{
+    char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, message_id ? message_id : "", -1);
+    char *b = g_strdup_printf("=_coursed_%s_%.24s", tag, sum);
+    g_free(sum);
+    return b;
+}
 
-/* A boundary derived from the Message-ID: the same message always
- * serialises to the same bytes (golden tests, and resends that fold). */
 static void set_boundary(GMimeMultipart *mp, const char *message_id, const char *tag)
 {
     char *b = boundary_of(message_id, tag);
@@ -156,8 +160,8 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
  *     lines every reader shares are encoded once and reused; only the lines
  *     with personal values are encoded per message.
  * Anything unusual (a calendar, a Message-Id over 200 characters, a field
- * that does not match the skeleton) is built by message_build() instead; unit tests hold
- * the two byte for byte equal. */
+ * that does not match the skeleton) is built by message_build() instead;
+ * unit tests and fuzz_proto hold the two byte for byte equal. */
 
 #define PROTO_TO "cd-proto-to@coursed.invalid"
 #define PROTO_MSGID "cd-proto-msgid@coursed.invalid"
@@ -308,14 +312,6 @@ static void date_header(GString *out, gint64 when)
     g_string_append_printf(out, "Date: %s\r\n", v);
     g_free(v);
     g_date_time_unref(d);
-}
-
-static char *boundary_of(const char *message_id, const char *tag)
-{
-    char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, message_id ? message_id : "", -1);
-    char *b = g_strdup_printf("=_coursed_%s_%.24s", tag, sum);
-    g_free(sum);
-    return b;
 }
 
 static int slot_cmp(gconstpointer a, gconstpointer b)

@@ -502,8 +502,9 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
         /* Keep the sessions fed: claim while fewer than [smtp] sessions
          * jobs wait for a thread. rate_per_second: rounds a second apart. */
         gint64 mono = g_get_monotonic_time();
+        /* without threads a round runs inline: record it before the next */
         gboolean hungry = snd->pool ? g_thread_pool_unprocessed(snd->pool) < sessions
-                                    : !snd->threads ? running == 0 : TRUE;
+                                    : snd->threads || running == 0;
         if (more && outbox_left == 0 && hungry) {
             if (mono < next_claim && running == 0) {
                 g_usleep((gulong)(next_claim - mono));
