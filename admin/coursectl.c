@@ -18,9 +18,11 @@
 #include "tick.h"
 #include "transfer.h"
 #include "course.h"
+#include "schedule.h"
 #include "enroll.h"
 #include "error.h"
 #include "lint.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "pace.h"
 #include "store.h"
@@ -167,7 +169,7 @@ static void sub_json(GString *o, const struct sub_row *s)
     json_key(o, "tz", FALSE);
     json_string(o, s->tz);
     json_key(o, "status", FALSE);
-    json_string(o, s->status);
+    json_string(o, state_name(ENT_SUB, s->status));
     json_key(o, "created_at", FALSE);
     char *t = clock_format_utc(s->created_at);
     json_string(o, t);
@@ -301,7 +303,7 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
             goto out;
         }
         struct pace_rule rule = c->rule;
-        rule.tz = enroll_zone(c, tz);
+        rule.tz = schedule_zone(c, tz);
         gint64 next = n < c->n_lessons ? pace_next_slot(&rule, ctl->now, ctl->now) : -1;
         if (html || text) {
             char *t = NULL, *h = NULL;
@@ -376,7 +378,7 @@ static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
         fprintf(stderr, "coursectl: --status must be pending, active, bounced or unsubscribed\n");
         goto out;
     }
-    struct store_sub_filter f = { status, course, lesson, 0, search, limit };
+    struct store_sub_filter f = { status ? state_parse(ENT_SUB, status) : -1, course, lesson, 0, search, limit };
     if (since) {
         gint64 secs;
         if (config_parse_duration(since, &secs))
@@ -407,7 +409,7 @@ static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
             struct sub_row *s = subs->pdata[i];
             printf("%-6" G_GINT64_FORMAT " ", s->id);
             col(s->email, 30);
-            col(s->status, 12);
+            col(state_name(ENT_SUB, s->status), 12);
             col(s->tz ? s->tz : "(course)", 14);
             char *n = fit(s->name, 13);
             printf("%s\n", n);
@@ -459,7 +461,7 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
         store_sub_free(s);
         return fail(err);
     }
-    printf("%s  name: %s  status: %s  zone: %s\n", s->email, *s->name ? s->name : "-", s->status,
+    printf("%s  name: %s  status: %s  zone: %s\n", s->email, *s->name ? s->name : "-", state_name(ENT_SUB, s->status),
            s->tz ? s->tz : "(course default)");
     if (es->len == 0)
         printf("  not enrolled in any course\n");
@@ -467,15 +469,17 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
         struct enrollment_row *e = es->pdata[i];
         const struct course *c = course_find(ctl->app->courses, e->course);
         int total = c ? c->n_lessons : 0;
-        const char *tz = c ? enroll_zone(c, e->tz) : "UTC";
-        printf("  %-16s %-10s %d/%d sent", e->course, e->state, e->lessons_sent, total);
+        const char *tz = c ? schedule_zone(c, e->tz) : "UTC";
+        printf("  %-16s %-10s %d/%d sent", e->course, state_name(ENT_ENR, e->state), e->lessons_sent, total);
         if (e->next_send_at > 0) {
             char *when = fmt_time(e->next_send_at, tz);
             printf("  next: lesson %d at %s", e->next_lesson, when);
             g_free(when);
-        } else if (strcmp(e->state, "active") == 0) {
+        } else if (e->state == ENR_ACTIVE) {
             printf("  lesson %d is being delivered", e->next_lesson);
         }
+        if ((e->state == ENR_PAUSED || e->state == ENR_STOPPED) && e->reason != REASON_NONE)
+            printf("  (%s)", state_reason_text(e->reason));
         printf("\n");
     }
     g_ptr_array_unref(es);
@@ -632,8 +636,8 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
         }
         if (slots->len == 0 && !json)
             printf("%-16s %s\n", e->course,
-                   strcmp(e->state, "paused") == 0 ? "paused until resumed" : e->state);
-        const char *tz = enroll_zone(c, e->tz);
+                   e->state == ENR_PAUSED ? "paused until resumed" : state_name(ENT_ENR, e->state));
+        const char *tz = schedule_zone(c, e->tz);
         for (guint k = 0; k < slots->len; k++) {
             gint64 t = g_array_index(slots, gint64, k);
             char *local = pace_format_local(t, tz), *utc = clock_format_utc(t);
@@ -769,7 +773,7 @@ static int cmd_sub_show(struct ctl *ctl, int argc, char **argv)
             json_key(o, "course", TRUE);
             json_string(o, e->course);
             json_key(o, "state", FALSE);
-            json_string(o, e->state);
+            json_string(o, state_name(ENT_ENR, e->state));
             json_key(o, "lessons_sent", FALSE);
             g_string_append_printf(o, "%d", e->lessons_sent);
             json_key(o, "next_lesson", FALSE);
@@ -786,12 +790,12 @@ static int cmd_sub_show(struct ctl *ctl, int argc, char **argv)
     } else {
         char *created = clock_format_utc(s->created_at);
         printf("email:    %s\nname:     %s\nstatus:   %s\nzone:     %s\ncreated:  %s\n", s->email,
-               *s->name ? s->name : "-", s->status, s->tz ? s->tz : "(course default)", created);
+               *s->name ? s->name : "-", state_name(ENT_SUB, s->status), s->tz ? s->tz : "(course default)", created);
         g_free(created);
         for (guint i = 0; i < es->len; i++) {
             const struct enrollment_row *e = es->pdata[i];
             const struct course *c = course_find(ctl->app->courses, e->course);
-            printf("course:   %s  %s  %d/%d sent\n", e->course, e->state, e->lessons_sent, c ? c->n_lessons : 0);
+            printf("course:   %s  %s  %d/%d sent\n", e->course, state_name(ENT_ENR, e->state), e->lessons_sent, c ? c->n_lessons : 0);
         }
     }
     g_ptr_array_unref(es);
@@ -952,7 +956,7 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
         goto out;
     }
     GError *err = NULL;
-    GPtrArray *q = store_queue_list(ctl->app->st, state, limit, &err);
+    GPtrArray *q = store_queue_list(ctl->app->st, state ? state_parse(ENT_DLV, state) : -1, limit, &err);
     if (!q) {
         rc = fail(err);
         goto out;
@@ -971,7 +975,7 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
             json_key(o, "lesson", FALSE);
             g_string_append_printf(o, "%d", d->lesson);
             json_key(o, "state", FALSE);
-            json_string(o, d->state);
+            json_string(o, state_name(ENT_DLV, d->state));
             json_key(o, "attempts", FALSE);
             g_string_append_printf(o, "%d", d->attempts);
             json_key(o, "next_attempt", FALSE);
@@ -993,7 +997,7 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
             const struct delivery_row *d = q->pdata[i];
             char *t = clock_format_utc(d->next_attempt_at);
             t[16] = '\0';
-            printf("%-7" G_GINT64_FORMAT " %-9s %-3d ", d->id, d->state, d->attempts);
+            printf("%-7" G_GINT64_FORMAT " %-9s %-3d ", d->id, state_name(ENT_DLV, d->state), d->attempts);
             col(d->email, 20);
             printf("%-17s ", t);
             char *reply = fit(d->last_text ? d->last_text : "", 18);
@@ -1034,14 +1038,7 @@ static int cmd_retry(struct ctl *ctl, int argc, char **argv)
         }
     }
     GError *err = NULL;
-    int n = -1;
-    if (store_begin(ctl->app->st, &err)) {
-        n = store_retry(ctl->app->st, id, ctl->now, &err);
-        if (n < 0 || !store_commit(ctl->app->st, &err)) {
-            store_rollback(ctl->app->st);
-            n = -1;
-        }
-    }
+    int n = life_retry(ctl->app, id, ctl->now, &err);
     if (n < 0)
         return fail(err);
     if (n == 0 && !all) {
@@ -1063,26 +1060,9 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv)
         return EXIT_USAGE;
     }
     GError *err = NULL;
-    struct delivery_row *d = store_delivery_full(ctl->app->st, id, &err);
-    if (!d)
-        return fail(err);
     /* Cancelling skips the lesson: the course goes on with the next one. */
-    const struct course *c = course_find(ctl->app->courses, d->course);
-    gint64 next = -1;
-    if (c && d->lesson < c->n_lessons) {
-        struct pace_rule rule = enroll_rule(c, d->tz);
-        next = pace_next_slot(&rule, d->anchor_at, ctl->now);
-    }
-    gboolean ok = store_begin(ctl->app->st, &err) && store_cancel(ctl->app->st, id, &err) &&
-                  store_mark_sent_skip(ctl->app->st, d, ctl->now, next, &err) &&
-                  store_event(ctl->app->st, ctl->now, d->subscriber_id, d->enrollment_id, "cancelled", "cli",
-                              d->course, &err) &&
-                  store_commit(ctl->app->st, &err);
-    store_delivery_free(d);
-    if (!ok) {
-        store_rollback(ctl->app->st);
+    if (!life_cancel(ctl->app, id, ctl->now, &err))
         return fail(err);
-    }
     printf("cancelled delivery %" G_GINT64_FORMAT "\n", id);
     return EXIT_OK;
 }

@@ -16,6 +16,7 @@
 #include "course.h"
 #include "error.h"
 #include "http.h"
+#include "lifecycle.h"
 #include "lock.h"
 #include "mailbox.h"
 #include "sdnotify.h"
@@ -128,6 +129,11 @@ static GOptionEntry entries[] = {
     { NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
+/* A failing tick backs off: 1 s, doubling up to tick_interval, and says so
+ * once per step instead of once per loop (a full disk must not spin a
+ * core or flood the log). */
+static double fail_wait;
+
 static int run_tick(struct app *app)
 {
     struct tick_stats stats;
@@ -142,11 +148,15 @@ static int run_tick(struct app *app)
             fflush(stderr);
             _exit(0);
         }
-        log_err("tick failed: %s", err->message);
+        fail_wait = fail_wait > 0 ? MIN(fail_wait * 2, (double)app->cfg->tick_interval) : 1.0;
+        log_err("tick failed: %s; next try in %.0f s", err->message, fail_wait);
         int busy = err->code == CD_ERR_BUSY;
         g_error_free(err);
         return busy ? 75 : 1;
     }
+    if (fail_wait > 0)
+        log_info("tick succeeded again");
+    fail_wait = 0;
     if (stats.queued || stats.sent || stats.deferred || stats.failed)
         log_info("tick: %d queued, %d sent, %d deferred, %d failed", stats.queued, stats.sent,
                  stats.deferred, stats.failed);
@@ -156,6 +166,8 @@ static int run_tick(struct app *app)
 /* Real seconds to wait before the next tick. */
 static double next_wait(struct app *app)
 {
+    if (fail_wait > 0)
+        return fail_wait;
     double wait = (double)app->cfg->tick_interval;
     GError *err = NULL;
     gint64 due = store_next_due(app->st, &err);
@@ -246,6 +258,12 @@ int main(int argc, char **argv)
         if (orphans > 0)
             log_warn("recovered %d deliveries a crash left in 'sending'", orphans);
         g_clear_error(&err);
+        /* Nothing is ever stuck: an active enrollment with neither a next
+         * slot nor a lesson in flight is a bug, repaired (and logged). */
+        if (life_repair(app, clock_now(), &err) < 0) {
+            log_err("checking for stuck enrollments: %s", err->message);
+            g_clear_error(&err);
+        }
         struct http *http = http_start(path, &err);
         watch_inbound(app);
         gint64 last_scan = 0;

@@ -132,7 +132,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     enum MHD_Result ret;
     char *html = NULL;
     if (unsub && !post) {
-        html = strcmp(e->state, "stopped") == 0
+        html = e->state == ENR_STOPPED
             ? g_markup_printf_escaped("<p>%s has already left this course. Nothing more will be sent.</p>\n", e->email)
             : button_form(url, "List-Unsubscribe", "One-Click", "Unsubscribe",
                           "Press the button to stop the course for this address. Nothing more will be sent.");
@@ -151,12 +151,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                             "<p>Done. Nothing more will be sent. We wish you well.</p>\n");
         }
     } else if (!post) {
-        html = strcmp(e->state, "pending") != 0
+        html = e->state != ENR_PENDING
             ? g_strdup("<p>This subscription is already confirmed.</p>\n")
             : button_form(url, "confirm", "yes", "Confirm",
                           "Press the button to confirm that you want to receive this course at this address.");
         ret = send_page(conn, MHD_HTTP_OK, "Confirm your subscription", html);
-    } else if (strcmp(e->state, "pending") != 0) {
+    } else if (e->state != ENR_PENDING) {
         ret = send_page(conn, MHD_HTTP_OK, "Already confirmed", "<p>This subscription is already confirmed.</p>\n");
     } else if (optin_confirm(h->app, token, "link", now, &err) < 0) {
         log_warn("confirm by link: %s", err->message);

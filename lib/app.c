@@ -133,6 +133,11 @@ void app_free(struct app *app)
 {
     if (!app)
         return;
+    if (app->unrecorded && app->unrecorded->len > 0)
+        log_err("exiting with %u delivery outcomes that could not be recorded: those lessons will be "
+                "sent again at the next start", app->unrecorded->len);
+    if (app->unrecorded)
+        g_ptr_array_unref(app->unrecorded);
     transport_free(app->tr);
     compose_cache_free(app->cache);
     token_key_free(app->key);

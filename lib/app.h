@@ -20,6 +20,7 @@ struct app {
     struct token_key *key;       /* NULL until 'coursectl init' made the key */
     volatile int *stop;          /* set by the daemon on SIGTERM; NULL elsewhere */
     struct compose_cache *cache; /* lesson skeletons of these courses (compose.c) */
+    GPtrArray *unrecorded;       /* tick.c: outcomes the database has not accepted yet */
 };
 
 enum app_flags {

@@ -14,6 +14,7 @@
 #include "course.h"
 #include "enroll.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
 #include "optin.h"
@@ -93,8 +94,7 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
                                    which->status, bounce_class_name(worst), d->id);
     gboolean ok = TRUE;
     if (worst == BOUNCE_SOFT) {
-        ok = store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounce-soft", "email",
-                         detail, err);
+        ok = life_bounce(app, d->subscriber_id, d->enrollment_id, BOUNCE_SOFT, detail, "email", now, err);
         gint64 days = ok ? store_event_days(app->st, d->subscriber_id, "bounce-soft", now - SOFT_WINDOW, err) : -1;
         ok = days >= 0;
         if (ok && days >= SOFT_DAYS) {
@@ -105,33 +105,17 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
                                    d->email, days);
         }
     }
-    GPtrArray *es = ok && worst != BOUNCE_SOFT ? store_enrollments_of(app->st, d->subscriber_id, err) : NULL;
-    if (ok && worst != BOUNCE_SOFT && !es)
-        ok = FALSE;
+    /* The same lifecycle event as a 5xx at SMTP time: by construction. */
+    if (ok && worst != BOUNCE_SOFT)
+        ok = life_bounce(app, d->subscriber_id, d->enrollment_id, worst, detail, "email", now, err);
     if (ok && worst == BOUNCE_HARD) {
-        ok = store_sub_set_status(app->st, d->subscriber_id, "bounced", now, err) &&
-             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounced", "email", detail, err);
-        for (guint i = 0; ok && i < es->len; i++) {
-            const struct enrollment_row *e2 = es->pdata[i];
-            if (!strcmp(e2->state, "active") || !strcmp(e2->state, "paused") || !strcmp(e2->state, "pending"))
-                ok = store_enrollment_set(app->st, e2->id, "stopped", 0, 0, 0, now, err);
-        }
         g_string_append_printf(res, "hard bounce: %s marked bounced, no more lessons", d->email);
         log_info("bounce: %s", detail);
     } else if (ok && worst == BOUNCE_POLICY) {
-        ok = store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounce-policy", "email",
-                         detail, err);
-        for (guint i = 0; ok && i < es->len; i++) {
-            const struct enrollment_row *e2 = es->pdata[i];
-            if (!strcmp(e2->state, "active"))
-                ok = store_pause(app->st, e2->id, 0, now, err);
-        }
         g_string_append_printf(res, "policy refusal: %s paused; the operator must look", d->email);
         log_warn("operator: %s refused our mail by policy (%s); their courses are paused",
                  d->email, which->status);
     }
-    if (es)
-        g_ptr_array_unref(es);
     g_free(detail);
     store_delivery_free(d);
     return ok;
@@ -233,9 +217,9 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
     } else if (!strcmp(cmd, "next")) {
         struct enrollment_row *row = store_enrollment_get(app->st, enr, err);
         ok = row != NULL;
-        if (ok && (!c->allow_next || strcmp(row->state, "active") != 0 || row->next_send_at <= 0)) {
+        if (ok && (!c->allow_next || row->state != ENR_ACTIVE || row->next_send_at <= 0)) {
             const char *why = !c->allow_next ? "This course keeps its own pace: the next step comes at its time."
-                              : strcmp(row->state, "active") ? "Your course is not running (paused or finished)."
+                              : row->state != ENR_ACTIVE ? "Your course is not running (paused or finished)."
                                                              : "Your next step is already on its way.";
             ok = reply_error(app, r, c, s->id, why, now, err);
             g_string_append(res, "next: not possible now; error mail sent");

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "compose.h"
 #include "enroll.h"
+#include "schedule.h"
 #include "error.h"
 #include "log.h"
 #include "message.h"
@@ -239,7 +240,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     }
     const char *title = c ? c->title : "coursed";
     /* Sensible defaults for a welcome or a preview; callers override. */
-    char *first = c ? pace_format_local(enroll_first_slot(cfg, c, to->tz, date), to->tz ? to->tz : c->tz)
+    char *first = c ? pace_format_local(schedule_first(cfg, c, to->tz, date), to->tz ? to->tz : c->tz)
                     : g_strdup("");
     GArray *vars = g_array_new(FALSE, FALSE, sizeof(struct render_var));
     struct render_var base[] = {

@@ -42,7 +42,7 @@ static const struct setting settings[] = {
     { "smtp", "timeout", T_DURATION, "5m", 1, 3600, NULL, S(smtp_timeout), "timeout of the greeting and each command" },
     { "smtp", "messages_per_session", T_INT, "100", 1, 100000, NULL, S(smtp_per_session), "messages sent over one connection" },
     { "pacing", "late_grace", T_DURATION, "6h", 0, 365 * 86400, NULL, S(late_grace), "a missed slot is sent late only within this; otherwise it moves to the next slot" },
-    { "pacing", "max_per_day", T_INT, "1", 1, 24, NULL, S(max_per_day), "most lessons one subscriber gets in one local day" },
+    { "pacing", "max_per_day", T_INT, "1", 1, 24, NULL, S(max_per_day), "most lessons of one course one subscriber gets in one local day" },
     { "pacing", "first_lesson", T_ENUM, "next-slot", 0, 0, "next-slot|immediately", S(first_lesson), "lesson 1 at the next slot (capped by the course's first_within) or immediately" },
     { "inbound", "maildir", T_PATH, "", 0, 0, NULL, S(inbound_maildir), "Maildir of incoming commands that coursed watches (empty: none)" },
     { "inbound", "scan_interval", T_DURATION, "60s", 1, 3600, NULL, S(inbound_scan), "full scan of the inbound Maildir besides inotify" },

@@ -1,38 +1,16 @@
-/* enroll.c - owns when each lesson of an enrollment is due, outside the
- * tick: the first slot, pause and resume, re-planning after a zone change,
- * and the projection shown by `coursectl schedule` and the .ics calendar.
- * The enrollment instant anchors the calendar's phase (INTERVAL rules). */
+/* enroll.c - owns the operations on a subscriber's courses keyed by
+ * address (start, pause, resume, stop, move, re-plan after a zone change)
+ * and the projection shown by `coursectl schedule`, the status mail and
+ * the .ics calendars. States move only through lifecycle.c; slots come
+ * from schedule.c. */
 #include <string.h>
 #include "enroll.h"
 #include "compose.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "notify.h"
 #include "log.h"
 #include "subscriber.h"
-
-const char *enroll_zone(const struct course *c, const char *sub_tz)
-{
-    return sub_tz && *sub_tz ? sub_tz : c->tz;
-}
-
-struct pace_rule enroll_rule(const struct course *c, const char *sub_tz)
-{
-    struct pace_rule rule = c->rule;
-    rule.tz = enroll_zone(c, sub_tz);
-    return rule;
-}
-
-gint64 enroll_first_slot(const struct config *cfg, const struct course *c, const char *sub_tz,
-                         gint64 now)
-{
-    if (cfg && strcmp(cfg->first_lesson, "immediately") == 0)
-        return now;
-    struct pace_rule rule = enroll_rule(c, sub_tz);
-    gint64 slot = pace_next_slot(&rule, now, now);
-    if (c->first_within > 0 && (slot < 0 || slot > now + c->first_within))
-        slot = now + c->first_within;
-    return slot;
-}
 
 gint64 enroll_start(struct app *app, const char *email, const char *course, gboolean welcome,
                     const char *via, gint64 now, GError **err)
@@ -46,15 +24,24 @@ gint64 enroll_start(struct app *app, const char *email, const char *course, gboo
     if (!s)
         return -1;
     gint64 id = -1;
-    gint64 first = enroll_first_slot(app->cfg, c, s->tz, now);
+    gint64 first = schedule_first(app->cfg, c, s->tz, now);
+    if (s->status == SUB_BOUNCED || s->status == SUB_UNSUBSCRIBED) {
+        /* Consent is the person's: someone who left, or whose address
+         * bounced, comes back by subscribing again (or `retry`). */
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s is %s; they can subscribe again by mail%s", s->email,
+                    state_name(ENT_SUB, s->status),
+                    s->status == SUB_BOUNCED ? " (or 'coursectl retry' if the bounce was wrong)" : "");
+        goto out;
+    }
     if (first < 0) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' has no slot after now", course);
         goto out;
     }
     if (!store_begin(app->st, err))
         goto out;
-    id = store_enroll(app->st, s->id, c->slug, first, now, now, err);
-    if (id < 0 || !store_event(app->st, now, s->id, id, "enrolled", via, c->slug, err) ||
+    id = store_enroll(app->st, s->id, c->slug, ENR_ACTIVE, first, now, now, err);
+    if (id < 0 || (s->status == SUB_PENDING && !store_sub_apply(app->st, s->id, EV_SUB_ACTIVATE, now, err)) ||
+        !store_event(app->st, now, s->id, id, "enrolled", via, c->slug, err) ||
         (welcome && !notify_welcome(app, c, id, now, err)) || !store_commit(app->st, err)) {
         store_rollback(app->st);
         id = -1;
@@ -65,21 +52,11 @@ out:
 }
 
 /* Runs fn on each of email's enrollments in `course` (or all) whose state
- * is one of `states` (comma-separated), inside one transaction. Returns how
- * many, or -1. */
-typedef gboolean (*enroll_fn)(struct app *app, const struct enrollment_row *e,
-                              const struct course *c, gint64 arg, const char *via, gint64 now,
-                              GError **err);
+ * is in the mask `states`, inside one transaction. Returns how many, or -1. */
+typedef gboolean (*enroll_fn)(struct app *app, const struct enrollment_row *e, gint64 arg,
+                              const char *via, gint64 now, GError **err);
 
-static gboolean state_in(const char *state, const char *states)
-{
-    char **set = g_strsplit(states, ",", -1);
-    gboolean in = g_strv_contains((const char *const *)set, state);
-    g_strfreev(set);
-    return in;
-}
-
-static int for_each(struct app *app, const char *email, const char *course, const char *states,
+static int for_each(struct app *app, const char *email, const char *course, unsigned states,
                     enroll_fn fn, gint64 arg, const char *via, gint64 now, GError **err)
 {
     if (course && !course_find(app->courses, course)) {
@@ -96,14 +73,14 @@ static int for_each(struct app *app, const char *email, const char *course, cons
     n = 0;
     gboolean enrolled = FALSE;
     for (guint i = 0; i < es->len; i++) {
-        const struct enrollment_row *e = es->pdata[i];
+        struct enrollment_row *e = es->pdata[i];
         if (course && strcmp(course, e->course) != 0)
             continue;
         enrolled = TRUE;
-        const struct course *c = course_find(app->courses, e->course);
-        if (!c || !state_in(e->state, states))
+        if (!course_find(app->courses, e->course) || !(states & (1u << e->state)))
             continue;
-        if (!fn(app, e, c, arg, via, now, err)) {
+        e->sub_status = s->status;
+        if (!fn(app, e, arg, via, now, err)) {
             store_rollback(app->st);
             n = -1;
             goto out;
@@ -127,15 +104,11 @@ out:
     return n;
 }
 
-static gboolean pause_one(struct app *app, const struct enrollment_row *e, const struct course *c,
-                          gint64 until, const char *via, gint64 now, GError **err)
+static gboolean pause_one(struct app *app, const struct enrollment_row *e, gint64 until, const char *via,
+                          gint64 now, GError **err)
 {
-    (void)c;
-    char *detail = until > 0 ? g_strdup_printf("until %" G_GINT64_FORMAT, until) : g_strdup("");
-    gboolean ok = store_pause(app->st, e->id, until, now, err) &&
-                  store_event(app->st, now, e->subscriber_id, e->id, "paused", via, detail, err);
-    g_free(detail);
-    return ok;
+    return life_pause(app, e, until, strcmp(via, "cli") == 0 ? REASON_OPERATOR : REASON_SUBSCRIBER, via, now,
+                      err);
 }
 
 int enroll_pause(struct app *app, const char *email, const char *course, gint64 until,
@@ -146,33 +119,29 @@ int enroll_pause(struct app *app, const char *email, const char *course, gint64 
         return -1;
     }
     /* Pausing a paused enrollment again moves the end of its pause. */
-    return for_each(app, email, course, "active,paused", pause_one, until, via, now, err);
+    return for_each(app, email, course, (1u << ENR_ACTIVE) | (1u << ENR_PAUSED), pause_one, until, via, now,
+                    err);
 }
 
-static gboolean resume_one(struct app *app, const struct enrollment_row *e, const struct course *c,
-                           gint64 arg, const char *via, gint64 now, GError **err)
+static gboolean resume_one(struct app *app, const struct enrollment_row *e, gint64 arg, const char *via,
+                           gint64 now, GError **err)
 {
     (void)arg;
-    struct pace_rule rule = enroll_rule(c, e->tz);
-    gint64 next = pace_next_slot(&rule, e->anchor_at, now);
-    if (next < 0) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' has no slot after now", c->slug);
-        return FALSE;
-    }
-    return store_resume(app->st, e->id, next, now, err) &&
-           store_event(app->st, now, e->subscriber_id, e->id, "resumed", via, "", err);
+    return life_resume(app, e, via, now, err);
 }
 
 int enroll_resume(struct app *app, const char *email, const char *course, const char *via,
                   gint64 now, GError **err)
 {
-    return for_each(app, email, course, "paused", resume_one, 0, via, now, err);
+    return for_each(app, email, course, 1u << ENR_PAUSED, resume_one, 0, via, now, err);
 }
 
 int enroll_resume_due(struct app *app, gint64 now, GError **err)
 {
     int total = 0;
-    for (;;) {
+    /* Bounded: each round resumes or holds every row it read, so no row is
+     * read twice. */
+    for (int rounds = 0; rounds < 1000; rounds++) {
         GPtrArray *due = store_resumes_due(app->st, now, 500, err);
         if (!due)
             return -1;
@@ -183,10 +152,10 @@ int enroll_resume_due(struct app *app, gint64 now, GError **err)
         }
         for (guint i = 0; i < n; i++) {
             const struct enrollment_row *e = due->pdata[i];
-            const struct course *c = course_find(app->courses, e->course);
-            if (!c)
-                continue;
-            if (!resume_one(app, e, c, 0, "daemon", now, err)) {
+            gboolean ok = course_find(app->courses, e->course)
+                              ? life_resume(app, e, "daemon", now, err)
+                              : life_course_gone(app, e->id, e->subscriber_id, 0, now, err);
+            if (!ok) {
                 store_rollback(app->st);
                 g_ptr_array_unref(due);
                 return -1;
@@ -199,8 +168,9 @@ int enroll_resume_due(struct app *app, gint64 now, GError **err)
             return -1;
         }
         if (n < 500)
-            return total;
+            break;
     }
+    return total;
 }
 
 /* The enrollment of email in course, with its course; NULL with err. */
@@ -232,12 +202,8 @@ gboolean enroll_stop(struct app *app, const char *email, const char *course, con
     struct enrollment_row *e = find_one(app, email, course, &c, err);
     if (!e)
         return FALSE;
-    gboolean ok = store_begin(app->st, err) &&
-                  store_enrollment_set(app->st, e->id, "stopped", 0, 0, 0, now, err) &&
-                  store_event(app->st, now, e->subscriber_id, e->id, "unenrolled", via, course, err) &&
-                  store_commit(app->st, err);
-    if (!ok)
-        store_rollback(app->st);
+    gboolean ok = e->state == ENR_STOPPED || e->state == ENR_COMPLETED ||
+                  life_stop(app, e, REASON_OPERATOR, "unenrolled", via, now, err);
     store_enrollment_free(e);
     return ok;
 }
@@ -249,20 +215,7 @@ gboolean enroll_move(struct app *app, const char *email, const char *course, int
     struct enrollment_row *e = find_one(app, email, course, &c, err);
     if (!e)
         return FALSE;
-    gboolean ok = FALSE;
-    if (n < 1 || n > c->n_lessons) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s has lessons 1 to %d", course, c->n_lessons);
-    } else {
-        struct pace_rule rule = enroll_rule(c, e->tz);
-        gint64 next = pace_next_slot(&rule, e->anchor_at, now);
-        char *detail = g_strdup_printf("%s to lesson %d", course, n);
-        ok = store_begin(app->st, err) && store_move(app->st, e->id, n, next, now, err) &&
-             store_event(app->st, now, e->subscriber_id, e->id, "moved", via, detail, err) &&
-             store_commit(app->st, err);
-        if (!ok)
-            store_rollback(app->st);
-        g_free(detail);
-    }
+    gboolean ok = life_move(app, e, n, via, now, err);
     store_enrollment_free(e);
     return ok;
 }
@@ -276,36 +229,57 @@ gboolean enroll_replan(struct app *app, gint64 subscriber_id, gint64 now, GError
     for (guint i = 0; ok && i < es->len; i++) {
         const struct enrollment_row *e = es->pdata[i];
         const struct course *c = course_find(app->courses, e->course);
-        if (!c || strcmp(e->state, "active") != 0 || e->next_send_at <= 0)
+        if (!c || e->state != ENR_ACTIVE || e->next_send_at <= 0)
             continue;
-        struct pace_rule rule = enroll_rule(c, e->tz);
+        struct pace_rule rule = schedule_rule(c, e->tz);
         gint64 next = pace_next_slot(&rule, e->anchor_at, now);
-        ok = next > 0 && store_replan(app->st, e->id, next, now, err);
+        struct enr_change ch = { .set_next = TRUE, .next_send_at = next, .replan = TRUE };
+        ok = next > 0 && store_enr_apply(app->st, e->id, EV_ENR_PROGRESS, &ch, now, err);
     }
     g_ptr_array_unref(es);
     return ok;
+}
+
+/* How many lessons of e its local day of t already holds (t's own lesson
+ * included when it is in flight), for schedule_after(). */
+static int day_load(struct app *app, const struct enrollment_row *e, const char *tz, gint64 t,
+                    gboolean inflight, GError **err)
+{
+    if (app->cfg->max_per_day <= 1)
+        return 1;
+    gint64 start, end;
+    if (!pace_day_bounds(tz, t, &start, &end))
+        return 1;
+    int n = store_day_count(app->st, e->id, start, end, err);
+    if (n < 0)
+        return -1;
+    return inflight ? MAX(n, 1) : n + 1;
 }
 
 gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
                          GArray *slots, int *first, GError **err)
 {
     *first = e->next_lesson;
-    struct pace_rule rule = enroll_rule(c, e->tz);
+    struct pace_rule rule = schedule_rule(c, e->tz);
     gint64 t = 0;
-    if (strcmp(e->state, "active") == 0) {
+    gboolean inflight = FALSE;
+    if (e->state == ENR_ACTIVE) {
         t = e->next_send_at;
         if (t <= 0) {                       /* a lesson is in flight */
             t = store_inflight_slot(app->st, e->id, e->next_lesson, err);
             if (t < 0)
                 return FALSE;
+            inflight = TRUE;
         }
-    } else if (strcmp(e->state, "paused") == 0 && e->paused_until > 0) {
+    } else if (e->state == ENR_PAUSED && e->paused_until > 0) {
         t = pace_next_slot(&rule, e->anchor_at, e->paused_until);
     }
-    for (int n = e->next_lesson; t > 0 && n <= c->n_lessons; n++) {
-        g_array_append_val(slots, t);
-        t = pace_next_slot(&rule, e->anchor_at, t);
-    }
+    if (t <= 0 || e->next_lesson > c->n_lessons)
+        return TRUE;
+    int load = day_load(app, e, rule.tz, t, inflight, err);
+    if (load < 0)
+        return FALSE;
+    schedule_project(app->cfg, &rule, e->anchor_at, t, load, c->n_lessons - e->next_lesson + 1, slots);
     return TRUE;
 }
 
@@ -365,17 +339,15 @@ out:
 }
 
 char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 slot_at, int sequence, gint64 now)
+                            gint64 anchor, int lesson, gint64 slot_at, gint64 next, int sequence, gint64 now)
 {
-    struct pace_rule rule = enroll_rule(c, tz);
+    /* The lessons after `lesson`: the next one at `next` (the slot its
+     * outcome will record), the rest by the same rule. */
+    struct pace_rule rule = schedule_rule(c, tz);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-    gint64 t = slot_at;
-    for (int n = lesson + 1; n <= c->n_lessons; n++) {
-        t = pace_next_slot(&rule, anchor, MAX(t, now));
-        if (t < 0)
-            break;
-        g_array_append_val(slots, t);
-    }
+    (void)slot_at;
+    if (next > 0 && lesson < c->n_lessons)
+        schedule_project(app->cfg, &rule, anchor, next, 1, c->n_lessons - lesson, slots);
     GArray *events = g_array_new(FALSE, FALSE, sizeof(struct pace_event));
     GPtrArray *strings = g_ptr_array_new_with_free_func(g_free);
     add_events(app, c, id, lesson + 1, slots, events, strings);

@@ -5,19 +5,7 @@
 #include <glib.h>
 #include "app.h"
 #include "course.h"
-
-/* Returns the zone a subscriber's slots are computed in: their own, or the
- * course default. Borrowed. */
-const char *enroll_zone(const struct course *c, const char *sub_tz);
-
-/* Returns c's slot rule in the subscriber's zone (pointers borrowed). */
-struct pace_rule enroll_rule(const struct course *c, const char *sub_tz);
-
-/* Returns the first lesson's instant for someone starting at now: now with
- * [pacing] first_lesson = immediately; else the next slot, but never later
- * than the course's first_within. */
-gint64 enroll_first_slot(const struct config *cfg, const struct course *c, const char *sub_tz,
-                         gint64 now);
+#include "schedule.h"
 
 /* Enrolls email in course (slug) and, if welcome, queues the welcome mail
  * with the course calendar (.ics) in the same transaction (needs
@@ -55,7 +43,8 @@ gboolean enroll_move(struct app *app, const char *email, const char *course, int
                      gint64 now, GError **err);
 
 /* Fills slots (gint64, UTC) with the planned instants of the lessons still
- * to come, starting with lesson *first. A paused enrollment with an end is
+ * to come, starting with lesson *first, by the same schedule_after() that
+ * places them (max_per_day included). A paused enrollment with an end is
  * projected from that end; an open pause or a finished course has none.
  * Returns FALSE with err on a database error. */
 gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
@@ -70,6 +59,7 @@ char *enroll_calendar(struct app *app, GPtrArray *enrollments, gint64 now, GErro
 /* Returns the calendar of the lessons after `lesson` (sent at slot_at) of
  * enrollment `id`, for the mail carrying that lesson. g_free(). */
 char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 slot_at, int sequence, gint64 now);
+                            gint64 anchor, int lesson, gint64 slot_at, gint64 next, int sequence,
+                            gint64 now);
 
 #endif

@@ -13,6 +13,7 @@ enum cd_error_code {
     CD_ERR_BUSY,         /* database locked or disk full: try again later */
     CD_ERR_IO,           /* file system */
     CD_ERR_ABANDONED,    /* stopping: in-flight sessions were left to the next start */
+    CD_ERR_STATE,        /* a transition the lifecycle table does not allow (a bug, or a lost race) */
 };
 
 GQuark cd_error_quark(void);

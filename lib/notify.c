@@ -6,6 +6,7 @@
 #include <string.h>
 #include "notify.h"
 #include "enroll.h"
+#include "schedule.h"
 #include "error.h"
 #include "log.h"
 #include "pace.h"
@@ -50,7 +51,7 @@ gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollme
     gboolean ok = FALSE;
     char *ics = enroll_calendar(app, one, now, err);
     if (ics) {
-        const char *zone = enroll_zone(c, e->tz);
+        const char *zone = schedule_zone(c, e->tz);
         char *first = pace_format_local(e->next_send_at, zone);
         char *hint = e->tz_guessed
             ? g_strdup_printf("We guessed your time zone (%s) from your mail. If it is wrong, reply "
@@ -81,19 +82,19 @@ gboolean notify_status(struct app *app, const struct course *c, gint64 enrollmen
     struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
     if (!e)
         return FALSE;
-    const char *zone = enroll_zone(c, e->tz);
+    const char *zone = schedule_zone(c, e->tz);
     char *progress;
-    if (!strcmp(e->state, "completed"))
+    if (e->state == ENR_COMPLETED)
         progress = g_strdup_printf("You have completed all %d steps.", c->n_lessons);
-    else if (!strcmp(e->state, "paused") && e->paused_until > 0) {
+    else if (e->state == ENR_PAUSED && e->paused_until > 0) {
         char *until = pace_format_local(e->paused_until, zone);
         progress = g_strdup_printf("You have received %d of %d steps. The course is paused until %s.",
                                    e->lessons_sent, c->n_lessons, until);
         g_free(until);
-    } else if (!strcmp(e->state, "paused"))
+    } else if (e->state == ENR_PAUSED)
         progress = g_strdup_printf("You have received %d of %d steps. The course is paused until you "
                                    "send \"resume\".", e->lessons_sent, c->n_lessons);
-    else if (!strcmp(e->state, "stopped"))
+    else if (e->state == ENR_STOPPED)
         progress = g_strdup_printf("You have left this course after %d of %d steps.", e->lessons_sent,
                                    c->n_lessons);
     else

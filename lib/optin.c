@@ -12,8 +12,10 @@
 #include "optin.h"
 #include "address.h"
 #include "course.h"
+#include "schedule.h"
 #include "enroll.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
 #include "pace.h"
@@ -30,7 +32,8 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     struct compose_system_opts opts = { vars, 1, reply_to, NULL, FALSE };
     struct compose_to to = { email, NULL, NULL, enr_id };
     gboolean ok = notify_queue(app, "confirm", c, &to, sub_id, &opts, FALSE, NULL, now, err) &&
-                  store_enrollment_set(app->st, enr_id, NULL, 0, 0, now, now, err);
+                  store_enr_apply(app->st, enr_id, EV_ENR_REQUEST,
+                                  &(struct enr_change){ .confirm_sent_at = now }, now, err);
     g_free(reply_to);
     g_free(url);
     g_free(tok);
@@ -67,9 +70,9 @@ int optin_request(struct app *app, const char *email, const char *course, const 
     g_clear_error(&e);
     if (!s) {
         char *clean = address_clean_name(name ? name : "", 100);
-        gint64 id = store_sub_add(app->st, addr, clean, tz, now, err);
+        gint64 id = store_sub_add(app->st, addr, clean, tz, SUB_PENDING, now, err);
         g_free(clean);
-        if (id < 0 || !store_sub_set_status(app->st, id, "pending", now, err) ||
+        if (id < 0 ||
             (zone_guessed && tz && !store_sub_set_guessed(app->st, id, TRUE, err)) ||
             !store_event(app->st, now, id, 0, "subscribe-requested", via, c->slug, err))
             goto fail;
@@ -83,13 +86,13 @@ int optin_request(struct app *app, const char *email, const char *course, const 
     struct enrollment_row *row = enr ? store_enrollment_get(app->st, enr, err) : NULL;
     if (enr && !row)
         goto fail;
-    if (row && (!strcmp(row->state, "active") || !strcmp(row->state, "paused") ||
-                !strcmp(row->state, "completed")) && !strcmp(s->status, "active")) {
+    /* Enrolled already (or finished): a status mail answers. */
+    if (row && (row->state == ENR_ACTIVE || row->state == ENR_PAUSED || row->state == ENR_COMPLETED)) {
         store_enrollment_free(row);
         result = notify_status(app, c, enr, TRUE, now, err) ? OPTIN_ALREADY : -1;
         goto done;
     }
-    if (row && !strcmp(row->state, "pending") && row->confirm_sent_at > now - 86400) {
+    if (row && row->state == ENR_PENDING && row->confirm_sent_at > now - 86400) {
         store_enrollment_free(row);
         result = OPTIN_RECENT;
         goto done;
@@ -105,10 +108,12 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         goto done;
     }
     if (!enr) {
-        enr = store_enroll_pending(app->st, s->id, c->slug, now, err);
+        enr = store_enroll(app->st, s->id, c->slug, ENR_PENDING, 0, now, now, err);
         if (enr < 0)
             goto fail;
-    } else if (!store_enrollment_set(app->st, enr, "pending", 0, 0, 0, now, err)) {
+    } else if (!store_enr_apply(app->st, enr, EV_ENR_REQUEST,
+                                &(struct enr_change){ .set_next = TRUE, .set_pause = TRUE, .set_reason = TRUE },
+                                now, err)) {
         goto fail;
     }
     if (!send_confirm(app, c, s->id, enr, addr, now, err))
@@ -163,17 +168,14 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
     const struct course *c = e ? course_find(app->courses, e->course) : NULL;
     if (e && !c)
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' is not offered any more", e->course);
-    else if (e && strcmp(e->state, "pending") != 0)
+    else if (e && e->state != ENR_PENDING)
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "this confirmation was already used");
     else if (e) {
-        gint64 first = enroll_first_slot(app->cfg, c, e->tz, now);
+        gint64 first = schedule_first(app->cfg, c, e->tz, now);
         char *hash = token_hash_address(app->key, e->email);
         gboolean lifted = store_unsuppress(app->st, hash, err);
         g_free(hash);
-        if (lifted && store_enrollment_set(app->st, e->id, "active", first, now, 0, now, err) &&
-            store_sub_set_status(app->st, e->subscriber_id, "active", now, err) &&
-            store_event(app->st, now, e->subscriber_id, e->id, "confirmed", via, c->slug, err) &&
-            notify_welcome(app, c, e->id, now, err))
+        if (lifted && life_confirm(app, e, first, via, now, err) && notify_welcome(app, c, e->id, now, err))
             id = e->id;
     }
     store_enrollment_free(e);
@@ -191,10 +193,11 @@ gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gin
         return FALSE;
     struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
     gboolean ok = e != NULL;
-    if (ok && strcmp(e->state, "stopped") != 0) {
+    /* Leaving is immediate (a finished course too: the person asks for
+     * nothing more); leaving twice changes nothing. */
+    if (ok && e->state != ENR_STOPPED) {
         const struct course *c = course_find(app->courses, e->course);
-        ok = store_enrollment_set(app->st, e->id, "stopped", 0, 0, 0, now, err) &&
-             store_event(app->st, now, e->subscriber_id, e->id, "unsubscribed", via, e->course, err);
+        ok = life_stop(app, e, REASON_SUBSCRIBER, "unsubscribed", via, now, err);
         if (ok && c) {
             struct compose_to to = { e->email, e->name, e->tz, e->id };
             char *progress = g_strdup_printf("You received %d of %d steps.", e->lessons_sent, c->n_lessons);
@@ -203,18 +206,6 @@ gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gin
             ok = notify_queue(app, "goodbye", c, &to, e->subscriber_id, &opts, TRUE, NULL, now, err);
             g_free(progress);
         }
-        /* No course left: the person is unsubscribed. */
-        GPtrArray *all = ok ? store_enrollments_of(app->st, e->subscriber_id, err) : NULL;
-        ok = ok && all;
-        gboolean any = FALSE;
-        for (guint i = 0; all && i < all->len; i++) {
-            const char *st = ((struct enrollment_row *)all->pdata[i])->state;
-            any |= !strcmp(st, "active") || !strcmp(st, "paused") || !strcmp(st, "pending");
-        }
-        if (ok && !any)
-            ok = store_sub_set_status(app->st, e->subscriber_id, "unsubscribed", now, err);
-        if (all)
-            g_ptr_array_unref(all);
     }
     store_enrollment_free(e);
     if (!ok || !store_commit(app->st, err)) {

@@ -115,7 +115,33 @@ static const char *migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  reason TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX events_at ON events(at);"),
+    /* 7: the lifecycle as data. Why an enrollment is paused or stopped; and
+     * one lesson in flight per enrollment, kept by the schema itself (a
+     * database from before keeps its oldest in-flight row per enrollment). */
+    ("ALTER TABLE enrollments ADD COLUMN reason TEXT NOT NULL DEFAULT ''"
+    "  CHECK (reason IN ('','subscriber','operator','bounced','policy','gave-up','course-gone'));"
+    "UPDATE deliveries SET state = 'cancelled', last_text = 'second lesson in flight (schema 7)'"
+    "  WHERE state IN ('queued','sending','deferred') AND id NOT IN (SELECT min(id) FROM deliveries"
+    "  WHERE state IN ('queued','sending','deferred') GROUP BY enrollment_id);"
+    "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
+    "  WHERE state IN ('queued','sending','deferred');"),
 };
+
+/* The CASE expressions that turn a stored state into its enum value, in the
+ * order of state.h (tests/unit/test_state.c checks them against state.c). */
+#define SUB_ORD(col) "CASE " col " WHEN 'pending' THEN 0 WHEN 'active' THEN 1 WHEN 'bounced' THEN 2" \
+    " WHEN 'unsubscribed' THEN 3 END"
+#define ENR_ORD(col) "CASE " col " WHEN 'pending' THEN 0 WHEN 'active' THEN 1 WHEN 'paused' THEN 2" \
+    " WHEN 'completed' THEN 3 WHEN 'stopped' THEN 4 END"
+#define DLV_ORD(col) "CASE " col " WHEN 'queued' THEN 0 WHEN 'sending' THEN 1 WHEN 'sent' THEN 2" \
+    " WHEN 'deferred' THEN 3 WHEN 'failed' THEN 4 WHEN 'cancelled' THEN 5 END"
+/* ... and back: the stored name of enum value ?N */
+#define SUB_NAME(p) "CASE " p " WHEN 0 THEN 'pending' WHEN 1 THEN 'active' WHEN 2 THEN 'bounced'" \
+    " WHEN 3 THEN 'unsubscribed' END"
+#define ENR_NAME(p) "CASE " p " WHEN 0 THEN 'pending' WHEN 1 THEN 'active' WHEN 2 THEN 'paused'" \
+    " WHEN 3 THEN 'completed' WHEN 4 THEN 'stopped' END"
+#define DLV_NAME(p) "CASE " p " WHEN 0 THEN 'queued' WHEN 1 THEN 'sending' WHEN 2 THEN 'sent'" \
+    " WHEN 3 THEN 'deferred' WHEN 4 THEN 'failed' WHEN 5 THEN 'cancelled' END"
 
 int store_latest_version(void)
 {
@@ -144,6 +170,30 @@ static int err_code(int rc)
 static gboolean fail(struct store *st, int rc, const char *what, GError **err)
 {
     g_set_error(err, CD_ERROR, err_code(rc), "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    return FALSE;
+}
+
+/* A transition the table refuses: a bug in the caller, or a race another
+ * transaction won. Logged loudly; nothing was written. */
+static gboolean refuse(struct store *st, const char *table, gint64 id, enum state_event ev, GError **err)
+{
+    const struct state_transition *t = state_transition(ev);
+    char *sql = g_strdup_printf("SELECT state FROM %s WHERE id = %" G_GINT64_FORMAT, table, id);
+    sqlite3_stmt *s = NULL;
+    char *now_in = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        now_in = g_strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    g_free(sql);
+    if (!now_in) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s: no %s row %" G_GINT64_FORMAT " to %s", st->path,
+                    table, id, t->name);
+        return FALSE;
+    }
+    g_set_error(err, CD_ERROR, CD_ERR_STATE, "%s row %" G_GINT64_FORMAT ": cannot %s from '%s'", table, id,
+                t->name, now_in);
+    log_err("lifecycle: %s", (*err)->message);
+    g_free(now_in);
     return FALSE;
 }
 
@@ -203,16 +253,6 @@ static gboolean step_done(struct store *st, sqlite3_stmt *s, const char *what, G
     if (rc != SQLITE_DONE)
         return fail(st, rc, what, err);
     return TRUE;
-}
-
-/* Runs a statement whose only parameter ?1 is a row id. */
-static gboolean run_on_id(struct store *st, const char *sql, gint64 id, const char *what, GError **err)
-{
-    sqlite3_stmt *s = prep(st, sql, err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    return step_done(st, s, what, err);
 }
 
 static void stmt_finalize(gpointer p)
@@ -333,6 +373,11 @@ gboolean store_commit(struct store *st, GError **err)
     return ok;
 }
 
+gboolean store_in_transaction(struct store *st)
+{
+    return st && st->depth > 0;
+}
+
 void store_rollback(struct store *st)
 {
     if (!st || st->depth <= 0)
@@ -351,17 +396,18 @@ void store_rollback(struct store *st)
 /* ---- subscribers ---- */
 
 gint64 store_sub_add(struct store *st, const char *email, const char *name, const char *tz,
-                     gint64 now, GError **err)
+                     enum sub_state status, gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(st,
         "INSERT INTO subscribers (email, name, tz, status, created_at, updated_at)"
-        " VALUES (?1, ?2, ?3, 'active', ?4, ?4)", err);
+        " VALUES (?1, ?2, ?3, " SUB_NAME("?5") ", ?4, ?4)", err);
     if (!s)
         return -1;
     bind_text(s, 1, email);
     bind_text(s, 2, name ? name : "");
     bind_text(s, 3, tz);
     sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_int(s, 5, status);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_CONSTRAINT_UNIQUE) {
@@ -375,7 +421,7 @@ gint64 store_sub_add(struct store *st, const char *email, const char *name, cons
     return sqlite3_last_insert_rowid(st->db);
 }
 
-#define SUB_COLS "id, email, name, tz, status, created_at"
+#define SUB_COLS "id, email, name, tz, " SUB_ORD("status") ", created_at"
 
 static struct sub_row *sub_from(sqlite3_stmt *s)
 {
@@ -384,7 +430,7 @@ static struct sub_row *sub_from(sqlite3_stmt *s)
     r->email = col_text(s, 1);
     r->name = col_text(s, 2);
     r->tz = col_text(s, 3);
-    r->status = col_text(s, 4);
+    r->status = (enum sub_state)sqlite3_column_int(s, 4);
     r->created_at = sqlite3_column_int64(s, 5);
     return r;
 }
@@ -414,18 +460,17 @@ void store_sub_free(struct sub_row *r)
     g_free(r->email);
     g_free(r->name);
     g_free(r->tz);
-    g_free(r->status);
     g_free(r);
 }
 
 /* ---- enrollments ---- */
 
-gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, gint64 next_send_at,
-                    gint64 anchor_at, gint64 now, GError **err)
+gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, enum enr_state state,
+                    gint64 next_send_at, gint64 anchor_at, gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(st,
         "INSERT INTO enrollments (subscriber_id, course, state, next_lesson, next_send_at,"
-        " anchor_at, created_at, updated_at) VALUES (?1, ?2, 'active', 1, ?3, ?4, ?5, ?5)", err);
+        " anchor_at, created_at, updated_at) VALUES (?1, ?2, " ENR_NAME("?6") ", 1, ?3, ?4, ?5, ?5)", err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, subscriber_id);
@@ -433,6 +478,7 @@ gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, 
     bind_time(s, 3, next_send_at);
     sqlite3_bind_int64(s, 4, anchor_at);
     sqlite3_bind_int64(s, 5, now);
+    sqlite3_bind_int(s, 6, state);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_CONSTRAINT_UNIQUE) {
@@ -447,10 +493,10 @@ gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, 
 }
 
 #define ENR_COLS                                                                         \
-    "e.id, e.subscriber_id, s.email, s.name, s.tz, e.course, e.state, e.next_lesson,"    \
+    "e.id, e.subscriber_id, s.email, s.name, s.tz, e.course, " ENR_ORD("e.state") ", e.next_lesson," \
     " e.next_send_at, e.anchor_at, e.created_at,"                                       \
     " (SELECT count(*) FROM deliveries d WHERE d.enrollment_id = e.id AND d.state = 'sent'),"  \
-    " coalesce(e.paused_until, 0), e.calendar_seq, e.calendar_dirty"
+    " coalesce(e.paused_until, 0), e.calendar_seq, e.calendar_dirty, e.reason"
 
 static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
 {
@@ -461,7 +507,7 @@ static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
     r->name = col_text(s, 3);
     r->tz = col_text(s, 4);
     r->course = col_text(s, 5);
-    r->state = col_text(s, 6);
+    r->state = (enum enr_state)sqlite3_column_int(s, 6);
     r->next_lesson = sqlite3_column_int(s, 7);
     r->next_send_at = sqlite3_column_int64(s, 8);
     r->anchor_at = sqlite3_column_int64(s, 9);
@@ -470,6 +516,8 @@ static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
     r->paused_until = sqlite3_column_int64(s, 12);
     r->calendar_seq = sqlite3_column_int(s, 13);
     r->calendar_dirty = sqlite3_column_int(s, 14);
+    int reason = state_reason_parse((const char *)sqlite3_column_text(s, 15));
+    r->reason = reason < 0 ? REASON_NONE : (enum enr_reason)reason;
     return r;
 }
 
@@ -526,12 +574,10 @@ void store_enrollment_free(struct enrollment_row *r)
 {
     if (!r)
         return;
-    g_free(r->sub_status);
     g_free(r->email);
     g_free(r->name);
     g_free(r->tz);
     g_free(r->course);
-    g_free(r->state);
     g_free(r);
 }
 
@@ -566,21 +612,11 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
     return step_done(st, s, "mark lesson in flight", err);
 }
 
-gboolean store_unclaim(struct store *st, gboolean outbox, gint64 id, GError **err)
-{
-    if (outbox)
-        return run_on_id(st, "UPDATE outbox SET state = 'queued', attempts = max(attempts - 1, 0)"
-                             " WHERE id = ?1 AND state = 'sending'", id, "give back a system mail", err);
-    return run_on_id(st, "UPDATE deliveries SET state = 'queued', attempts = max(attempts - 1, 0)"
-                         " WHERE id = ?1 AND state = 'sending'", id, "give back a delivery", err);
-}
-
 void store_delivery_free(struct delivery_row *r)
 {
     if (!r)
         return;
     g_free(r->message_id);
-    g_free(r->state);
     g_free(r->last_text);
     g_free(r->email);
     g_free(r->name);
@@ -589,130 +625,17 @@ void store_delivery_free(struct delivery_row *r)
     g_free(r);
 }
 
-gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int code, const char *text,
-                         gint64 now, gint64 next_send_at, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'sent', sent_at = ?2, last_code = ?3, last_text = ?4"
-        " WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->id);
-    sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_int(s, 3, code);
-    bind_text(s, 4, text);
-    if (!step_done(st, s, "mark sent", err))
-        return FALSE;
-    /* Progress only moves forward, and only for the lesson in flight. */
-    /* The calendar counts as delivered only if no change came in between. */
-    s = prep(st,
-        "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
-        " next_send_at = CASE WHEN ?4 > 0 THEN ?4 ELSE NULL END,"
-        " state = CASE WHEN ?4 > 0 THEN state ELSE 'completed' END,"
-        " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
-        " WHERE id = ?1 AND next_lesson = ?2", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->enrollment_id);
-    sqlite3_bind_int(s, 2, d->lesson);
-    sqlite3_bind_int64(s, 3, now);
-    sqlite3_bind_int64(s, 4, next_send_at);
-    sqlite3_bind_int(s, 5, d->calendar_dirty);
-    sqlite3_bind_int(s, 6, d->calendar_seq);
-    return step_done(st, s, "advance enrollment", err);
-}
-
-gboolean store_mark_sent_skip(struct store *st, const struct delivery_row *d, gint64 now,
-                              gint64 next_send_at, GError **err)
-{
-    /* The enrollment moves past a lesson that will not be sent. */
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
-        " next_send_at = CASE WHEN ?4 > 0 THEN ?4 ELSE NULL END,"
-        " state = CASE WHEN ?4 > 0 OR state <> 'active' THEN state ELSE 'completed' END"
-        " WHERE id = ?1 AND next_lesson = ?2", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->enrollment_id);
-    sqlite3_bind_int(s, 2, d->lesson);
-    sqlite3_bind_int64(s, 3, now);
-    sqlite3_bind_int64(s, 4, next_send_at);
-    return step_done(st, s, "skip lesson", err);
-}
-
-gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int code,
-                             const char *text, gint64 next_attempt, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?2, last_code = ?3,"
-        " last_text = ?4 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->id);
-    sqlite3_bind_int64(s, 2, next_attempt);
-    sqlite3_bind_int(s, 3, code);
-    bind_text(s, 4, text);
-    return step_done(st, s, "mark deferred", err);
-}
-
-gboolean store_mark_failed(struct store *st, const struct delivery_row *d, int code,
-                           const char *text, const char *enrollment_state, const char *sub_status,
-                           gint64 now, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'failed', last_code = ?2, last_text = ?3 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->id);
-    sqlite3_bind_int(s, 2, code);
-    bind_text(s, 3, text);
-    if (!step_done(st, s, "mark failed", err))
-        return FALSE;
-    s = prep(st, "UPDATE enrollments SET state = ?2, updated_at = ?3 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->enrollment_id);
-    bind_text(s, 2, enrollment_state);
-    sqlite3_bind_int64(s, 3, now);
-    if (!step_done(st, s, "stop enrollment", err))
-        return FALSE;
-    if (!sub_status)
-        return TRUE;
-    s = prep(st, "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, d->subscriber_id);
-    bind_text(s, 2, sub_status);
-    sqlite3_bind_int64(s, 3, now);
-    return step_done(st, s, "set subscriber status", err);
-}
-
 gboolean store_reschedule(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
                           GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3 WHERE id = ?1", err);
+        "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'active'", err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, enrollment_id);
     sqlite3_bind_int64(s, 2, next_send_at);
     sqlite3_bind_int64(s, 3, now);
     return step_done(st, s, "reschedule", err);
-}
-
-gboolean store_replan(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
-                      GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3,"
-        " calendar_seq = calendar_seq + 1, calendar_dirty = 1"
-        " WHERE id = ?1 AND next_send_at IS NOT NULL", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, enrollment_id);
-    sqlite3_bind_int64(s, 2, next_send_at);
-    sqlite3_bind_int64(s, 3, now);
-    return step_done(st, s, "replan", err);
 }
 
 int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64 end, GError **err)
@@ -733,45 +656,6 @@ int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64
     if (rc != SQLITE_ROW)
         fail(st, rc, "count today's lessons", err);
     return n;
-}
-
-gboolean store_pause(struct store *st, gint64 enrollment_id, gint64 until, gint64 now, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET state = 'paused', paused_until = ?2, next_send_at = NULL,"
-        " updated_at = ?3, calendar_seq = calendar_seq + 1, calendar_dirty = 1"
-        " WHERE id = ?1 AND state IN ('active', 'paused')", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, enrollment_id);
-    bind_time(s, 2, until);
-    sqlite3_bind_int64(s, 3, now);
-    if (!step_done(st, s, "pause", err))
-        return FALSE;
-    /* What waits in the queue is withdrawn now, not at send time, so a
-     * resume plans it afresh at a slot instead of firing it at once. */
-    s = prep(st,
-        "UPDATE deliveries SET state = 'cancelled', last_text = 'paused'"
-        " WHERE enrollment_id = ?1 AND state IN ('queued', 'deferred')", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, enrollment_id);
-    return step_done(st, s, "withdraw queued lesson", err);
-}
-
-gboolean store_resume(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
-                      GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET state = 'active', paused_until = NULL, next_send_at = ?2,"
-        " updated_at = ?3, calendar_seq = calendar_seq + 1, calendar_dirty = 1"
-        " WHERE id = ?1 AND state = 'paused'", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, enrollment_id);
-    sqlite3_bind_int64(s, 2, next_send_at);
-    sqlite3_bind_int64(s, 3, now);
-    return step_done(st, s, "resume", err);
 }
 
 GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **err)
@@ -846,26 +730,10 @@ gboolean store_inbound_result(struct store *st, const char *key, const char *res
     return step_done(st, s, "record inbound result", err);
 }
 
-gint64 store_enroll_pending(struct store *st, gint64 subscriber_id, const char *course, gint64 now,
-                            GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "INSERT INTO enrollments (subscriber_id, course, state, next_lesson, anchor_at, created_at,"
-        " updated_at) VALUES (?1, ?2, 'pending', 1, ?3, ?3, ?3)", err);
-    if (!s)
-        return -1;
-    sqlite3_bind_int64(s, 1, subscriber_id);
-    bind_text(s, 2, course);
-    sqlite3_bind_int64(s, 3, now);
-    if (!step_done(st, s, "enroll pending", err))
-        return -1;
-    return sqlite3_last_insert_rowid(st->db);
-}
-
 struct enrollment_row *store_enrollment_get(struct store *st, gint64 id, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT " ENR_COLS ", coalesce(e.confirm_sent_at, 0), s.status, s.tz_guessed"
+        "SELECT " ENR_COLS ", coalesce(e.confirm_sent_at, 0), " SUB_ORD("s.status") ", s.tz_guessed"
         " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id WHERE e.id = ?1", err);
     if (!s)
         return NULL;
@@ -874,9 +742,9 @@ struct enrollment_row *store_enrollment_get(struct store *st, gint64 id, GError 
     struct enrollment_row *r = NULL;
     if (rc == SQLITE_ROW) {
         r = enrollment_from(s);
-        r->confirm_sent_at = sqlite3_column_int64(s, 15);
-        r->sub_status = col_text(s, 16);
-        r->tz_guessed = sqlite3_column_int(s, 17);
+        r->confirm_sent_at = sqlite3_column_int64(s, 16);
+        r->sub_status = (enum sub_state)sqlite3_column_int(s, 17);
+        r->tz_guessed = sqlite3_column_int(s, 18);
     } else if (rc == SQLITE_DONE) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no enrollment %" G_GINT64_FORMAT, id);
     } else {
@@ -901,50 +769,6 @@ gint64 store_enrollment_find(struct store *st, gint64 subscriber_id, const char 
         return -1;
     }
     return id;
-}
-
-gboolean store_enrollment_set(struct store *st, gint64 id, const char *state, gint64 next_send_at,
-                              gint64 anchor_at, gint64 confirm_sent_at, gint64 now, GError **err)
-{
-    /* Zero leaves a time as it is; state NULL likewise. Leaving the course
-     * withdraws what waits in the queue. */
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET state = coalesce(?2, state),"
-        " next_send_at = CASE WHEN ?3 > 0 THEN ?3 WHEN ?2 IN ('stopped','pending') THEN NULL ELSE next_send_at END,"
-        " anchor_at = CASE WHEN ?4 > 0 THEN ?4 ELSE anchor_at END,"
-        " confirm_sent_at = CASE WHEN ?5 > 0 THEN ?5 ELSE confirm_sent_at END,"
-        " paused_until = CASE WHEN ?2 IN ('stopped','active','pending') THEN NULL ELSE paused_until END,"
-        " updated_at = ?6 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    bind_text(s, 2, state);
-    sqlite3_bind_int64(s, 3, next_send_at);
-    sqlite3_bind_int64(s, 4, anchor_at);
-    sqlite3_bind_int64(s, 5, confirm_sent_at);
-    sqlite3_bind_int64(s, 6, now);
-    if (!step_done(st, s, "update enrollment", err))
-        return FALSE;
-    if (!state || strcmp(state, "stopped") != 0)
-        return TRUE;
-    s = prep(st,
-        "UPDATE deliveries SET state = 'cancelled', last_text = 'left the course'"
-        " WHERE enrollment_id = ?1 AND state IN ('queued', 'deferred')", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    return step_done(st, s, "withdraw queued lesson", err);
-}
-
-gboolean store_sub_set_status(struct store *st, gint64 id, const char *status, gint64 now, GError **err)
-{
-    sqlite3_stmt *s = prep(st, "UPDATE subscribers SET status = ?2, updated_at = ?3 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    bind_text(s, 2, status);
-    sqlite3_bind_int64(s, 3, now);
-    return step_done(st, s, "set subscriber status", err);
 }
 
 gboolean store_sub_set_guessed(struct store *st, gint64 id, gboolean guessed, GError **err)
@@ -1008,7 +832,7 @@ GPtrArray *store_sub_find(struct store *st, const struct store_sub_filter *f, GE
 {
     sqlite3_stmt *s = prep(st,
         "SELECT " SUB_COLS " FROM subscribers sub WHERE"
-        " (?1 IS NULL OR sub.status = ?1)"
+        " (?1 < 0 OR sub.status = " SUB_NAME("?1") ")"
         " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM enrollments e WHERE e.subscriber_id = sub.id"
         "      AND e.course = ?2 AND (?3 <= 0 OR e.next_lesson - 1 >= ?3)))"
         " AND (?2 IS NOT NULL OR ?3 <= 0 OR EXISTS (SELECT 1 FROM enrollments e"
@@ -1018,7 +842,7 @@ GPtrArray *store_sub_find(struct store *st, const struct store_sub_filter *f, GE
         " ORDER BY sub.id LIMIT ?6", err);
     if (!s)
         return NULL;
-    bind_text(s, 1, f->status);
+    sqlite3_bind_int(s, 1, f->status);
     bind_text(s, 2, f->course);
     sqlite3_bind_int(s, 3, f->lesson);
     sqlite3_bind_int64(s, 4, f->since);
@@ -1082,34 +906,8 @@ gboolean store_unsuppress(struct store *st, const char *hash, GError **err)
     return step_done(st, s, "unsuppress", err);
 }
 
-gboolean store_move(struct store *st, gint64 enrollment_id, int lesson, gint64 next_send_at,
-                    gint64 now, GError **err)
-{
-    /* Lessons from `lesson` on may be sent again: forget their rows (not a
-     * row in flight), then point the enrollment at `lesson`. */
-    sqlite3_stmt *s = prep(st,
-        "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, enrollment_id);
-    sqlite3_bind_int(s, 2, lesson);
-    if (!step_done(st, s, "forget later lessons", err))
-        return FALSE;
-    s = prep(st,
-        "UPDATE enrollments SET next_lesson = ?2, next_send_at = ?3, updated_at = ?4,"
-        " state = CASE WHEN state = 'completed' THEN 'active' ELSE state END,"
-        " calendar_seq = calendar_seq + 1, calendar_dirty = 1 WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, enrollment_id);
-    sqlite3_bind_int(s, 2, lesson);
-    sqlite3_bind_int64(s, 3, next_send_at);
-    sqlite3_bind_int64(s, 4, now);
-    return step_done(st, s, "move enrollment", err);
-}
-
 #define QUEUE_COLS                                                                         \
-    "d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, d.state, d.attempts,"    \
+    "d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, " DLV_ORD("d.state") ", d.attempts,"\
     " d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0), coalesce(d.last_code, 0),"\
     " d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at, e.calendar_seq, e.calendar_dirty"
 
@@ -1121,7 +919,7 @@ static struct delivery_row *delivery_from(sqlite3_stmt *s)
     d->subscriber_id = sqlite3_column_int64(s, 2);
     d->lesson = sqlite3_column_int(s, 3);
     d->message_id = col_text(s, 4);
-    d->state = col_text(s, 5);
+    d->state = (enum dlv_state)sqlite3_column_int(s, 5);
     d->attempts = sqlite3_column_int(s, 6);
     d->slot_at = sqlite3_column_int64(s, 7);
     d->queued_at = sqlite3_column_int64(s, 8);
@@ -1139,89 +937,259 @@ static struct delivery_row *delivery_from(sqlite3_stmt *s)
     return d;
 }
 
-/* Marks one delivery: claimed ('sending', one more attempt) or cancelled. */
-static gboolean claim_mark(struct store *st, gint64 id, gboolean live, GError **err)
+/* ---- transitions ---- */
+
+gboolean store_enr_apply(struct store *st, gint64 id, enum state_event ev, const struct enr_change *ch,
+                         gint64 now, GError **err)
 {
-    if (live)
-        return run_on_id(st, "UPDATE deliveries SET state = 'sending', attempts = attempts + 1"
-                             " WHERE id = ?1", id, "claim delivery", err);
-    return run_on_id(st, "UPDATE deliveries SET state = 'cancelled', last_text = 'enrollment no longer active'"
-                         " WHERE id = ?1", id, "cancel moot delivery", err);
+    static const struct enr_change none;
+    const struct state_transition *t = state_transition(ev);
+    g_return_val_if_fail(t->ent == ENT_ENR, FALSE);
+    ch = ch ? ch : &none;
+    /* One statement: the guard is the event's "from" set as a bit mask. */
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET state = " ENR_NAME("?2") ","
+        " next_send_at = CASE WHEN ?4 THEN nullif(?5, 0) ELSE next_send_at END,"
+        " next_lesson = CASE WHEN ?6 THEN ?7 ELSE next_lesson END,"
+        " paused_until = CASE WHEN ?8 THEN nullif(?9, 0) ELSE paused_until END,"
+        " reason = CASE WHEN ?10 THEN ?11 ELSE reason END,"
+        " calendar_seq = calendar_seq + ?12,"
+        " calendar_dirty = CASE WHEN ?12 THEN 1 ELSE calendar_dirty END,"
+        " anchor_at = CASE WHEN ?13 > 0 THEN ?13 ELSE anchor_at END,"
+        " confirm_sent_at = CASE WHEN ?14 > 0 THEN ?14 ELSE confirm_sent_at END,"
+        " updated_at = ?15"
+        " WHERE id = ?1 AND (?3 >> " ENR_ORD("state") ") & 1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, t->to);
+    sqlite3_bind_int64(s, 3, t->from);
+    sqlite3_bind_int(s, 4, ch->set_next);
+    sqlite3_bind_int64(s, 5, ch->next_send_at > 0 ? ch->next_send_at : 0);
+    sqlite3_bind_int(s, 6, ch->set_lesson);
+    sqlite3_bind_int(s, 7, ch->next_lesson);
+    sqlite3_bind_int(s, 8, ch->set_pause);
+    sqlite3_bind_int64(s, 9, ch->paused_until > 0 ? ch->paused_until : 0);
+    sqlite3_bind_int(s, 10, ch->set_reason);
+    bind_text(s, 11, state_reason_name(ch->reason));
+    sqlite3_bind_int(s, 12, ch->replan ? 1 : 0);
+    sqlite3_bind_int64(s, 13, ch->anchor_at);
+    sqlite3_bind_int64(s, 14, ch->confirm_sent_at);
+    sqlite3_bind_int64(s, 15, now);
+    if (!step_done(st, s, t->name, err))
+        return FALSE;
+    return sqlite3_changes(st->db) == 1 || refuse(st, "enrollments", id, ev, err);
 }
 
-GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err)
+gboolean store_sub_apply(struct store *st, gint64 id, enum state_event ev, gint64 now, GError **err)
 {
-    if (!store_begin(st, err))
-        return NULL;
-    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
-    /* One read of the next ready rows with everything a message needs and
-     * whether the enrollment and subscriber are still active; the moot ones
-     * (an unsubscribe, pause or bounce committed first) are cancelled. Only
-     * the rows in hand are looked at, so a round costs its own size, not the
-     * size of the queue. A page wholly moot is followed by the next one. */
+    const struct state_transition *t = state_transition(ev);
+    g_return_val_if_fail(t->ent == ENT_SUB, FALSE);
     sqlite3_stmt *s = prep(st,
-        "SELECT " QUEUE_COLS ", e.state = 'active' AND s.status = 'active'"
+        "UPDATE subscribers SET status = " SUB_NAME("?2") ", updated_at = ?4"
+        " WHERE id = ?1 AND (?3 >> " SUB_ORD("status") ") & 1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, t->to);
+    sqlite3_bind_int64(s, 3, t->from);
+    sqlite3_bind_int64(s, 4, now);
+    if (!step_done(st, s, t->name, err))
+        return FALSE;
+    return sqlite3_changes(st->db) == 1 || refuse(st, "subscribers", id, ev, err);
+}
+
+/* The shared body of delivery and system-mail transitions: the two tables
+ * have the same state columns. */
+static gboolean queue_apply(struct store *st, sqlite3_stmt *s, const char *table, gint64 id,
+                            enum state_event ev, int code, const char *text, gint64 when, GError **err)
+{
+    const struct state_transition *t = state_transition(ev);
+    if (!s)
+        return FALSE;
+    int attempts = ev == EV_DLV_CLAIM || ev == EV_MAIL_CLAIM ? 1
+                 : ev == EV_DLV_UNCLAIM || ev == EV_MAIL_UNCLAIM ? -1 : 0;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, t->to);
+    sqlite3_bind_int64(s, 3, t->from);
+    sqlite3_bind_int(s, 4, attempts);
+    sqlite3_bind_int64(s, 5, when);
+    sqlite3_bind_int(s, 6, text != NULL);
+    sqlite3_bind_int(s, 7, code);
+    bind_text(s, 8, text);
+    sqlite3_bind_int(s, 9, ev == EV_DLV_RETRY);
+    if (!step_done(st, s, t->name, err))
+        return FALSE;
+    return sqlite3_changes(st->db) == 1 || refuse(st, table, id, ev, err);
+}
+
+gboolean store_dlv_apply(struct store *st, gint64 id, enum state_event ev, int code, const char *text,
+                         gint64 when, GError **err)
+{
+    g_return_val_if_fail(state_transition(ev)->ent == ENT_DLV, FALSE);
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = " DLV_NAME("?2") ","
+        " attempts = CASE WHEN ?9 THEN 0 ELSE max(attempts + ?4, 0) END,"
+        " sent_at = CASE WHEN ?2 = 2 THEN ?5 ELSE sent_at END,"
+        " next_attempt_at = CASE WHEN ?2 IN (0, 3) AND ?5 > 0 THEN ?5 ELSE next_attempt_at END,"
+        " queued_at = CASE WHEN ?9 THEN ?5 ELSE queued_at END,"
+        /* the operator's retry goes now, not at a later slot */
+        " slot_at = CASE WHEN ?9 THEN ?5 ELSE slot_at END,"
+        " last_code = CASE WHEN ?6 THEN ?7 ELSE last_code END,"
+        " last_text = CASE WHEN ?6 THEN ?8 ELSE last_text END"
+        " WHERE id = ?1 AND (?3 >> " DLV_ORD("state") ") & 1", err);
+    return queue_apply(st, s, "deliveries", id, ev, code, text, when, err);
+}
+
+gboolean store_mail_apply(struct store *st, gint64 id, enum state_event ev, int code, const char *text,
+                          gint64 when, GError **err)
+{
+    g_return_val_if_fail(state_transition(ev)->ent == ENT_MAIL, FALSE);
+    sqlite3_stmt *s = prep(st,
+        "UPDATE outbox SET state = " DLV_NAME("?2") ","
+        " attempts = CASE WHEN ?9 THEN 0 ELSE max(attempts + ?4, 0) END,"
+        " sent_at = CASE WHEN ?2 = 2 THEN ?5 ELSE sent_at END,"
+        " next_attempt_at = CASE WHEN ?2 IN (0, 3) AND ?5 > 0 THEN ?5 ELSE next_attempt_at END,"
+        " last_code = CASE WHEN ?6 THEN ?7 ELSE last_code END,"
+        " last_text = CASE WHEN ?6 THEN ?8 ELSE last_text END"
+        " WHERE id = ?1 AND (?3 >> " DLV_ORD("state") ") & 1", err);
+    return queue_apply(st, s, "outbox", id, ev, code, text, when, err);
+}
+
+gboolean store_dlv_reslot(struct store *st, gint64 id, gint64 slot, GError **err)
+{
+    const struct state_transition *t = state_transition(EV_DLV_RESLOT);
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = " DLV_NAME("?2") ", slot_at = ?3, next_attempt_at = ?3"
+        " WHERE id = ?1 AND (?4 >> " DLV_ORD("state") ") & 1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, t->to);
+    sqlite3_bind_int64(s, 3, slot);
+    sqlite3_bind_int64(s, 4, t->from);
+    if (!step_done(st, s, t->name, err))
+        return FALSE;
+    return sqlite3_changes(st->db) == 1 || refuse(st, "deliveries", id, EV_DLV_RESLOT, err);
+}
+
+int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "UPDATE deliveries SET state = 'cancelled', last_text = ?2"
+        " WHERE enrollment_id = ?1 AND (?3 >> " DLV_ORD("state") ") & 1", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    bind_text(s, 2, why);
+    sqlite3_bind_int64(s, 3, state_transition(EV_DLV_WITHDRAW)->from);
+    if (!step_done(st, s, "withdraw queued lessons", err))
+        return -1;
+    return sqlite3_changes(st->db);
+}
+
+gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, gint64 next_send_at,
+                               gboolean carried_calendar, gint64 now, GError **err)
+{
+    /* EV_ENR_PROGRESS or EV_ENR_COMPLETE for an active enrollment; a paused
+     * or stopped one keeps its state and plans nothing (resume plans). The
+     * guard next_lesson = lesson: only the lesson in flight moves it (a
+     * `move` in between has already re-pointed it). */
+    sqlite3_stmt *s = prep(st,
+        "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
+        " next_send_at = CASE WHEN state = 'active' AND ?4 > 0 THEN ?4 ELSE NULL END,"
+        " state = CASE WHEN state = 'active' AND ?4 <= 0 THEN 'completed' ELSE state END,"
+        " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
+        " WHERE id = ?1 AND next_lesson = ?2", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, d->enrollment_id);
+    sqlite3_bind_int(s, 2, d->lesson);
+    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 4, next_send_at);
+    sqlite3_bind_int(s, 5, carried_calendar);
+    sqlite3_bind_int(s, 6, d->calendar_seq);
+    return step_done(st, s, "advance enrollment", err);
+}
+
+gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesson, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, lesson);
+    return step_done(st, s, "forget later lessons", err);
+}
+
+GPtrArray *store_ready(struct store *st, gint64 now, int limit, GError **err)
+{
+    /* Only the rows in hand are looked at (index deliveries_ready), so a
+     * round costs its own size, not the size of the queue. */
+    sqlite3_stmt *s = prep(st,
+        "SELECT " QUEUE_COLS ", e.state = 'active' AND s.status = 'active', " ENR_ORD("e.state") ","
+        " " SUB_ORD("s.status")
         " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
         " JOIN subscribers s ON s.id = e.subscriber_id"
         " WHERE d.state IN ('queued','deferred') AND d.next_attempt_at <= ?1"
         " ORDER BY d.next_attempt_at LIMIT ?2", err);
     if (!s)
-        goto fail;
-    for (int pages = 0; (int)a->len < limit && pages < 1000; pages++) {
-        int want = limit - (int)a->len;
-        sqlite3_bind_int64(s, 1, now);
-        sqlite3_bind_int(s, 2, want);
-        GPtrArray *page = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
-        GArray *live = g_array_new(FALSE, FALSE, sizeof(gboolean));
-        int rc;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            gboolean on = sqlite3_column_int(s, 20) != 0;
-            g_ptr_array_add(page, delivery_from(s));
-            g_array_append_val(live, on);
-        }
-        sqlite3_reset(s);
-        gboolean ok = rc == SQLITE_DONE || (fail(st, rc, "claim deliveries", err), FALSE);
-        /* Updated only after the read is done: rows leaving the index
-         * under a running SELECT would be undefined territory. */
-        for (guint i = 0; ok && i < page->len; i++) {
-            struct delivery_row *d = page->pdata[i];
-            gboolean on = g_array_index(live, gboolean, i);
-            ok = claim_mark(st, d->id, on, err);
-            if (ok && on) {
-                g_free(d->state);
-                d->state = g_strdup("sending");
-                d->attempts++;
-                g_ptr_array_add(a, page->pdata[i]);
-                page->pdata[i] = NULL;
-            }
-        }
-        guint got = page->len;
-        g_array_free(live, TRUE);
-        g_ptr_array_unref(page);
-        if (!ok)
-            goto fail;
-        if ((int)got < want)
-            break;
+        return NULL;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, limit);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct delivery_row *d = delivery_from(s);
+        d->live = sqlite3_column_int(s, 20) != 0;
+        d->enr_state = (enum enr_state)sqlite3_column_int(s, 21);
+        d->sub_status = (enum sub_state)sqlite3_column_int(s, 22);
+        g_ptr_array_add(a, d);
     }
-    if (!store_commit(st, err))
-        goto fail;
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "read ready deliveries", err);
+        return NULL;
+    }
     return a;
-fail:
-    store_rollback(st);
-    g_ptr_array_unref(a);
-    return NULL;
 }
 
-GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GError **err)
+GArray *store_stuck(struct store *st, int limit, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+        "SELECT e.id FROM enrollments e WHERE e.state = 'active' AND e.next_send_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.enrollment_id = e.id"
+        "   AND d.state IN ('queued','sending','deferred')) ORDER BY e.id LIMIT ?1", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int(s, 1, limit);
+    GArray *a = g_array_new(FALSE, FALSE, sizeof(gint64));
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        gint64 id = sqlite3_column_int64(s, 0);
+        g_array_append_val(a, id);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_array_free(a, TRUE);
+        fail(st, rc, "stuck enrollments", err);
+        return NULL;
+    }
+    return a;
+}
+
+GPtrArray *store_queue_list(struct store *st, int state, int limit, GError **err)
 {
     sqlite3_stmt *s = prep(st,
         "SELECT " QUEUE_COLS " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
         " JOIN subscribers s ON s.id = e.subscriber_id"
-        " WHERE (?1 IS NULL AND d.state IN ('queued','sending','deferred','failed')) OR d.state = ?1"
+        " WHERE (?1 < 0 AND d.state IN ('queued','sending','deferred','failed')) OR d.state = " DLV_NAME("?1")
         " ORDER BY d.next_attempt_at, d.id LIMIT ?2", err);
     if (!s)
         return NULL;
-    bind_text(s, 1, state);
+    sqlite3_bind_int(s, 1, state);
     sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
     GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
     int rc;
@@ -1234,42 +1202,6 @@ GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GErr
         return NULL;
     }
     return a;
-}
-
-int store_retry(struct store *st, gint64 id, gint64 now, GError **err)
-{
-    /* id 0: every failed delivery. The enrollment and the subscriber that
-     * the failure stopped are made active again: the operator asked. */
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET state = 'active', paused_until = NULL, updated_at = ?2"
-        " WHERE state IN ('paused','stopped') AND id IN (SELECT enrollment_id FROM deliveries"
-        "   WHERE (?1 = 0 AND state = 'failed') OR (id = ?1 AND state IN ('failed','deferred')))", err);
-    if (!s)
-        return -1;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now);
-    if (!step_done(st, s, "reactivate enrollments", err))
-        return -1;
-    s = prep(st,
-        "UPDATE subscribers SET status = 'active', updated_at = ?2 WHERE status = 'bounced' AND id IN"
-        " (SELECT e.subscriber_id FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
-        "   WHERE (?1 = 0 AND d.state = 'failed') OR (d.id = ?1 AND d.state IN ('failed','deferred')))", err);
-    if (!s)
-        return -1;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now);
-    if (!step_done(st, s, "reactivate subscribers", err))
-        return -1;
-    s = prep(st,
-        "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, attempts = 0, queued_at = ?2"
-        " WHERE (?1 = 0 AND state = 'failed') OR (id = ?1 AND state IN ('failed','deferred'))", err);
-    if (!s)
-        return -1;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now);
-    if (!step_done(st, s, "retry", err))
-        return -1;
-    return sqlite3_changes(st->db);
 }
 
 struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **err)
@@ -1288,24 +1220,6 @@ struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **e
     else if (rc != SQLITE_ROW)
         fail(st, rc, "get delivery", err);
     return d;
-}
-
-gboolean store_cancel(struct store *st, gint64 id, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'cancelled', last_text = 'cancelled by the operator'"
-        " WHERE id = ?1 AND state IN ('queued','deferred','failed')", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    if (!step_done(st, s, "cancel", err))
-        return FALSE;
-    if (sqlite3_changes(st->db) == 0) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "delivery %" G_GINT64_FORMAT
-                    " is not waiting (only queued, deferred or failed ones can be cancelled)", id);
-        return FALSE;
-    }
-    return TRUE;
 }
 
 gint64 store_event_last(struct store *st, GError **err)
@@ -1556,24 +1470,6 @@ fail:
     store_rollback(st);
     g_ptr_array_unref(a);
     return NULL;
-}
-
-gboolean store_outbox_mark(struct store *st, gint64 id, const char *state, int code,
-                           const char *text, gint64 when, GError **err)
-{
-    sqlite3_stmt *s = prep(st,
-        "UPDATE outbox SET state = ?2, last_code = ?3, last_text = ?4,"
-        " sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END,"
-        " next_attempt_at = CASE WHEN ?2 = 'deferred' THEN ?5 ELSE next_attempt_at END"
-        " WHERE id = ?1", err);
-    if (!s)
-        return FALSE;
-    sqlite3_bind_int64(s, 1, id);
-    bind_text(s, 2, state);
-    sqlite3_bind_int(s, 3, code);
-    bind_text(s, 4, text);
-    sqlite3_bind_int64(s, 5, when);
-    return step_done(st, s, "record system mail", err);
 }
 
 void store_outbox_free(struct outbox_row *r)

@@ -3,6 +3,7 @@
 #ifndef COURSED_STORE_H
 #define COURSED_STORE_H
 #include <glib.h>
+#include "state.h"
 
 struct store;
 
@@ -11,7 +12,7 @@ struct sub_row {
     char *email;
     char *name;
     char *tz;            /* NULL: the course's default zone */
-    char *status;        /* active, bounced, unsubscribed */
+    enum sub_state status;
     gint64 created_at;
 };
 
@@ -20,7 +21,8 @@ struct enrollment_row {
     gint64 subscriber_id;
     char *email, *name, *tz;   /* of the subscriber */
     char *course;
-    char *state;         /* active, paused, completed, stopped */
+    enum enr_state state;
+    enum enr_reason reason;   /* why paused or stopped */
     int next_lesson;     /* the lesson to queue next (1-based) */
     gint64 next_send_at; /* its slot; 0 while a lesson is in flight or done */
     gint64 anchor_at;    /* phase of the calendar (enrollment time) */
@@ -31,7 +33,7 @@ struct enrollment_row {
     int calendar_dirty;  /* the next mail must carry the calendar */
     /* filled by store_enrollment_get() only */
     gint64 confirm_sent_at;
-    char *sub_status;
+    enum sub_state sub_status;
     int tz_guessed;
 };
 
@@ -41,7 +43,7 @@ struct delivery_row {
     gint64 subscriber_id;
     int lesson;
     char *message_id;
-    char *state;         /* queued, sending, sent, deferred, failed, cancelled */
+    enum dlv_state state;
     int attempts;
     gint64 slot_at, queued_at, next_attempt_at, sent_at;
     int last_code;
@@ -50,6 +52,9 @@ struct delivery_row {
     char *email, *name, *tz, *course;
     gint64 anchor_at;
     int calendar_seq, calendar_dirty;
+    gboolean live;       /* store_ready(): enrollment and subscriber active */
+    enum enr_state enr_state;
+    enum sub_state sub_status;
 };
 
 struct store_counts {
@@ -71,17 +76,23 @@ int store_latest_version(void);
 gboolean store_begin(struct store *st, GError **err);
 gboolean store_commit(struct store *st, GError **err);
 void store_rollback(struct store *st);
+/* TRUE inside a transaction (begin not yet committed or rolled back). */
+gboolean store_in_transaction(struct store *st);
 
 /* Subscribers. */
+/* Adds a subscriber in state `status` (active, or pending for a
+ * subscribe request). Returns the id or -1 with err (CD_ERR_EXISTS). */
 gint64 store_sub_add(struct store *st, const char *email, const char *name, const char *tz,
-                     gint64 now, GError **err);
+                     enum sub_state status, gint64 now, GError **err);
 /* Returns the row (free with store_sub_free) or NULL, CD_ERR_NOT_FOUND. */
 struct sub_row *store_sub_get(struct store *st, const char *email, GError **err);
 void store_sub_free(struct sub_row *r);
 
 /* Enrollments. */
-gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, gint64 next_send_at,
-                    gint64 anchor_at, gint64 now, GError **err);
+/* Adds an enrollment in state `state` (active with its first slot, or
+ * pending while a confirmation is out). Returns the id or -1 with err. */
+gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, enum enr_state state,
+                    gint64 next_send_at, gint64 anchor_at, gint64 now, GError **err);
 GPtrArray *store_enrollments_of(struct store *st, gint64 subscriber_id, GError **err);
 /* Active enrollments whose next slot is due (next_send_at <= now), oldest
  * first, at most limit. Uses the partial index on next_send_at. */
@@ -93,53 +104,72 @@ void store_enrollment_free(struct enrollment_row *r);
 gint64 store_due_cost(struct store *st);
 
 /* Queue lesson of enrollment e (inside a transaction): a deliveries row
- * (UNIQUE(enrollment, lesson) makes a second queueing a no-op) and the
- * enrollment marked as having a lesson in flight. */
+ * (UNIQUE(enrollment, lesson) makes a second queueing a no-op; a withdrawn
+ * or failed one is queued again, EV_DLV_REQUEUE) and the enrollment marked
+ * as having a lesson in flight. The partial unique index deliveries_inflight
+ * refuses a second lesson in flight for one enrollment. */
 gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id,
                      gint64 now, GError **err);
 
-/* Claims up to limit ready deliveries (queued, or deferred and due) and
- * moves them to 'sending'. Deliveries whose enrollment or subscriber is no
- * longer active are cancelled instead: an unsubscribe that committed first
- * wins. Returns the claimed rows (g_ptr_array_unref frees). */
-GPtrArray *store_claim(struct store *st, gint64 now, int limit, GError **err);
-
-/* Gives a claimed delivery (or, with outbox, a claimed system mail) back:
- * 'queued' again, its attempt not counted (it was never offered to a
- * server). */
-gboolean store_unclaim(struct store *st, gboolean outbox, gint64 id, GError **err);
+/* Reads up to limit ready deliveries (queued, or deferred and due), oldest
+ * first, with everything a message needs; d->live says whether its
+ * enrollment and subscriber are still active. Writes nothing: the caller
+ * claims or withdraws each row in its own transaction. Rows are the caller's
+ * (g_ptr_array_unref frees). `after_id`: only rows with a larger id among
+ * those due at the same instant are skipped again (pages). */
+GPtrArray *store_ready(struct store *st, gint64 now, int limit, GError **err);
 void store_delivery_free(struct delivery_row *r);
 
-/* Outcomes (inside a transaction). next_send_at < 0 marks the enrollment
- * completed; otherwise it is the next lesson's slot. */
-gboolean store_mark_sent(struct store *st, const struct delivery_row *d, int code, const char *text,
-                         gint64 now, gint64 next_send_at, GError **err);
-/* Moves d's enrollment past d's lesson without sending it (cancel). */
-gboolean store_mark_sent_skip(struct store *st, const struct delivery_row *d, gint64 now,
-                              gint64 next_send_at, GError **err);
-gboolean store_mark_deferred(struct store *st, const struct delivery_row *d, int code,
-                             const char *text, gint64 next_attempt, GError **err);
-/* Fails the delivery; the enrollment becomes enrollment_state and, if
- * sub_status is not NULL, the subscriber gets that status. */
-gboolean store_mark_failed(struct store *st, const struct delivery_row *d, int code,
-                           const char *text, const char *enrollment_state, const char *sub_status,
-                           gint64 now, GError **err);
+/* ---- transitions. Every write of a state column goes through one of
+ * these, guarded by the event's "from" set in state.c: a row that is not in
+ * a legal state is refused with CD_ERR_STATE and nothing is written. ---- */
 
-/* Sets an enrollment's next slot (lateness rules; no calendar change). */
+/* What an enrollment transition sets besides its state. */
+struct enr_change {
+    gboolean set_next;      gint64 next_send_at;   /* 0: NULL (nothing planned) */
+    gboolean set_lesson;    int next_lesson;
+    gboolean set_pause;     gint64 paused_until;   /* 0: NULL (open pause) */
+    gboolean set_reason;    enum enr_reason reason;
+    gboolean replan;        /* the calendar's SEQUENCE goes up; the next mail carries it */
+    gint64 anchor_at;       /* > 0: set */
+    gint64 confirm_sent_at; /* > 0: set */
+};
+gboolean store_enr_apply(struct store *st, gint64 id, enum state_event ev, const struct enr_change *ch,
+                         gint64 now, GError **err);
+gboolean store_sub_apply(struct store *st, gint64 id, enum state_event ev, gint64 now, GError **err);
+/* A delivery's transition. text != NULL sets last_code and last_text;
+ * `when` is sent_at for EV_DLV_SENT and next_attempt_at for EV_DLV_DEFER,
+ * EV_DLV_RETRY and EV_DLV_REQUEUE. EV_DLV_CLAIM counts an attempt,
+ * EV_DLV_UNCLAIM takes it back. */
+gboolean store_dlv_apply(struct store *st, gint64 id, enum state_event ev, int code, const char *text,
+                         gint64 when, GError **err);
+/* The same for a system mail (EV_MAIL_*). */
+gboolean store_mail_apply(struct store *st, gint64 id, enum state_event ev, int code, const char *text,
+                          gint64 when, GError **err);
+/* EV_DLV_RESLOT: delivery id waits for `slot` (its new slot_at and next
+ * attempt); attempts and give-up clock unchanged. */
+gboolean store_dlv_reslot(struct store *st, gint64 id, gint64 slot, GError **err);
+/* Withdraws (EV_DLV_WITHDRAW) whatever of an enrollment waits in the queue.
+ * Returns how many, or -1 with err. */
+int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, GError **err);
+/* Records lesson d as done (sent, or skipped by the operator): the
+ * enrollment's progress moves past it if it is the lesson in flight; an
+ * active enrollment gets next_send_at as its next slot (EV_ENR_PROGRESS) or,
+ * with none (<= 0), is completed (EV_ENR_COMPLETE); a paused or stopped one
+ * only records the progress. The calendar counts as delivered only if the
+ * plan did not change in between. */
+gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, gint64 next_send_at,
+                               gboolean carried_calendar, gint64 now, GError **err);
+/* Forgets the rows of lesson `lesson` and later ones (not one in flight) so
+ * that they may be sent again (coursectl move). */
+gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesson, GError **err);
+
+/* Sets an active enrollment's next slot (lateness rules; no calendar change). */
 gboolean store_reschedule(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
                           GError **err);
-/* Sets the next slot after a change of plan (zone): the calendar's SEQUENCE
- * goes up and the next mail carries it. No-op while a lesson is in flight. */
-gboolean store_replan(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
-                      GError **err);
 /* Returns how many lessons of the enrollment were queued in [start, end),
  * or -1 with err. */
 int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64 end, GError **err);
-/* Pauses (until 0: indefinitely) and withdraws any queued lesson. */
-gboolean store_pause(struct store *st, gint64 enrollment_id, gint64 until, gint64 now, GError **err);
-/* Resumes a paused enrollment with its next lesson due at next_send_at. */
-gboolean store_resume(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
-                      GError **err);
 /* Paused enrollments whose paused_until has come (index enrollments_resume). */
 GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **err);
 /* Returns the slot of lesson `lesson` while it is in flight, 0 if it is not,
@@ -168,29 +198,17 @@ gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollmen
                         GError **err);
 /* Claims up to limit ready system mails ('sending'); oldest first. */
 GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **err);
-/* Records an outcome: state sent (when = sent time), deferred (when = next
- * attempt) or failed. */
-gboolean store_outbox_mark(struct store *st, gint64 id, const char *state, int code,
-                           const char *text, gint64 when, GError **err);
 void store_outbox_free(struct outbox_row *r);
 
 /* Remembers an inbound message key. Returns TRUE the first time, FALSE if
  * it was seen before (no second effect), FALSE with err on error. */
 gboolean store_inbound_first(struct store *st, const char *key, gint64 now, GError **err);
 gboolean store_inbound_result(struct store *st, const char *key, const char *result, GError **err);
-/* A 'pending' enrollment (double opt-in not yet confirmed). */
-gint64 store_enroll_pending(struct store *st, gint64 subscriber_id, const char *course, gint64 now,
-                            GError **err);
 /* Returns enrollment `id` with its subscriber (free with
  * store_enrollment_free), or NULL with CD_ERR_NOT_FOUND. */
 struct enrollment_row *store_enrollment_get(struct store *st, gint64 id, GError **err);
 /* Returns the id of subscriber's enrollment in course, 0 if none, -1 on error. */
 gint64 store_enrollment_find(struct store *st, gint64 subscriber_id, const char *course, GError **err);
-/* Updates an enrollment; 0/NULL arguments leave fields alone. 'stopped'
- * withdraws queued lessons. */
-gboolean store_enrollment_set(struct store *st, gint64 id, const char *state, gint64 next_send_at,
-                              gint64 anchor_at, gint64 confirm_sent_at, gint64 now, GError **err);
-gboolean store_sub_set_status(struct store *st, gint64 id, const char *status, gint64 now, GError **err);
 gboolean store_sub_set_guessed(struct store *st, gint64 id, gboolean guessed, GError **err);
 /* System mails created since `since`: to rcpt (any kind) when rcpt is not
  * NULL, else of `kind` to anyone. -1 on error. */
@@ -204,7 +222,7 @@ gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind
 gint64 store_sent_since(struct store *st, gint64 since, GError **err);
 
 struct store_sub_filter {
-    const char *status;   /* NULL: any */
+    int status;           /* enum sub_state, -1: any */
     const char *course;   /* NULL: any */
     int lesson;           /* > 0: has received at least this many lessons */
     gint64 since;         /* > 0: created at or after */
@@ -219,21 +237,14 @@ gboolean store_sub_erase(struct store *st, gint64 id, const char *hash, gint64 n
 /* 1 if hash is suppressed, 0 if not, -1 on error. */
 int store_suppressed(struct store *st, const char *hash, GError **err);
 gboolean store_unsuppress(struct store *st, const char *hash, GError **err);
-/* Points an enrollment at `lesson` (due at next_send_at), forgetting the
- * rows of that lesson and later ones. */
-gboolean store_move(struct store *st, gint64 enrollment_id, int lesson, gint64 next_send_at,
-                    gint64 now, GError **err);
-/* Deliveries in `state` (NULL: all not sent or cancelled), next attempt first. */
-GPtrArray *store_queue_list(struct store *st, const char *state, int limit, GError **err);
-/* Queues delivery id (0: every failed one) again now, reactivating what the
- * failure stopped. Returns how many, or -1. */
-int store_retry(struct store *st, gint64 id, gint64 now, GError **err);
+/* Deliveries in `state` (-1: all not sent or cancelled), next attempt first. */
+GPtrArray *store_queue_list(struct store *st, int state, int limit, GError **err);
+/* Active enrollments that have neither a next slot nor a lesson in flight
+ * (a bug if any: the lifecycle never leaves one so), at most limit ids. */
+GArray *store_stuck(struct store *st, int limit, GError **err);
 /* Returns delivery id with its enrollment and subscriber fields, or NULL
  * with CD_ERR_NOT_FOUND. Free with store_delivery_free(). */
 struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **err);
-/* Cancels a waiting or failed delivery; CD_ERR_INVALID if it is not. */
-gboolean store_cancel(struct store *st, gint64 id, GError **err);
-
 struct event_row {
     gint64 at;
     char *email, *kind, *via, *detail;

@@ -49,7 +49,7 @@ gint64 subscriber_add(struct app *app, const char *email, const char *name, cons
         store_rollback(app->st);
         goto out;
     }
-    id = store_sub_add(app->st, addr, clean, tz, now, err);
+    id = store_sub_add(app->st, addr, clean, tz, SUB_ACTIVE, now, err);
     if (id < 0 || !store_event(app->st, now, id, 0, "subscriber-added", via, addr, err) ||
         !store_commit(app->st, err)) {
         store_rollback(app->st);

@@ -2,9 +2,15 @@
  *   plan     active enrollments whose slot has come -> one 'queued' delivery
  *            each (the enrollment then has a lesson in flight);
  *   deliver  claim ready deliveries -> compose -> transport -> record.
- * Progress moves only when a lesson is recorded 'sent', in the same
- * transaction, and the next slot is computed from the lesson's own slot, so
- * retries never shift the calendar and lessons stay in order. */
+ * Outcomes are recorded as they happen: the transport reports each message
+ * from its session thread as soon as its reply arrives, and the main thread
+ * group-commits what has arrived (one transaction per drain of the queue,
+ * so the window a crash can lose is one commit, not one session). An
+ * outcome that cannot be written stays in memory (app->unrecorded) and is
+ * written first when the database accepts it again; until then nothing new
+ * is claimed and nothing is recovered, so nothing known to be sent is sent
+ * again by a live process. Every state change goes through lifecycle.c;
+ * the next slot comes from schedule.c, as every projection does. */
 #include <string.h>
 #include "tick.h"
 #include "address.h"
@@ -12,9 +18,10 @@
 #include "course.h"
 #include "enroll.h"
 #include "error.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "pace.h"
-
+#include "schedule.h"
 gint64 tick_backoff(const struct config *cfg, int attempts)
 {
     gint64 d = cfg->retry_first;
@@ -28,12 +35,13 @@ gint64 tick_backoff(const struct config *cfg, int attempts)
 static gint64 place(struct app *app, const struct enrollment_row *e, const struct course *c,
                     gint64 now, GError **err)
 {
-    struct pace_rule rule = enroll_rule(c, e->tz);
+    struct pace_rule rule = schedule_rule(c, e->tz);
     /* Too late: a lesson long past its slot (downtime, a long retry) is not
      * fired at a random hour; it takes the next slot, the rest follow. */
     if (now - e->next_send_at > app->cfg->late_grace)
         return pace_next_slot(&rule, e->anchor_at, now);
-    /* Never more than max_per_day in the subscriber's own calendar day. */
+    /* Never more than max_per_day in the subscriber's own calendar day (the
+     * same rule schedule_after() applied when it planned this slot). */
     gint64 day_start, day_end;
     if (!pace_day_bounds(rule.tz, now, &day_start, &day_end))
         return pace_next_slot(&rule, e->anchor_at, now);
@@ -45,15 +53,57 @@ static gint64 place(struct app *app, const struct enrollment_row *e, const struc
     return 0;
 }
 
+/* One due enrollment: queued, moved, or taken out of the way (course gone,
+ * or shortened below its position) so that it is never read again. */
+static gboolean plan_one(struct app *app, const struct enrollment_row *e, gint64 now, struct tick_stats *stats,
+                         GError **err)
+{
+    const struct course *c = course_find(app->courses, e->course);
+    if (!c) {
+        log_warn("operator: enrollment %" G_GINT64_FORMAT " (%s): course '%s' is not loaded; paused until "
+                 "it is back (coursectl resume)", e->id, e->email, e->course);
+        stats->moved++;
+        return life_course_gone(app, e->id, e->subscriber_id, 0, now, err);
+    }
+    if (e->next_lesson > c->n_lessons) {
+        /* Shortened below this reader's position: every lesson it still has
+         * was sent. */
+        log_info("enrollment %" G_GINT64_FORMAT " (%s): %s has %d lessons now; completed", e->id, e->email,
+                 c->slug, c->n_lessons);
+        struct enr_change ch = { .set_next = TRUE };
+        return store_enr_apply(app->st, e->id, EV_ENR_COMPLETE, &ch, now, err);
+    }
+    gint64 moved = place(app, e, c, now, err);
+    if (moved < 0 && err && *err)
+        return FALSE;
+    if (moved < 0) {
+        stats->moved++;
+        return life_course_gone(app, e->id, e->subscriber_id, 0, now, err);
+    }
+    if (moved > 0) {
+        log_debug("enrollment %" G_GINT64_FORMAT " (%s): lesson %d moved from %" G_GINT64_FORMAT
+                  " to %" G_GINT64_FORMAT, e->id, e->email, e->next_lesson, e->next_send_at, moved);
+        stats->moved++;
+        return store_reschedule(app->st, e->id, moved, now, err);
+    }
+    char *msgid = compose_message_id(app->cfg, c->slug, e->id, e->next_lesson);
+    gboolean ok = store_queue(app->st, e, msgid, now, err);
+    g_free(msgid);
+    stats->queued++;
+    return ok;
+}
+
 static gboolean plan(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
     if (enroll_resume_due(app, now, err) < 0)
         return FALSE;
-    for (;;) {
+    /* Bounded: every row read is queued, moved past now, or taken out of
+     * 'active', so a page never comes back. */
+    for (int rounds = 0; rounds < 10000; rounds++) {
         GPtrArray *due = store_due(app->st, now, (int)app->cfg->batch, err);
         if (!due)
             return FALSE;
-        guint n = due->len, skipped = 0;
+        guint n = due->len;
         if (n == 0) {
             g_ptr_array_unref(due);
             return TRUE;
@@ -63,33 +113,7 @@ static gboolean plan(struct app *app, gint64 now, struct tick_stats *stats, GErr
             return FALSE;
         }
         for (guint i = 0; i < n; i++) {
-            struct enrollment_row *e = due->pdata[i];
-            const struct course *c = course_find(app->courses, e->course);
-            if (!c || e->next_lesson > c->n_lessons) {
-                /* A course removed or shortened under a running enrollment:
-                 * leave the row alone for the operator. */
-                log_warn("enrollment %" G_GINT64_FORMAT " (%s): course '%s' has no lesson %d; skipped",
-                         e->id, e->email, e->course, e->next_lesson);
-                skipped++;
-                continue;
-            }
-            gint64 moved = place(app, e, c, now, err);
-            gboolean ok;
-            if (moved < 0 && err && *err) {
-                ok = FALSE;
-            } else if (moved != 0) {
-                log_debug("enrollment %" G_GINT64_FORMAT " (%s): lesson %d moved from %" G_GINT64_FORMAT
-                          " to %" G_GINT64_FORMAT, e->id, e->email, e->next_lesson, e->next_send_at, moved);
-                ok = moved > 0 ? store_reschedule(app->st, e->id, moved, now, err)
-                               : store_pause(app->st, e->id, 0, now, err);
-                stats->moved++;
-            } else {
-                char *msgid = compose_message_id(app->cfg, c->slug, e->id, e->next_lesson);
-                ok = store_queue(app->st, e, msgid, now, err);
-                g_free(msgid);
-                stats->queued++;
-            }
-            if (!ok) {
+            if (!plan_one(app, due->pdata[i], now, stats, err)) {
                 store_rollback(app->st);
                 g_ptr_array_unref(due);
                 return FALSE;
@@ -100,29 +124,40 @@ static gboolean plan(struct app *app, gint64 now, struct tick_stats *stats, GErr
             store_rollback(app->st);
             return FALSE;
         }
-        /* Rows left untouched stay due: stop rather than read them again. */
-        if (n < (guint)app->cfg->batch || skipped == n)
+        if (n < (guint)app->cfg->batch)
             return TRUE;
     }
+    return TRUE;
 }
 
-/* The slot of the lesson after d, or -1 when d was the last lesson. A slot
- * already past is fine: plan() applies late_grace and max_per_day to it. */
-static gint64 next_slot(const struct course *c, const struct delivery_row *d)
+/* The slot of the lesson after d, or -1 when d was the last lesson; -2 on
+ * a database error. A slot already past is fine: plan() applies late_grace
+ * and max_per_day to it. */
+static gint64 next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
 {
     if (d->lesson >= c->n_lessons)
         return -1;
-    struct pace_rule rule = enroll_rule(c, d->tz);
-    return pace_next_slot(&rule, d->anchor_at, d->slot_at);
+    struct pace_rule rule = schedule_rule(c, d->tz);
+    int in_day = 1;
+    if (app->cfg->max_per_day > 1) {
+        gint64 start, end;
+        if (pace_day_bounds(rule.tz, d->slot_at, &start, &end)) {
+            int k = store_day_count(app->st, d->enrollment_id, start, end, err);
+            if (k < 0)
+                return -2;
+            in_day = MAX(k, 1);
+        }
+    }
+    return schedule_after(app->cfg, &rule, d->anchor_at, d->slot_at, &in_day);
 }
 
 /* ------------------------------------------------------------- delivery
  * What is ready is claimed in rounds of at most [delivery] batch rows. A
  * round is cut into jobs of messages_per_session, one SMTP session each,
- * run by at most [smtp] sessions threads. The main thread records each
- * job's outcomes as soon as its session ends, and claims the next round
- * while the sessions are busy: the sessions never wait for SQLite, and
- * what a crash can leave sent but unrecorded is the sessions in flight. */
+ * run by at most [smtp] sessions threads. Each message's outcome comes back
+ * through the `done` queue as soon as its reply arrives; the main thread
+ * drains the queue and commits what it found in one transaction, and
+ * claims the next round while the sessions are busy. */
 
 enum round_kind { ROUND_LESSONS, ROUND_OUTBOX };
 
@@ -152,19 +187,60 @@ struct job {
     struct round *r;
     guint first, n;               /* rows [first, first + n) of r */
     gint64 now;
-    GAsyncQueue *done;            /* the job is pushed here when its session ended */
+    GAsyncQueue *done;            /* reports, then the job itself, go here */
 };
 
-/* One claim: its rows, their messages and outcomes. */
+/* One claim: its rows, their messages. Rows move into outcomes as their
+ * reports are taken (the round keeps NULL in their place). */
 struct round {
     enum round_kind kind;
     GPtrArray *rows;              /* struct delivery_row * or struct outbox_row * */
     struct transport_msg *msgs;   /* one per row */
     struct outgoing **out;        /* lessons: one per row, NULL when there is nothing to send */
     char **env_from;              /* lessons: the VERP sender per row; outbox: [0] for all */
+    gboolean *gone;               /* lessons: the course is not loaded */
+    char **rcpt;                  /* each message's recipient, owned: a row may be recorded
+                                   * and freed while its session still logs it */
     struct job *jobs;
     guint n_jobs, jobs_left;
 };
+
+/* What the session threads hand to the main thread: one message's outcome,
+ * or (msg == FALSE) the end of a job. */
+struct report {
+    gboolean msg;
+    struct job *job;
+    guint i;                      /* row of job->r */
+    enum transport_outcome outcome;
+    int code;
+    char status[16];
+    char *text;
+};
+
+/* An outcome waiting to be written, self-contained: it outlives its round
+ * (and a reload) when the database refuses it for a while. */
+struct outcome {
+    enum round_kind kind;
+    void *row;                    /* owned: struct delivery_row * or struct outbox_row * */
+    gint64 next;                  /* lessons: the next lesson's slot, -1: last */
+    gboolean gone;                /* lessons: the course is not loaded */
+    enum transport_outcome outcome;
+    int code;
+    char status[16];
+    char *text;
+};
+
+static void outcome_free(struct outcome *o)
+{
+    if (!o)
+        return;
+    if (o->kind == ROUND_OUTBOX)
+        store_outbox_free(o->row);
+    else
+        store_delivery_free(o->row);
+    g_free(o->text);
+    g_free(o);
+}
 
 static void round_free(struct round *r)
 {
@@ -180,10 +256,34 @@ static void round_free(struct round *r)
             g_free(r->env_from[i]);
     g_free(r->env_from);
     g_free(r->out);
+    g_free(r->gone);
+    if (r->rcpt)
+        g_strfreev(r->rcpt);
     g_free(r->msgs);
     g_free(r->jobs);
     g_ptr_array_unref(r->rows);
     g_free(r);
+}
+
+/* transport_report_fn: in the session's thread. */
+static void on_report(const struct transport_msg *m, void *arg)
+{
+    struct job *j = arg;
+    struct report *rp = g_new0(struct report, 1);
+    rp->msg = TRUE;
+    rp->job = j;
+    rp->i = m->tag;
+    rp->outcome = m->outcome;
+    rp->code = m->code;
+    g_strlcpy(rp->status, m->status, sizeof rp->status);
+    rp->text = g_strdup(m->text ? m->text : "");
+    g_async_queue_push(j->done, rp);
+}
+
+static void report_local(struct job *j, guint i, enum transport_outcome o, const char *text)
+{
+    struct transport_msg m = { .tag = i, .outcome = o, .text = (char *)text };
+    on_report(&m, j);
 }
 
 /* Compose what needs it, then one SMTP session for the lot. */
@@ -194,16 +294,17 @@ static void job_work(struct job *j)
      * so not started; the rows go back to the queue. */
     gboolean stopping = j->app->stop && *j->app->stop;
     struct transport_msg *batch = g_new0(struct transport_msg, j->n);
-    guint *idx = g_new0(guint, j->n);
     char **bodies = g_new0(char *, j->n);
     size_t k = 0;
     for (guint i = j->first; i < j->first + j->n; i++) {
         struct transport_msg *m = &r->msgs[i];
         struct outgoing *o = r->out ? r->out[i] : NULL;
-        if (!o && !m->data)
-            continue;   /* already failed (no such course) */
+        if (r->gone && r->gone[i]) {
+            report_local(j, i, TRANSPORT_UNSENT, "course not loaded");
+            continue;
+        }
         if (stopping) {
-            m->outcome = TRANSPORT_UNSENT;
+            report_local(j, i, TRANSPORT_UNSENT, "stopping");
             continue;
         }
         if (o) {
@@ -213,31 +314,29 @@ static void job_work(struct job *j)
             if (!bodies[k]) {
                 /* Cannot build it now (template broken): retry later rather
                  * than lose the lesson. */
-                m->outcome = TRANSPORT_TEMP;
-                m->text = g_strdup(e->message);
                 log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", m->id,
                         o->c->slug, o->lesson, e->message);
+                report_local(j, i, TRANSPORT_TEMP, e->message);
                 g_error_free(e);
                 continue;
             }
             m->data = bodies[k];
         }
         batch[k] = *m;
-        idx[k++] = i;
+        batch[k].tag = i;
+        batch[k].text = NULL;
+        k++;
     }
     if (k > 0)
-        transport_send(j->app->tr, batch, k);
+        transport_send(j->app->tr, batch, k, on_report, j);
     /* Only the outcome is kept: the bodies of a round never sit in memory
      * together. */
     for (size_t i = 0; i < k; i++) {
-        r->msgs[idx[i]] = batch[i];
-        if (bodies[i]) {
-            r->msgs[idx[i]].data = NULL;
-            g_free(bodies[i]);
-        }
+        transport_msg_clear(&batch[i]);
+        r->msgs[batch[i].tag].data = NULL;
+        g_free(bodies[i]);
     }
     g_free(bodies);
-    g_free(idx);
     g_free(batch);
 }
 
@@ -246,7 +345,9 @@ static void run_job(gpointer data, gpointer user)
     (void)user;
     struct job *j = data;
     job_work(j);
-    g_async_queue_push(j->done, j);
+    struct report *end = g_new0(struct report, 1);
+    end->job = j;
+    g_async_queue_push(j->done, end);
 }
 
 /* The session threads of one tick: at most [smtp] sessions at once, fed
@@ -255,7 +356,7 @@ static void run_job(gpointer data, gpointer user)
 struct sender {
     gboolean threads;   /* run sessions in threads (coursed) */
     GThreadPool *pool;  /* made at the first job: an idle tick starts no thread */
-    GAsyncQueue *done;  /* finished jobs, for the main thread to record */
+    GAsyncQueue *done;  /* struct report *, for the main thread to record */
 };
 
 static void round_push(struct app *app, struct sender *snd, struct round *r, gint64 now)
@@ -301,15 +402,17 @@ static struct round *outbox_round(struct app *app, GPtrArray *rows)
     r->msgs = g_new0(struct transport_msg, rows->len);
     r->env_from = g_new0(char *, 1);
     r->env_from[0] = compose_env_from(app->cfg);
+    r->rcpt = g_new0(char *, rows->len + 1);
     for (guint i = 0; i < rows->len; i++) {
         struct outbox_row *o = rows->pdata[i];
-        r->msgs[i] = (struct transport_msg){ .env_from = r->env_from[0], .rcpt = o->rcpt,
+        r->rcpt[i] = g_strdup(o->rcpt);
+        r->msgs[i] = (struct transport_msg){ .env_from = r->env_from[0], .rcpt = r->rcpt[i],
                                              .data = o->data, .len = o->len, .id = o->id };
     }
     return r;
 }
 
-static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now)
+static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, GError **err)
 {
     guint n = rows->len;
     struct round *r = g_new0(struct round, 1);
@@ -318,35 +421,96 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now)
     r->msgs = g_new0(struct transport_msg, n);
     r->out = g_new0(struct outgoing *, n);
     r->env_from = g_new0(char *, n);
+    r->gone = g_new0(gboolean, n);
+    r->rcpt = g_new0(char *, n + 1);
     for (guint i = 0; i < n; i++) {
         struct delivery_row *d = rows->pdata[i];
         struct transport_msg *m = &r->msgs[i];
         m->id = d->id;
         r->env_from[i] = compose_verp(app, d);
         m->env_from = r->env_from[i];
-        m->rcpt = d->email;
+        r->rcpt[i] = g_strdup(d->email);
+        m->rcpt = r->rcpt[i];
         const struct course *c = course_find(app->courses, d->course);
         if (!c) {
-            m->outcome = TRANSPORT_TEMP;
-            m->text = g_strdup_printf("course '%s' is not loaded", d->course);
-            log_err("delivery %" G_GINT64_FORMAT ": %s", d->id, m->text);
+            r->gone[i] = TRUE;
             continue;
         }
         struct outgoing *o = g_new0(struct outgoing, 1);
         o->c = c;
         o->to = (struct compose_to){ d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
         o->lesson = d->lesson;
+        r->out[i] = o;
         /* The slot the next lesson will get: shown in this mail, and
          * recorded with its outcome. */
-        o->next = next_slot(c, d);
+        o->next = next_slot(app, c, d, err);
+        if (o->next == -2) {
+            round_free(r);
+            return NULL;
+        }
         /* After a pause, resume or zone change the plan moved: this mail
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
             o->ics = enroll_calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson,
-                                           d->slot_at, d->calendar_seq, now);
-        r->out[i] = o;
+                                           d->slot_at, o->next, d->calendar_seq, now);
     }
     return r;
+}
+
+/* Claims up to limit ready lessons in one transaction: the live ones move
+ * to 'sending'; a moot one (its enrollment or subscriber no longer active)
+ * is withdrawn by the lifecycle. Returns the claimed rows or NULL. */
+static GPtrArray *claim_lessons(struct app *app, gint64 now, int limit, GError **err)
+{
+    if (!store_begin(app->st, err))
+        return NULL;
+    GPtrArray *claimed = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    /* A page wholly moot is followed by the next one (bounded). */
+    for (int pages = 0; (int)claimed->len < limit && pages < 1000; pages++) {
+        int want = limit - (int)claimed->len;
+        GPtrArray *page = store_ready(app->st, now, want, err);
+        if (!page)
+            goto fail;
+        gboolean ok = TRUE;
+        for (guint i = 0; ok && i < page->len; i++) {
+            struct delivery_row *d = page->pdata[i];
+            if (!d->live) {
+                ok = life_moot(app, d, now, err);
+                continue;
+            }
+            const struct course *c = course_find(app->courses, d->course);
+            if (c && now - d->slot_at > app->cfg->late_grace) {
+                struct pace_rule rule = schedule_rule(c, d->tz);
+                gint64 slot = pace_next_slot(&rule, d->anchor_at, now);
+                if (slot > 0) {
+                    log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s is past late_grace; it "
+                             "waits for its next slot", d->id, d->course, d->lesson, d->email);
+                    ok = life_late(app, d, slot, err);
+                    continue;
+                }
+            }
+            ok = store_dlv_apply(app->st, d->id, EV_DLV_CLAIM, 0, NULL, 0, err);
+            if (ok) {
+                d->state = DLV_SENDING;
+                d->attempts++;
+                g_ptr_array_add(claimed, d);
+                page->pdata[i] = NULL;
+            }
+        }
+        guint got = page->len;
+        g_ptr_array_unref(page);
+        if (!ok)
+            goto fail;
+        if ((int)got < want)
+            break;
+    }
+    if (!store_commit(app->st, err))
+        goto fail;
+    return claimed;
+fail:
+    store_rollback(app->st);
+    g_ptr_array_unref(claimed);
+    return NULL;
 }
 
 /* Claims the next round and sets it on its way: system mails first (a
@@ -368,62 +532,62 @@ static gboolean claim(struct app *app, struct sender *snd, gint64 now, int infli
         *out = outbox_round(app, rows);
     } else {
         g_ptr_array_unref(rows);
-        rows = store_claim(app->st, now, limit, err);
+        rows = claim_lessons(app, now, limit, err);
         if (!rows)
             return FALSE;
         if (rows->len == 0) {
             g_ptr_array_unref(rows);
             return TRUE;
         }
-        *out = lesson_round(app, rows, now);
+        *out = lesson_round(app, rows, now, err);
+        if (!*out)
+            return FALSE;   /* the rows stay 'sending': recovered at the next tick */
     }
     round_push(app, snd, *out, now);
     return TRUE;
 }
 
-static gboolean record_lesson(struct app *app, const struct delivery_row *d, const struct transport_msg *m,
-                              gint64 next, gint64 now, struct tick_stats *stats, GError **err)
+static gboolean record_lesson(struct app *app, const struct outcome *o, gint64 now, struct tick_stats *stats,
+                              GError **err)
 {
-    char *what = g_strdup_printf("%d %s%s%s", m->code, m->status, *m->status ? " " : "",
-                                 m->text ? m->text : "");
+    const struct delivery_row *d = o->row;
+    char *what = g_strdup_printf("%d %s%s%s", o->code, o->status, *o->status ? " " : "",
+                                 o->text ? o->text : "");
     gboolean ok = TRUE;
-    if (m->outcome == TRANSPORT_UNSENT) {
-        ok = store_unclaim(app->st, FALSE, d->id, err);
+    if (o->gone) {
+        ok = life_course_gone(app, d->enrollment_id, d->subscriber_id, d->id, now, err);
+        log_warn("operator: delivery %" G_GINT64_FORMAT ": course '%s' is not loaded; enrollment paused",
+                 d->id, d->course);
+    } else if (o->outcome == TRANSPORT_UNSENT) {
+        ok = life_unclaimed(app, d, err);
         log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s not sent: stopping; queued again",
                  d->id, d->course, d->lesson, d->email);
-    } else if (m->outcome == TRANSPORT_OK) {
-        ok = store_mark_sent(app->st, d, m->code, m->text, now, next, err);
+    } else if (o->outcome == TRANSPORT_OK) {
+        ok = life_sent(app, d, o->code, o->text, o->next, now, err);
         stats->sent++;
         log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
                  d->lesson, d->email, what);
-    } else if (m->outcome == TRANSPORT_PERM && g_str_has_prefix(m->status, "5.7.")) {
-        /* A policy refusal is about us, not the address: pause, and
-         * let the operator look. */
-        ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
-             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounce-policy", "daemon",
-                         what, err);
+    } else if (o->outcome == TRANSPORT_PERM) {
+        /* A policy refusal is about us, not the address: the courses
+         * pause for the operator. Anything else 5xx: the address is dead.
+         * Either way exactly what a bounce report of that class does. */
+        enum bounce_class k = g_str_has_prefix(o->status, "5.7.") ? BOUNCE_POLICY : BOUNCE_HARD;
+        ok = life_refused(app, d, k, o->code, what, now, err);
         stats->failed++;
-        log_warn("operator: delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused by policy: %s; "
-                 "enrollment paused", d->id, d->course, d->lesson, d->email, what);
-    } else if (m->outcome == TRANSPORT_PERM) {
-        ok = store_mark_failed(app->st, d, m->code, what, "stopped", "bounced", now, err) &&
-             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "bounced", "daemon",
-                         what, err);
-        stats->failed++;
-        log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused: %s; subscriber "
-                 "marked bounced", d->id, d->course, d->lesson, d->email, what);
+        if (k == BOUNCE_POLICY)
+            log_warn("operator: delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused by policy: %s; "
+                     "the subscriber's courses are paused", d->id, d->course, d->lesson, d->email, what);
+        else
+            log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused: %s; subscriber "
+                     "marked bounced, every course stopped", d->id, d->course, d->lesson, d->email, what);
     } else if (now - d->queued_at >= app->cfg->give_up) {
-        ok = store_mark_failed(app->st, d, m->code, what, "paused", NULL, now, err) &&
-             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up",
-                         "daemon", what, err);
+        ok = life_gave_up(app, d, o->code, what, now, err);
         stats->failed++;
         log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s still failing after %d "
                  "attempts: %s; enrollment paused", d->id, d->course, d->lesson, d->email,
                  d->attempts, what);
     } else {
-        gint64 at = now + tick_backoff(app->cfg, d->attempts);
-        ok = store_mark_deferred(app->st, d, m->code, what, at, err) &&
-             store_event(app->st, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err);
+        ok = life_deferred(app, d, o->code, what, now + tick_backoff(app->cfg, d->attempts), now, err);
         stats->deferred++;
         log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s deferred (attempt %d): %s",
                  d->id, d->course, d->lesson, d->email, d->attempts, what);
@@ -432,24 +596,25 @@ static gboolean record_lesson(struct app *app, const struct delivery_row *d, con
     return ok;
 }
 
-static gboolean record_system(struct app *app, const struct outbox_row *o, const struct transport_msg *m,
-                              gint64 now, struct tick_stats *stats, GError **err)
+static gboolean record_system(struct app *app, const struct outcome *oc, gint64 now, struct tick_stats *stats,
+                              GError **err)
 {
-    char *what = g_strdup_printf("%d %s %s", m->code, m->status, m->text ? m->text : "");
+    const struct outbox_row *o = oc->row;
+    char *what = g_strdup_printf("%d %s %s", oc->code, oc->status, oc->text ? oc->text : "");
     gboolean ok;
-    if (m->outcome == TRANSPORT_UNSENT) {
-        ok = store_unclaim(app->st, TRUE, o->id, err);
-    } else if (m->outcome == TRANSPORT_OK) {
-        ok = store_outbox_mark(app->st, o->id, "sent", m->code, what, now, err);
+    if (oc->outcome == TRANSPORT_UNSENT) {
+        ok = store_mail_apply(app->st, o->id, EV_MAIL_UNCLAIM, 0, NULL, 0, err);
+    } else if (oc->outcome == TRANSPORT_OK) {
+        ok = store_mail_apply(app->st, o->id, EV_MAIL_SENT, oc->code, what, now, err);
         stats->sent++;
         log_info("system mail %" G_GINT64_FORMAT " (%s) to %s sent: %s", o->id, o->kind, o->rcpt, what);
-    } else if (m->outcome == TRANSPORT_PERM || now - o->created_at >= app->cfg->give_up) {
-        ok = store_outbox_mark(app->st, o->id, "failed", m->code, what, now, err);
+    } else if (oc->outcome == TRANSPORT_PERM || now - o->created_at >= app->cfg->give_up) {
+        ok = store_mail_apply(app->st, o->id, EV_MAIL_FAIL, oc->code, what, 0, err);
         stats->failed++;
         log_warn("system mail %" G_GINT64_FORMAT " (%s) to %s failed: %s", o->id, o->kind, o->rcpt, what);
     } else {
-        ok = store_outbox_mark(app->st, o->id, "deferred", m->code, what,
-                               now + tick_backoff(app->cfg, o->attempts), err);
+        ok = store_mail_apply(app->st, o->id, EV_MAIL_DEFER, oc->code, what,
+                              now + tick_backoff(app->cfg, o->attempts), err);
         stats->deferred++;
         log_info("system mail %" G_GINT64_FORMAT " (%s) to %s deferred: %s", o->id, o->kind, o->rcpt, what);
     }
@@ -457,68 +622,126 @@ static gboolean record_system(struct app *app, const struct outbox_row *o, const
     return ok;
 }
 
-/* Records one finished session's outcomes in one transaction: each sent
- * lesson with its enrollment's progress. */
-static gboolean record(struct app *app, const struct job *j, gint64 now, struct tick_stats *stats,
-                       GError **err)
+/* Writes every outcome waiting in app->unrecorded in one transaction (the
+ * group commit). On failure they all stay, for the next try. */
+static gboolean flush(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
-    const struct round *r = j->r;
+    GPtrArray *u = app->unrecorded;
+    if (!u || u->len == 0)
+        return TRUE;
+    struct tick_stats s = { 0 };
     if (!store_begin(app->st, err))
         return FALSE;
-    for (guint i = j->first; i < j->first + j->n; i++) {
-        gboolean ok = r->kind == ROUND_OUTBOX
-                          ? record_system(app, r->rows->pdata[i], &r->msgs[i], now, stats, err)
-                          : record_lesson(app, r->rows->pdata[i], &r->msgs[i],
-                                          r->out[i] ? r->out[i]->next : -1, now, stats, err);
+    for (guint i = 0; i < u->len; i++) {
+        const struct outcome *o = u->pdata[i];
+        gboolean ok = o->kind == ROUND_OUTBOX ? record_system(app, o, now, &s, err)
+                                              : record_lesson(app, o, now, &s, err);
         if (!ok) {
             store_rollback(app->st);
             return FALSE;
         }
     }
-    return store_commit(app->st, err) || (store_rollback(app->st), FALSE);
+    if (!store_commit(app->st, err)) {
+        store_rollback(app->st);
+        return FALSE;
+    }
+    stats->sent += s.sent;
+    stats->deferred += s.deferred;
+    stats->failed += s.failed;
+    g_ptr_array_set_size(u, 0);
+    return TRUE;
 }
 
-/* Sends everything ready. Returns FALSE with err on a database error (what
- * could not be recorded stays 'sending' and goes again after a restart: at
- * least once), or with CD_ERR_ABANDONED when the daemon is stopping and
- * sessions still ran after stop_timeout: they are left running, their rows
- * stay 'sending' for the next start, and nothing they use is freed. */
+/* Takes one report off the queue: an outcome joins app->unrecorded (its
+ * row moves out of the round); the end of a job frees the round after its
+ * last job. Returns TRUE for the end of a job. */
+static gboolean take(struct app *app, struct report *rp)
+{
+    struct round *r = rp->job->r;
+    gboolean end = !rp->msg;
+    if (rp->msg) {
+        struct outcome *o = g_new0(struct outcome, 1);
+        o->kind = r->kind;
+        o->row = r->rows->pdata[rp->i];
+        r->rows->pdata[rp->i] = NULL;
+        o->next = r->out && r->out[rp->i] ? r->out[rp->i]->next : -1;
+        o->gone = r->gone && r->gone[rp->i];
+        o->outcome = rp->outcome;
+        o->code = rp->code;
+        g_strlcpy(o->status, rp->status, sizeof o->status);
+        o->text = rp->text;
+        rp->text = NULL;
+        g_ptr_array_add(app->unrecorded, o);
+    } else if (--r->jobs_left == 0) {
+        round_free(r);
+    }
+    g_free(rp->text);
+    g_free(rp);
+    return end;
+}
+
+/* Sends everything ready. Returns FALSE with err on a database error
+ * (outcomes not written stay in app->unrecorded for the next tick), or
+ * with CD_ERR_ABANDONED when the daemon is stopping and sessions still ran
+ * after stop_timeout: they are left running, their rows stay 'sending' for
+ * the next start, and nothing they use is freed. */
 static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, struct tick_stats *stats,
                             GError **err)
 {
     guint sessions = (guint)MAX(app->cfg->smtp_sessions, 1);
-    guint running = 0;          /* jobs pushed and not yet recorded */
+    guint running = 0;          /* jobs pushed and not yet ended */
     guint outbox_left = 0;      /* of which system mails: lessons wait for them */
-    int unrecorded = 0;         /* rows claimed and not yet recorded */
     int rounds = 0;
+    int inflight = 0;           /* rows claimed whose outcome has not come back */
     gboolean more = TRUE, ok = TRUE;
-    gint64 next_claim = 0, deadline = 0;
+    gint64 next_claim = 0, deadline = 0, next_flush = 0, flush_wait = 0;
     for (;;) {
         if (app->stop && *app->stop) {
             more = FALSE;   /* a stopping daemon takes no new work */
             if (!deadline)
                 deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
         }
+        gint64 mono = g_get_monotonic_time();
+        /* Group commit: whatever arrived is written now, in one
+         * transaction. While the database refuses, retry at growing
+         * intervals, logging once per step, and claim nothing. */
+        if (app->unrecorded->len > 0 && mono >= next_flush) {
+            GError *e = NULL;
+            if (flush(app, now, stats, &e)) {
+                flush_wait = 0;
+            } else {
+                flush_wait = flush_wait ? MIN(flush_wait * 2, G_USEC_PER_SEC) : G_USEC_PER_SEC / 20;
+                next_flush = mono + flush_wait;
+                log_err("cannot record %u outcomes: %s; they are kept and written when the database "
+                        "accepts them (retry in %" G_GINT64_FORMAT " ms); nothing new is claimed",
+                        app->unrecorded->len, e->message, flush_wait / 1000);
+                if (ok)
+                    g_propagate_error(err, e);
+                else
+                    g_error_free(e);
+                ok = FALSE;
+                more = FALSE;
+            }
+        }
         /* Keep the sessions fed: claim while fewer than [smtp] sessions
          * jobs wait for a thread. rate_per_second: rounds a second apart. */
-        gint64 mono = g_get_monotonic_time();
         /* without threads a round runs inline: record it before the next */
         gboolean hungry = snd->pool ? g_thread_pool_unprocessed(snd->pool) < sessions
                                     : snd->threads || running == 0;
-        if (more && outbox_left == 0 && hungry) {
+        if (more && outbox_left == 0 && hungry && app->unrecorded->len == 0) {
             if (mono < next_claim && running == 0) {
                 g_usleep((gulong)(next_claim - mono));
                 continue;
             }
             if (mono >= next_claim) {
                 struct round *r = NULL;
-                if (!claim(app, snd, now, unrecorded, &r, err)) {
+                if (!claim(app, snd, now, inflight + (int)app->unrecorded->len, &r, err)) {
                     ok = more = FALSE;
                 } else if (!r) {
                     more = FALSE;
                 } else {
                     running += r->n_jobs;
-                    unrecorded += (int)r->rows->len;
+                    inflight += (int)r->rows->len;
                     if (r->kind == ROUND_OUTBOX)
                         outbox_left = r->n_jobs;
                     if (app->cfg->rate_per_second > 0)
@@ -529,13 +752,18 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
                 }
             }
         }
-        if (running == 0)
-            break;
+        if (running == 0) {
+            if (app->unrecorded->len == 0 || !more)
+                break;
+            continue;
+        }
         gint64 wait = G_USEC_PER_SEC / 10;
         if (more && next_claim > mono)
             wait = MIN(wait, next_claim - mono);
-        struct job *j = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
-        if (!j) {
+        if (app->unrecorded->len > 0 && next_flush > mono)
+            wait = MIN(wait, next_flush - mono);
+        struct report *rp = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
+        if (!rp) {
             if (deadline && g_get_monotonic_time() >= deadline) {
                 log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
                          "s; abandoned, their deliveries are recovered at the next start",
@@ -546,23 +774,32 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
             }
             continue;
         }
+        /* Drain what is there: one commit for all of it. */
+        int drained = 0;
+        do {
+            struct round *r = rp->job->r;
+            gboolean outbox = r->kind == ROUND_OUTBOX;
+            if (take(app, rp)) {
+                running--;
+                if (outbox)
+                    outbox_left--;
+            } else {
+                inflight--;
+            }
+        } while (++drained < 10000 && (rp = g_async_queue_try_pop(snd->done)));
+    }
+    /* The last outcomes of the tick. */
+    if (app->unrecorded->len > 0) {
         GError *e = NULL;
-        if (!record(app, j, now, stats, &e)) {
-            log_err("cannot record %u outcomes: %s; they stay 'sending' and are retried after restart",
-                    j->n, e->message);
+        if (!flush(app, now, stats, &e)) {
+            log_err("cannot record %u outcomes: %s; they are kept for the next tick", app->unrecorded->len,
+                    e->message);
             if (ok)
                 g_propagate_error(err, e);
             else
                 g_error_free(e);
-            ok = more = FALSE;
+            ok = FALSE;
         }
-        running--;
-        unrecorded -= (int)j->n;
-        struct round *r = j->r;
-        if (r->kind == ROUND_OUTBOX)
-            outbox_left--;
-        if (--r->jobs_left == 0)
-            round_free(r);
     }
     return ok;
 }
@@ -570,10 +807,20 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
 gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
 {
     memset(stats, 0, sizeof *stats);
+    if (!app->unrecorded)
+        app->unrecorded = g_ptr_array_new_with_free_func((GDestroyNotify)outcome_free);
+    /* Outcomes an earlier tick could not write come first: until they are
+     * written, the rows they name are 'sending' and must not be recovered
+     * (they were sent), and nothing new is claimed. */
+    if (app->unrecorded->len > 0) {
+        if (!flush(app, now, stats, err))
+            return FALSE;
+        log_info("recorded the outcomes an earlier tick could not write");
+    }
     /* One process per database (the daemon's lock) and one tick at a time:
-     * anything still 'sending' when a tick starts was orphaned by a crash or
-     * by a failed write of its outcome. Sending it again is the price of
-     * at-least-once; the fixed Message-ID lets mail clients fold the copy. */
+     * anything still 'sending' when a tick starts was orphaned by a crash.
+     * Sending it again is the price of at-least-once; the fixed Message-ID
+     * lets mail clients fold the copy. */
     int orphans = store_recover_sending(app->st, err);
     if (orphans < 0)
         return FALSE;
@@ -589,6 +836,10 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
         return FALSE;   /* the threads still run: leave the pool be */
     if (snd.pool)
         g_thread_pool_free(snd.pool, FALSE, TRUE);
+    /* Reports that came after the loop ended (none when it ended normally). */
+    struct report *rp;
+    while ((rp = g_async_queue_try_pop(snd.done)))
+        take(app, rp);
     g_async_queue_unref(snd.done);
     return ok;
 }
@@ -605,7 +856,7 @@ gboolean tick_send_test(struct app *app, const char *email, const char *course, 
     if (!addr)
         return FALSE;
     struct compose_to to = { addr, NULL, NULL, 0 };
-    struct pace_rule rule = enroll_rule(c, NULL);
+    struct pace_rule rule = schedule_rule(c, NULL);
     gint64 next = n < c->n_lessons ? pace_next_slot(&rule, now, now) : -1;
     gsize len = 0;
     char *body = compose_lesson(app, c, n, &to, now, next, NULL, &len, err);
@@ -613,7 +864,7 @@ gboolean tick_send_test(struct app *app, const char *email, const char *course, 
     if (body) {
         char *from = compose_env_from(app->cfg);
         struct transport_msg m = { .env_from = from, .rcpt = addr, .data = body, .len = len };
-        transport_send(app->tr, &m, 1);
+        transport_send(app->tr, &m, 1, NULL, NULL);
         ok = m.outcome == TRANSPORT_OK;
         if (!ok)
             g_set_error(err, CD_ERROR, m.outcome == TRANSPORT_PERM ? CD_ERR_INVALID : CD_ERR_BUSY,

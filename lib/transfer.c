@@ -7,6 +7,7 @@
 #include "transfer.h"
 #include "address.h"
 #include "course.h"
+#include "schedule.h"
 #include "enroll.h"
 #include "error.h"
 #include "json.h"
@@ -99,19 +100,20 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
     GError *e = NULL;
     struct sub_row *s = store_sub_get(app->st, r->email, &e);
     gint64 sub_id;
+    enum sub_state status = SUB_ACTIVE;
     if (s) {
         sub_id = s->id;
+        status = s->status;
         stats->existing++;
         store_sub_free(s);
     } else if (e->code == CD_ERR_NOT_FOUND) {
         g_clear_error(&e);
-        sub_id = store_sub_add(app->st, r->email, r->name, r->tz, now, err);
+        /* A row that says unsubscribed or bounced keeps that fact. */
+        int st = state_parse(ENT_SUB, r->status);
+        status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
+        sub_id = store_sub_add(app->st, r->email, r->name, r->tz, status, now, err);
         if (sub_id < 0)
             return FALSE;
-        if (strcmp(r->status, "unsubscribed") == 0 || strcmp(r->status, "bounced") == 0) {
-            if (!store_sub_set_status(app->st, sub_id, r->status, now, err))
-                return FALSE;
-        }
         if (!store_event(app->st, now, sub_id, 0, "imported", "cli", "", err))
             return FALSE;
         stats->added++;
@@ -119,7 +121,10 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
         g_propagate_error(err, e);
         return FALSE;
     }
-    if (!*r->course || strcmp(r->status, "unsubscribed") == 0 || strcmp(r->status, "bounced") == 0)
+    /* Nobody who left or bounced is enrolled by an import: that is theirs
+     * to ask for again. */
+    if (!*r->course || status != SUB_ACTIVE || strcmp(r->status, "unsubscribed") == 0 ||
+        strcmp(r->status, "bounced") == 0)
         return TRUE;
     gint64 have = store_enrollment_find(app->st, sub_id, r->course, err);
     if (have < 0)
@@ -135,17 +140,19 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
         first = *(gint64 *)cached;
         g_free(key);
     } else {
-        first = enroll_first_slot(app->cfg, c, *r->tz ? r->tz : NULL, now);
+        first = schedule_first(app->cfg, c, *r->tz ? r->tz : NULL, now);
         g_hash_table_insert(first_slots, key, g_memdup2(&first, sizeof first));
     }
-    gint64 id = store_enroll(app->st, sub_id, c->slug, first, now, now, err);
+    gint64 id = store_enroll(app->st, sub_id, c->slug, ENR_ACTIVE, first, now, now, err);
     if (id < 0)
         return FALSE;
     stats->enrolled++;
-    if (!strcmp(r->status, "paused"))
-        return store_pause(app->st, id, 0, now, err);
-    if (!strcmp(r->status, "completed"))
-        return store_enrollment_set(app->st, id, "completed", 0, 0, 0, now, err);
+    int want = state_parse(ENT_ENR, r->status);
+    struct enr_change none_planned = { .set_next = TRUE, .set_reason = TRUE, .reason = REASON_OPERATOR };
+    if (want == ENR_PAUSED)
+        return store_enr_apply(app->st, id, EV_ENR_PAUSE, &none_planned, now, err);
+    if (want == ENR_COMPLETED)
+        return store_enr_apply(app->st, id, EV_ENR_COMPLETE, &none_planned, now, err);
     return TRUE;
 }
 

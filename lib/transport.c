@@ -15,6 +15,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,7 +55,15 @@ struct maildir {
     gint seq;           /* atomic: sessions run in several threads */
 };
 
-static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, size_t n)
+static void report_once(struct transport_msg *m, transport_report_fn report, void *arg)
+{
+    if (!m->reported && report)
+        report(m, arg);
+    m->reported = TRUE;
+}
+
+static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, size_t n,
+                             transport_report_fn report, void *arg)
 {
     struct maildir *md = t->priv;
     char host[256] = "localhost";
@@ -96,6 +106,7 @@ static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, si
             g_free(why);
             g_unlink(tmp);
         }
+        report_once(m, report, arg);
         g_free(name);
         g_free(tmp);
         g_free(dst);
@@ -213,10 +224,39 @@ static void nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* What the event callback of one session needs to report each message as
+ * its reply arrives. */
+struct session_ctx {
+    struct transport_msg *msgs;
+    smtp_message_t *handles;
+    smtp_recipient_t *rcpts;
+    const char *server;
+    transport_report_fn report;
+    void *arg;
+};
+
+static void outcome_of(struct session_ctx *sc, size_t i, const char *errbuf);
+static gboolean never_tried(const struct transport_msg *m);
+
 static void event_cb(smtp_session_t session, int event, void *arg, ...)
 {
     (void)session;
-    (void)arg;
+    struct session_ctx *sc = arg;
+    if (event == SMTP_EV_MESSAGESENT) {
+        va_list ap;
+        va_start(ap, arg);
+        smtp_message_t msg = va_arg(ap, smtp_message_t);
+        va_end(ap);
+        size_t i = (size_t)(guintptr)smtp_message_get_application_data(msg);
+        if (i == 0)
+            return;
+        outcome_of(sc, i - 1, "");
+        /* What was never attempted may still go through the next relay:
+         * that is reported when smtp_send() is done with it. */
+        if (!never_tried(&sc->msgs[i - 1]))
+            report_once(&sc->msgs[i - 1], sc->report, sc->arg);
+        return;
+    }
     if (event != SMTP_EV_CONNECT)
         return;
     /* The open descriptors are listed in /proc: a few dozen calls instead
@@ -244,6 +284,15 @@ static void classify(struct transport_msg *m, const smtp_status_t *st, const cha
     if (st->enh_class > 0)
         g_snprintf(status, sizeof status, "%d.%d.%d", st->enh_class, st->enh_subject, st->enh_detail);
     const char *text = st->text && *st->text ? st->text : fallback;
+    /* Without ENHANCEDSTATUSCODES libESMTP fills no enh_ fields, but many
+     * servers still start the text with the code ("5.7.1 blocked"): take it
+     * from there when its class agrees with the reply code. */
+    if (!*status && st->text) {
+        int a = 0, b = 0, c = 0, used = 0;
+        if (sscanf(st->text, "%1d.%3d.%3d%n", &a, &b, &c, &used) == 3 && a == st->code / 100 &&
+            (st->text[used] == '\0' || g_ascii_isspace(st->text[used])))
+            g_snprintf(status, sizeof status, "%d.%d.%d", a, b, c);
+    }
     if (st->code >= 200 && st->code < 300)
         set_result(m, TRANSPORT_OK, st->code, status, text);
     else if (st->code >= 500 && st->code < 600)
@@ -252,9 +301,35 @@ static void classify(struct transport_msg *m, const smtp_status_t *st, const cha
         set_result(m, TRANSPORT_TEMP, st->code, status, text);
 }
 
+/* Reads message i's outcome from libESMTP's statuses (per recipient: the
+ * DATA reply can be 250 while the one recipient got a 550). */
+static void outcome_of(struct session_ctx *sc, size_t i, const char *errbuf)
+{
+    struct transport_msg *m = &sc->msgs[i];
+    const smtp_status_t *rp = smtp_reverse_path_status(sc->handles[i]);
+    const smtp_status_t *rs = sc->rcpts[i] ? smtp_recipient_status(sc->rcpts[i]) : NULL;
+    if (!rp || rp->code == 0) {
+        char *why = g_strdup_printf("not attempted: %s", *errbuf ? errbuf : "session failed");
+        set_result(m, TRANSPORT_TEMP, 0, "", why);
+        g_free(why);
+    } else if (rp->code >= 400) {
+        classify(m, rp, "MAIL FROM refused");
+    } else if (!rs || rs->code == 0) {
+        set_result(m, TRANSPORT_TEMP, 0, "", "RCPT TO not attempted");
+    } else if (rs->code >= 400) {
+        classify(m, rs, "RCPT TO refused");
+    } else {
+        const smtp_status_t *ds = smtp_message_transfer_status(sc->handles[i]);
+        if (!ds || ds->code == 0)
+            set_result(m, TRANSPORT_TEMP, 0, "", *errbuf ? errbuf : "no reply to DATA");
+        else
+            classify(m, ds, "DATA");
+    }
+}
+
 /* One SMTP session with `server` carrying msgs. */
 static gboolean smtp_session_run(struct transport *t, const char *server, struct transport_msg *msgs,
-                                 size_t n)
+                                 size_t n, transport_report_fn report, void *arg)
 {
     struct smtp *s = t->priv;
     const struct config *cfg = t->cfg;
@@ -264,8 +339,11 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
             set_result(&msgs[i], TRANSPORT_TEMP, 0, "", "cannot create SMTP session");
         return FALSE;
     }
+    smtp_message_t *handles = g_new0(smtp_message_t, n);
+    smtp_recipient_t *rcpts = g_new0(smtp_recipient_t, n);
+    struct session_ctx sc = { msgs, handles, rcpts, server, report, arg };
     smtp_set_server(session, server);
-    smtp_set_eventcb(session, event_cb, NULL);
+    smtp_set_eventcb(session, event_cb, &sc);
     smtp_set_hostname(session, cfg->smtp_helo);
     long ms = (long)cfg->smtp_timeout * 1000;
     /* Our own [smtp] timeout, even below RFC 5321's minutes, so a hanging
@@ -289,10 +367,9 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
         smtp_auth_set_context(session, auth);
     }
 
-    smtp_message_t *handles = g_new0(smtp_message_t, n);
-    smtp_recipient_t *rcpts = g_new0(smtp_recipient_t, n);
     for (size_t i = 0; i < n; i++) {
         handles[i] = smtp_add_message(session);
+        smtp_message_set_application_data_release(handles[i], (void *)(guintptr)(i + 1), NULL);
         smtp_set_reverse_path(handles[i], msgs[i].env_from);
         rcpts[i] = smtp_add_recipient(handles[i], msgs[i].rcpt);
         smtp_set_messagecb(handles[i], message_cb, &msgs[i]);
@@ -306,25 +383,8 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
 
     for (size_t i = 0; i < n; i++) {
         struct transport_msg *m = &msgs[i];
-        const smtp_status_t *rp = smtp_reverse_path_status(handles[i]);
-        const smtp_status_t *rs = rcpts[i] ? smtp_recipient_status(rcpts[i]) : NULL;
-        if (!rp || rp->code == 0) {
-            char *why = g_strdup_printf("not attempted: %s", *errbuf ? errbuf : "session failed");
-            set_result(m, TRANSPORT_TEMP, 0, "", why);
-            g_free(why);
-        } else if (rp->code >= 400) {
-            classify(m, rp, "MAIL FROM refused");
-        } else if (!rs || rs->code == 0) {
-            set_result(m, TRANSPORT_TEMP, 0, "", "RCPT TO not attempted");
-        } else if (rs->code >= 400) {
-            classify(m, rs, "RCPT TO refused");
-        } else {
-            const smtp_status_t *ds = smtp_message_transfer_status(handles[i]);
-            if (!ds || ds->code == 0)
-                set_result(m, TRANSPORT_TEMP, 0, "", *errbuf ? errbuf : "no reply to DATA");
-            else
-                classify(m, ds, "DATA");
-        }
+        if (!m->reported)
+            outcome_of(&sc, i, errbuf);
         if (m->outcome != TRANSPORT_OK)
             log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, server,
                      m->code, m->status, m->text);
@@ -345,7 +405,8 @@ static gboolean never_tried(const struct transport_msg *m)
 /* Sends over the first relay that is up; what a relay could not even
  * attempt (connection refused, greeting timeout) goes to the next one, and
  * a relay that attempted nothing is skipped for a minute. */
-static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_t n)
+static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_t n,
+                          transport_report_fn report, void *arg)
 {
     struct smtp *s = t->priv;
     GPtrArray *todo = g_ptr_array_new();
@@ -366,7 +427,7 @@ static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_
             struct transport_msg *batch = g_new(struct transport_msg, todo->len);
             for (guint i = 0; i < todo->len; i++)
                 batch[i] = *(struct transport_msg *)todo->pdata[i];
-            smtp_session_run(t, relay->server, batch, todo->len);
+            smtp_session_run(t, relay->server, batch, todo->len, report, arg);
             GPtrArray *again = g_ptr_array_new();
             for (guint i = 0; i < todo->len; i++) {
                 struct transport_msg *m = todo->pdata[i];
@@ -389,6 +450,9 @@ static gboolean smtp_send(struct transport *t, struct transport_msg *msgs, size_
     }
     g_free(tried);
     g_ptr_array_unref(todo);
+    /* Whatever no relay could take is final now. */
+    for (size_t i = 0; i < n; i++)
+        report_once(&msgs[i], report, arg);
     return TRUE;
 }
 
@@ -502,9 +566,10 @@ struct transport *transport_open(const struct config *cfg, GError **err)
     return t;
 }
 
-gboolean transport_send(struct transport *t, struct transport_msg *msgs, size_t n)
+gboolean transport_send(struct transport *t, struct transport_msg *msgs, size_t n, transport_report_fn report,
+                        void *arg)
 {
-    return t->ops->send(t, msgs, n);
+    return t->ops->send(t, msgs, n, report, arg);
 }
 
 void transport_free(struct transport *t)

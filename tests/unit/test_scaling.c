@@ -13,10 +13,10 @@ static gint64 due_cost(int enrolled, int due)
     g_assert_true(store_begin(st, &err));
     for (int i = 0; i < enrolled; i++) {
         char *email = g_strdup_printf("s%d@example.org", i);
-        gint64 sub = store_sub_add(st, email, "", NULL, 1000, &err);
+        gint64 sub = store_sub_add(st, email, "", NULL, SUB_ACTIVE, 1000, &err);
         g_assert_no_error(err);
         /* the first `due` are due at 5000; the rest far in the future */
-        g_assert_cmpint(store_enroll(st, sub, "release", i < due ? 5000 : 900000, 1000, 1000, &err), >, 0);
+        g_assert_cmpint(store_enroll(st, sub, "release", ENR_ACTIVE, i < due ? 5000 : 900000, 1000, 1000, &err), >, 0);
         g_free(email);
     }
     g_assert_true(store_commit(st, &err));

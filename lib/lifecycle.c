@@ -1,0 +1,455 @@
+/* lifecycle.c - owns the consequences of every event: which rows change,
+ * in which order, in one transaction. Callers never write a state
+ * themselves; store.c refuses a transition the table of state.c does not
+ * allow. The rule "an active enrollment has a next slot or one lesson in
+ * flight" is kept here by construction: every function that takes a lesson
+ * out of flight either plans the next one, or takes the enrollment out of
+ * 'active' in the same transaction. */
+#include <string.h>
+#include "lifecycle.h"
+#include "course.h"
+#include "error.h"
+#include "log.h"
+#include "schedule.h"
+
+/* Runs body inside a transaction of its own (a SAVEPOINT when nested). */
+#define IN_TX(app, err, body)                                   \
+    do {                                                        \
+        if (!store_begin((app)->st, (err)))                     \
+            return FALSE;                                       \
+        gboolean ok_ = (body);                                  \
+        if (!ok_ || !store_commit((app)->st, (err))) {          \
+            store_rollback((app)->st);                          \
+            return FALSE;                                       \
+        }                                                       \
+        return TRUE;                                            \
+    } while (0)
+
+static gboolean event(struct app *app, gint64 now, gint64 sub, gint64 enr, const char *kind, const char *via,
+                      const char *detail, GError **err)
+{
+    return store_event(app->st, now, sub, enr, kind, via, detail, err);
+}
+
+/* Takes enrollment id out of 'active' (or keeps it paused) with a reason:
+ * EV_ENR_HOLD or EV_ENR_STOP, and withdraws what waits. */
+static gboolean enr_leave_active(struct app *app, gint64 id, enum state_event ev, enum enr_reason why,
+                                 const char *text, gint64 now, GError **err)
+{
+    struct enr_change ch = { .set_next = TRUE, .set_reason = TRUE, .reason = why,
+                             .set_pause = TRUE, .replan = TRUE };
+    return store_enr_apply(app->st, id, ev, &ch, now, err) && store_dlv_withdraw(app->st, id, text, err) >= 0;
+}
+
+/* The slot of the lesson after d's (schedule_after with d's day count). */
+static gint64 next_after(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
+{
+    if (d->lesson >= c->n_lessons)
+        return -1;
+    struct pace_rule rule = schedule_rule(c, d->tz);
+    int in_day = 1;
+    if (app->cfg->max_per_day > 1) {
+        gint64 start, end;
+        if (pace_day_bounds(rule.tz, d->slot_at, &start, &end)) {
+            int n = store_day_count(app->st, d->enrollment_id, start, end, err);
+            if (n < 0)
+                return -2;
+            in_day = MAX(n, 1);
+        }
+    }
+    return schedule_after(app->cfg, &rule, d->anchor_at, d->slot_at, &in_day);
+}
+
+/* ---------------------------------------------------------------- outcomes */
+
+static gboolean sent_body(struct app *app, const struct delivery_row *d, int code, const char *text,
+                          gint64 next, gint64 now, GError **err)
+{
+    return store_dlv_apply(app->st, d->id, EV_DLV_SENT, code, text, now, err) &&
+           store_enr_lesson_done(app->st, d, next, d->calendar_dirty, now, err);
+}
+
+gboolean life_sent(struct app *app, const struct delivery_row *d, int code, const char *text, gint64 next,
+                   gint64 now, GError **err)
+{
+    /* The hot path: two statements, no savepoint of its own (the tick's
+     * group commit is the transaction; both writes or neither). */
+    if (store_in_transaction(app->st))
+        return sent_body(app, d, code, text, next, now, err);
+    IN_TX(app, err, sent_body(app, d, code, text, next, now, err));
+}
+
+gboolean life_deferred(struct app *app, const struct delivery_row *d, int code, const char *what,
+                       gint64 next_attempt, gint64 now, GError **err)
+{
+    IN_TX(app, err,
+          store_dlv_apply(app->st, d->id, EV_DLV_DEFER, code, what, next_attempt, err) &&
+          event(app, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err));
+}
+
+gboolean life_refused(struct app *app, const struct delivery_row *d, enum bounce_class k, int code,
+                      const char *what, gint64 now, GError **err)
+{
+    IN_TX(app, err,
+          store_dlv_apply(app->st, d->id, EV_DLV_FAIL, code, what, 0, err) &&
+          life_bounce(app, d->subscriber_id, d->enrollment_id, k, what, "daemon", now, err));
+}
+
+gboolean life_gave_up(struct app *app, const struct delivery_row *d, int code, const char *what, gint64 now,
+                      GError **err)
+{
+    IN_TX(app, err,
+          store_dlv_apply(app->st, d->id, EV_DLV_FAIL, code, what, 0, err) &&
+          (!state_allows(EV_ENR_HOLD, d->enr_state) || d->enr_state == ENR_PAUSED ||
+           enr_leave_active(app, d->enrollment_id, EV_ENR_HOLD, REASON_GAVE_UP, "gave up", now, err)) &&
+          event(app, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up", "daemon", what, err));
+}
+
+gboolean life_unclaimed(struct app *app, const struct delivery_row *d, GError **err)
+{
+    return store_dlv_apply(app->st, d->id, EV_DLV_UNCLAIM, 0, NULL, 0, err);
+}
+
+gboolean life_course_gone(struct app *app, gint64 enr_id, gint64 sub_id, gint64 delivery_id, gint64 now,
+                          GError **err)
+{
+    IN_TX(app, err,
+          (!delivery_id ||
+           store_dlv_apply(app->st, delivery_id, EV_DLV_UNCLAIM, 0, NULL, 0, err)) &&
+          enr_leave_active(app, enr_id, EV_ENR_HOLD, REASON_COURSE_GONE, "course not loaded", now, err) &&
+          event(app, now, sub_id, enr_id, "paused", "daemon", "course not loaded", err));
+}
+
+gboolean life_moot(struct app *app, const struct delivery_row *d, gint64 now, GError **err)
+{
+    gboolean stop = d->enr_state == ENR_ACTIVE && d->sub_status != SUB_ACTIVE;
+    if (stop)
+        log_warn("lifecycle: enrollment %" G_GINT64_FORMAT " was active for a subscriber who is %s; stopped",
+                 d->enrollment_id, state_name(ENT_SUB, d->sub_status));
+    enum enr_reason why = d->sub_status == SUB_BOUNCED ? REASON_BOUNCED : REASON_SUBSCRIBER;
+    IN_TX(app, err,
+          store_dlv_withdraw(app->st, d->enrollment_id, "enrollment no longer active", err) >= 0 &&
+          (!stop || enr_leave_active(app, d->enrollment_id, EV_ENR_STOP, why, "subscriber not active", now, err)));
+}
+
+gboolean life_late(struct app *app, const struct delivery_row *d, gint64 slot, GError **err)
+{
+    return store_dlv_reslot(app->st, d->id, slot, err);
+}
+
+/* ----------------------------------------------------------------- bounces */
+
+static gboolean bounce_body(struct app *app, gint64 sub_id, gint64 enr_id, enum bounce_class k,
+                            const char *detail, const char *via, gint64 now, GError **err)
+{
+    if (k == BOUNCE_SOFT)
+        return event(app, now, sub_id, enr_id, "bounce-soft", via, detail, err);
+    GPtrArray *es = store_enrollments_of(app->st, sub_id, err);
+    if (!es)
+        return FALSE;
+    gboolean ok = TRUE;
+    if (k == BOUNCE_HARD) {
+        ok = store_sub_apply(app->st, sub_id, EV_SUB_BOUNCE, now, err) &&
+             event(app, now, sub_id, enr_id, "bounced", via, detail, err);
+        for (guint i = 0; ok && i < es->len; i++) {
+            const struct enrollment_row *e = es->pdata[i];
+            if (e->state == ENR_PENDING || e->state == ENR_ACTIVE || e->state == ENR_PAUSED)
+                ok = enr_leave_active(app, e->id, EV_ENR_STOP, REASON_BOUNCED, "address bounced", now, err);
+        }
+    } else {
+        ok = event(app, now, sub_id, enr_id, "bounce-policy", via, detail, err);
+        for (guint i = 0; ok && i < es->len; i++) {
+            const struct enrollment_row *e = es->pdata[i];
+            if (e->state == ENR_ACTIVE)
+                ok = enr_leave_active(app, e->id, EV_ENR_HOLD, REASON_POLICY, "refused by policy", now, err);
+        }
+    }
+    g_ptr_array_unref(es);
+    return ok;
+}
+
+gboolean life_bounce(struct app *app, gint64 sub_id, gint64 enr_id, enum bounce_class k, const char *detail,
+                     const char *via, gint64 now, GError **err)
+{
+    IN_TX(app, err, bounce_body(app, sub_id, enr_id, k, detail, via, now, err));
+}
+
+/* ---------------------------------------------------------------- requests */
+
+gboolean life_pause(struct app *app, const struct enrollment_row *e, gint64 until, enum enr_reason why,
+                    const char *via, gint64 now, GError **err)
+{
+    struct enr_change ch = { .set_next = TRUE, .set_pause = TRUE, .paused_until = until,
+                             .set_reason = TRUE, .reason = why, .replan = TRUE };
+    char *detail = until > 0 ? g_strdup_printf("until %" G_GINT64_FORMAT, until) : g_strdup("");
+    gboolean ok = store_begin(app->st, err);
+    ok = ok && store_enr_apply(app->st, e->id, EV_ENR_PAUSE, &ch, now, err) &&
+         store_dlv_withdraw(app->st, e->id, "paused", err) >= 0 &&
+         event(app, now, e->subscriber_id, e->id, "paused", via, detail, err) && store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    g_free(detail);
+    return ok;
+}
+
+gboolean life_resume(struct app *app, const struct enrollment_row *e, const char *via, gint64 now,
+                     GError **err)
+{
+    const struct course *c = course_find(app->courses, e->course);
+    if (!c) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' is not loaded", e->course);
+        return FALSE;
+    }
+    struct pace_rule rule = schedule_rule(c, e->tz);
+    gint64 next = e->next_lesson > c->n_lessons ? 0 : pace_next_slot(&rule, e->anchor_at, now);
+    if (next < 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' has no slot after now", c->slug);
+        return FALSE;
+    }
+    /* Past the end of a shortened course: resuming completes it. */
+    struct enr_change ch = { .set_next = TRUE, .next_send_at = next, .set_pause = TRUE,
+                             .set_reason = TRUE, .reason = REASON_NONE, .replan = TRUE };
+    IN_TX(app, err,
+          store_enr_apply(app->st, e->id, EV_ENR_RESUME, &ch, now, err) &&
+          (next > 0 || store_enr_apply(app->st, e->id, EV_ENR_COMPLETE, NULL, now, err)) &&
+          event(app, now, e->subscriber_id, e->id, "resumed", via, "", err));
+}
+
+/* The subscriber has no pending, active or paused course left. */
+static gboolean none_left(struct app *app, gint64 sub_id, gboolean *none, GError **err)
+{
+    GPtrArray *all = store_enrollments_of(app->st, sub_id, err);
+    if (!all)
+        return FALSE;
+    *none = TRUE;
+    for (guint i = 0; i < all->len; i++) {
+        enum enr_state s = ((struct enrollment_row *)all->pdata[i])->state;
+        if (s == ENR_PENDING || s == ENR_ACTIVE || s == ENR_PAUSED)
+            *none = FALSE;
+    }
+    g_ptr_array_unref(all);
+    return TRUE;
+}
+
+static gboolean stop_body(struct app *app, const struct enrollment_row *e, enum enr_reason why,
+                          const char *kind, const char *via, gint64 now, GError **err)
+{
+    gboolean none = FALSE;
+    if (!enr_leave_active(app, e->id, EV_ENR_STOP, why, "left the course", now, err) ||
+        !event(app, now, e->subscriber_id, e->id, kind, via, e->course, err) ||
+        !none_left(app, e->subscriber_id, &none, err))
+        return FALSE;
+    /* A bounced subscriber stays bounced: that is the stronger fact. */
+    if (none && e->sub_status != SUB_BOUNCED && state_allows(EV_SUB_LEFT, e->sub_status))
+        return store_sub_apply(app->st, e->subscriber_id, EV_SUB_LEFT, now, err);
+    return TRUE;
+}
+
+gboolean life_stop(struct app *app, const struct enrollment_row *e, enum enr_reason why, const char *kind,
+                   const char *via, gint64 now, GError **err)
+{
+    IN_TX(app, err, stop_body(app, e, why, kind, via, now, err));
+}
+
+gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 first, const char *via,
+                      gint64 now, GError **err)
+{
+    struct enr_change ch = { .set_next = TRUE, .next_send_at = first, .anchor_at = now, .set_pause = TRUE,
+                             .set_reason = TRUE, .reason = REASON_NONE };
+    IN_TX(app, err,
+          store_enr_apply(app->st, e->id, EV_ENR_CONFIRM, &ch, now, err) &&
+          store_sub_apply(app->st, e->subscriber_id, EV_SUB_ACTIVATE, now, err) &&
+          event(app, now, e->subscriber_id, e->id, "confirmed", via, e->course, err));
+}
+
+gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
+                   GError **err)
+{
+    const struct course *c = course_find(app->courses, e->course);
+    if (!c) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", e->course);
+        return FALSE;
+    }
+    if (n < 1 || n > c->n_lessons) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s has lessons 1 to %d", c->slug, c->n_lessons);
+        return FALSE;
+    }
+    GPtrArray *sending = store_queue_list(app->st, DLV_SENDING, 0, err);
+    if (!sending)
+        return FALSE;
+    gboolean busy = FALSE;
+    for (guint i = 0; i < sending->len; i++)
+        busy |= ((struct delivery_row *)sending->pdata[i])->enrollment_id == e->id;
+    g_ptr_array_unref(sending);
+    if (busy) {
+        g_set_error(err, CD_ERROR, CD_ERR_BUSY, "a lesson of %s in %s is being sent right now; try again "
+                    "in a minute", e->email, c->slug);
+        return FALSE;
+    }
+    struct pace_rule rule = schedule_rule(c, e->tz);
+    gint64 next = pace_next_slot(&rule, e->anchor_at, now);
+    struct enr_change ch = { .set_next = e->state != ENR_STOPPED && e->state != ENR_PENDING,
+                             .next_send_at = next, .set_lesson = TRUE, .next_lesson = n, .replan = TRUE };
+    char *detail = g_strdup_printf("%s to lesson %d", c->slug, n);
+    gboolean ok = store_begin(app->st, err);
+    ok = ok && store_dlv_withdraw(app->st, e->id, "moved", err) >= 0 &&
+         store_dlv_forget_from(app->st, e->id, n, err) &&
+         (e->state != ENR_COMPLETED || store_enr_apply(app->st, e->id, EV_ENR_REOPEN, NULL, now, err));
+    /* Progress and plan: same state (a paused one stays paused; its resume plans). */
+    if (ok && e->state == ENR_PAUSED)
+        ch.set_next = FALSE;
+    ok = ok && store_enr_apply(app->st, e->id,
+                               e->state == ENR_PAUSED ? EV_ENR_PAUSE
+                               : e->state == ENR_STOPPED ? EV_ENR_STOP
+                               : e->state == ENR_PENDING ? EV_ENR_REQUEST : EV_ENR_PROGRESS,
+                               &ch, now, err) &&
+         event(app, now, e->subscriber_id, e->id, "moved", via, detail, err) && store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    g_free(detail);
+    return ok;
+}
+
+gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err)
+{
+    struct delivery_row *d = store_delivery_full(app->st, id, err);
+    if (!d)
+        return FALSE;
+    if (!state_allows(EV_DLV_CANCEL, d->state)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "delivery %" G_GINT64_FORMAT " is %s (only queued, "
+                    "deferred or failed ones can be cancelled)", id, state_name(ENT_DLV, d->state));
+        store_delivery_free(d);
+        return FALSE;
+    }
+    const struct course *c = course_find(app->courses, d->course);
+    gint64 next = -1;
+    if (c) {
+        next = next_after(app, c, d, err);
+        if (next == -2) {
+            store_delivery_free(d);
+            return FALSE;
+        }
+    }
+    char *detail = g_strdup_printf("lesson %d", d->lesson);
+    gboolean ok = store_begin(app->st, err);
+    ok = ok && store_dlv_apply(app->st, id, EV_DLV_CANCEL, 0, "cancelled by the operator", 0, err) &&
+         store_enr_lesson_done(app->st, d, c ? next : -1, FALSE, now, err) &&
+         event(app, now, d->subscriber_id, d->enrollment_id, "cancelled", "cli", detail, err) &&
+         store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    g_free(detail);
+    store_delivery_free(d);
+    return ok;
+}
+
+/* Retries one failed (or deferred, when named) delivery d. */
+static gboolean retry_one(struct app *app, const struct delivery_row *d, gint64 now, GError **err)
+{
+    struct enrollment_row *e = store_enrollment_get(app->st, d->enrollment_id, err);
+    if (!e)
+        return FALSE;
+    gboolean failure = e->reason == REASON_BOUNCED || e->reason == REASON_POLICY || e->reason == REASON_GAVE_UP;
+    gboolean ok = store_dlv_apply(app->st, d->id, EV_DLV_RETRY, 0, NULL, now, err);
+    /* The delivery is in flight again: the enrollment's plan waits for it. */
+    struct enr_change ch = { .set_next = TRUE, .set_pause = TRUE, .set_reason = TRUE, .reason = REASON_NONE,
+                             .replan = TRUE };
+    if (ok && failure && state_allows(EV_ENR_RETRY, e->state))
+        ok = store_enr_apply(app->st, e->id, EV_ENR_RETRY, &ch, now, err);
+    else if (ok && e->state != ENR_ACTIVE) {
+        /* left or paused by the person: the lesson waits for them, not sent */
+        ok = store_dlv_withdraw(app->st, e->id, "not active", err) >= 0;
+    }
+    if (ok && e->sub_status == SUB_BOUNCED && failure)
+        ok = store_sub_apply(app->st, e->subscriber_id, EV_SUB_REVIVE, now, err);
+    if (ok && (e->reason == REASON_BOUNCED || e->reason == REASON_POLICY)) {
+        /* every course the same bounce or refusal took out comes back, at
+         * its next slot */
+        GPtrArray *es = store_enrollments_of(app->st, e->subscriber_id, err);
+        ok = ok && es;
+        for (guint i = 0; ok && i < es->len; i++) {
+            const struct enrollment_row *o = es->pdata[i];
+            const struct course *c = course_find(app->courses, o->course);
+            if (o->id == e->id || o->reason != e->reason || !c || !state_allows(EV_ENR_RETRY, o->state))
+                continue;
+            struct pace_rule rule = schedule_rule(c, o->tz);
+            struct enr_change oc = { .set_next = TRUE, .next_send_at = pace_next_slot(&rule, o->anchor_at, now),
+                                     .set_reason = TRUE, .reason = REASON_NONE, .replan = TRUE };
+            ok = store_enr_apply(app->st, o->id, EV_ENR_RETRY, &oc, now, err);
+        }
+        if (es)
+            g_ptr_array_unref(es);
+    }
+    ok = ok && event(app, now, e->subscriber_id, e->id, "retried", "cli", "", err);
+    store_enrollment_free(e);
+    return ok;
+}
+
+int life_retry(struct app *app, gint64 id, gint64 now, GError **err)
+{
+    GPtrArray *rows = NULL;
+    if (id > 0) {
+        GError *e = NULL;
+        struct delivery_row *d = store_delivery_full(app->st, id, &e);
+        if (!d) {
+            if (e->code == CD_ERR_NOT_FOUND) {
+                g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "delivery %" G_GINT64_FORMAT " is not failed "
+                            "or deferred: there is no such delivery", id);
+                g_error_free(e);
+            } else {
+                g_propagate_error(err, e);
+            }
+            return -1;
+        }
+        if (d->state != DLV_FAILED && d->state != DLV_DEFERRED) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "delivery %" G_GINT64_FORMAT " is %s (only failed or "
+                        "deferred ones can be retried)", id, state_name(ENT_DLV, d->state));
+            store_delivery_free(d);
+            return -1;
+        }
+        rows = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+        g_ptr_array_add(rows, d);
+    } else {
+        rows = store_queue_list(app->st, DLV_FAILED, 0, err);
+        if (!rows)
+            return -1;
+    }
+    int n = 0;
+    gboolean ok = store_begin(app->st, err);
+    for (guint i = 0; ok && i < rows->len; i++) {
+        const struct delivery_row *d = rows->pdata[i];
+        /* An enrollment with another lesson in flight keeps that one. */
+        ok = retry_one(app, d, now, err);
+        n++;
+    }
+    g_ptr_array_unref(rows);
+    if (!ok || !store_commit(app->st, err)) {
+        store_rollback(app->st);
+        return -1;
+    }
+    return n;
+}
+
+int life_repair(struct app *app, gint64 now, GError **err)
+{
+    GArray *ids = store_stuck(app->st, 1000, err);
+    if (!ids)
+        return -1;
+    int n = 0;
+    gboolean ok = ids->len == 0 || store_begin(app->st, err);
+    for (guint i = 0; ok && i < ids->len; i++) {
+        gint64 id = g_array_index(ids, gint64, i);
+        log_err("lifecycle: BUG: enrollment %" G_GINT64_FORMAT " was active with nothing planned and "
+                "nothing in flight; its next lesson is planned now", id);
+        struct enr_change ch = { .set_next = TRUE, .next_send_at = now };
+        ok = store_enr_apply(app->st, id, EV_ENR_PROGRESS, &ch, now, err) &&
+             event(app, now, 0, id, "repaired", "daemon", "nothing planned", err);
+        n++;
+    }
+    if (ids->len > 0 && (!ok || !store_commit(app->st, err))) {
+        store_rollback(app->st);
+        n = -1;
+    }
+    g_array_free(ids, TRUE);
+    return n;
+}

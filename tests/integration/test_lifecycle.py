@@ -1,0 +1,185 @@
+"""Regression tests for the lifecycle defects of issue 11, each run with the
+real coursed and coursectl against a real SMTP server and a real SQLite
+file, each failing on the build before the lifecycle redesign:
+
+- a 5xx in one course stopped only that course: the subscriber's other
+  courses stayed 'active', their lesson was cancelled at claim and the
+  enrollment was stuck for ever ("lesson 1 is being delivered", and
+  --until-done never exited);
+- `schedule` and the welcome .ics promised lesson 2 on the day of a
+  first_within lesson, which max_per_day then moved;
+- a 5.7.1 policy refusal paused only one course; now every course of the
+  address waits for the operator, as a policy bounce report does;
+- an enrollment whose course disappeared was skipped and logged on every
+  tick; now it is paused with a reason `status` shows;
+- the operator's `retry` re-activated a person who had left meanwhile."""
+import subprocess
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import icalendar
+
+from conftest import COURSED, write_course
+from smtpsink import Sink
+
+UTC = timezone.utc
+
+
+def iso(t):
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ticks(env, start, hours, step=1):
+    for h in range(0, hours + 1, step):
+        env.tick(iso(start + timedelta(hours=h)))
+
+
+def test_hard_5xx_stops_every_course_and_nothing_is_stuck(env_factory):
+    """ann is in two courses; the server refuses her first lesson with 550
+    5.1.1. Exactly what a hard bounce report does happens: she is bounced,
+    both courses are stopped, nothing stays 'active' with nothing planned,
+    and `coursed --until-done` exits."""
+    refuse = {"ann@example.org"}
+
+    def decide(envelope, msg, attempt):
+        return "550 5.1.1 no such user" if envelope.rcpt_tos[0] in refuse else None
+
+    with Sink(decide) as sink:
+        env = env_factory(smtp_port=sink.port)
+        write_course(env.courses, "one", 3)
+        write_course(env.courses, "two", 3, schedule="FREQ=WEEKLY;BYDAY=TU,TH")
+        t0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)   # Sunday
+        env.ctl("init", now=iso(t0))
+        env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+        env.ctl("sub", "add", "bob@example.org", now=iso(t0))
+        for who in ("ann@example.org", "bob@example.org"):
+            env.ctl("enroll", who, "one", "--no-welcome", now=iso(t0))
+            env.ctl("enroll", who, "two", "--no-welcome", now=iso(t0))
+        ticks(env, t0, 24 * 10, step=6)
+        states = dict(env.sql("SELECT e.course, e.state FROM enrollments e JOIN subscribers s"
+                              " ON s.id = e.subscriber_id WHERE s.email = 'ann@example.org'"))
+        assert states == {"one": "stopped", "two": "stopped"}, states
+        assert env.sql("SELECT status FROM subscribers WHERE email = 'ann@example.org'") == [("bounced",)]
+        status = env.ctl("status", "ann@example.org", now=iso(t0 + timedelta(days=10))).stdout
+        assert "being delivered" not in status, status
+        # nothing stuck, anywhere
+        assert env.sql("SELECT count(*) FROM enrollments e WHERE state = 'active' AND next_send_at IS NULL"
+                       " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.enrollment_id = e.id"
+                       " AND d.state IN ('queued','sending','deferred'))") == [(0,)]
+        # only one refusal: the second course was never tried
+        assert len(sink.refused) == 1
+        assert sink.lessons("ann@example.org") == []
+        assert len(sink.lessons("bob@example.org")) == 6
+        p = subprocess.run([COURSED, "-d", "-c", str(env.conf), "--now", iso(t0 + timedelta(days=11)),
+                            "--until-done"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_policy_refusal_pauses_every_course(env_factory):
+    """A 5.7.1 refusal is about us, not the address: every course of the
+    address waits for the operator (a policy bounce report does the same),
+    and `coursectl retry` sends it again and resumes the other course."""
+    refuse = {"on": True}
+
+    def decide(envelope, msg, attempt):
+        return "550 5.7.1 blocked by policy" if refuse["on"] else None
+
+    with Sink(decide) as sink:
+        env = env_factory(smtp_port=sink.port)
+        write_course(env.courses, "one", 2)
+        write_course(env.courses, "two", 2, schedule="FREQ=WEEKLY;BYDAY=TU,TH")
+        t0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
+        env.ctl("init", now=iso(t0))
+        env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+        env.ctl("enroll", "ann@example.org", "one", "--no-welcome", now=iso(t0))
+        env.ctl("enroll", "ann@example.org", "two", "--no-welcome", now=iso(t0))
+        env.tick("2026-05-04T07:00:00Z")   # Monday 09:00 CEST: lesson 1 of "one"
+        assert dict(env.sql("SELECT course, state || '/' || reason FROM enrollments")) == \
+            {"one": "paused/policy", "two": "paused/policy"}
+        status = env.ctl("status", "ann@example.org", now="2026-05-04T08:00:00Z").stdout
+        assert "policy" in status
+        refuse["on"] = False
+        out = env.ctl("retry", "--all-failed", now="2026-05-04T08:00:00Z").stdout
+        assert "queued 1" in out
+        env.tick("2026-05-04T08:00:00Z")
+        ticks(env, datetime(2026, 5, 4, 8, tzinfo=UTC), 24 * 5, step=6)
+    got = sorted(m["msg"]["X-Course-Lesson"] for m in sink.lessons("ann@example.org"))
+    assert got == ["one 1/2", "one 2/2", "two 1/2", "two 2/2"], got
+    assert dict(env.sql("SELECT course, state FROM enrollments")) == {"one": "completed", "two": "completed"}
+
+
+def test_retry_does_not_revive_someone_who_left(env_factory):
+    """The delivery gave up; meanwhile the person left. `retry --all-failed`
+    queues nothing to them and leaves them unsubscribed."""
+    with Sink(lambda e, m, a: "451 4.3.0 try later") as sink:
+        env = env_factory(smtp_port=sink.port, extra_conf="[delivery]\ngive_up = 1h\nretry_first = 10m\n")
+        write_course(env.courses, "one", 2)
+        t0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
+        env.ctl("init", now=iso(t0))
+        env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+        env.ctl("enroll", "ann@example.org", "one", "--no-welcome", now=iso(t0))
+        ticks(env, datetime(2026, 5, 4, 7, tzinfo=UTC), 3)
+        assert env.sql("SELECT state, reason FROM enrollments") == [("paused", "gave-up")]
+        env.ctl("unenroll", "ann@example.org", "one", now="2026-05-04T11:00:00Z")
+        env.ctl("retry", "--all-failed", now="2026-05-04T11:05:00Z")
+        assert env.sql("SELECT state FROM enrollments") == [("stopped",)]
+        assert env.sql("SELECT count(*) FROM deliveries WHERE state IN ('queued','deferred','sending')") == [(0,)]
+
+
+def test_schedule_and_welcome_calendar_apply_max_per_day(env_factory, sink):
+    """Enrolled on Sunday with first_within = 24h on a Mon/Wed/Fri 09:00
+    course: lesson 1 comes on Monday at 07:00 (24 h on), and with
+    max_per_day = 1 lesson 2 cannot come on Monday at 09:00: `schedule`,
+    the welcome .ics (read with python3-icalendar) and what arrives all say
+    Wednesday 09:00."""
+    env = env_factory(smtp_port=sink.port)
+    write_course(env.courses, "test", 3, extra="first_within = 24h\n")
+    t0 = datetime(2026, 5, 3, 5, 0, tzinfo=UTC)     # Sunday 07:00 CEST
+    env.ctl("init", now=iso(t0))
+    env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+    env.ctl("enroll", "ann@example.org", "test", now=iso(t0))
+    import json
+    shown = [e["utc"] for e in json.loads(env.ctl("schedule", "ann@example.org", "--json", now=iso(t0)).stdout)]
+    want = ["2026-05-04T05:00:00Z", "2026-05-06T07:00:00Z", "2026-05-08T07:00:00Z"]
+    assert shown == want, shown
+    ticks(env, t0, 24 * 6)
+    welcome = [m for m in sink.system("ann@example.org")]
+    cal = None
+    for m in welcome:
+        for part in m["msg"].walk():
+            if part.get_content_type() == "text/calendar":
+                cal = icalendar.Calendar.from_ical(part.get_content())
+    assert cal is not None, "no calendar in the welcome mail"
+    starts = sorted(iso(ev.get("dtstart").dt) for ev in cal.walk("VEVENT"))
+    assert starts == want
+    from email.utils import parsedate_to_datetime
+    arrived = [iso(parsedate_to_datetime(m["msg"]["Date"])) for m in sink.lessons("ann@example.org")]
+    assert arrived == want, arrived
+
+
+def test_course_removed_pauses_with_a_reason(env_factory, sink):
+    """The course folder is removed under a running enrollment: the
+    enrollment is paused once, with a reason `status` shows; it is not
+    logged again on every tick; restored and resumed, it goes on."""
+    env = env_factory(smtp_port=sink.port)
+    write_course(env.courses, "keep", 1)
+    write_course(env.courses, "gone", 2)
+    t0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
+    env.ctl("init", now=iso(t0))
+    env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+    env.ctl("enroll", "ann@example.org", "gone", "--no-welcome", now=iso(t0))
+    import shutil
+    shutil.move(str(env.courses / "gone"), str(env.dir / "gone.saved"))
+    first = env.tick("2026-05-04T07:00:00Z").stderr
+    again = env.tick("2026-05-04T08:00:00Z").stderr
+    assert "not loaded" in first
+    assert "not loaded" not in again, again
+    assert env.sql("SELECT state, reason FROM enrollments") == [("paused", "course-gone")]
+    status = env.ctl("status", "ann@example.org", now="2026-05-04T08:00:00Z").stdout
+    assert "no longer loaded" in status, status
+    shutil.move(str(env.dir / "gone.saved"), str(env.courses / "gone"))
+    env.ctl("resume", "ann@example.org", "gone", now="2026-05-04T09:00:00Z")
+    ticks(env, datetime(2026, 5, 4, 9, tzinfo=UTC), 24 * 6, step=2)
+    assert len(sink.lessons("ann@example.org")) == 2
+    keys = Counter(m["msg"]["Message-ID"] for m in sink.lessons())
+    assert max(keys.values()) == 1
