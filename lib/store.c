@@ -178,7 +178,8 @@ static gboolean fail(struct store *st, int rc, const char *what, GError **err)
 static gboolean refuse(struct store *st, const char *table, gint64 id, enum state_event ev, GError **err)
 {
     const struct state_transition *t = state_transition(ev);
-    char *sql = g_strdup_printf("SELECT state FROM %s WHERE id = %" G_GINT64_FORMAT, table, id);
+    char *sql = g_strdup_printf("SELECT %s FROM %s WHERE id = %" G_GINT64_FORMAT,
+                                strcmp(table, "subscribers") == 0 ? "status" : "state", table, id);
     sqlite3_stmt *s = NULL;
     char *now_in = NULL;
     if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)

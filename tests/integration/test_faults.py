@@ -40,10 +40,12 @@ def prepared(env_factory, port, extra="", lessons=1):
 
 
 def test_kill_9_mid_run(env_factory, sink):
-    """5,000 deliveries, coursed killed with SIGKILL at random moments ten
+    """5,000 deliveries, coursed killed with SIGKILL at random moments twenty
     times and restarted: every lesson reaches the server at least once,
-    duplicates stay within kills x messages in flight, and the database is
-    intact."""
+    and because each outcome is recorded as its reply arrives (not per
+    session), duplicates stay within kills x sessions x 2 (the bound of
+    issue 11; per-session recording allowed kills x sessions x 50 here).
+    The database is intact."""
     sessions, per_session = 2, 50
     env = prepared(env_factory, sink.port,
                    f"[smtp]\nsessions = {sessions}\nmessages_per_session = {per_session}\n"
@@ -52,12 +54,12 @@ def test_kill_9_mid_run(env_factory, sink):
     fill(env, n)
     rng = random.Random(42)
     kills = 0
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         p = subprocess.Popen([COURSED, "-d", "-c", str(env.conf), "--now", NOW, "--until-done"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if kills < 10:
-            time.sleep(rng.uniform(0.05, 0.6))
+        if kills < 20:
+            time.sleep(rng.uniform(0.05, 0.4))
             if p.poll() is None:
                 p.kill()
                 kills += 1
@@ -67,13 +69,16 @@ def test_kill_9_mid_run(env_factory, sink):
             assert p.returncode == 0
             break
     keys = Counter(m["msg"]["Message-ID"] for m in sink.messages)
-    assert len(keys) == n, f"{n - len(keys)} lessons never reached the server"
+    lost = n - len(keys)
     dups = sum(c - 1 for c in keys.values())
-    print(f"{dups} duplicates after {kills} kills (bound {kills * sessions * per_session})")
-    assert dups <= kills * sessions * per_session, f"{dups} duplicates after {kills} kills"
+    bound = kills * sessions * 2
+    print(f"lost {lost}, {dups} duplicates after {kills} kills (bound {bound})")
+    assert lost == 0, f"{lost} lessons never reached the server"
+    assert dups <= bound, f"{dups} duplicates after {kills} kills (bound {bound})"
+    assert max(keys.values()) <= 3, "one lesson went out again and again"
     assert env.sql("PRAGMA integrity_check") == [("ok",)]
     assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", n)]
-    assert kills == 10
+    assert kills == 20
 
 
 def test_bad_replies(env_factory):
@@ -206,39 +211,67 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def test_full_disk(env_factory, sink, small_disk):
-    """The state folder is a small tmpfs that fills up: coursed logs the
-    error, sends nothing it cannot record, and carries on when space
-    returns, with an intact database."""
-    env = env_factory(smtp_port=sink.port, extra_conf="[pacing]\nlate_grace = 7d\n")
-    env.conf.write_text(env.conf.read_text().replace("database = state.db", f"database = {small_disk}/state.db"))
-    env.db = small_disk / "state.db"
-    write_course(env.courses, "test", 1)
-    env.ctl("init", now=NOW)
-    fill(env, 300)
-    filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+def cpu_seconds(pid):
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_full_disk(env_factory, small_disk):
+    """The state folder is a small tmpfs that fills up while coursed is
+    sending: the outcomes that cannot be written stay in memory, nothing new
+    is claimed, the daemon backs off (no spin: little CPU, few log lines)
+    and, once space returns, writes them. No lesson is lost and none goes
+    out twice."""
+    slow = Sink(decide=lambda env, msg, attempt: time.sleep(0.01))
+    slow.start()
     try:
-        for _ in range(100000):          # bounded: 8 MB / 4 KB is 2,048 writes
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
+        env = env_factory(smtp_port=slow.port,
+                          extra_conf="[smtp]\nsessions = 2\nmessages_per_session = 20\n"
+                                     "[delivery]\nbatch = 40\n[pacing]\nlate_grace = 7d\n")
+        env.conf.write_text(env.conf.read_text().replace("database = state.db",
+                                                         f"database = {small_disk}/state.db"))
+        env.db = small_disk / "state.db"
+        write_course(env.courses, "test", 1)
+        env.ctl("init", now=NOW)
+        fill(env, 300)
+        log = open(env.dir / "coursed.log", "w")
+        p = subprocess.Popen([COURSED, "-d", "-c", str(env.conf), "--now", NOW, "--until-done"],
+                             stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 30
+        while len(slow.lessons()) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        filler = small_disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for _ in range(100000):          # bounded: 8 MB / 4 KB is 2,048 writes
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        time.sleep(1.0)                      # the sessions in flight finish; their outcomes wait
+        c0, t0 = cpu_seconds(p.pid), time.monotonic()
+        time.sleep(3.0)
+        cpu = (cpu_seconds(p.pid) - c0) / (time.monotonic() - t0)
+        received_full = len(slow.lessons())
+        filler.unlink()
+        p.wait(timeout=120)
+        log.close()
+        text = (env.dir / "coursed.log").read_text()
     finally:
-        os.close(fd)
-    p = env.tick(NOW, check=False)
-    assert p.returncode in (0, 1, 75)
-    assert "full" in p.stderr or "disk" in p.stderr, p.stderr[-2000:]
-    received_before = len(sink.lessons())
-    filler.unlink()
-    # nothing reached the server that the database does not know was sent
-    # or in flight (in flight is sent again: at-least-once)
-    sent_before = env.sql("SELECT count(*) FROM deliveries WHERE state IN ('sent', 'sending')")[0][0]
-    assert received_before <= sent_before
-    env.tick(NOW)
-    env.tick("2026-05-04T07:30:00Z")
-    assert env.sql("PRAGMA integrity_check") == [("ok",)]
-    keys = Counter(m["msg"]["Message-ID"] for m in sink.lessons())
+        slow.stop()
+    assert p.returncode == 0, text[-3000:]
+    assert "full" in text or "disk" in text, text[-3000:]
+    assert cpu < 0.3, f"coursed used {cpu:.0%} of a core while the disk was full"
+    failures = text.count("cannot record") + text.count("tick failed")
+    assert failures < 40, f"{failures} error lines: the failing tick spins"
+    assert received_full < 300, "the disk was never full while sending"
+    keys = Counter(m["msg"]["Message-ID"] for m in slow.lessons())
     assert len(keys) == 300, "a lesson was lost"
+    assert max(keys.values()) == 1, f"{sum(c - 1 for c in keys.values())} lessons went out twice"
+    assert env.sql("PRAGMA integrity_check") == [("ok",)]
     assert env.sql("SELECT state, count(*) FROM deliveries GROUP BY state") == [("sent", 300)]
 
 

@@ -1,6 +1,9 @@
 /* test_store.c - unit tests of lib/store.c on a scratch SQLite file: the
  * schema, subscribers, enrollments and the delivery life cycle
- * (queue -> claim -> sent / deferred / failed, crash recovery).
+ * (queue -> claim -> sent / deferred / failed, crash recovery), written
+ * through store_ready() and the guarded transitions (store_*_apply) the way
+ * tick.c and lifecycle.c write them. Every event from every state is
+ * tested in test_state.c.
  *
  * A few set-ups the API cannot make (a paused enrollment, a schema from the
  * future, a file that is not a database) are written with a second SQLite
@@ -82,7 +85,7 @@ static struct store_counts counts(struct store *st)
 static gint64 add_sub(struct store *st, const char *email, gint64 now)
 {
     GError *err = NULL;
-    gint64 id = store_sub_add(st, email, "Name", NULL, now, &err);
+    gint64 id = store_sub_add(st, email, "Name", NULL, SUB_ACTIVE, now, &err);
     g_assert_no_error(err);
     g_assert_cmpint(id, >, 0);
     return id;
@@ -91,7 +94,7 @@ static gint64 add_sub(struct store *st, const char *email, gint64 now)
 static gint64 enroll(struct store *st, gint64 sub, const char *course, gint64 next, gint64 anchor)
 {
     GError *err = NULL;
-    gint64 id = store_enroll(st, sub, course, next, anchor, anchor, &err);
+    gint64 id = store_enroll(st, sub, course, ENR_ACTIVE, next, anchor, anchor, &err);
     g_assert_no_error(err);
     g_assert_cmpint(id, >, 0);
     return id;
@@ -144,12 +147,43 @@ static gint64 enroll_and_queue(struct store *st, const char *email, const char *
     return id;
 }
 
+/* Claims up to limit ready deliveries the way the tick does: store_ready()
+ * reads them, then, in one transaction, each live one is claimed
+ * (EV_DLV_CLAIM) and a moot one (its enrollment or subscriber no longer
+ * active) withdrawn. Returns the claimed rows as stored afterwards. */
 static GPtrArray *claim(struct store *st, gint64 now, int limit)
 {
     GError *err = NULL;
-    GPtrArray *a = store_claim(st, now, limit, &err);
+    g_assert_true(store_begin(st, &err));
     g_assert_no_error(err);
-    g_assert_nonnull(a);
+    GPtrArray *ready = store_ready(st, now, limit, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(ready);
+    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
+    for (guint i = 0; i < ready->len; i++) {
+        const struct delivery_row *d = ready->pdata[i];
+        g_assert_true(d->state == DLV_QUEUED || d->state == DLV_DEFERRED);
+        if (!d->live) {
+            g_assert_cmpint(store_dlv_withdraw(st, d->enrollment_id, "enrollment no longer active", &err), >=, 0);
+            g_assert_no_error(err);
+            continue;
+        }
+        g_assert_true(store_dlv_apply(st, d->id, EV_DLV_CLAIM, 0, NULL, 0, &err));
+        g_assert_no_error(err);
+        g_array_append_val(ids, d->id);
+    }
+    g_ptr_array_unref(ready);
+    g_assert_true(store_commit(st, &err));
+    g_assert_no_error(err);
+
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    for (guint i = 0; i < ids->len; i++) {
+        struct delivery_row *d = store_delivery_full(st, g_array_index(ids, gint64, i), &err);
+        g_assert_no_error(err);
+        g_assert_nonnull(d);
+        g_ptr_array_add(a, d);
+    }
+    g_array_free(ids, TRUE);
     return a;
 }
 
@@ -241,15 +275,15 @@ static void test_subscribers(struct fx *f, gconstpointer data)
 {
     (void)data;
     GError *err = NULL;
-    gint64 a = store_sub_add(f->st, "ann@example.org", "Ann", "Europe/Berlin", 1000, &err);
+    gint64 a = store_sub_add(f->st, "ann@example.org", "Ann", "Europe/Berlin", SUB_ACTIVE, 1000, &err);
     g_assert_no_error(err);
     g_assert_cmpint(a, >, 0);
-    gint64 b = store_sub_add(f->st, "bob@example.org", NULL, NULL, 2000, &err);
+    gint64 b = store_sub_add(f->st, "bob@example.org", NULL, NULL, SUB_ACTIVE, 2000, &err);
     g_assert_no_error(err);
     g_assert_cmpint(b, >, a);
 
     /* duplicate */
-    g_assert_cmpint(store_sub_add(f->st, "ann@example.org", "Ann again", NULL, 3000, &err), ==, -1);
+    g_assert_cmpint(store_sub_add(f->st, "ann@example.org", "Ann again", NULL, SUB_ACTIVE, 3000, &err), ==, -1);
     g_assert_error(err, CD_ERROR, CD_ERR_EXISTS);
     g_assert_nonnull(strstr(err->message, "ann@example.org"));
     g_clear_error(&err);
@@ -261,7 +295,7 @@ static void test_subscribers(struct fx *f, gconstpointer data)
     g_assert_cmpstr(r->email, ==, "ann@example.org");
     g_assert_cmpstr(r->name, ==, "Ann");
     g_assert_cmpstr(r->tz, ==, "Europe/Berlin");
-    g_assert_cmpstr(r->status, ==, "active");
+    g_assert_cmpint(r->status, ==, SUB_ACTIVE);
     g_assert_cmpint(r->created_at, ==, 1000);
     store_sub_free(r);
 
@@ -276,12 +310,24 @@ static void test_subscribers(struct fx *f, gconstpointer data)
     g_assert_error(err, CD_ERROR, CD_ERR_NOT_FOUND);
     g_clear_error(&err);
 
-    struct store_sub_filter all = { 0 };
+    /* status is an enum sub_state now: -1 is "any" (0 would be 'pending') */
+    struct store_sub_filter all = { .status = -1 };
     GPtrArray *list = store_sub_find(f->st, &all, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(list->len, ==, 2);
     g_assert_cmpstr(((struct sub_row *)list->pdata[0])->email, ==, "ann@example.org");
     g_assert_cmpstr(((struct sub_row *)list->pdata[1])->email, ==, "bob@example.org");
+    g_assert_cmpint(((struct sub_row *)list->pdata[1])->status, ==, SUB_ACTIVE);
+    g_ptr_array_unref(list);
+    struct store_sub_filter by_status = { .status = SUB_ACTIVE };
+    list = store_sub_find(f->st, &by_status, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(list->len, ==, 2);
+    g_ptr_array_unref(list);
+    by_status.status = SUB_PENDING;
+    list = store_sub_find(f->st, &by_status, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(list->len, ==, 0);
     g_ptr_array_unref(list);
     g_assert_cmpint(counts(f->st).subscribers, ==, 2);
     store_sub_free(NULL);
@@ -294,15 +340,15 @@ static void test_enroll(struct fx *f, gconstpointer data)
     (void)data;
     GError *err = NULL;
     gint64 sub = add_sub(f->st, "ann@example.org", 1000);
-    gint64 e1 = store_enroll(f->st, sub, "release", 5000, 1000, 1100, &err);
+    gint64 e1 = store_enroll(f->st, sub, "release", ENR_ACTIVE, 5000, 1000, 1100, &err);
     g_assert_no_error(err);
     g_assert_cmpint(e1, >, 0);
 
-    g_assert_cmpint(store_enroll(f->st, sub, "release", 6000, 1000, 1200, &err), ==, -1);
+    g_assert_cmpint(store_enroll(f->st, sub, "release", ENR_ACTIVE, 6000, 1000, 1200, &err), ==, -1);
     g_assert_error(err, CD_ERROR, CD_ERR_EXISTS);
     g_clear_error(&err);
 
-    gint64 e2 = store_enroll(f->st, sub, "leaving-kindly", 0, 1000, 1300, &err);
+    gint64 e2 = store_enroll(f->st, sub, "leaving-kindly", ENR_ACTIVE, 0, 1000, 1300, &err);
     g_assert_no_error(err);
     g_assert_cmpint(e2, >, e1);
 
@@ -315,7 +361,7 @@ static void test_enroll(struct fx *f, gconstpointer data)
     g_assert_cmpstr(r->email, ==, "ann@example.org");
     g_assert_cmpstr(r->name, ==, "Name");
     g_assert_cmpstr(r->course, ==, "release");
-    g_assert_cmpstr(r->state, ==, "active");
+    g_assert_cmpint(r->state, ==, ENR_ACTIVE);
     g_assert_cmpint(r->next_lesson, ==, 1);
     g_assert_cmpint(r->next_send_at, ==, 5000);
     g_assert_cmpint(r->anchor_at, ==, 1000);
@@ -340,7 +386,7 @@ static void test_enroll_unknown_subscriber(struct fx *f, gconstpointer data)
 {
     (void)data;
     GError *err = NULL;
-    gint64 id = store_enroll(f->st, 4242, "release", 5000, 1000, 1000, &err);
+    gint64 id = store_enroll(f->st, 4242, "release", ENR_ACTIVE, 5000, 1000, 1000, &err);
     g_assert_cmpint(id, ==, -1);
     g_assert_nonnull(err);
     g_assert_true(err->domain == CD_ERROR);
@@ -381,7 +427,7 @@ static void test_due(struct fx *f, gconstpointer data)
     for (guint i = 0; i < a->len; i++) {
         struct enrollment_row *e = a->pdata[i];
         g_assert_cmpstr(e->email, ==, want[i]);
-        g_assert_cmpstr(e->state, ==, "active");
+        g_assert_cmpint(e->state, ==, ENR_ACTIVE);
         g_assert_cmpint(e->next_send_at, <=, 300);
         g_assert_cmpint(e->next_send_at, >=, prev); /* oldest first */
         prev = e->next_send_at;
@@ -445,7 +491,7 @@ static void test_queue_once(struct fx *f, gconstpointer data)
     struct enrollment_row *r = get_enrollment(f->st, sub, id);
     g_assert_cmpint(r->next_send_at, ==, 0);
     g_assert_cmpint(r->next_lesson, ==, 1);
-    g_assert_cmpstr(r->state, ==, "active");
+    g_assert_cmpint(r->state, ==, ENR_ACTIVE);
     store_enrollment_free(r);
 
     /* the first queueing won: its message id and times */
@@ -491,6 +537,25 @@ static void test_claim(struct fx *f, gconstpointer data)
     gint64 sub = 0;
     gint64 id = enroll_and_queue(f->st, "ann@example.org", "release", 1000, 1010, &sub);
 
+    /* store_ready() reads what is ready, with the state of its enrollment
+     * and subscriber, and writes nothing */
+    GError *err = NULL;
+    for (int i = 0; i < 2; i++) {
+        GPtrArray *r = store_ready(f->st, 1020, 10, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(r->len, ==, 1);
+        const struct delivery_row *d = r->pdata[0];
+        g_assert_cmpint(d->state, ==, DLV_QUEUED);
+        g_assert_cmpint(d->attempts, ==, 0);
+        g_assert_true(d->live);
+        g_assert_cmpint(d->enr_state, ==, ENR_ACTIVE);
+        g_assert_cmpint(d->sub_status, ==, SUB_ACTIVE);
+        g_assert_cmpint(d->enrollment_id, ==, id);
+        g_ptr_array_unref(r);
+        g_assert_cmpint(counts(f->st).queued, ==, 1);
+        g_assert_cmpint(counts(f->st).sending, ==, 0);
+    }
+
     /* not before its next_attempt_at (= queued_at) */
     GPtrArray *a = claim(f->st, 1009, 10);
     g_assert_cmpuint(a->len, ==, 0);
@@ -504,7 +569,7 @@ static void test_claim(struct fx *f, gconstpointer data)
     g_assert_cmpint(d->subscriber_id, ==, sub);
     g_assert_cmpint(d->lesson, ==, 1);
     g_assert_cmpstr(d->message_id, ==, "<release.ann@example.org.1@example.org>");
-    g_assert_cmpstr(d->state, ==, "sending");
+    g_assert_cmpint(d->state, ==, DLV_SENDING);
     g_assert_cmpint(d->attempts, ==, 1);
     g_assert_cmpint(d->slot_at, ==, 1000);
     g_assert_cmpint(d->queued_at, ==, 1010);
@@ -521,10 +586,22 @@ static void test_claim(struct fx *f, gconstpointer data)
     g_assert_cmpint(c.queued, ==, 0);
     g_assert_cmpint(c.sending, ==, 1);
 
-    /* nothing left to claim */
+    /* nothing left to claim, and a second claim of the row is refused */
     a = claim(f->st, 5000, 10);
     g_assert_cmpuint(a->len, ==, 0);
     g_ptr_array_unref(a);
+    GPtrArray *sending = store_queue_list(f->st, DLV_SENDING, 10, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(sending->len, ==, 1);
+    gint64 did = ((struct delivery_row *)sending->pdata[0])->id;
+    g_ptr_array_unref(sending);
+    g_assert_false(store_dlv_apply(f->st, did, EV_DLV_CLAIM, 0, NULL, 0, &err));
+    g_assert_error(err, CD_ERROR, CD_ERR_STATE);
+    g_clear_error(&err);
+    struct delivery_row *again = store_delivery_full(f->st, did, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(again->attempts, ==, 1);
+    store_delivery_free(again);
     store_delivery_free(NULL);
 }
 
@@ -552,14 +629,28 @@ static void test_claim_limit_and_order(struct fx *f, gconstpointer data)
 
 /* ---- outcomes ---- */
 
+/* What life_sent() writes: the delivery 'sent', the enrollment's progress
+ * (next slot, or completed with none), in one transaction. */
 static void mark_sent(struct store *st, const struct delivery_row *d, gint64 now, gint64 next)
 {
     GError *err = NULL;
     g_assert_true(store_begin(st, &err));
-    g_assert_true(store_mark_sent(st, d, 250, "2.0.0 Ok: queued", now, next, &err));
+    g_assert_true(store_dlv_apply(st, d->id, EV_DLV_SENT, 250, "2.0.0 Ok: queued", now, &err));
+    g_assert_no_error(err);
+    g_assert_true(store_enr_lesson_done(st, d, next, d->calendar_dirty, now, &err));
     g_assert_no_error(err);
     g_assert_true(store_commit(st, &err));
     g_assert_no_error(err);
+}
+
+/* Reads enrollment id. */
+static struct enrollment_row *enr_get(struct store *st, gint64 id)
+{
+    GError *err = NULL;
+    struct enrollment_row *e = store_enrollment_get(st, id, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(e);
+    return e;
 }
 
 static void test_mark_sent(struct fx *f, gconstpointer data)
@@ -573,7 +664,7 @@ static void test_mark_sent(struct fx *f, gconstpointer data)
     mark_sent(f->st, d1, 1001, 2000);
 
     struct enrollment_row *e = get_enrollment(f->st, sub, id);
-    g_assert_cmpstr(e->state, ==, "active");
+    g_assert_cmpint(e->state, ==, ENR_ACTIVE);
     g_assert_cmpint(e->next_lesson, ==, 2);
     g_assert_cmpint(e->next_send_at, ==, 2000);
     g_assert_cmpint(e->lessons_sent, ==, 1);
@@ -596,7 +687,7 @@ static void test_mark_sent(struct fx *f, gconstpointer data)
     mark_sent(f->st, d2, 2001, -1);
 
     e = get_enrollment(f->st, sub, id);
-    g_assert_cmpstr(e->state, ==, "completed");
+    g_assert_cmpint(e->state, ==, ENR_COMPLETED);
     g_assert_cmpint(e->next_lesson, ==, 3);
     g_assert_cmpint(e->next_send_at, ==, 0);
     g_assert_cmpint(e->lessons_sent, ==, 2);
@@ -606,10 +697,25 @@ static void test_mark_sent(struct fx *f, gconstpointer data)
     g_assert_cmpint(c.enroll_completed, ==, 1);
     g_assert_cmpint(c.enroll_active, ==, 0);
 
-    /* A stale outcome for lesson 1 does not move progress back. */
-    mark_sent(f->st, d1, 3000, 9999);
+    /* A stale outcome for lesson 1 is refused by the table (it is 'sent'
+     * already) and writes nothing; its progress step alone does not move
+     * progress back either. */
+    GError *err2 = NULL;
+    g_assert_true(store_begin(f->st, &err2));
+    g_assert_false(store_dlv_apply(f->st, d1->id, EV_DLV_SENT, 250, "again", 3000, &err2));
+    g_assert_error(err2, CD_ERROR, CD_ERR_STATE);
+    g_clear_error(&err2);
+    g_assert_true(store_enr_lesson_done(f->st, d1, 9999, FALSE, 3000, &err2));
+    g_assert_no_error(err2);
+    g_assert_true(store_commit(f->st, &err2));
+    struct delivery_row *again = store_delivery_full(f->st, d1->id, &err2);
+    g_assert_no_error(err2);
+    g_assert_cmpint(again->state, ==, DLV_SENT);
+    g_assert_cmpint(again->sent_at, ==, 1001);
+    g_assert_cmpstr(again->last_text, ==, "2.0.0 Ok: queued");
+    store_delivery_free(again);
     e = get_enrollment(f->st, sub, id);
-    g_assert_cmpstr(e->state, ==, "completed");
+    g_assert_cmpint(e->state, ==, ENR_COMPLETED);
     g_assert_cmpint(e->next_lesson, ==, 3);
     g_assert_cmpint(e->next_send_at, ==, 0);
     store_enrollment_free(e);
@@ -626,7 +732,8 @@ static void test_mark_deferred(struct fx *f, gconstpointer data)
     g_assert_cmpuint(a->len, ==, 1);
     GError *err = NULL;
     g_assert_true(store_begin(f->st, &err));
-    g_assert_true(store_mark_deferred(f->st, a->pdata[0], 451, "4.7.1 try later", 1300, &err));
+    g_assert_true(store_dlv_apply(f->st, ((struct delivery_row *)a->pdata[0])->id, EV_DLV_DEFER, 451,
+                                  "4.7.1 try later", 1300, &err));
     g_assert_no_error(err);
     g_assert_true(store_commit(f->st, &err));
     g_ptr_array_unref(a);
@@ -642,7 +749,7 @@ static void test_mark_deferred(struct fx *f, gconstpointer data)
     a = claim(f->st, 1300, 10);
     g_assert_cmpuint(a->len, ==, 1);
     struct delivery_row *d = a->pdata[0];
-    g_assert_cmpstr(d->state, ==, "sending");
+    g_assert_cmpint(d->state, ==, DLV_SENDING);
     g_assert_cmpint(d->attempts, ==, 2);
     g_assert_cmpint(d->last_code, ==, 451);
     g_assert_cmpstr(d->last_text, ==, "4.7.1 try later");
@@ -653,6 +760,27 @@ static void test_mark_deferred(struct fx *f, gconstpointer data)
     g_assert_cmpint(c.sending, ==, 1);
 }
 
+/* A lesson refused for good: the delivery 'failed', its enrollment taken
+ * out of 'active' by ev (EV_ENR_STOP or EV_ENR_HOLD) with a reason, and,
+ * if bounce, the subscriber 'bounced'; in one transaction. */
+static void mark_failed(struct store *st, const struct delivery_row *d, int code, const char *text,
+                        enum state_event ev, enum enr_reason why, gboolean bounce, gint64 now)
+{
+    GError *err = NULL;
+    struct enr_change ch = { .set_next = TRUE, .set_reason = TRUE, .reason = why };
+    g_assert_true(store_begin(st, &err));
+    g_assert_true(store_dlv_apply(st, d->id, EV_DLV_FAIL, code, text, 0, &err));
+    g_assert_no_error(err);
+    g_assert_true(store_enr_apply(st, d->enrollment_id, ev, &ch, now, &err));
+    g_assert_no_error(err);
+    if (bounce) {
+        g_assert_true(store_sub_apply(st, d->subscriber_id, EV_SUB_BOUNCE, now, &err));
+        g_assert_no_error(err);
+    }
+    g_assert_true(store_commit(st, &err));
+    g_assert_no_error(err);
+}
+
 static void test_mark_failed(struct fx *f, gconstpointer data)
 {
     (void)data;
@@ -661,11 +789,7 @@ static void test_mark_failed(struct fx *f, gconstpointer data)
     GPtrArray *a = claim(f->st, 1000, 10);
     g_assert_cmpuint(a->len, ==, 1);
     GError *err = NULL;
-    g_assert_true(store_begin(f->st, &err));
-    g_assert_true(store_mark_failed(f->st, a->pdata[0], 550, "5.1.1 no such user", "stopped", "bounced",
-                                    1001, &err));
-    g_assert_no_error(err);
-    g_assert_true(store_commit(f->st, &err));
+    mark_failed(f->st, a->pdata[0], 550, "5.1.1 no such user", EV_ENR_STOP, REASON_BOUNCED, TRUE, 1001);
     g_ptr_array_unref(a);
 
     struct store_counts c = counts(f->st);
@@ -673,28 +797,37 @@ static void test_mark_failed(struct fx *f, gconstpointer data)
     g_assert_cmpint(c.sending, ==, 0);
     g_assert_cmpint(c.enroll_stopped, ==, 1);
     g_assert_cmpint(c.enroll_active, ==, 0);
-    struct enrollment_row *e = get_enrollment(f->st, sub, id);
-    g_assert_cmpstr(e->state, ==, "stopped");
+    struct enrollment_row *e = enr_get(f->st, id);
+    g_assert_cmpint(e->state, ==, ENR_STOPPED);
+    g_assert_cmpint(e->reason, ==, REASON_BOUNCED);
+    g_assert_cmpint(e->sub_status, ==, SUB_BOUNCED);
+    g_assert_cmpint(e->next_send_at, ==, 0);
     store_enrollment_free(e);
     struct sub_row *s = store_sub_get(f->st, "ann@example.org", &err);
     g_assert_no_error(err);
-    g_assert_cmpstr(s->status, ==, "bounced");
+    g_assert_cmpint(s->status, ==, SUB_BOUNCED);
     store_sub_free(s);
+    a = store_queue_list(f->st, DLV_FAILED, 10, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(a->len, ==, 1);
+    g_assert_cmpint(((struct delivery_row *)a->pdata[0])->last_code, ==, 550);
+    g_assert_cmpstr(((struct delivery_row *)a->pdata[0])->last_text, ==, "5.1.1 no such user");
+    g_ptr_array_unref(a);
 
     /* Without sub_status the subscriber is left alone. */
     gint64 sub2 = 0;
     gint64 id2 = enroll_and_queue(f->st, "bob@example.org", "release", 1000, 1000, &sub2);
     a = claim(f->st, 1000, 10);
     g_assert_cmpuint(a->len, ==, 1);
-    g_assert_true(store_begin(f->st, &err));
-    g_assert_true(store_mark_failed(f->st, a->pdata[0], 554, "gave up", "paused", NULL, 1002, &err));
-    g_assert_true(store_commit(f->st, &err));
+    mark_failed(f->st, a->pdata[0], 554, "gave up", EV_ENR_HOLD, REASON_GAVE_UP, FALSE, 1002);
     g_ptr_array_unref(a);
-    e = get_enrollment(f->st, sub2, id2);
-    g_assert_cmpstr(e->state, ==, "paused");
+    e = enr_get(f->st, id2);
+    g_assert_cmpint(e->state, ==, ENR_PAUSED);
+    g_assert_cmpint(e->reason, ==, REASON_GAVE_UP);
+    g_assert_cmpint(e->subscriber_id, ==, sub2);
     store_enrollment_free(e);
     s = store_sub_get(f->st, "bob@example.org", &err);
-    g_assert_cmpstr(s->status, ==, "active");
+    g_assert_cmpint(s->status, ==, SUB_ACTIVE);
     store_sub_free(s);
     c = counts(f->st);
     g_assert_cmpint(c.failed, ==, 2);
@@ -718,11 +851,24 @@ static void test_claim_cancels_moot(struct fx *f, gconstpointer data)
 
     GPtrArray *a = claim(f->st, 150, 10);
     g_assert_cmpuint(a->len, ==, 1);
-    GError *err = NULL;
-    g_assert_true(store_begin(f->st, &err));
-    g_assert_true(store_mark_failed(f->st, a->pdata[0], 550, "bounced", "stopped", "bounced", 151, &err));
-    g_assert_true(store_commit(f->st, &err));
+    mark_failed(f->st, a->pdata[0], 550, "bounced", EV_ENR_STOP, REASON_BOUNCED, TRUE, 151);
     g_ptr_array_unref(a);
+
+    /* store_ready() shows the other lesson as moot, and writes nothing */
+    GError *err = NULL;
+    for (int i = 0; i < 2; i++) {
+        a = store_ready(f->st, 300, 10, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(a->len, ==, 1);
+        const struct delivery_row *d = a->pdata[0];
+        g_assert_cmpint(d->enrollment_id, ==, e2);
+        g_assert_false(d->live);
+        g_assert_cmpint(d->state, ==, DLV_QUEUED);
+        g_assert_cmpint(d->enr_state, ==, ENR_ACTIVE);
+        g_assert_cmpint(d->sub_status, ==, SUB_BOUNCED);
+        g_ptr_array_unref(a);
+        g_assert_cmpint(counts(f->st).queued, ==, 1);
+    }
 
     a = claim(f->st, 300, 10);
     g_assert_cmpuint(a->len, ==, 0);
