@@ -72,6 +72,7 @@ class Enr:
     paused_at: object = None
     stopped_at: object = None
     stop_cause: str = ""
+    reason: str = ""                     # why paused or stopped (failure reasons: bounced, policy, gave-up)
     received: list = field(default_factory=list)  # (t, lesson) first copies, in order
     exempt: dict = field(default_factory=dict)    # lesson -> why (next / retry): timing not checked
     zones_since: list = field(default_factory=list)  # zones allowed for the next lesson

@@ -646,12 +646,13 @@ class Run:
             if e.state in ("active", "paused"):
                 e.state, e.paused_at = "paused", self.w.now
                 e.paused_until = None
+                e.reason = "subscriber"     # the person's pause wins over a failure's hold
                 if " for " in what:
                     n, unit = what.split()[2:4]
                     e.paused_until = self.w.now + int(n) * (7 if unit.startswith("week") else 1) * 86400
         elif what == "resume":
             if e.state == "paused":
-                e.state, e.paused_until = "active", None
+                e.state, e.paused_until, e.reason = "active", None, ""
         elif what in ("leave", "unsubscribe"):
             if e.state != "stopped":
                 e.state, e.stopped_at, e.stop_cause = "stopped", self.w.now, f"left by '{what}'"
@@ -799,14 +800,21 @@ class Run:
         if e is None:
             return
         e.exempt[lesson] = "retry"
-        if state == "failed":
+        # retry re-activates only what a failure took out (README): the
+        # enrollment, and every course of the address the same bounce or
+        # policy refusal took out; a pause or leave by the person stands.
+        failure = getattr(e, "reason", "") in ("bounced", "policy", "gave-up")
+        if state == "failed" and failure:
             cause = self.m.fail_cause.get(f"<{mid}>")
             if cause == "511":
                 s = self.m.subs.get(e.email)
                 if s:
                     s.status = "active"
-            if e.state in ("paused", "stopped"):
-                e.state, e.paused_until = "active", None
+            same = [x for x in self.m.enrollments_of(e.email)
+                    if x is e or (e.reason in ("bounced", "policy") and getattr(x, "reason", "") == e.reason)]
+            for x in same:
+                if x.state in ("paused", "stopped"):
+                    x.state, x.paused_until, x.reason = "active", None, ""
 
     def do_cancel(self, k):
         rows = self.failing_rows(["queued", "failed", "deferred"])
@@ -932,6 +940,7 @@ class Run:
             for x in m.enrollments_of(e.email):
                 if x.state in ("active", "paused", "pending"):
                     x.state, x.stopped_at, x.stop_cause = "stopped", t, "bounced 5.1.1"
+                    x.reason = "bounced"
         elif reply.startswith("550 5.7.1"):
             m.fail_cause[mid] = "571"
             if s:
@@ -939,6 +948,7 @@ class Run:
             for x in m.enrollments_of(e.email):
                 if x.state == "active":
                     x.state, x.paused_at, x.paused_until = "paused", t, None
+                    x.reason = "policy"
 
     def on_lesson(self, e, n, t, msg):
         m = self.m
@@ -1071,6 +1081,7 @@ class Run:
                                 " AND (last_code IS NULL OR last_code < 500)", eid)
                 if gave_up:
                     e.state, e.paused_at, e.paused_until = "paused", w.now, None
+                    e.reason = "gave-up"
                     for (mid,) in gave_up:
                         m.fail_cause[f"<{mid}>"] = "giveup"
             if st != e.state:
