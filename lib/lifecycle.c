@@ -201,7 +201,11 @@ gboolean life_resume(struct app *app, const struct enrollment_row *e, const char
         return FALSE;
     }
     struct pace_rule rule = schedule_rule(c, e->tz);
-    gint64 next = e->next_lesson > c->n_lessons ? 0 : pace_next_slot(&rule, e->anchor_at, now);
+    /* A pause that ran out resumes at the first slot after its end, as
+     * `schedule` showed, however late the tick that notices it (a slot
+     * already past then follows late_grace). */
+    gint64 after = e->paused_until > 0 && e->paused_until <= now ? e->paused_until : now;
+    gint64 next = e->next_lesson > c->n_lessons ? 0 : pace_next_slot(&rule, e->anchor_at, after);
     if (next < 0) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' has no slot after now", c->slug);
         return FALSE;

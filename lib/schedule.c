@@ -35,9 +35,15 @@ gint64 schedule_after(const struct config *cfg, const struct pace_rule *rule, gi
                       int *in_day)
 {
     int max = cfg && cfg->max_per_day > 0 ? (int)cfg->max_per_day : 1;
+    gint64 t = pace_next_slot(rule, anchor, prev);
+    /* No local day is longer than 25 hours: a slot that far on is on a
+     * later day, and the (libical) day bounds are not needed. */
+    if (t < 0 || t - prev >= 25 * 3600) {
+        *in_day = 1;
+        return t;
+    }
     gint64 day_start, day_end;
     gboolean bounded = pace_day_bounds(rule->tz, prev, &day_start, &day_end);
-    gint64 t = pace_next_slot(rule, anchor, prev);
     /* Bounded: a rule with slots on every day finds room on the next one. */
     for (int guard = 0; t > 0 && bounded && guard < 400; guard++) {
         if (t >= day_end) {

@@ -161,6 +161,9 @@ static gint64 next_slot(struct app *app, const struct course *c, const struct de
 
 enum round_kind { ROUND_LESSONS, ROUND_OUTBOX };
 
+/* The shortest interval between two group commits while sessions run. */
+#define TICK_COMMIT_US 3000
+
 /* A lesson to compose in the session's thread (templates, cmark, GMime and
  * HMAC are per-message work and thread-safe; the libical work, next slot
  * and calendar, was done on the main thread). */
@@ -694,7 +697,7 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
     int rounds = 0;
     int inflight = 0;           /* rows claimed whose outcome has not come back */
     gboolean more = TRUE, ok = TRUE;
-    gint64 next_claim = 0, deadline = 0, next_flush = 0, flush_wait = 0;
+    gint64 next_claim = 0, deadline = 0, next_flush = 0, flush_wait = 0, last_flush = 0;
     for (;;) {
         if (app->stop && *app->stop) {
             more = FALSE;   /* a stopping daemon takes no new work */
@@ -705,10 +708,18 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
         /* Group commit: whatever arrived is written now, in one
          * transaction. While the database refuses, retry at growing
          * intervals, logging once per step, and claim nothing. */
+        /* A commit costs an fsync: gather at least a few milliseconds of
+         * outcomes (or a few hundred) per commit, which keeps the crash
+         * window at a message or two per session. */
+        if (app->unrecorded->len > 0 && flush_wait == 0 && app->unrecorded->len < 256 &&
+            mono < last_flush + TICK_COMMIT_US && running > 0)
+            next_flush = last_flush + TICK_COMMIT_US;
         if (app->unrecorded->len > 0 && mono >= next_flush) {
             GError *e = NULL;
+            last_flush = mono;
             if (flush(app, now, stats, &e)) {
                 flush_wait = 0;
+                next_flush = 0;
             } else {
                 flush_wait = flush_wait ? MIN(flush_wait * 2, G_USEC_PER_SEC) : G_USEC_PER_SEC / 20;
                 next_flush = mono + flush_wait;
@@ -728,7 +739,9 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
         /* without threads a round runs inline: record it before the next */
         gboolean hungry = snd->pool ? g_thread_pool_unprocessed(snd->pool) < sessions
                                     : snd->threads || running == 0;
-        if (more && outbox_left == 0 && hungry && app->unrecorded->len == 0) {
+        /* (more is FALSE once a group commit failed: nothing new is claimed
+         * while outcomes wait to be written.) */
+        if (more && outbox_left == 0 && hungry) {
             if (mono < next_claim && running == 0) {
                 g_usleep((gulong)(next_claim - mono));
                 continue;
@@ -762,7 +775,17 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
             wait = MIN(wait, next_claim - mono);
         if (app->unrecorded->len > 0 && next_flush > mono)
             wait = MIN(wait, next_flush - mono);
-        struct report *rp = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
+        /* While outcomes gather for the next commit, sleep until it is due
+         * rather than wake for every report. */
+        struct report *rp;
+        if (app->unrecorded->len > 0 && next_flush > mono && flush_wait == 0) {
+            g_usleep((gulong)MAX(wait, 100));
+            rp = g_async_queue_try_pop(snd->done);
+            if (!rp)
+                continue;
+        } else {
+            rp = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
+        }
         if (!rp) {
             if (deadline && g_get_monotonic_time() >= deadline) {
                 log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
