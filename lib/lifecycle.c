@@ -41,8 +41,7 @@ static gboolean enr_leave_active(struct app *app, gint64 id, enum state_event ev
     return store_enr_apply(app->st, id, ev, &ch, now, err) && store_dlv_withdraw(app->st, id, text, err) >= 0;
 }
 
-/* The slot of the lesson after d's (schedule_after with d's day count). */
-static gint64 next_after(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
+gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
 {
     if (d->lesson >= c->n_lessons)
         return -1;
@@ -328,7 +327,7 @@ gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err)
     const struct course *c = course_find(app->courses, d->course);
     gint64 next = -1;
     if (c) {
-        next = next_after(app, c, d, err);
+        next = life_next_slot(app, c, d, err);
         if (next == -2) {
             store_delivery_free(d);
             return FALSE;

@@ -15,6 +15,12 @@
 #include "bounce.h"
 #include "store.h"
 
+/* Returns the slot of the lesson after d's: schedule_after() from d's slot,
+ * with d's local day as loaded as the database says (max_per_day); -1 when
+ * d's lesson is the last, -2 with err on a database error. Main thread
+ * (libical). */
+gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err);
+
 /* --- outcomes of a claimed lesson (the tick) --- */
 
 /* Sent (2xx): the delivery is 'sent', the enrollment moves to its next

@@ -130,27 +130,6 @@ static gboolean plan(struct app *app, gint64 now, struct tick_stats *stats, GErr
     return TRUE;
 }
 
-/* The slot of the lesson after d, or -1 when d was the last lesson; -2 on
- * a database error. A slot already past is fine: plan() applies late_grace
- * and max_per_day to it. */
-static gint64 next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
-{
-    if (d->lesson >= c->n_lessons)
-        return -1;
-    struct pace_rule rule = schedule_rule(c, d->tz);
-    int in_day = 1;
-    if (app->cfg->max_per_day > 1) {
-        gint64 start, end;
-        if (pace_day_bounds(rule.tz, d->slot_at, &start, &end)) {
-            int k = store_day_count(app->st, d->enrollment_id, start, end, err);
-            if (k < 0)
-                return -2;
-            in_day = MAX(k, 1);
-        }
-    }
-    return schedule_after(app->cfg, &rule, d->anchor_at, d->slot_at, &in_day);
-}
-
 /* ------------------------------------------------------------- delivery
  * What is ready is claimed in rounds of at most [delivery] batch rows. A
  * round is cut into jobs of messages_per_session, one SMTP session each,
@@ -446,7 +425,7 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
         r->out[i] = o;
         /* The slot the next lesson will get: shown in this mail, and
          * recorded with its outcome. */
-        o->next = next_slot(app, c, d, err);
+        o->next = life_next_slot(app, c, d, err);
         if (o->next == -2) {
             round_free(r);
             return NULL;
