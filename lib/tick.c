@@ -141,7 +141,7 @@ static gboolean plan(struct app *app, gint64 now, struct tick_stats *stats, GErr
 enum round_kind { ROUND_LESSONS, ROUND_OUTBOX };
 
 /* The shortest interval between two group commits while sessions run. */
-#define TICK_COMMIT_US 3000
+#define TICK_COMMIT_US 10000
 
 /* A lesson to compose in the session's thread (templates, cmark, GMime and
  * HMAC are per-message work and thread-safe; the libical work, next slot

@@ -101,9 +101,13 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
     struct sub_row *s = store_sub_get(app->st, r->email, &e);
     gint64 sub_id;
     enum sub_state status = SUB_ACTIVE;
+    /* The zone slots are computed in is the subscriber's own: for someone
+     * already known, the stored one, whatever this row says. */
+    g_autofree char *zone = NULL;
     if (s) {
         sub_id = s->id;
         status = s->status;
+        zone = g_strdup(s->tz);
         stats->existing++;
         store_sub_free(s);
     } else if (e->code == CD_ERR_NOT_FOUND) {
@@ -111,6 +115,7 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
         /* A row that says unsubscribed or bounced keeps that fact. */
         int st = state_parse(ENT_SUB, r->status);
         status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
+        zone = *r->tz ? g_strdup(r->tz) : NULL;
         sub_id = store_sub_add(app->st, r->email, r->name, r->tz, status, now, err);
         if (sub_id < 0)
             return FALSE;
@@ -133,14 +138,14 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
         return TRUE;
     const struct course *c = course_find(app->courses, r->course);
     /* The first slot depends only on course and zone: compute it once. */
-    char *key = g_strconcat(r->course, "\n", *r->tz ? r->tz : c->tz, NULL);
+    char *key = g_strconcat(r->course, "\n", zone ? zone : c->tz, NULL);
     gpointer cached = g_hash_table_lookup(first_slots, key);
     gint64 first;
     if (cached) {
         first = *(gint64 *)cached;
         g_free(key);
     } else {
-        first = schedule_first(app->cfg, c, *r->tz ? r->tz : NULL, now);
+        first = schedule_first(app->cfg, c, zone, now);
         g_hash_table_insert(first_slots, key, g_memdup2(&first, sizeof first));
     }
     gint64 id = store_enroll(app->st, sub_id, c->slug, ENR_ACTIVE, first, now, now, err);

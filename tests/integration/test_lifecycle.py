@@ -206,3 +206,20 @@ def test_pause_that_ran_out_resumes_at_the_slot_schedule_showed(env_factory, sin
     got = [iso(parsedate_to_datetime(m["msg"]["Date"])) for m in sink.lessons("ann@example.org")]
     assert got == ["2026-05-11T08:00:00Z"], got     # sent now, within late_grace of 07:00
     assert env.sql("SELECT slot_at FROM deliveries") == [(1778482800,)]   # 2026-05-11T07:00:00Z
+
+
+def test_import_of_a_known_subscriber_plans_in_their_own_zone(env_factory, sink):
+    """ann is known, in Asia/Kolkata; a CSV row enrolls her with another
+    zone in its tz column. Her first lesson is planned at 09:00 in her own
+    zone (the one every later slot uses), not at 09:00 New York time, which
+    would reach her at 18:30 (found by the model-based test, seed 40506282)."""
+    env = env_factory(smtp_port=sink.port)
+    write_course(env.courses, "test", 2)
+    t0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)      # Monday 13:30 in Kolkata
+    env.ctl("init", now=iso(t0))
+    env.ctl("sub", "add", "ann@example.org", "--tz", "Asia/Kolkata", now=iso(t0))
+    csv = env.dir / "rows.csv"
+    csv.write_text("email,name,tz,course,status\r\nann@example.org,Ann,America/New_York,test,active\r\n")
+    env.ctl("import", str(csv), now=iso(t0))
+    # the next slot in Kolkata: Wednesday 09:00 IST = 03:30Z
+    assert env.sql("SELECT next_send_at FROM enrollments") == [(1778038200,)]
