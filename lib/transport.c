@@ -472,11 +472,14 @@ static void smtp_close(struct transport *t)
     g_mutex_clear(&s->lock);
     if (s->ssl)
         SSL_CTX_free(s->ssl);
+    /* A reload opens the new transport before it closes the old one: the
+     * process-wide password is the new one's by then, and stays. */
+    if (smtp_password_global == s->password)
+        smtp_password_global = NULL;
     if (s->password) {
         memset(s->password, 0, strlen(s->password));
         g_free(s->password);
     }
-    smtp_password_global = NULL;
     g_free(s);
 }
 
