@@ -181,3 +181,44 @@ def test_starttls_required_refuses_plain_server(env_factory, sink):
     env.tick(NOW)
     assert sink.messages == [], "sent in clear text although STARTTLS is required"
     assert env.sql("SELECT state FROM deliveries") == [("deferred",)]
+
+
+def test_reload_with_auth_keeps_sending(env_factory, tmp_path):
+    """SIGHUP with [smtp] user and password_file set: the reload opens the
+    new transport before it frees the old one, and closing the old one used
+    to clear the process-wide password the new one had just set; the next
+    delivery then crashed inside libESMTP's SASL plugin. Now the daemon
+    reloads and goes on delivering over AUTH."""
+    key, crt = make_cert(tmp_path)
+    sink = AuthSink(key, crt, "courses", "s3cret pass")
+    sink.start()
+    try:
+        (tmp_path / "pw").write_text("s3cret pass\n")
+        os.chmod(tmp_path / "pw", 0o600)
+        env = env_factory(extra_conf=(f"[smtp]\nhost = localhost\nport = {sink.port}\nstarttls = required\n"
+                                      f"ca_file = {crt}\nuser = courses\npassword_file = {tmp_path / 'pw'}\n"
+                                      "timeout = 5s\n[coursed]\ntick_interval = 1s\n"))
+        write_course(env.courses, "test", 2, schedule="FREQ=DAILY")
+        env.ctl("init", now=NOW)
+        env.ctl("sub", "add", "ann@example.org", now=NOW)
+        env.ctl("sub", "add", "bob@example.org", now=NOW)
+        env.ctl("enroll", "ann@example.org", "test", "--no-welcome", now="2026-05-03T12:00:00Z")
+        p = subprocess.Popen([COURSED, "-d", "-c", str(env.conf), "--now", NOW], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not sink.lessons("ann@example.org") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        env.ctl("enroll", "bob@example.org", "test", "--no-welcome", now="2026-05-03T12:00:00Z")
+        deadline = time.monotonic() + 20
+        while not sink.lessons("bob@example.org") and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        alive = p.poll() is None
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        sink.stop()
+    assert alive, f"coursed died after SIGHUP: {p.returncode}\n{err[-2000:]}"
+    assert "reloaded" in err
+    assert len(sink.lessons("bob@example.org")) == 1, err[-2000:]
