@@ -639,6 +639,7 @@ class Run:
             t = m.byid.get(token_eid)
             if t is not None and t.state not in ("erased",) and t.state != "stopped":
                 t.state, t.stopped_at, t.stop_cause = "stopped", self.w.now, "left by token"
+                t.reason = "subscriber"
             return
         if e is None or s is None:
             return
@@ -656,6 +657,7 @@ class Run:
         elif what in ("leave", "unsubscribe"):
             if e.state != "stopped":
                 e.state, e.stopped_at, e.stop_cause = "stopped", self.w.now, f"left by '{what}'"
+                e.reason = "subscriber"
         elif what == "next":
             c = m.courses[course]
             if c.allow_next and e.state == "active" and e.owed and not inflight:
@@ -692,6 +694,7 @@ class Run:
             self.violate("http", f"one-click POST {path} -> {status}: {page[:300]}")
         if t.state != "stopped":
             t.state, t.stopped_at, t.stop_cause = "stopped", self.w.now, "one-click"
+            t.reason = "subscriber"
 
     def do_mode(self, em, mode):
         self.w.modes[em] = mode
