@@ -277,6 +277,12 @@ gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s has lessons 1 to %d", c->slug, c->n_lessons);
         return FALSE;
     }
+    if (e->sub_status != SUB_ACTIVE && e->sub_status != SUB_PENDING) {
+        /* Nobody who left or bounced is mailed again by an operator's move. */
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s is %s; they can subscribe again by mail", e->email,
+                    state_name(ENT_SUB, e->sub_status));
+        return FALSE;
+    }
     GPtrArray *sending = store_queue_list(app->st, DLV_SENDING, 0, err);
     if (!sending)
         return FALSE;

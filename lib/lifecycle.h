@@ -92,7 +92,8 @@ gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 fi
                       gint64 now, GError **err);
 /* Points e at lesson n (1-based) at the next slot; lessons from n on may be
  * sent again; a completed enrollment becomes active. CD_ERR_BUSY while a
- * lesson of e is being sent. */
+ * lesson of e is being sent; CD_ERR_INVALID for a subscriber who left or
+ * bounced. */
 gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
                    GError **err);
 /* The operator cancels delivery id (queued, deferred or failed): its

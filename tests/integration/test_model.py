@@ -835,8 +835,11 @@ class Run:
 
     def do_move(self, em, course, n):
         e = self.m.enr.get((em, course))
+        # a subscriber who left every course (unsubscribed) or bounced is
+        # not mailed again by an operator's move (README)
+        st = self.w.sql("SELECT status FROM subscribers WHERE email = ?", em)
         p = self.w.ctl("move", em, course, "--to-lesson", n)
-        self.expect_rc(p, e is not None, "move")
+        self.expect_rc(p, e is not None and bool(st) and st[0][0] in ("active", "pending"), "move")
         if e is None or p.returncode != 0:
             return
         e.owed = set(range(n, self.m.courses[course].n + 1))
