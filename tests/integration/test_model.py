@@ -517,8 +517,14 @@ class Run:
 
     def do_import(self, rows):
         m = self.m
+        # an import does not enroll a known address that left every course
+        # (unsubscribed) or bounced (README): the model reads that status
+        def status(em):
+            r = self.w.sql("SELECT status FROM subscribers WHERE email = ?", em)
+            return r[0][0] if r else None
         good = [(em, z, c) for em, z, c in rows
-                if em not in m.erased and (em not in m.subs or m.subs[em].status == "active")]
+                if em not in m.erased and (em not in m.subs or (m.subs[em].status == "active"
+                                                               and status(em) in (None, "active")))]
         if not good:
             return
         path = self.w.dir / f"import-{self.step_i}.csv"
