@@ -261,12 +261,12 @@ gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const 
 {
     *first = e->next_lesson;
     struct pace_rule rule = schedule_rule(c, e->tz);
-    gint64 t = 0;
+    gint64 t = 0, placed = 0;
     gboolean inflight = FALSE;
     if (e->state == ENR_ACTIVE) {
         t = e->next_send_at;
         if (t <= 0) {                       /* a lesson is in flight */
-            t = store_inflight_slot(app->st, e->id, e->next_lesson, err);
+            t = store_inflight_slot(app->st, e->id, e->next_lesson, &placed, err);
             if (t < 0)
                 return FALSE;
             inflight = TRUE;
@@ -276,10 +276,13 @@ gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const 
     }
     if (t <= 0 || e->next_lesson > c->n_lessons)
         return TRUE;
-    int load = day_load(app, e, rule.tz, t, inflight, err);
+    /* A lesson in flight counts on the day it was queued (perhaps late),
+     * as the tick counts it. */
+    placed = MAX(placed, t);
+    int load = day_load(app, e, rule.tz, placed, inflight, err);
     if (load < 0)
         return FALSE;
-    schedule_project(app->cfg, &rule, e->anchor_at, t, load, c->n_lessons - e->next_lesson + 1, slots);
+    schedule_project(app->cfg, &rule, e->anchor_at, t, placed, load, c->n_lessons - e->next_lesson + 1, slots);
     return TRUE;
 }
 
@@ -347,7 +350,7 @@ char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, 
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     (void)slot_at;
     if (next > 0 && lesson < c->n_lessons)
-        schedule_project(app->cfg, &rule, anchor, next, 1, c->n_lessons - lesson, slots);
+        schedule_project(app->cfg, &rule, anchor, next, 0, 1, c->n_lessons - lesson, slots);
     GArray *events = g_array_new(FALSE, FALSE, sizeof(struct pace_event));
     GPtrArray *strings = g_ptr_array_new_with_free_func(g_free);
     add_events(app, c, id, lesson + 1, slots, events, strings);

@@ -47,16 +47,17 @@ gint64 life_next_slot(struct app *app, const struct course *c, const struct deli
         return -1;
     struct pace_rule rule = schedule_rule(c, d->tz);
     int in_day = 1;
+    gint64 placed = MAX(d->queued_at, d->slot_at);
     if (app->cfg->max_per_day > 1) {
         gint64 start, end;
-        if (pace_day_bounds(rule.tz, d->slot_at, &start, &end)) {
+        if (pace_day_bounds(rule.tz, placed, &start, &end)) {
             int n = store_day_count(app->st, d->enrollment_id, start, end, err);
             if (n < 0)
                 return -2;
             in_day = MAX(n, 1);
         }
     }
-    return schedule_after(app->cfg, &rule, d->anchor_at, d->slot_at, &in_day);
+    return schedule_after_placed(app->cfg, &rule, d->anchor_at, d->slot_at, placed, &in_day);
 }
 
 /* ---------------------------------------------------------------- outcomes */

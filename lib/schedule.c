@@ -31,44 +31,50 @@ gint64 schedule_first(const struct config *cfg, const struct course *c, const ch
     return slot;
 }
 
-gint64 schedule_after(const struct config *cfg, const struct pace_rule *rule, gint64 anchor, gint64 prev,
-                      int *in_day)
+gint64 schedule_after_placed(const struct config *cfg, const struct pace_rule *rule, gint64 anchor,
+                            gint64 prev, gint64 placed, int *in_day)
 {
     int max = cfg && cfg->max_per_day > 0 ? (int)cfg->max_per_day : 1;
     gint64 t = pace_next_slot(rule, anchor, prev);
-    /* No local day is longer than 25 hours: a slot that far on is on a
-     * later day, and the (libical) day bounds are not needed. */
-    if (t < 0 || t - prev >= 25 * 3600) {
+    /* No local day is longer than 25 hours: a slot that far after the
+     * placement is on a later day, and the (libical) day bounds are not
+     * needed. */
+    if (t < 0 || t - placed >= 25 * 3600) {
         *in_day = 1;
         return t;
     }
     gint64 day_start, day_end;
-    gboolean bounded = pace_day_bounds(rule->tz, prev, &day_start, &day_end);
-    /* Bounded: a rule with slots on every day finds room on the next one. */
-    for (int guard = 0; t > 0 && bounded && guard < 400; guard++) {
-        if (t >= day_end) {
-            *in_day = 1;
-            return t;
-        }
-        if (*in_day < max) {
-            (*in_day)++;
-            return t;
-        }
-        /* prev's day is full: the first slot of a later day */
-        t = pace_next_slot(rule, anchor, day_end - 1);
+    if (!pace_day_bounds(rule->tz, placed, &day_start, &day_end) || t >= day_end) {
+        *in_day = 1;
+        return t;
+    }
+    /* The slot falls on the day the previous lesson went out (or before
+     * it: that lesson went out late, and this one is due at once): room
+     * for one more, or the first slot of a later day. */
+    if (t >= day_start && *in_day < max) {
+        (*in_day)++;
+        return t;
     }
     *in_day = 1;
-    return t;
+    return pace_next_slot(rule, anchor, day_end - 1);
+}
+
+gint64 schedule_after(const struct config *cfg, const struct pace_rule *rule, gint64 anchor, gint64 prev,
+                      int *in_day)
+{
+    return schedule_after_placed(cfg, rule, anchor, prev, prev, in_day);
 }
 
 void schedule_project(const struct config *cfg, const struct pace_rule *rule, gint64 anchor, gint64 first,
-                      int first_in_day, int count, GArray *slots)
+                      gint64 first_placed, int first_in_day, int count, GArray *slots)
 {
-    gint64 t = first;
+    gint64 t = first, placed = first_placed > 0 ? first_placed : first;
     int in_day = MAX(first_in_day, 1);
     for (int i = 0; t > 0 && i < count; i++) {
         g_array_append_val(slots, t);
-        if (i + 1 < count)
-            t = schedule_after(cfg, rule, anchor, t, &in_day);
+        if (i + 1 < count) {
+            t = schedule_after_placed(cfg, rule, anchor, t, placed, &in_day);
+            placed = t;     /* a future lesson goes out at its slot */
+        }
     }
 }

@@ -32,10 +32,17 @@ gint64 schedule_first(const struct config *cfg, const struct course *c, const ch
 gint64 schedule_after(const struct config *cfg, const struct pace_rule *rule, gint64 anchor, gint64 prev,
                       int *in_day);
 
+/* The same, for a lesson of slot `prev` that went out (was queued) at
+ * `placed`, perhaps later, on another local day: max_per_day counts the
+ * day it went out, as the tick does when it places the next one. */
+gint64 schedule_after_placed(const struct config *cfg, const struct pace_rule *rule, gint64 anchor,
+                            gint64 prev, gint64 placed, int *in_day);
+
 /* Appends to slots (gint64) the instants of `count` lessons, the first at
- * `first` (whose day then holds first_in_day lessons, it included), each
- * next one by schedule_after(). */
+ * `first`, placed (queued) at first_placed (<= 0: at first), whose day
+ * then holds first_in_day lessons, it included; each next one by
+ * schedule_after_placed(). */
 void schedule_project(const struct config *cfg, const struct pace_rule *rule, gint64 anchor, gint64 first,
-                      int first_in_day, int count, GArray *slots);
+                      gint64 first_placed, int first_in_day, int count, GArray *slots);
 
 #endif

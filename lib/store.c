@@ -672,10 +672,10 @@ GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **e
     return enrollment_rows(st, s, err);
 }
 
-gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, GError **err)
+gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, gint64 *queued_at, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT slot_at FROM deliveries WHERE enrollment_id = ?1 AND lesson = ?2"
+        "SELECT slot_at, queued_at FROM deliveries WHERE enrollment_id = ?1 AND lesson = ?2"
         " AND state IN ('queued', 'deferred', 'sending')", err);
     if (!s)
         return -1;
@@ -683,6 +683,8 @@ gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, G
     sqlite3_bind_int(s, 2, lesson);
     int rc = sqlite3_step(s);
     gint64 t = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (queued_at)
+        *queued_at = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         fail(st, rc, "in-flight slot", err);
