@@ -342,13 +342,12 @@ out:
 }
 
 char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 slot_at, gint64 next, int sequence, gint64 now)
+                            gint64 anchor, int lesson, gint64 next, int sequence, gint64 now)
 {
     /* The lessons after `lesson`: the next one at `next` (the slot its
      * outcome will record), the rest by the same rule. */
     struct pace_rule rule = schedule_rule(c, tz);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-    (void)slot_at;
     if (next > 0 && lesson < c->n_lessons)
         schedule_project(app->cfg, &rule, anchor, next, 0, 1, c->n_lessons - lesson, slots);
     GArray *events = g_array_new(FALSE, FALSE, sizeof(struct pace_event));

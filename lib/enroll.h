@@ -56,10 +56,9 @@ gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const 
  * g_free(). */
 char *enroll_calendar(struct app *app, GPtrArray *enrollments, gint64 now, GError **err);
 
-/* Returns the calendar of the lessons after `lesson` (sent at slot_at) of
+/* Returns the calendar of the lessons after `lesson` (the next at `next`) of
  * enrollment `id`, for the mail carrying that lesson. g_free(). */
 char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 slot_at, gint64 next, int sequence,
-                            gint64 now);
+                            gint64 anchor, int lesson, gint64 next, int sequence, gint64 now);
 
 #endif

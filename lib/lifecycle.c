@@ -32,13 +32,23 @@ static gboolean event(struct app *app, gint64 now, gint64 sub, gint64 enr, const
 }
 
 /* Takes enrollment id out of 'active' (or keeps it paused) with a reason:
- * EV_ENR_HOLD or EV_ENR_STOP, and withdraws what waits. */
+ * EV_ENR_HOLD or EV_ENR_STOP, and withdraws what waits. An outcome can
+ * arrive after the person left (the lesson was in flight): an enrollment
+ * already past the event's "from" states keeps its state, so a late
+ * outcome never fails the group commit it belongs to. Rare paths only
+ * (bounces, holds, stops): it reads the enrollment first. */
 static gboolean enr_leave_active(struct app *app, gint64 id, enum state_event ev, enum enr_reason why,
                                  const char *text, gint64 now, GError **err)
 {
+    struct enrollment_row *e = store_enrollment_get(app->st, id, err);
+    if (!e)
+        return FALSE;
+    gboolean applies = state_allows(ev, e->state);
+    store_enrollment_free(e);
     struct enr_change ch = { .set_next = TRUE, .set_reason = TRUE, .reason = why,
                              .set_pause = TRUE, .replan = TRUE };
-    return store_enr_apply(app->st, id, ev, &ch, now, err) && store_dlv_withdraw(app->st, id, text, err) >= 0;
+    return (!applies || store_enr_apply(app->st, id, ev, &ch, now, err)) &&
+           store_dlv_withdraw(app->st, id, text, err) >= 0;
 }
 
 gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
@@ -100,8 +110,7 @@ gboolean life_gave_up(struct app *app, const struct delivery_row *d, int code, c
 {
     IN_TX(app, err,
           store_dlv_apply(app->st, d->id, EV_DLV_FAIL, code, what, 0, err) &&
-          (!state_allows(EV_ENR_HOLD, d->enr_state) || d->enr_state == ENR_PAUSED ||
-           enr_leave_active(app, d->enrollment_id, EV_ENR_HOLD, REASON_GAVE_UP, "gave up", now, err)) &&
+          enr_leave_active(app, d->enrollment_id, EV_ENR_HOLD, REASON_GAVE_UP, "gave up", now, err) &&
           event(app, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up", "daemon", what, err));
 }
 
@@ -149,7 +158,17 @@ static gboolean bounce_body(struct app *app, gint64 sub_id, gint64 enr_id, enum 
         return FALSE;
     gboolean ok = TRUE;
     if (k == BOUNCE_HARD) {
-        ok = store_sub_apply(app->st, sub_id, EV_SUB_BOUNCE, now, err) &&
+        /* A late bounce for someone who has since unsubscribed keeps that
+         * status (the stronger fact is their own); their courses stop
+         * either way. */
+        struct enrollment_row *who = enr_id > 0 ? store_enrollment_get(app->st, enr_id, err) : NULL;
+        if (enr_id > 0 && !who) {
+            g_ptr_array_unref(es);
+            return FALSE;
+        }
+        gboolean applies = !who || state_allows(EV_SUB_BOUNCE, who->sub_status);
+        store_enrollment_free(who);
+        ok = (!applies || store_sub_apply(app->st, sub_id, EV_SUB_BOUNCE, now, err)) &&
              event(app, now, sub_id, enr_id, "bounced", via, detail, err);
         for (guint i = 0; ok && i < es->len; i++) {
             const struct enrollment_row *e = es->pdata[i];

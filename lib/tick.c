@@ -433,8 +433,8 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
         /* After a pause, resume or zone change the plan moved: this mail
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
-            o->ics = enroll_calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson,
-                                           d->slot_at, o->next, d->calendar_seq, now);
+            o->ics = enroll_calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson, o->next,
+                                           d->calendar_seq, now);
     }
     return r;
 }

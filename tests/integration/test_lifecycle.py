@@ -223,3 +223,30 @@ def test_import_of_a_known_subscriber_plans_in_their_own_zone(env_factory, sink)
     env.ctl("import", str(csv), now=iso(t0))
     # the next slot in Kolkata: Wednesday 09:00 IST = 03:30Z
     assert env.sql("SELECT next_send_at FROM enrollments") == [(1778038200,)]
+
+
+def test_refusal_after_the_person_left_is_recorded(env_factory):
+    """ann leaves while her lesson is in flight, and the server then refuses
+    it with 550. The late outcome is recorded (the delivery failed, she
+    stays unsubscribed, nothing is left 'sending'); it must not make the
+    whole group commit fail over a transition that no longer applies."""
+    box = {}
+
+    def decide(envelope, msg, attempt):
+        box["env"].ctl("unenroll", "ann@example.org", "one", now="2026-05-04T07:00:00Z")
+        return "550 5.1.1 no such user"
+
+    with Sink(decide) as sink:
+        env = env_factory(smtp_port=sink.port)
+        box["env"] = env
+        write_course(env.courses, "one", 2)
+        t0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
+        env.ctl("init", now=iso(t0))
+        env.ctl("sub", "add", "ann@example.org", now=iso(t0))
+        env.ctl("enroll", "ann@example.org", "one", "--no-welcome", now=iso(t0))
+        p = env.tick("2026-05-04T07:00:00Z", check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert len(sink.refused) == 1
+    assert env.sql("SELECT state, last_code FROM deliveries") == [("failed", 550)]
+    assert env.sql("SELECT status FROM subscribers") == [("unsubscribed",)]
+    assert env.sql("SELECT state FROM enrollments") == [("stopped",)]
