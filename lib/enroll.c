@@ -231,8 +231,7 @@ gboolean enroll_replan(struct app *app, gint64 subscriber_id, gint64 now, GError
         const struct course *c = course_find(app->courses, e->course);
         if (!c || e->state != ENR_ACTIVE || e->next_send_at <= 0)
             continue;
-        struct pace_rule rule = schedule_rule(c, e->tz);
-        gint64 next = pace_next_slot(&rule, e->anchor_at, now);
+        gint64 next = life_slot_after(app, c, e->id, e->tz, e->anchor_at, now, err);
         struct enr_change ch = { .set_next = TRUE, .next_send_at = next, .replan = TRUE };
         ok = next > 0 && store_enr_apply(app->st, e->id, EV_ENR_PROGRESS, &ch, now, err);
     }

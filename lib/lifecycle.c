@@ -70,6 +70,27 @@ gint64 life_next_slot(struct app *app, const struct course *c, const struct deli
     return schedule_after_placed(app->cfg, &rule, d->anchor_at, d->slot_at, placed, &in_day);
 }
 
+gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, const char *tz, gint64 anchor,
+                       gint64 after, GError **err)
+{
+    struct pace_rule rule = schedule_rule(c, tz);
+    gint64 slot = pace_next_slot(&rule, anchor, after);
+    /* Lessons only ever go out at or before now, so a day after today is
+     * never full: two rounds are enough (the bound is for safety). */
+    for (int round = 0; slot > 0 && round < 4; round++) {
+        gint64 start, end;
+        if (!pace_day_bounds(rule.tz, slot, &start, &end))
+            break;
+        int n = store_day_count(app->st, enr_id, start, end, err);
+        if (n < 0)
+            return -2;
+        if (n < app->cfg->max_per_day)
+            break;
+        slot = pace_next_slot(&rule, anchor, end - 1);
+    }
+    return slot;
+}
+
 /* ---------------------------------------------------------------- outcomes */
 
 static gboolean sent_body(struct app *app, const struct delivery_row *d, int code, const char *text,
@@ -219,12 +240,14 @@ gboolean life_resume(struct app *app, const struct enrollment_row *e, const char
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' is not loaded", e->course);
         return FALSE;
     }
-    struct pace_rule rule = schedule_rule(c, e->tz);
     /* A pause that ran out resumes at the first slot after its end, as
      * `schedule` showed, however late the tick that notices it (a slot
      * already past then follows late_grace). */
     gint64 after = e->paused_until > 0 && e->paused_until <= now ? e->paused_until : now;
-    gint64 next = e->next_lesson > c->n_lessons ? 0 : pace_next_slot(&rule, e->anchor_at, after);
+    gint64 next = e->next_lesson > c->n_lessons ? 0
+                  : life_slot_after(app, c, e->id, e->tz, e->anchor_at, after, err);
+    if (next == -2)
+        return FALSE;
     if (next < 0) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' has no slot after now", c->slug);
         return FALSE;
@@ -315,15 +338,19 @@ gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const
                     "in a minute", e->email, c->slug);
         return FALSE;
     }
-    struct pace_rule rule = schedule_rule(c, e->tz);
-    gint64 next = pace_next_slot(&rule, e->anchor_at, now);
     struct enr_change ch = { .set_next = e->state != ENR_STOPPED && e->state != ENR_PENDING,
-                             .next_send_at = next, .set_lesson = TRUE, .next_lesson = n, .replan = TRUE };
+                             .set_lesson = TRUE, .next_lesson = n, .replan = TRUE };
     char *detail = g_strdup_printf("%s to lesson %d", c->slug, n);
     gboolean ok = store_begin(app->st, err);
     ok = ok && store_dlv_withdraw(app->st, e->id, "moved", err) >= 0 &&
-         store_dlv_forget_from(app->st, e->id, n, err) &&
+         store_dlv_forget_from(app->st, e->id, n, now, err) &&
          (e->state != ENR_COMPLETED || store_enr_apply(app->st, e->id, EV_ENR_REOPEN, NULL, now, err));
+    /* The next slot whose day is not full yet: a lesson sent today and
+     * forgotten by this move still counts for max_per_day. */
+    if (ok) {
+        ch.next_send_at = life_slot_after(app, c, e->id, e->tz, e->anchor_at, now, err);
+        ok = ch.next_send_at != -2;
+    }
     /* Progress and plan: same state (a paused one stays paused; its resume plans). */
     if (ok && e->state == ENR_PAUSED)
         ch.set_next = FALSE;
@@ -401,10 +428,10 @@ static gboolean retry_one(struct app *app, const struct delivery_row *d, gint64 
             const struct course *c = course_find(app->courses, o->course);
             if (o->id == e->id || o->reason != e->reason || !c || !state_allows(EV_ENR_RETRY, o->state))
                 continue;
-            struct pace_rule rule = schedule_rule(c, o->tz);
-            struct enr_change oc = { .set_next = TRUE, .next_send_at = pace_next_slot(&rule, o->anchor_at, now),
+            struct enr_change oc = { .set_next = TRUE,
+                                     .next_send_at = life_slot_after(app, c, o->id, o->tz, o->anchor_at, now, err),
                                      .set_reason = TRUE, .reason = REASON_NONE, .replan = TRUE };
-            ok = store_enr_apply(app->st, o->id, EV_ENR_RETRY, &oc, now, err);
+            ok = oc.next_send_at != -2 && store_enr_apply(app->st, o->id, EV_ENR_RETRY, &oc, now, err);
         }
         if (es)
             g_ptr_array_unref(es);

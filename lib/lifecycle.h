@@ -20,6 +20,13 @@
  * d's lesson is the last, -2 with err on a database error. Main thread
  * (libical). */
 gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err);
+/* Returns the first slot of c's rule (zone tz, anchor) after `after` whose
+ * local day does not yet hold max_per_day lessons of enrollment enr_id
+ * (those a move forgot included); -1 if the rule has no slot, -2 with err
+ * on a database error. Every re-plan (resume, move, retry, a new zone, a
+ * late lesson) places with this, as the tick does. One or two day counts. */
+gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, const char *tz, gint64 anchor,
+                       gint64 after, GError **err);
 
 /* --- outcomes of a claimed lesson (the tick) --- */
 

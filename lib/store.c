@@ -125,6 +125,20 @@ static const char *migrations[] = {
     "  WHERE state IN ('queued','sending','deferred') GROUP BY enrollment_id);"
     "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
     "  WHERE state IN ('queued','sending','deferred');"),
+    /* 8: what a move made the enrollment forget. A lesson sent again after
+     * `coursectl move` replaces its row (UNIQUE (enrollment_id, lesson));
+     * the row it replaced is kept here, so that the day it went out still
+     * counts for max_per_day and the audit keeps it. */
+    ("CREATE TABLE delivery_history ("
+    "  id INTEGER PRIMARY KEY,"
+    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  lesson INTEGER NOT NULL,"
+    "  message_id TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  queued_at INTEGER NOT NULL,"
+    "  sent_at INTEGER,"
+    "  forgotten_at INTEGER NOT NULL);"
+    "CREATE INDEX delivery_history_day ON delivery_history(enrollment_id, queued_at);"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -644,8 +658,9 @@ int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64
     /* Walks only this enrollment's deliveries (UNIQUE(enrollment_id, lesson)
      * is an index with enrollment_id first). */
     sqlite3_stmt *s = prep(st,
-        "SELECT count(*) FROM deliveries WHERE enrollment_id = ?1 AND state <> 'cancelled'"
-        " AND queued_at >= ?2 AND queued_at < ?3", err);
+        "SELECT (SELECT count(*) FROM deliveries WHERE enrollment_id = ?1 AND state <> 'cancelled'"
+        " AND queued_at >= ?2 AND queued_at < ?3) + (SELECT count(*) FROM delivery_history"
+        " WHERE enrollment_id = ?1 AND queued_at >= ?2 AND queued_at < ?3)", err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, enrollment_id);
@@ -1115,10 +1130,23 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, g
     return step_done(st, s, "advance enrollment", err);
 }
 
-gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesson, GError **err)
+gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesson, gint64 now, GError **err)
 {
+    /* What went out (or was tried) moves to delivery_history first: the
+     * day it went out keeps counting for max_per_day. */
     sqlite3_stmt *s = prep(st,
-        "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'", err);
+        "INSERT INTO delivery_history (enrollment_id, lesson, message_id, state, queued_at, sent_at,"
+        " forgotten_at) SELECT enrollment_id, lesson, message_id, state, queued_at, sent_at, ?3"
+        " FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state NOT IN ('sending','cancelled')",
+        err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, lesson);
+    sqlite3_bind_int64(s, 3, now);
+    if (!step_done(st, s, "keep forgotten lessons", err))
+        return FALSE;
+    s = prep(st, "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'", err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, enrollment_id);

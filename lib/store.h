@@ -160,9 +160,10 @@ int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, 
  * plan did not change in between. */
 gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, gint64 next_send_at,
                                gboolean carried_calendar, gint64 now, GError **err);
-/* Forgets the rows of lesson `lesson` and later ones (not one in flight) so
- * that they may be sent again (coursectl move). */
-gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesson, GError **err);
+/* Forgets the rows of lesson `lesson` and later ones (not one being sent) so
+ * that they may be sent again (coursectl move). Those that went out move to
+ * delivery_history, where store_day_count() still counts them. */
+gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesson, gint64 now, GError **err);
 
 /* Sets an active enrollment's next slot (lateness rules; no calendar change). */
 gboolean store_reschedule(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,

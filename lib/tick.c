@@ -38,8 +38,10 @@ static gint64 place(struct app *app, const struct enrollment_row *e, const struc
     struct pace_rule rule = schedule_rule(c, e->tz);
     /* Too late: a lesson long past its slot (downtime, a long retry) is not
      * fired at a random hour; it takes the next slot, the rest follow. */
-    if (now - e->next_send_at > app->cfg->late_grace)
-        return pace_next_slot(&rule, e->anchor_at, now);
+    if (now - e->next_send_at > app->cfg->late_grace) {
+        gint64 slot = life_slot_after(app, c, e->id, e->tz, e->anchor_at, now, err);
+        return slot == -2 ? -1 : slot;
+    }
     /* Never more than max_per_day in the subscriber's own calendar day (the
      * same rule schedule_after() applied when it planned this slot). */
     gint64 day_start, day_end;
@@ -462,6 +464,9 @@ static GPtrArray *claim_lessons(struct app *app, gint64 now, int limit, GError *
             }
             const struct course *c = course_find(app->courses, d->course);
             if (c && now - d->slot_at > app->cfg->late_grace) {
+                /* Its own row counts for the day it was queued, and a
+                 * lesson before it was placed by place(), so the day
+                 * rule already holds: the plain next slot. */
                 struct pace_rule rule = schedule_rule(c, d->tz);
                 gint64 slot = pace_next_slot(&rule, d->anchor_at, now);
                 if (slot > 0) {

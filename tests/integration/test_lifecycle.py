@@ -250,3 +250,34 @@ def test_refusal_after_the_person_left_is_recorded(env_factory):
     assert env.sql("SELECT state, last_code FROM deliveries") == [("failed", 550)]
     assert env.sql("SELECT status FROM subscribers") == [("unsubscribed",)]
     assert env.sql("SELECT state FROM enrollments") == [("stopped",)]
+
+
+def test_move_back_keeps_max_per_day(env_factory, sink):
+    """With first_lesson = immediately, lesson 1 of a daily 09:00 course
+    reached ann at 08:00; at 08:30 the operator moves her back to lesson 1.
+    The move forgets the row of lesson 1 so that it can go again, but the
+    day it went out still counts: with max_per_day = 1 it does not go
+    again at 09:00 today; `schedule` says tomorrow 09:00, and that is when
+    it arrives (found by the model-based test, seed 632092350)."""
+    import json
+    from email.utils import parsedate_to_datetime
+    env = env_factory(smtp_port=sink.port, extra_conf="[pacing]\nfirst_lesson = immediately\n")
+    write_course(env.courses, "daily", 3, schedule="FREQ=DAILY", tz="UTC")
+    t0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+    env.ctl("init", now=iso(t0))
+    env.ctl("sub", "add", "ann@example.org", "--tz", "UTC", now=iso(t0))
+    env.ctl("enroll", "ann@example.org", "daily", "--no-welcome", now=iso(t0))
+    env.tick(iso(t0))
+    assert len(sink.lessons("ann@example.org")) == 1
+    t1 = t0 + timedelta(minutes=30)
+    env.ctl("move", "ann@example.org", "daily", "--to-lesson", "1", now=iso(t1))
+    shown = json.loads(env.ctl("schedule", "ann@example.org", "--json", now=iso(t1)).stdout)
+    assert shown[0]["utc"] == "2026-05-05T09:00:00Z", shown
+    ticks(env, datetime(2026, 5, 4, 9, 0, tzinfo=UTC), 72)
+    got = [iso(parsedate_to_datetime(m["msg"]["Date"])) for m in sink.lessons("ann@example.org")]
+    assert got == ["2026-05-04T08:00:00Z", "2026-05-05T09:00:00Z",
+                   "2026-05-06T09:00:00Z", "2026-05-07T09:00:00Z"], got
+    subjects = [m["msg"]["Subject"] for m in sink.lessons("ann@example.org")]
+    assert subjects[1] == subjects[0], subjects         # lesson 1 again, as the operator asked
+    # the audit keeps the row the move replaced
+    assert env.sql("SELECT lesson, state FROM delivery_history") == [(1, "sent")]
