@@ -127,6 +127,42 @@ static gint64 enrollment_of(struct app *app, const struct sub_row *s, const char
     return s ? store_enrollment_find(app->st, s->id, course, err) : 0;
 }
 
+/* "unsubscribe all": every course at once, one goodbye (in the course the
+ * mail was sent to). Nothing the sender wrote is repeated. */
+static gboolean leave_all(struct app *app, const struct inbound *r, const struct course *c, gint64 now,
+                          GString *res, GError **err)
+{
+    GError *e = NULL;
+    struct sub_row *s = subscriber_get(app, r->sender, &e);
+    if (!s && e->code != CD_ERR_NOT_FOUND) {
+        g_propagate_error(err, e);
+        return FALSE;
+    }
+    g_clear_error(&e);
+    if (!c && app->courses->len)
+        c = app->courses->pdata[0];
+    if (!s) {
+        char *why = g_strdup_printf("%s is not subscribed to any course.", r->sender);
+        gboolean ok = reply_error(app, r, c, 0, why, now, err);
+        g_free(why);
+        g_string_append(res, "unsubscribe all: not subscribed; error mail sent");
+        return ok;
+    }
+    int n = life_leave_all(app, s, "email", now, err);
+    gboolean ok = n >= 0;
+    if (ok && c && r->may_reply) {
+        struct render_var vars[] = { { "progress", "You have left every other course of ours too: nothing more "
+                                                   "at all will be sent to this address.", FALSE } };
+        struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
+        struct compose_to to = { s->email, s->name, s->tz, 0 };
+        ok = notify_queue(app, "goodbye", c, &to, s->id, &opts, TRUE, NULL, now, err);
+    }
+    if (ok)
+        g_string_append_printf(res, "%s left every course (%d running); goodbye sent", r->sender, n);
+    store_sub_free(s);
+    return ok;
+}
+
 static gboolean apply_command(struct app *app, const struct inbound *r, gint64 now, GString *res,
                               GError **err)
 {
@@ -157,6 +193,8 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
         g_string_append(res, !strcmp(cmd, "help") ? "help sent" : "unknown command: help sent");
         return ok;
     }
+    if (!strcmp(cmd, "unsubscribe") && r->all)
+        return leave_all(app, r, c, now, res, err);
     if (!strcmp(cmd, "unsubscribe") && r->token) {
         if (!optin_leave_token(app, r->token, "email", now, &e)) {
             if (e->code == CD_ERR_BUSY) {
@@ -303,6 +341,8 @@ char *command_describe(const struct inbound *r)
     case INBOUND_COMMAND:
         if (!strcmp(r->command, "subscribe"))
             return g_strdup_printf("send a confirmation request to %s for %s", r->sender, r->course);
+        if (!strcmp(r->command, "unsubscribe") && r->all)
+            return g_strdup_printf("stop every course of %s, and answer with one goodbye", r->sender);
         if (!strcmp(r->command, "unknown"))
             return g_strdup_printf("answer %s with the help mail", r->sender);
         return g_strdup_printf("%s for %s in %s, and answer by mail", r->command, r->sender, r->course);

@@ -174,6 +174,7 @@ static void parse_command_line(struct inbound *r, const char *line, const char *
     g_clear_pointer(&r->name, g_free);
     g_clear_pointer(&r->tz, g_free);
     r->pause_for = 0;
+    r->all = FALSE;
     const char *rest = NULL;
     char *w = first_word(line, &rest);
     r->command = normalise_command(w);
@@ -205,6 +206,11 @@ static void parse_command_line(struct inbound *r, const char *line, const char *
         g_strfreev(words);
         r->name = address_clean_name(name->str, 100);
         g_string_free(name, TRUE);
+    } else if (!strcmp(r->command, "unsubscribe")) {
+        /* "unsubscribe all", "leave everything": every course at once */
+        char *arg = first_word(r->args, NULL);
+        r->all = !strcmp(arg, "all") || !strcmp(arg, "everything");
+        g_free(arg);
     } else if (!strcmp(r->command, "pause")) {
         r->pause_for = parse_pause(r->args);
     } else if (!strcmp(r->command, "tz")) {
@@ -466,6 +472,10 @@ char *inbound_to_json(const struct inbound *r, const char *action)
     if (r->name && *r->name) {
         json_key(o, "name", FALSE);
         json_string(o, r->name);
+    }
+    if (r->all) {
+        json_key(o, "all", FALSE);
+        g_string_append(o, "true");
     }
     if (r->pause_for) {
         json_key(o, "pause_seconds", FALSE);

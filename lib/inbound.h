@@ -25,6 +25,7 @@ struct inbound {
     gboolean tz_guessed;  /* tz was guessed from the Date header's offset */
     char *name;           /* subscribe's name */
     gint64 pause_for;     /* pause for N days|weeks, seconds; 0 = until resumed */
+    gboolean all;         /* unsubscribe all: every course, not only this one */
     char *token;          /* confirm-, unsubscribe- or VERP token */
     gboolean has_offset;  /* Date header offset, to guess a zone */
     int date_offset;

@@ -297,6 +297,41 @@ gboolean life_stop(struct app *app, const struct enrollment_row *e, enum enr_rea
     IN_TX(app, err, stop_body(app, e, why, kind, via, now, err));
 }
 
+static gboolean leave_all_body(struct app *app, const struct sub_row *s, const char *via, gint64 now,
+                               int *left, GError **err)
+{
+    GPtrArray *all = store_enrollments_of(app->st, s->id, err);
+    if (!all)
+        return FALSE;
+    gboolean ok = TRUE;
+    for (guint i = 0; ok && i < all->len; i++) {
+        const struct enrollment_row *e = all->pdata[i];
+        /* A finished course stays finished: it sends nothing more anyway. */
+        if (e->state != ENR_PENDING && e->state != ENR_ACTIVE && e->state != ENR_PAUSED)
+            continue;
+        ok = stop_body(app, e, REASON_SUBSCRIBER, "unsubscribed", via, now, err);
+        (*left)++;
+    }
+    g_ptr_array_unref(all);
+    /* Nothing was running: the person still asked to hear nothing more
+     * (stop_body already did this when a course was left). */
+    if (ok && *left == 0 && state_allows(EV_SUB_LEFT, s->status))
+        ok = store_sub_apply(app->st, s->id, EV_SUB_LEFT, now, err);
+    return ok && event(app, now, s->id, 0, "left-all", via, "", err);
+}
+
+int life_leave_all(struct app *app, const struct sub_row *s, const char *via, gint64 now, GError **err)
+{
+    int left = 0;
+    if (!store_begin(app->st, err))
+        return -1;
+    if (!leave_all_body(app, s, via, now, &left, err) || !store_commit(app->st, err)) {
+        store_rollback(app->st);
+        return -1;
+    }
+    return left;
+}
+
 gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 first, const char *via,
                       gint64 now, GError **err)
 {

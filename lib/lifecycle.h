@@ -93,6 +93,11 @@ gboolean life_resume(struct app *app, const struct enrollment_row *e, const char
  * pending, active or paused course is left. */
 gboolean life_stop(struct app *app, const struct enrollment_row *e, enum enr_reason why, const char *kind,
                    const char *via, gint64 now, GError **err);
+/* The person leaves every course at once ("unsubscribe all"): each
+ * pending, active or paused enrollment is stopped as life_stop() does, and
+ * the subscriber is 'unsubscribed' (a bounced one stays bounced). Returns
+ * how many courses were left, or -1 with err. */
+int life_leave_all(struct app *app, const struct sub_row *s, const char *via, gint64 now, GError **err);
 /* Confirms a pending e (double opt-in): subscriber and enrollment active,
  * the first lesson at `first`. */
 gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 first, const char *via,

@@ -426,3 +426,47 @@ def test_zone_guessed_from_date_and_next_command(env, sink):
                    now=datetime(2026, 5, 6, 12, 0, tzinfo=UTC)).returncode == 0
     env.tick("2026-05-06T12:00:00Z")
     assert [m["msg"]["X-Course-Lesson"] for m in sink.lessons("raj@example.in")] == ["test 1/3", "test 2/3"]
+
+
+def test_unsubscribe_all_leaves_every_course_with_one_goodbye(env, sink):
+    """ann is in three courses (one paused, one finished); she writes
+    "unsubscribe all" to one course address. Every running course stops,
+    the finished one stays finished, she is 'unsubscribed', exactly one
+    goodbye reaches her, it repeats nothing she wrote, and no lesson of any
+    course follows. A plain "unsubscribe" leaves only the addressed course."""
+    write_course(env.courses, "two", 3)
+    write_course(env.courses, "one", 1)
+    for who in ("ann@example.org", "bob@example.org"):
+        env.ctl("sub", "add", who, now=iso(T0))
+        for c in ("test", "two", "one"):
+            env.ctl("enroll", who, c, "--no-welcome", now=iso(T0))
+    env.ctl("pause", "ann@example.org", "two", now=iso(T0))
+    env.tick(iso(T0 + timedelta(days=2)))               # "one" completes for both
+    before = len(sink.messages)
+    raw = mail("Ann <ann@example.org>", "test@courses.example.org", "unsubscribe all",
+               body="UNIQUE-WORDS-FROM-ANN")
+    later = T0 + timedelta(days=2, hours=1)
+    p = inbound(env, raw, now=later)
+    assert p.returncode == 0, p.stderr
+    env.tick(iso(later))
+    states = dict(env.sql("SELECT e.course, e.state FROM enrollments e JOIN subscribers s"
+                          " ON s.id = e.subscriber_id WHERE s.email = 'ann@example.org'"))
+    assert states == {"test": "stopped", "two": "stopped", "one": "completed"}, states
+    assert env.sql("SELECT status FROM subscribers WHERE email = 'ann@example.org'") == [("unsubscribed",)]
+    new = sink.messages[before:]
+    to_ann = [m for m in new if m["rcpts"] == ["ann@example.org"]]
+    assert len(to_ann) == 1, [m["msg"]["Subject"] for m in to_ann]
+    assert "left" in to_ann[0]["msg"]["Subject"]
+    assert "UNIQUE-WORDS-FROM-ANN" not in to_ann[0]["msg"].as_string()
+    # nothing more, in any course, for weeks
+    for d in range(3, 24, 3):
+        env.tick(iso(T0 + timedelta(days=d)))
+    assert [m for m in sink.messages[before:] if m["rcpts"] == ["ann@example.org"]] == to_ann
+    # bob's plain "unsubscribe" to one course leaves only that one
+    p = inbound(env, mail("bob@example.org", "two@courses.example.org", "unsubscribe"), now=later)
+    assert p.returncode == 0, p.stderr
+    states = dict(env.sql("SELECT e.course, e.state FROM enrollments e JOIN subscribers s"
+                          " ON s.id = e.subscriber_id WHERE s.email = 'bob@example.org'"))
+    assert states["two"] == "stopped" and states["test"] in ("active", "completed"), states
+    dry = json.loads(inbound(env, raw, "--dry-run", "--json", now=later).stdout)
+    assert dry.get("all") is True and dry["command"] == "unsubscribe", dry

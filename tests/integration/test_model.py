@@ -421,7 +421,8 @@ class Run:
         if k == "cmd":
             em, c = r.choice(enrs)
             what = r.choice(["pause", "pause", "pause for 3 days", "pause for 1 weeks", "resume", "resume",
-                             "resume", "leave", "unsubscribe", "unsubscribe-token", "next", "next",
+                             "resume", "leave", "unsubscribe", "unsubscribe-token", "unsubscribe all",
+                             "next", "next",
                              f"tz {r.choice(ZONES)}", "status"])
             return ("cmd", small, em, c, what)
         if k == "oneclick":
@@ -648,6 +649,12 @@ class Run:
             if t is not None and t.state not in ("erased",) and t.state != "stopped":
                 t.state, t.stopped_at, t.stop_cause = "stopped", self.w.now, "left by token"
                 t.reason = "subscriber"
+            return
+        if what == "unsubscribe all" and s is not None:
+            for (who, _), t in m.enr.items():
+                if who == em and t.state in ("pending", "active", "paused"):
+                    t.state, t.stopped_at, t.stop_cause = "stopped", self.w.now, "left all"
+                    t.reason = "subscriber"
             return
         if e is None or s is None:
             return
