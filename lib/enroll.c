@@ -260,15 +260,25 @@ gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const 
 {
     *first = e->next_lesson;
     struct pace_rule rule = schedule_rule(c, e->tz);
-    gint64 t = 0, placed = 0;
+    gint64 t = 0, placed = 0, attempt = 0, shown = 0;
     gboolean inflight = FALSE;
     if (e->state == ENR_ACTIVE) {
         t = e->next_send_at;
         if (t <= 0) {                       /* a lesson is in flight */
-            t = store_inflight_slot(app->st, e->id, e->next_lesson, &placed, err);
+            t = store_inflight_slot(app->st, e->id, e->next_lesson, &placed, &attempt, err);
             if (t < 0)
                 return FALSE;
             inflight = TRUE;
+        }
+        /* A deferred lesson goes at its next attempt, as the claim will
+         * decide then: within late_grace of its slot it is sent (the rest
+         * still follow from its slot); past it, it waits for the first slot
+         * after that attempt and the rest follow from there (life_late). */
+        if (inflight && t > 0 && attempt > t) {
+            if (attempt - t <= app->cfg->late_grace)
+                shown = attempt;
+            else if ((t = pace_next_slot(&rule, e->anchor_at, attempt)) > 0)
+                placed = t;
         }
     } else if (e->state == ENR_PAUSED && e->paused_until > 0) {
         t = pace_next_slot(&rule, e->anchor_at, e->paused_until);
@@ -282,6 +292,8 @@ gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const 
     if (load < 0)
         return FALSE;
     schedule_project(app->cfg, &rule, e->anchor_at, t, placed, load, c->n_lessons - e->next_lesson + 1, slots);
+    if (shown > 0 && slots->len > 0)
+        g_array_index(slots, gint64, 0) = shown;
     return TRUE;
 }
 

@@ -176,7 +176,8 @@ GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **e
 /* Returns the slot of lesson `lesson` while it is in flight, 0 if it is not,
  * -1 on error. */
 /* ... and *queued_at (when not NULL) gets when it was queued. */
-gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, gint64 *queued_at, GError **err);
+gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, gint64 *queued_at,
+                          gint64 *next_attempt, GError **err);
 /* Updates a subscriber's name (if not NULL) and, if set_tz, zone (NULL:
  * the course default). */
 gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz,

@@ -281,3 +281,39 @@ def test_move_back_keeps_max_per_day(env_factory, sink):
     assert subjects[1] == subjects[0], subjects         # lesson 1 again, as the operator asked
     # the audit keeps the row the move replaced
     assert env.sql("SELECT lesson, state FROM delivery_history") == [(1, "sent")]
+
+
+def test_schedule_shows_a_deferred_lesson_at_its_next_attempt(env_factory):
+    """Lesson 1 is refused with 451 at its slot. `schedule` then shows it at
+    its next attempt (not at the slot already past), and the lessons after
+    it at their own slots; a daemon that wakes exactly at the times
+    `schedule` showed delivers each lesson then (found by the model-based
+    test, seed 1013035779: a lesson shown at its past slot was sent a day
+    late, at the next slot, and every later lesson a day late with it)."""
+    import json
+    from email.utils import parsedate_to_datetime
+    first = {"done": False}
+
+    def decide(envelope, msg, attempt):
+        if msg["X-Course-Lesson"] and not first["done"]:
+            first["done"] = True
+            return "451 4.3.0 try again later"
+        return None
+
+    with Sink(decide) as sink:
+        env = env_factory(smtp_port=sink.port, extra_conf="[delivery]\nretry_first = 10m\n")
+        write_course(env.courses, "daily", 3, schedule="FREQ=DAILY", tz="UTC")
+        t0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+        env.ctl("init", now=iso(t0))
+        env.ctl("sub", "add", "ann@example.org", "--tz", "UTC", now=iso(t0))
+        env.ctl("enroll", "ann@example.org", "daily", "--no-welcome", now=iso(t0))
+        slot = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+        env.tick(iso(slot))                                 # refused: deferred
+        assert env.sql("SELECT state FROM deliveries") == [("deferred",)]
+        shown = [e["utc"] for e in json.loads(env.ctl("schedule", "ann@example.org", "--json",
+                                                      now=iso(slot)).stdout)]
+        assert shown == ["2026-05-04T09:10:00Z", "2026-05-05T09:00:00Z", "2026-05-06T09:00:00Z"], shown
+        for t in shown:
+            env.tick(t)
+        got = [iso(parsedate_to_datetime(m["msg"]["Date"])) for m in sink.lessons("ann@example.org")]
+        assert got == shown, got
