@@ -159,15 +159,61 @@ gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end)
     return TRUE;
 }
 
+/* The slots of a tick repeat: everyone who enrolled on the same local day
+ * and is due at the same slot asks for the same next slot, and each answer
+ * costs a libical iterator (an ICU calendar inside). pace_next_slot() is a
+ * pure function of (rule, the anchor's local date, after), so its answers
+ * are kept in a small direct-mapped table, its own copies of the strings
+ * in each entry (a reload frees the course's). */
+#define SLOT_MEMO 4096
+struct slot_memo {
+    char *rrule, *tz;
+    int hour, minute, day;      /* day: the anchor's local date, yyyymmdd */
+    gint64 after, result;
+};
+static struct slot_memo slot_memo[SLOT_MEMO];
+static GMutex slot_memo_lock;
+
+static guint slot_memo_index(const struct pace_rule *rule, int day, gint64 after)
+{
+    guint h = g_str_hash(rule->rrule) * 31u + g_str_hash(rule->tz);
+    h = h * 31u + (guint)(rule->hour * 60 + rule->minute);
+    h = h * 31u + (guint)day;
+    h = h * 31u + (guint)(after ^ (after >> 32));
+    return h % SLOT_MEMO;
+}
+
+static gboolean slot_memo_get(const struct pace_rule *rule, int day, gint64 after, gint64 *result)
+{
+    g_mutex_lock(&slot_memo_lock);
+    const struct slot_memo *m = &slot_memo[slot_memo_index(rule, day, after)];
+    gboolean hit = m->rrule && m->after == after && m->day == day && m->hour == rule->hour &&
+                   m->minute == rule->minute && !strcmp(m->rrule, rule->rrule) && !strcmp(m->tz, rule->tz);
+    if (hit)
+        *result = m->result;
+    g_mutex_unlock(&slot_memo_lock);
+    return hit;
+}
+
+static void slot_memo_put(const struct pace_rule *rule, int day, gint64 after, gint64 result)
+{
+    g_mutex_lock(&slot_memo_lock);
+    struct slot_memo *m = &slot_memo[slot_memo_index(rule, day, after)];
+    g_free(m->rrule);
+    g_free(m->tz);
+    *m = (struct slot_memo){ g_strdup(rule->rrule), g_strdup(rule->tz), rule->hour, rule->minute, day,
+                             after, result };
+    g_mutex_unlock(&slot_memo_lock);
+}
+
+static gint64 next_slot_uncached(const struct pace_rule *rule, icaltimezone *z, struct icaltimetype start,
+                                 gint64 after);
+
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
 {
     icaltimezone *z = zone_get(rule->tz);
     if (!z)
         return -1;
-    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
-    if (r.freq == ICAL_NO_RECURRENCE)
-        return -1;
-
     /* DTSTART: the anchor's local calendar day at the slot's time of day.
      * Noon is used for the expansion itself: libical moves a time inside a
      * DST gap to the other side and then keeps that hour on later days, so
@@ -178,20 +224,71 @@ gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
     start.minute = 0;
     start.second = 0;
     start = icaltime_set_timezone(&start, z);
+    int day = start.year * 10000 + start.month * 100 + start.day;
+    gint64 found;
+    if (slot_memo_get(rule, day, after, &found))
+        return found;
+    found = next_slot_uncached(rule, z, start, after);
+    slot_memo_put(rule, day, after, found);
+    return found;
+}
 
+/* Everything below depends on the anchor only through `start` (its local
+ * date at noon), which is what makes the memo exact. */
+/* libical 3.0.16 expands FREQ=WEEKLY;INTERVAL=2;BYDAY=SU from a Thursday
+ * DTSTART as Mar 15, 29 instead of RFC 5545's Mar 8, 22 (the first week
+ * is lost when DTSTART's weekday is not in BYDAY; dateutil and the RFC's
+ * own WKST example agree on Mar 8). For a plain weekly rule with an
+ * interval and BYDAY, move DTSTART to the rule's first occurrence, which
+ * is in BYDAY, and which libical then expands right: the first BYDAY day
+ * on or after DTSTART in its week (weeks begin on WKST), else the first
+ * BYDAY day INTERVAL weeks on. */
+static void weekly_first_occurrence(const struct icalrecurrencetype *r, struct icaltimetype *start)
+{
+    if (r->freq != ICAL_WEEKLY_RECURRENCE || r->interval <= 1 || r->by_day[0] == ICAL_RECURRENCE_ARRAY_MAX ||
+        r->by_month[0] != ICAL_RECURRENCE_ARRAY_MAX || r->by_set_pos[0] != ICAL_RECURRENCE_ARRAY_MAX ||
+        r->by_month_day[0] != ICAL_RECURRENCE_ARRAY_MAX || r->by_year_day[0] != ICAL_RECURRENCE_ARRAY_MAX ||
+        r->by_week_no[0] != ICAL_RECURRENCE_ARRAY_MAX)
+        return;
+    int ws = r->week_start == ICAL_NO_WEEKDAY ? ICAL_MONDAY_WEEKDAY : (int)r->week_start;   /* 1 = Sunday */
+    int here = (icaltime_day_of_week(*start) - ws + 7) % 7;    /* days since the week began */
+    int first_on = 7, first_any = 7;
+    for (int i = 0; i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
+        int d = ((int)icalrecurrencetype_day_day_of_week(r->by_day[i]) - ws + 7) % 7;
+        first_any = MIN(first_any, d);
+        if (d >= here)
+            first_on = MIN(first_on, d);
+    }
+    int shift = first_on < 7 ? first_on - here : 7 * r->interval - here + first_any;
+    icaltime_adjust(start, shift, 0, 0, 0);
+}
+
+static gint64 next_slot_uncached(const struct pace_rule *rule, icaltimezone *z, struct icaltimetype start,
+                                 gint64 after)
+{
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
+    if (r.freq == ICAL_NO_RECURRENCE)
+        return -1;
+    if (r.count == 0)
+        weekly_first_occurrence(&r, &start);
+    /* Skip ahead near `after`, so the cost does not grow with the time
+     * since enrollment: DTSTART moves by whole periods of the rule (INTERVAL
+     * days or weeks), which keeps its phase exactly. (libical's
+     * icalrecur_iterator_set_start() does not: WEEKLY;INTERVAL=2 lost its
+     * phase, found by the randomized test against a GLib reference.) A rule
+     * with COUNT counts from DTSTART, and months vary in length: those are
+     * expanded from the anchor (5000 iterations cover decades). */
+    int period = r.freq == ICAL_DAILY_RECURRENCE ? 1 : r.freq == ICAL_WEEKLY_RECURRENCE ? 7 : 0;
+    period *= MAX(r.interval, 1);
+    gint64 anchor = icaltime_as_timet_with_zone(start, z);
+    if (period > 0 && r.count == 0 && after - anchor > 3 * 86400) {
+        gint64 periods = (after - anchor - 2 * 86400) / ((gint64)period * 86400);
+        if (periods > 0)
+            icaltime_adjust(&start, (int)(periods * period), 0, 0, 0);
+    }
     icalrecur_iterator *it = icalrecur_iterator_new(r, start);
     if (!it)
         return -1;
-    /* Skip ahead near `after` (keeping the rule's phase), so the cost does
-     * not grow with the time since enrollment. */
-    if (after - anchor > 3 * 86400) {
-        struct icaltimetype near = icaltime_from_timet_with_zone((time_t)(after - 2 * 86400), 0, z);
-        near.hour = 0;
-        near.minute = 0;
-        near.second = 0;
-        near = icaltime_set_timezone(&near, z);
-        icalrecur_iterator_set_start(it, near);
-    }
     gint64 found = -1;
     for (int i = 0; i < 5000; i++) {
         struct icaltimetype t = icalrecur_iterator_next(it);

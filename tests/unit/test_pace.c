@@ -487,6 +487,100 @@ static void test_format_local(void)
     g_free(s);
 }
 
+
+/* ---- randomized: pace_next_slot() against a reference written with GLib
+ * dates alone (no libical), for daily and weekly rules with intervals and
+ * day sets, in zones with and without DST, with anchors at any time of
+ * their local day (which the slot memo treats as one). 3,000 cases. */
+static gint64 reference_next(const char *tz, gboolean weekly, int interval, const int *days, int ndays,
+                             int h, int mi, gint64 anchor, gint64 after)
+{
+    GTimeZone *z = g_time_zone_new_identifier(tz);
+    GDateTime *u = g_date_time_new_from_unix_utc(anchor);
+    GDateTime *l = g_date_time_to_timezone(u, z);
+    GDate *a = g_date_new_dmy((GDateDay)g_date_time_get_day_of_month(l), (GDateMonth)g_date_time_get_month(l),
+                              (GDateYear)g_date_time_get_year(l));
+    GDate *amon = g_date_copy(a);
+    g_date_subtract_days(amon, g_date_get_weekday(amon) - G_DATE_MONDAY);
+    gint64 found = -1;
+    GDate *d = g_date_copy(a);
+    for (int i = 0; i < 800 && found < 0; i++, g_date_add_days(d, 1)) {
+        int since = g_date_days_between(a, d);
+        gboolean on;
+        if (!weekly) {
+            on = since % interval == 0;
+        } else {
+            GDate *mon = g_date_copy(d);
+            g_date_subtract_days(mon, g_date_get_weekday(mon) - G_DATE_MONDAY);
+            int weeks = g_date_days_between(amon, mon) / 7;
+            g_date_free(mon);
+            on = FALSE;
+            for (int k = 0; k < ndays; k++)
+                on |= (int)g_date_get_weekday(d) == days[k];
+            on = on && weeks % interval == 0;
+        }
+        if (!on)
+            continue;
+        gint64 t = local_at(tz, g_date_get_year(d), g_date_get_month(d), g_date_get_day(d), h, mi);
+        if (t > after)
+            found = t;
+    }
+    g_date_free(d);
+    g_date_free(a);
+    g_date_free(amon);
+    g_date_time_unref(l);
+    g_date_time_unref(u);
+    g_time_zone_unref(z);
+    return found;
+}
+
+static void test_random_against_reference(void)
+{
+    static const char *zones[] = { "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
+                                   "Australia/Sydney" };
+    static const char *names[] = { "", "MO", "TU", "WE", "TH", "FR", "SA", "SU" };
+    static const int hm[][2] = { { 7, 30 }, { 9, 0 }, { 18, 15 }, { 20, 0 } };
+    GRand *rnd = g_rand_new_with_seed(20261201);
+    for (int n = 0; n < 3000; n++) {
+        const char *tz = zones[g_rand_int_range(rnd, 0, G_N_ELEMENTS(zones))];
+        gboolean weekly = g_rand_boolean(rnd);
+        int interval = g_rand_int_range(rnd, 1, weekly ? 3 : 4);
+        int days[7], ndays = 0;
+        GString *rule = g_string_new(weekly ? "FREQ=WEEKLY" : "FREQ=DAILY");
+        if (interval > 1)
+            g_string_append_printf(rule, ";INTERVAL=%d", interval);
+        if (weekly) {
+            for (int wd = 1; wd <= 7; wd++)
+                if (g_rand_int_range(rnd, 0, 3) == 0)
+                    days[ndays++] = wd;
+            if (ndays == 0)
+                days[ndays++] = g_rand_int_range(rnd, 1, 8);
+            g_string_append(rule, ";BYDAY=");
+            for (int k = 0; k < ndays; k++)
+                g_string_append_printf(rule, "%s%s", k ? "," : "", names[days[k]]);
+        }
+        int pick = g_rand_int_range(rnd, 0, G_N_ELEMENTS(hm));
+        struct pace_rule r = { rule->str, hm[pick][0], hm[pick][1], tz };
+        /* 2026-01-01 plus up to a year; after: up to 60 days on */
+        gint64 anchor = 1767225600 + g_rand_int_range(rnd, 0, 365 * 86400);
+        gint64 after = anchor + g_rand_int_range(rnd, -3600, 60 * 86400);
+        gint64 want = reference_next(tz, weekly, interval, days, ndays, r.hour, r.minute, anchor, after);
+        gint64 got = pace_next_slot(&r, anchor, after);
+        if (got != want) {
+            char *g = fmt_utc(got), *w = fmt_utc(want), *an = fmt_utc(anchor), *af = fmt_utc(after);
+            g_test_message("case %d: %s %02d:%02d %s anchor %s after %s: got %s, want %s", n, rule->str,
+                           r.hour, r.minute, tz, an, af, g, w);
+            g_free(g);
+            g_free(w);
+            g_free(an);
+            g_free(af);
+        }
+        g_assert_cmpint(got, ==, want);
+        g_string_free(rule, TRUE);
+    }
+    g_rand_free(rnd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -503,6 +597,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pace/next-slot/time-in-dst-gap", test_time_in_dst_gap);
     g_test_add_func("/pace/next-slot/time-in-repeated-hour", test_time_in_repeated_hour);
     g_test_add_func("/pace/next-slot/bad-rule", test_next_slot_bad_rule);
+    g_test_add_func("/pace/next-slot/random-against-reference", test_random_against_reference);
     g_test_add_func("/pace/describe", test_describe);
     g_test_add_func("/pace/check", test_check);
     g_test_add_func("/pace/check/never-fires", test_check_never_fires);
