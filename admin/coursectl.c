@@ -1,7 +1,8 @@
 /* coursectl.c - the operator's tool: a table of commands over lib/ (like
  * OpenSMTPD's smtpctl). Each command parses its own options, calls one or
- * two lib/ functions and prints the result; no delivery or scheduling logic
- * lives here. */
+ * two lib/ functions and hands what they return, as records
+ * (ctl_records.c), to the one renderer (ctl_render.c), which prints text or
+ * JSON; no delivery or scheduling logic lives here. */
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -14,7 +15,7 @@
 #include "compose.h"
 #include "config.h"
 #include "doctor.h"
-#include "json.h"
+#include "ctl_records.h"
 #include "tick.h"
 #include "transfer.h"
 #include "course.h"
@@ -30,11 +31,11 @@
 
 enum exit_code {
     EXIT_OK = 0,
-    EXIT_ERROR = 1,      /* failure; the message says why */
-    EXIT_USAGE = 2,      /* bad command line */
-    EXIT_NOT_FOUND = 3,  /* no such subscriber, course or delivery */
-    EXIT_EXISTS = 4,     /* already exists */
-    EXIT_TEMPFAIL = 75,  /* database busy or disk full: try again */
+    EXIT_ERROR = 1,     /* failure; the message says why */
+    EXIT_USAGE = 2,     /* bad command line */
+    EXIT_NOT_FOUND = 3, /* no such subscriber, course or delivery */
+    EXIT_EXISTS = 4,    /* already exists */
+    EXIT_TEMPFAIL = 75, /* database busy or disk full: try again */
 };
 #define EX_TEMPFAIL 75
 /* inbound's own usage errors must not bounce mail either */
@@ -47,12 +48,12 @@ struct ctl {
 };
 
 struct cmd {
-    const char *name;         /* one or two words */
+    const char *name; /* one or two words */
     int (*fn)(struct ctl *ctl, int argc, char **argv);
-    int app_flags;            /* what the command needs opened */
+    int app_flags; /* what the command needs opened */
     const char *args;
     const char *help;
-    int setup_fail;           /* exit code when config or database cannot be opened; 0: by error */
+    int setup_fail; /* exit code when config or database cannot be opened; 0: by error */
 };
 
 static int fail(GError *err)
@@ -78,8 +79,8 @@ static GPtrArray *parsed_args;
  * Option values are declared G_OPTION_ARG_FILENAME, which GLib passes
  * through unconverted: arguments are taken as UTF-8 (checked here) whatever
  * the locale, so a name like "Zoë" works under LANG=C, as in cron and CI. */
-static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char ***argv,
-                      int min_pos, int max_pos)
+static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char ***argv, int min_pos,
+                      int max_pos)
 {
     GOptionContext *oc = g_option_context_new(usage);
     if (entries)
@@ -112,40 +113,6 @@ static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char 
     return ok;
 }
 
-static char *fmt_time(gint64 t, const char *tz)
-{
-    if (t <= 0)
-        return g_strdup("-");
-    char *local = pace_format_local(t, tz);
-    char *utc = clock_format_utc(t);
-    char *s = g_strdup_printf("%s (%s)", local, utc);
-    g_free(local);
-    g_free(utc);
-    return s;
-}
-
-/* ---- output helpers: tables that fit 80 columns ---- */
-
-/* Returns s cut to width characters (with an ellipsis); g_free(). */
-static char *fit(const char *s, glong width)
-{
-    s = s ? s : "";
-    if (g_utf8_strlen(s, -1) <= width)
-        return g_strdup(s);
-    char *cut = g_utf8_substring(s, 0, width - 1);
-    char *out = g_strconcat(cut, "\u2026", NULL);
-    g_free(cut);
-    return out;
-}
-
-/* Prints s in a column of width characters (UTF-8 aware padding). */
-static void col(const char *s, glong width)
-{
-    char *f = fit(s, width);
-    printf("%s%*s", f, (int)(width - g_utf8_strlen(f, -1) + 1), "");
-    g_free(f);
-}
-
 static gboolean utf8_terminal(void)
 {
     const char *vars[] = { "LC_ALL", "LC_CTYPE", "LANG" };
@@ -157,27 +124,9 @@ static gboolean utf8_terminal(void)
     return FALSE;
 }
 
-static void sub_json(GString *o, const struct sub_row *s)
-{
-    g_string_append_c(o, '{');
-    json_key(o, "id", TRUE);
-    g_string_append_printf(o, "%" G_GINT64_FORMAT, s->id);
-    json_key(o, "email", FALSE);
-    json_string(o, s->email);
-    json_key(o, "name", FALSE);
-    json_string(o, s->name);
-    json_key(o, "tz", FALSE);
-    json_string(o, s->tz);
-    json_key(o, "status", FALSE);
-    json_string(o, state_name(ENT_SUB, s->status));
-    json_key(o, "created_at", FALSE);
-    char *t = clock_format_utc(s->created_at);
-    json_string(o, t);
-    g_free(t);
-    g_string_append_c(o, '}');
-}
-
 /* ---- commands ---- */
+
+#define FORMAT(json) ((json) ? CTL_FMT_JSON : CTL_FMT_TEXT)
 
 static int cmd_init(struct ctl *ctl, int argc, char **argv)
 {
@@ -197,38 +146,10 @@ static int cmd_course_list(struct ctl *ctl, int argc, char **argv)
     };
     if (!parse("course list [--json]", entries, &argc, &argv, 0, 0))
         return EXIT_USAGE;
-    if (json) {
-        GString *o = g_string_new("[");
-        for (guint i = 0; i < ctl->app->courses->len; i++) {
-            const struct course *c = ctl->app->courses->pdata[i];
-            g_string_append(o, i ? ",\n {" : "{");
-            json_key(o, "slug", TRUE);
-            json_string(o, c->slug);
-            json_key(o, "title", FALSE);
-            json_string(o, c->title);
-            json_key(o, "lessons", FALSE);
-            g_string_append_printf(o, "%d", c->n_lessons);
-            json_key(o, "schedule", FALSE);
-            json_string(o, c->schedule);
-            json_key(o, "time", FALSE);
-            json_string(o, c->time);
-            json_key(o, "timezone", FALSE);
-            json_string(o, c->tz);
-            json_key(o, "source", FALSE);
-            json_string(o, c->source);
-            g_string_append_c(o, '}');
-        }
-        printf("%s]\n", o->str);
-        g_string_free(o, TRUE);
-        return EXIT_OK;
-    }
-    printf("%-20s %-7s %-30s %s\n", "COURSE", "LESSONS", "SCHEDULE", "TITLE");
-    for (guint i = 0; i < ctl->app->courses->len; i++) {
-        const struct course *c = ctl->app->courses->pdata[i];
-        char *sched = g_strdup_printf("%s %s %s", c->schedule, c->time, c->tz);
-        printf("%-20s %-7d %-30s %s\n", c->slug, c->n_lessons, sched, c->title);
-        g_free(sched);
-    }
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_courses);
+    for (guint i = 0; i < ctl->app->courses->len; i++)
+        ctl_out_row(o, rec_course(ctl->app->courses->pdata[i]));
+    ctl_out_end(o);
     return EXIT_OK;
 }
 
@@ -249,12 +170,41 @@ static int cmd_course_check(struct ctl *ctl, int argc, char **argv)
     return rc;
 }
 
+/* Returns lesson `which` of c as sent to rcpt (part "text" or "html" only,
+ * or NULL: the whole message) with its length in *len, or NULL with err.
+ * g_free(). */
+static char *preview_lesson(struct ctl *ctl, const struct course *c, const char *which,
+                            const struct compose_to *rcpt, const char *part, gsize *len, GError **err)
+{
+    char *end = NULL;
+    long n = strtol(which, &end, 10);
+    if (*end || n < 1 || n > c->n_lessons) {
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'", c->slug,
+                    c->n_lessons, which);
+        return NULL;
+    }
+    struct pace_rule rule = c->rule;
+    rule.tz = schedule_zone(c, rcpt->tz);
+    gint64 next = n < c->n_lessons ? pace_next_slot(&rule, ctl->now, ctl->now) : -1;
+    if (!part)
+        return compose_lesson(ctl->app, c, (int)n, rcpt, ctl->now, next, NULL, len, err);
+    char *t = NULL, *h = NULL, *body = NULL;
+    if (compose_lesson_parts(ctl->app, c, (int)n, rcpt, next, &t, &h, err)) {
+        body = g_strdup(!strcmp(part, "html") ? h : t);
+        *len = strlen(body);
+    }
+    g_free(t);
+    g_free(h);
+    return body;
+}
+
 static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
 {
     char *to = NULL, *name = NULL, *tz = NULL;
     gboolean html = FALSE, text = FALSE, eml = FALSE;
     GOptionEntry entries[] = {
-        { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "Address to render for (default reader@example.org)", "EMAIL" },
+        { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "Address to render for (default reader@example.org)",
+          "EMAIL" },
         { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "Name to render for (default Reader)", "NAME" },
         { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "Zone for dates (default: the course's)", "ZONE" },
         { "html", 0, 0, G_OPTION_ARG_NONE, &html, "Write the text/html part", NULL },
@@ -263,7 +213,8 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     int rc = EXIT_USAGE;
-    if (!parse("course preview SLUG N|confirm|welcome|goodbye|status|help|error [--to EMAIL] [--html|--text|--eml]",
+    if (!parse("course preview SLUG N|confirm|welcome|goodbye|status|help|error [--to EMAIL] "
+               "[--html|--text|--eml]",
                entries, &argc, &argv, 2, 2))
         goto out;
     if (html + text + eml > 1) {
@@ -294,28 +245,7 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
             goto out;
         }
     } else {
-        char *end = NULL;
-        long n = strtol(argv[2], &end, 10);
-        if (*end || n < 1 || n > c->n_lessons) {
-            g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'",
-                        c->slug, c->n_lessons, argv[2]);
-            rc = fail(err);
-            goto out;
-        }
-        struct pace_rule rule = c->rule;
-        rule.tz = schedule_zone(c, tz);
-        gint64 next = n < c->n_lessons ? pace_next_slot(&rule, ctl->now, ctl->now) : -1;
-        if (html || text) {
-            char *t = NULL, *h = NULL;
-            if (compose_lesson_parts(ctl->app, c, (int)n, &rcpt, next, &t, &h, &err)) {
-                body = g_strdup(html ? h : t);
-                len = strlen(body);
-            }
-            g_free(t);
-            g_free(h);
-        } else {
-            body = compose_lesson(ctl->app, c, (int)n, &rcpt, ctl->now, next, NULL, &len, &err);
-        }
+        body = preview_lesson(ctl, c, argv[2], &rcpt, html ? "html" : text ? "text" : NULL, &len, &err);
     }
     if (!body) {
         rc = fail(err);
@@ -359,10 +289,12 @@ static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
     gint lesson = 0, limit = 0;
     gboolean json = FALSE;
     GOptionEntry entries[] = {
-        { "status", 0, 0, G_OPTION_ARG_FILENAME, &status, "pending, active, bounced or unsubscribed", "STATUS" },
+        { "status", 0, 0, G_OPTION_ARG_FILENAME, &status, "pending, active, bounced or unsubscribed",
+          "STATUS" },
         { "course", 0, 0, G_OPTION_ARG_FILENAME, &course, "Enrolled in COURSE", "COURSE" },
         { "lesson", 0, 0, G_OPTION_ARG_INT, &lesson, "Has received at least N lessons", "N" },
-        { "since", 0, 0, G_OPTION_ARG_FILENAME, &since, "Created since DATE or DURATION ago (2026-03-01, 7d)", "WHEN" },
+        { "since", 0, 0, G_OPTION_ARG_FILENAME, &since, "Created since DATE or DURATION ago (2026-03-01, 7d)",
+          "WHEN" },
         { "search", 0, 0, G_OPTION_ARG_FILENAME, &search, "Address or name contains TEXT", "TEXT" },
         { "limit", 0, 0, G_OPTION_ARG_INT, &limit, "Show at most N", "N" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
@@ -371,14 +303,17 @@ static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
     int rc = EXIT_USAGE;
     GError *err = NULL;
     const char *statuses[] = { "pending", "active", "bounced", "unsubscribed", NULL };
-    if (!parse("sub list [--status S] [--course C] [--lesson N] [--since WHEN] [--search TEXT] [--limit N] [--json]",
+    if (!parse("sub list [--status S] [--course C] [--lesson N] [--since WHEN] [--search TEXT] [--limit N] "
+               "[--json]",
                entries, &argc, &argv, 0, 0))
         goto out;
     if (status && !g_strv_contains(statuses, status)) {
         fprintf(stderr, "coursectl: --status must be pending, active, bounced or unsubscribed\n");
         goto out;
     }
-    struct store_sub_filter f = { status ? state_parse(ENT_SUB, status) : -1, course, lesson, 0, search, limit };
+    struct store_sub_filter f = {
+        status ? state_parse(ENT_SUB, status) : -1, course, lesson, 0, search, limit
+    };
     if (since) {
         gint64 secs;
         if (config_parse_duration(since, &secs))
@@ -393,29 +328,10 @@ static int cmd_sub_list(struct ctl *ctl, int argc, char **argv)
         rc = fail(err);
         goto out;
     }
-    if (json) {
-        GString *o = g_string_new("[");
-        for (guint i = 0; i < subs->len; i++) {
-            if (i)
-                g_string_append(o, ",\n ");
-            sub_json(o, subs->pdata[i]);
-        }
-        g_string_append(o, "]");
-        printf("%s\n", o->str);
-        g_string_free(o, TRUE);
-    } else {
-        printf("%-6s %-30s %-12s %-14s %s\n", "ID", "EMAIL", "STATUS", "ZONE", "NAME");
-        for (guint i = 0; i < subs->len; i++) {
-            struct sub_row *s = subs->pdata[i];
-            printf("%-6" G_GINT64_FORMAT " ", s->id);
-            col(s->email, 30);
-            col(state_name(ENT_SUB, s->status), 12);
-            col(s->tz ? s->tz : "(course)", 14);
-            char *n = fit(s->name, 13);
-            printf("%s\n", n);
-            g_free(n);
-        }
-    }
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_subscribers);
+    for (guint i = 0; i < subs->len; i++)
+        ctl_out_row(o, rec_subscriber(subs->pdata[i]));
+    ctl_out_end(o);
     g_ptr_array_unref(subs);
     rc = EXIT_OK;
 out:
@@ -443,17 +359,12 @@ static int cmd_enroll(struct ctl *ctl, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int cmd_sub_show(struct ctl *ctl, int argc, char **argv);
-
-static int cmd_status(struct ctl *ctl, int argc, char **argv)
+/* Prints a subscriber with their enrollments: as JSON (sub show and
+ * status write the same object), or in the text of view. */
+static int show_subscriber(struct ctl *ctl, const char *email, gboolean json, const struct ctl_view *view)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--json"))
-            return cmd_sub_show(ctl, argc, argv);   /* the same facts, as JSON */
-    if (!parse("status EMAIL [--json]", NULL, &argc, &argv, 1, 1))
-        return EXIT_USAGE;
     GError *err = NULL;
-    struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
+    struct sub_row *s = subscriber_get(ctl->app, email, &err);
     if (!s)
         return fail(err);
     GPtrArray *es = store_enrollments_of(ctl->app->st, s->id, &err);
@@ -461,38 +372,32 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
         store_sub_free(s);
         return fail(err);
     }
-    printf("%s  name: %s  status: %s  zone: %s\n", s->email, *s->name ? s->name : "-", state_name(ENT_SUB, s->status),
-           s->tz ? s->tz : "(course default)");
-    if (es->len == 0)
-        printf("  not enrolled in any course\n");
-    for (guint i = 0; i < es->len; i++) {
-        struct enrollment_row *e = es->pdata[i];
-        const struct course *c = course_find(ctl->app->courses, e->course);
-        int total = c ? c->n_lessons : 0;
-        const char *tz = c ? schedule_zone(c, e->tz) : "UTC";
-        printf("  %-16s %-10s %d/%d sent", e->course, state_name(ENT_ENR, e->state), e->lessons_sent, total);
-        if (e->next_send_at > 0) {
-            char *when = fmt_time(e->next_send_at, tz);
-            printf("  next: lesson %d at %s", e->next_lesson, when);
-            g_free(when);
-        } else if (e->state == ENR_ACTIVE) {
-            printf("  lesson %d is being delivered", e->next_lesson);
-        }
-        if ((e->state == ENR_PAUSED || e->state == ENR_STOPPED) && e->reason != REASON_NONE)
-            printf("  (%s)", state_reason_text(e->reason));
-        printf("\n");
-    }
+    ctl_show(stdout, FORMAT(json), view, rec_subscriber_full(s, es, ctl->app->courses));
     g_ptr_array_unref(es);
     store_sub_free(s);
     return EXIT_OK;
+}
+
+static int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON (as sub show --json)", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("status EMAIL [--json]", entries, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    return show_subscriber(ctl, argv[1], json, &view_status);
 }
 
 static int cmd_pause(struct ctl *ctl, int argc, char **argv)
 {
     char *until = NULL, *dur = NULL;
     GOptionEntry entries[] = {
-        { "until", 0, 0, G_OPTION_ARG_FILENAME, &until, "Resume by itself at TIME (ISO 8601; a date is 00:00 UTC)", "TIME" },
-        { "for", 0, 0, G_OPTION_ARG_FILENAME, &dur, "Resume by itself after DURATION (e.g. 10d, 2w)", "DURATION" },
+        { "until", 0, 0, G_OPTION_ARG_FILENAME, &until,
+          "Resume by itself at TIME (ISO 8601; a date is 00:00 UTC)", "TIME" },
+        { "for", 0, 0, G_OPTION_ARG_FILENAME, &dur, "Resume by itself after DURATION (e.g. 10d, 2w)",
+          "DURATION" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     int rc = EXIT_USAGE;
@@ -521,7 +426,7 @@ static int cmd_pause(struct ctl *ctl, int argc, char **argv)
         rc = fail(err);
         goto out;
     }
-    char *when = end ? fmt_time(end, "UTC") : g_strdup("resumed");
+    char *when = end ? ctl_when(end, "UTC") : g_strdup("resumed");
     printf("paused %d enrollment(s) of %s until %s\n", n, argv[1], when);
     g_free(when);
     rc = n > 0 ? EXIT_OK : EXIT_NOT_FOUND;
@@ -554,7 +459,8 @@ static int cmd_sub_set(struct ctl *ctl, int argc, char **argv)
     char *name = NULL, *tz = NULL;
     GOptionEntry entries[] = {
         { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "New display name", "NAME" },
-        { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "New IANA time zone ('' for the course default); re-plans future lessons", "ZONE" },
+        { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz,
+          "New IANA time zone ('' for the course default); re-plans future lessons", "ZONE" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     int rc = EXIT_USAGE;
@@ -577,6 +483,40 @@ out:
     return rc;
 }
 
+/* Appends the records of e's upcoming lessons (or the line saying why there
+ * are none) to rows. */
+static gboolean schedule_rows(struct ctl *ctl, const struct enrollment_row *e, GPtrArray *rows, GError **err)
+{
+    const struct course *c = course_find(ctl->app->courses, e->course);
+    if (!c)
+        return TRUE;
+    GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
+    int first = 0;
+    if (!enroll_upcoming(ctl->app, e, c, slots, &first, err)) {
+        g_array_free(slots, TRUE);
+        return FALSE;
+    }
+    if (slots->len == 0)
+        g_ptr_array_add(rows,
+                        rec_slot_note(e->course, e->state == ENR_PAUSED ? "paused until resumed"
+                                                                        : state_name(ENT_ENR, e->state)));
+    const char *tz = schedule_zone(c, e->tz);
+    for (guint k = 0; k < slots->len; k++)
+        g_ptr_array_add(rows, rec_slot(c, first + (int)k, g_array_index(slots, gint64, k), tz));
+    g_array_free(slots, TRUE);
+    return TRUE;
+}
+
+/* Keeps the enrollments in course only (all when NULL). */
+static void only_course(GPtrArray *es, const char *course)
+{
+    for (guint i = es->len; course && i-- > 0;) {
+        const struct enrollment_row *e = es->pdata[i];
+        if (strcmp(course, e->course) != 0)
+            g_ptr_array_remove_index(es, i);
+    }
+}
+
 static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
 {
     gboolean ics = FALSE, json = FALSE;
@@ -588,22 +528,18 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
     if (!parse("schedule EMAIL [COURSE] [--ics|--json]", entries, &argc, &argv, 1, 2))
         return EXIT_USAGE;
     GError *err = NULL;
-    GString *jo = NULL;
     const char *only = argc > 2 ? argv[2] : NULL;
     struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
     if (!s)
         return fail(err);
     GPtrArray *es = store_enrollments_of(ctl->app->st, s->id, &err);
+    GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_record_free);
     int rc = EXIT_OK;
     if (!es) {
         rc = fail(err);
         goto out;
     }
-    for (guint i = es->len; i-- > 0;) {
-        struct enrollment_row *e = es->pdata[i];
-        if (only && strcmp(only, e->course) != 0)
-            g_ptr_array_remove_index(es, i);
-    }
+    only_course(es, only);
     if (only && es->len == 0) {
         fprintf(stderr, "coursectl: %s is not enrolled in %s\n", s->email, only);
         rc = EXIT_NOT_FOUND;
@@ -619,53 +555,16 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
         g_free(cal);
         goto out;
     }
-    jo = json ? g_string_new("[") : NULL;
-    if (!json)
-        printf("%-16s %-5s %-26s %s\n", "COURSE", "STEP", "LOCAL TIME", "UTC");
-    for (guint i = 0; i < es->len; i++) {
-        struct enrollment_row *e = es->pdata[i];
-        const struct course *c = course_find(ctl->app->courses, e->course);
-        if (!c)
-            continue;
-        GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-        int first = 0;
-        if (!enroll_upcoming(ctl->app, e, c, slots, &first, &err)) {
-            g_array_free(slots, TRUE);
+    for (guint i = 0; i < es->len && rc == EXIT_OK; i++)
+        if (!schedule_rows(ctl, es->pdata[i], rows, &err))
             rc = fail(err);
-            goto out;
-        }
-        if (slots->len == 0 && !json)
-            printf("%-16s %s\n", e->course,
-                   e->state == ENR_PAUSED ? "paused until resumed" : state_name(ENT_ENR, e->state));
-        const char *tz = schedule_zone(c, e->tz);
-        for (guint k = 0; k < slots->len; k++) {
-            gint64 t = g_array_index(slots, gint64, k);
-            char *local = pace_format_local(t, tz), *utc = clock_format_utc(t);
-            char *step = g_strdup_printf("%d/%d", first + (int)k, c->n_lessons);
-            if (json) {
-                g_string_append(jo, jo->len > 1 ? ",\n {" : "{");
-                json_key(jo, "course", TRUE);
-                json_string(jo, e->course);
-                json_key(jo, "lesson", FALSE);
-                g_string_append_printf(jo, "%d", first + (int)k);
-                json_key(jo, "local", FALSE);
-                json_string(jo, local);
-                json_key(jo, "utc", FALSE);
-                json_string(jo, utc);
-                g_string_append_c(jo, '}');
-            } else
-                printf("%-16s %-5s %-26s %s\n", e->course, step, local, utc);
-            g_free(step);
-            g_free(local);
-            g_free(utc);
-        }
-        g_array_free(slots, TRUE);
+    if (rc == EXIT_OK) {
+        ctl_print(stdout, FORMAT(json), &view_schedule, rows);
+        rows = NULL;
     }
-    if (jo)
-        printf("%s]\n", jo->str);
 out:
-    if (jo)
-        g_string_free(jo, TRUE);
+    if (rows)
+        g_ptr_array_unref(rows);
     if (es)
         g_ptr_array_unref(es);
     store_sub_free(s);
@@ -679,14 +578,17 @@ static int cmd_inbound(struct ctl *ctl, int argc, char **argv)
     gboolean dry = FALSE, json = FALSE;
     char *sender = NULL, *recipient = NULL;
     GOptionEntry entries[] = {
-        { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry, "Show how the message would be handled; change nothing", NULL },
+        { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry, "Show how the message would be handled; change nothing",
+          NULL },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the classification as JSON", NULL },
-        { "sender", 'f', 0, G_OPTION_ARG_FILENAME, &sender, "Envelope sender, as the MTA passes it (${sender})", "ADDR" },
-        { "recipient", 'r', 0, G_OPTION_ARG_FILENAME, &recipient, "Envelope recipient (${recipient})", "ADDR" },
+        { "sender", 'f', 0, G_OPTION_ARG_FILENAME, &sender,
+          "Envelope sender, as the MTA passes it (${sender})", "ADDR" },
+        { "recipient", 'r', 0, G_OPTION_ARG_FILENAME, &recipient, "Envelope recipient (${recipient})",
+          "ADDR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse("inbound [--dry-run] [--json] [--sender ADDR] [--recipient ADDR] < MESSAGE", entries,
-               &argc, &argv, 0, 0))
+    if (!parse("inbound [--dry-run] [--json] [--sender ADDR] [--recipient ADDR] < MESSAGE", entries, &argc,
+               &argv, 0, 0))
         return EX_TEMPFAIL_OR_USAGE;
     GByteArray *buf = g_byte_array_new();
     guint8 chunk[65536];
@@ -752,62 +654,15 @@ static int cmd_sub_show(struct ctl *ctl, int argc, char **argv)
     };
     if (!parse("sub show EMAIL [--json]", entries, &argc, &argv, 1, 1))
         return EXIT_USAGE;
-    GError *err = NULL;
-    struct sub_row *s = subscriber_get(ctl->app, argv[1], &err);
-    if (!s)
-        return fail(err);
-    GPtrArray *es = store_enrollments_of(ctl->app->st, s->id, &err);
-    if (!es) {
-        store_sub_free(s);
-        return fail(err);
-    }
-    if (json) {
-        GString *o = g_string_new(NULL);
-        sub_json(o, s);
-        g_string_truncate(o, o->len - 1);
-        json_key(o, "enrollments", FALSE);
-        g_string_append_c(o, '[');
-        for (guint i = 0; i < es->len; i++) {
-            const struct enrollment_row *e = es->pdata[i];
-            g_string_append(o, i ? ", {" : "{");
-            json_key(o, "course", TRUE);
-            json_string(o, e->course);
-            json_key(o, "state", FALSE);
-            json_string(o, state_name(ENT_ENR, e->state));
-            json_key(o, "lessons_sent", FALSE);
-            g_string_append_printf(o, "%d", e->lessons_sent);
-            json_key(o, "next_lesson", FALSE);
-            g_string_append_printf(o, "%d", e->next_lesson);
-            json_key(o, "next_send_at", FALSE);
-            char *t = e->next_send_at > 0 ? clock_format_utc(e->next_send_at) : NULL;
-            json_string(o, t);
-            g_free(t);
-            g_string_append_c(o, '}');
-        }
-        g_string_append(o, "]}");
-        printf("%s\n", o->str);
-        g_string_free(o, TRUE);
-    } else {
-        char *created = clock_format_utc(s->created_at);
-        printf("email:    %s\nname:     %s\nstatus:   %s\nzone:     %s\ncreated:  %s\n", s->email,
-               *s->name ? s->name : "-", state_name(ENT_SUB, s->status), s->tz ? s->tz : "(course default)", created);
-        g_free(created);
-        for (guint i = 0; i < es->len; i++) {
-            const struct enrollment_row *e = es->pdata[i];
-            const struct course *c = course_find(ctl->app->courses, e->course);
-            printf("course:   %s  %s  %d/%d sent\n", e->course, state_name(ENT_ENR, e->state), e->lessons_sent, c ? c->n_lessons : 0);
-        }
-    }
-    g_ptr_array_unref(es);
-    store_sub_free(s);
-    return EXIT_OK;
+    return show_subscriber(ctl, argv[1], json, &view_subscriber);
 }
 
 static int cmd_sub_rm(struct ctl *ctl, int argc, char **argv)
 {
     gboolean erase = FALSE;
     GOptionEntry entries[] = {
-        { "erase", 0, 0, G_OPTION_ARG_NONE, &erase, "Right to erasure: delete every trace, keep a hashed suppression entry", NULL },
+        { "erase", 0, 0, G_OPTION_ARG_NONE, &erase,
+          "Right to erasure: delete every trace, keep a hashed suppression entry", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     if (!parse("sub rm EMAIL [--erase]", entries, &argc, &argv, 1, 1))
@@ -862,7 +717,8 @@ static void progress_bar(gint64 done, gint64 total, void *arg)
     GString *bar = g_string_new(NULL);
     for (int i = 0; i < width; i++)
         g_string_append(bar, i < filled ? (u ? "\u2588" : "#") : (u ? "\u2591" : "."));
-    fprintf(stderr, "\rimporting [%s] %3d%% %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT, bar->str, pct, done, total);
+    fprintf(stderr, "\rimporting [%s] %3d%% %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT, bar->str, pct, done,
+            total);
     g_string_free(bar, TRUE);
 }
 
@@ -892,13 +748,47 @@ static int cmd_import(struct ctl *ctl, int argc, char **argv)
     if (!ok)
         return fail(err);
     if (dry)
-        printf("dry run: %" G_GINT64_FORMAT " rows, %" G_GINT64_FORMAT " good, %" G_GINT64_FORMAT " bad; nothing written\n",
+        printf("dry run: %" G_GINT64_FORMAT " rows, %" G_GINT64_FORMAT " good, %" G_GINT64_FORMAT
+               " bad; nothing written\n",
                st.rows, st.rows - st.bad, st.bad);
     else
         printf("imported: %" G_GINT64_FORMAT " rows, %" G_GINT64_FORMAT " added, %" G_GINT64_FORMAT
                " already there, %" G_GINT64_FORMAT " enrolled, %" G_GINT64_FORMAT " bad\n",
                st.rows, st.added, st.existing, st.enrolled, st.bad);
     return st.bad ? EXIT_ERROR : EXIT_OK;
+}
+
+/* export --format json: store_export's rows come one per (subscriber,
+ * enrollment), a subscriber's rows together; each subscriber becomes one
+ * record with its enrollments, written as soon as the next one starts. */
+struct export_json {
+    struct ctl_out *out;
+    struct ctl_record *sub; /* the subscriber being filled */
+    char *email;            /* its address */
+};
+
+static void export_json_row(const struct store_export_row *r, void *arg)
+{
+    struct export_json *x = arg;
+    if (!x->email || strcmp(x->email, r->email) != 0) {
+        if (x->sub)
+            ctl_out_row(x->out, x->sub);
+        x->sub = rec_export_subscriber(r);
+        g_free(x->email);
+        x->email = g_strdup(r->email);
+    }
+    rec_export_enrollment(x->sub, r);
+}
+
+static gboolean export_json(struct ctl *ctl, FILE *f, GError **err)
+{
+    struct export_json x = { ctl_out_new(f, CTL_FMT_JSON, NULL), NULL, NULL };
+    gboolean ok = store_export(ctl->app->st, export_json_row, &x, err);
+    if (x.sub)
+        ctl_out_row(x.out, x.sub);
+    ctl_out_end(x.out);
+    g_free(x.email);
+    return ok;
 }
 
 static int cmd_export(struct ctl *ctl, int argc, char **argv)
@@ -923,7 +813,8 @@ static int cmd_export(struct ctl *ctl, int argc, char **argv)
         goto out;
     }
     GError *err = NULL;
-    gboolean ok = transfer_export(ctl->app, f, format && !strcmp(format, "json"), &err);
+    gboolean ok = format && !strcmp(format, "json") ? export_json(ctl, f, &err)
+                                                    : transfer_export(ctl->app, f, FALSE, &err);
     if ((output && fclose(f) != 0) || (!output && fflush(f) != 0)) {
         if (ok)
             g_set_error(&err, CD_ERROR, CD_ERR_IO, "%s: %s", output ? output : "stdout", g_strerror(errno));
@@ -949,7 +840,8 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
     };
     int rc = EXIT_USAGE;
     const char *states[] = { "queued", "sending", "deferred", "failed", NULL };
-    if (!parse("queue [--state queued|sending|deferred|failed] [--limit N] [--json]", entries, &argc, &argv, 0, 0))
+    if (!parse("queue [--state queued|sending|deferred|failed] [--limit N] [--json]", entries, &argc, &argv,
+               0, 0))
         goto out;
     if (state && !g_strv_contains(states, state)) {
         fprintf(stderr, "coursectl: --state must be queued, sending, deferred or failed\n");
@@ -961,53 +853,10 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
         rc = fail(err);
         goto out;
     }
-    if (json) {
-        GString *o = g_string_new("[");
-        for (guint i = 0; i < q->len; i++) {
-            const struct delivery_row *d = q->pdata[i];
-            g_string_append(o, i ? ",\n {" : "{");
-            json_key(o, "id", TRUE);
-            g_string_append_printf(o, "%" G_GINT64_FORMAT, d->id);
-            json_key(o, "email", FALSE);
-            json_string(o, d->email);
-            json_key(o, "course", FALSE);
-            json_string(o, d->course);
-            json_key(o, "lesson", FALSE);
-            g_string_append_printf(o, "%d", d->lesson);
-            json_key(o, "state", FALSE);
-            json_string(o, state_name(ENT_DLV, d->state));
-            json_key(o, "attempts", FALSE);
-            g_string_append_printf(o, "%d", d->attempts);
-            json_key(o, "next_attempt", FALSE);
-            char *t = clock_format_utc(d->next_attempt_at);
-            json_string(o, t);
-            g_free(t);
-            json_key(o, "last_code", FALSE);
-            g_string_append_printf(o, "%d", d->last_code);
-            json_key(o, "last_reply", FALSE);
-            json_string(o, d->last_text);
-            g_string_append_c(o, '}');
-        }
-        g_string_append(o, "]");
-        printf("%s\n", o->str);
-        g_string_free(o, TRUE);
-    } else {
-        printf("%-7s %-9s %-3s %-20s %-17s %s\n", "ID", "STATE", "TRY", "EMAIL", "NEXT ATTEMPT", "LAST REPLY");
-        for (guint i = 0; i < q->len; i++) {
-            const struct delivery_row *d = q->pdata[i];
-            char *t = clock_format_utc(d->next_attempt_at);
-            t[16] = '\0';
-            printf("%-7" G_GINT64_FORMAT " %-9s %-3d ", d->id, state_name(ENT_DLV, d->state), d->attempts);
-            col(d->email, 20);
-            printf("%-17s ", t);
-            char *reply = fit(d->last_text ? d->last_text : "", 18);
-            printf("%s\n", reply);
-            g_free(reply);
-            g_free(t);
-        }
-        if (q->len == 0)
-            printf("(empty)\n");
-    }
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_queue);
+    for (guint i = 0; i < q->len; i++)
+        ctl_out_row(o, rec_delivery(q->pdata[i]));
+    ctl_out_end(o);
     g_ptr_array_unref(q);
     rc = EXIT_OK;
 out:
@@ -1067,6 +916,53 @@ static int cmd_cancel(struct ctl *ctl, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* stats --since: per UTC day since now - secs. */
+static int stats_daily(struct ctl *ctl, gint64 secs, gboolean json)
+{
+    GError *err = NULL;
+    GArray *days = g_array_new(FALSE, FALSE, sizeof(struct store_day));
+    if (!store_daily(ctl->app->st, ctl->now - secs, days, &err)) {
+        g_array_free(days, TRUE);
+        return fail(err);
+    }
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_days);
+    for (guint i = 0; i < days->len; i++)
+        ctl_out_row(o, rec_day(&g_array_index(days, struct store_day, i)));
+    ctl_out_end(o);
+    g_array_free(days, TRUE);
+    return EXIT_OK;
+}
+
+/* stats [COURSE]: the funnel of every course, or only of slug. */
+static int stats_funnel(struct ctl *ctl, const char *slug, gboolean json, gboolean utf8)
+{
+    GError *err = NULL;
+    if (slug && !course_find(ctl->app->courses, slug)) {
+        g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", slug);
+        return fail(err);
+    }
+    GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_record_free);
+    for (guint ci = 0; ci < ctl->app->courses->len; ci++) {
+        const struct course *c = ctl->app->courses->pdata[ci];
+        if (slug && strcmp(slug, c->slug) != 0)
+            continue;
+        GArray *reached = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
+        g_array_set_size(reached, (guint)c->n_lessons);
+        struct store_funnel_states sc;
+        gboolean ok = store_funnel(ctl->app->st, c->slug, reached, &sc, &err);
+        if (ok)
+            g_ptr_array_add(rows, rec_funnel(c, reached, &sc));
+        g_array_free(reached, TRUE);
+        if (!ok) {
+            g_ptr_array_unref(rows);
+            return fail(err);
+        }
+    }
+    struct ctl_view view = view_funnel(&utf8);
+    ctl_print(stdout, FORMAT(json), &view, rows);
+    return EXIT_OK;
+}
+
 static int cmd_stats(struct ctl *ctl, int argc, char **argv)
 {
     gboolean json = FALSE, ascii = FALSE;
@@ -1078,109 +974,17 @@ static int cmd_stats(struct ctl *ctl, int argc, char **argv)
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     int rc = EXIT_USAGE;
-    GError *err = NULL;
+    gint64 secs = 0;
     if (!parse("stats [COURSE] [--since DURATION] [--json] [--ascii]", entries, &argc, &argv, 0, 1))
         goto out;
-    gboolean u = !ascii && utf8_terminal();
-    if (since) {
-        gint64 secs;
-        if (!config_parse_duration(since, &secs)) {
-            fprintf(stderr, "coursectl: --since: '%s' is not a duration like 7d\n", since);
-            goto out;
-        }
-        GArray *days = g_array_new(FALSE, FALSE, sizeof(struct store_day));
-        if (!store_daily(ctl->app->st, ctl->now - secs, days, &err)) {
-            g_array_free(days, TRUE);
-            rc = fail(err);
-            goto out;
-        }
-        GString *o = g_string_new(json ? "[" : NULL);
-        if (!json)
-            printf("%-10s %8s %8s %8s %8s\n", "DAY (UTC)", "SENT", "DEFERRED", "BOUNCED", "LEFT");
-        for (guint i = 0; i < days->len; i++) {
-            const struct store_day *d = &g_array_index(days, struct store_day, i);
-            char *day = clock_format_utc(d->day);
-            day[10] = '\0';
-            if (json)
-                g_string_append_printf(o, "%s{\"day\": \"%s\", \"sent\": %" G_GINT64_FORMAT ", \"deferred\": %"
-                                       G_GINT64_FORMAT ", \"bounced\": %" G_GINT64_FORMAT ", \"unsubscribed\": %"
-                                       G_GINT64_FORMAT "}", i ? ", " : "", day, d->sent, d->deferred, d->bounced,
-                                       d->unsubscribed);
-            else
-                printf("%-10s %8" G_GINT64_FORMAT " %8" G_GINT64_FORMAT " %8" G_GINT64_FORMAT " %8" G_GINT64_FORMAT "\n",
-                       day, d->sent, d->deferred, d->bounced, d->unsubscribed);
-            g_free(day);
-        }
-        if (json)
-            printf("%s]\n", o->str);
-        g_string_free(o, TRUE);
-        g_array_free(days, TRUE);
-        rc = EXIT_OK;
+    if (since && !config_parse_duration(since, &secs)) {
+        fprintf(stderr, "coursectl: --since: '%s' is not a duration like 7d\n", since);
         goto out;
     }
-    if (argc > 1 && !course_find(ctl->app->courses, argv[1])) {
-        g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", argv[1]);
-        rc = fail(err);
-        goto out;
-    }
-    GString *o = g_string_new(json ? "[" : NULL);
-    gboolean first = TRUE;
-    for (guint ci = 0; ci < ctl->app->courses->len; ci++) {
-        const struct course *c = ctl->app->courses->pdata[ci];
-        if (argc > 1 && strcmp(argv[1], c->slug) != 0)
-            continue;
-        GArray *reached = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
-        g_array_set_size(reached, (guint)c->n_lessons);
-        struct store_funnel_states sc;
-        if (!store_funnel(ctl->app->st, c->slug, reached, &sc, &err)) {
-            g_array_free(reached, TRUE);
-            g_string_free(o, TRUE);
-            rc = fail(err);
-            goto out;
-        }
-        gint64 total = sc.active + sc.paused + sc.completed + sc.unsubscribed + sc.bounced + sc.pending;
-        if (json) {
-            g_string_append_printf(o, "%s{\"course\": ", first ? "" : ", ");
-            json_string(o, c->slug);
-            g_string_append_printf(o, ", \"enrolled\": %" G_GINT64_FORMAT ", \"active\": %" G_GINT64_FORMAT
-                                   ", \"paused\": %" G_GINT64_FORMAT ", \"completed\": %" G_GINT64_FORMAT
-                                   ", \"unsubscribed\": %" G_GINT64_FORMAT ", \"bounced\": %" G_GINT64_FORMAT
-                                   ", \"pending\": %" G_GINT64_FORMAT ", \"reached\": [",
-                                   total, sc.active, sc.paused, sc.completed, sc.unsubscribed,
-                                   sc.bounced, sc.pending);
-            for (guint k = 0; k < reached->len; k++)
-                g_string_append_printf(o, "%s%" G_GINT64_FORMAT, k ? ", " : "", g_array_index(reached, gint64, k));
-            g_string_append(o, "]}");
-        } else {
-            printf("%s (%s): %" G_GINT64_FORMAT " enrolled\n  %" G_GINT64_FORMAT " active, %" G_GINT64_FORMAT
-                   " paused, %" G_GINT64_FORMAT " completed, %" G_GINT64_FORMAT " unsubscribed, %" G_GINT64_FORMAT
-                   " bounced, %" G_GINT64_FORMAT " pending\n  lesson: reached by, then lost before the next\n",
-                   c->title, c->slug, total, sc.active, sc.paused, sc.completed,
-                   sc.unsubscribed, sc.bounced, sc.pending);
-            gint64 top = MAX(total, 1);
-            for (guint k = 0; k < reached->len; k++) {
-                gint64 n = g_array_index(reached, gint64, k);
-                gint64 drop = k + 1 < reached->len ? n - g_array_index(reached, gint64, k + 1) : 0;
-                int width = 40, eighths = (int)(n * width * 8 / top);
-                GString *bar = g_string_new(NULL);
-                static const char *parts[] = { "", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589" };
-                for (int b = 0; b < eighths / 8; b++)
-                    g_string_append(bar, u ? "\u2588" : "#");
-                if (u)
-                    g_string_append(bar, parts[eighths % 8]);
-                glong blen = g_utf8_strlen(bar->str, -1);
-                printf("  %2u %s%*s %6" G_GINT64_FORMAT "  -%" G_GINT64_FORMAT "\n", k + 1, bar->str,
-                       (int)(width - blen), "", n, drop);
-                g_string_free(bar, TRUE);
-            }
-        }
-        first = FALSE;
-        g_array_free(reached, TRUE);
-    }
-    if (json)
-        printf("%s]\n", o->str);
-    g_string_free(o, TRUE);
-    rc = EXIT_OK;
+    if (since)
+        rc = stats_daily(ctl, secs, json);
+    else
+        rc = stats_funnel(ctl, argc > 1 ? argv[1] : NULL, json, !ascii && utf8_terminal());
 out:
     g_free(since);
     return rc;
@@ -1209,41 +1013,10 @@ static int cmd_log(struct ctl *ctl, int argc, char **argv)
     GPtrArray *ev = store_events(ctl->app->st, sub, limit, &err);
     if (!ev)
         return fail(err);
-    GString *o = g_string_new(json ? "[" : NULL);
-    for (guint i = 0; i < ev->len; i++) {
-        const struct event_row *e = ev->pdata[i];
-        char *t = clock_format_utc(e->at);
-        if (json) {
-            g_string_append(o, i ? ",\n {" : "{");
-            json_key(o, "at", TRUE);
-            json_string(o, t);
-            json_key(o, "email", FALSE);
-            json_string(o, e->email);
-            json_key(o, "event", FALSE);
-            json_string(o, e->kind);
-            json_key(o, "via", FALSE);
-            json_string(o, e->via);
-            json_key(o, "detail", FALSE);
-            json_string(o, e->detail);
-            json_key(o, "message_id", FALSE);
-            json_string(o, e->message_id);
-            g_string_append_c(o, '}');
-        } else {
-            printf("%s ", t);
-            col(e->email, 20);
-            col(e->kind, 18);
-            col(e->via, 6);
-            char *d = fit(e->detail, 12);
-            printf("%s\n", d);
-            g_free(d);
-        }
-        g_free(t);
-    }
-    if (json)
-        printf("%s]\n", o->str);
-    else if (ev->len == 0)
-        printf("(no events)\n");
-    g_string_free(o, TRUE);
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_events);
+    for (guint i = 0; i < ev->len; i++)
+        ctl_out_row(o, rec_event(ev->pdata[i]));
+    ctl_out_end(o);
     g_ptr_array_unref(ev);
     return EXIT_OK;
 }
@@ -1254,13 +1027,15 @@ static int cmd_doctor(struct ctl *ctl, int argc, char **argv)
         return EXIT_USAGE;
     GPtrArray *checks = doctor_run(ctl->app);
     gboolean all = TRUE;
+    struct ctl_out *o = ctl_out_new(stdout, CTL_FMT_TEXT, &view_checks);
     for (guint i = 0; i < checks->len; i++) {
         const struct doctor_check *c = checks->pdata[i];
-        printf("%-4s %-24s %s\n", c->ok ? "ok" : "FAIL", c->name, c->detail);
+        ctl_out_row(o, rec_check(c));
         if (!c->ok)
-            printf("     fix: %s\n", c->fix);
+            ctl_out_row(o, rec_check_fix(c));
         all &= c->ok;
     }
+    ctl_out_end(o);
     g_ptr_array_unref(checks);
     return all ? EXIT_OK : EXIT_ERROR;
 }
@@ -1285,29 +1060,42 @@ static int cmd_send_test(struct ctl *ctl, int argc, char **argv)
 static const struct cmd commands[] = {
     { "init", cmd_init, APP_STORE | APP_CREATE, "", "create or upgrade the database" },
     { "course list", cmd_course_list, 0, "[--json]", "list the courses found in the courses folder" },
-    { "course check", cmd_course_check, APP_CONFIG_ONLY, "[SLUG]", "check courses and templates; every problem as file:line" },
-    { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]", "write lesson N (or a system mail) as sent" },
+    { "course check", cmd_course_check, APP_CONFIG_ONLY, "[SLUG]",
+      "check courses and templates; every problem as file:line" },
+    { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]",
+      "write lesson N (or a system mail) as sent" },
     { "sub add", cmd_sub_add, APP_STORE | APP_KEY, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
     { "sub show", cmd_sub_show, APP_STORE, "EMAIL [--json]", "show a subscriber and their courses" },
-    { "sub list", cmd_sub_list, APP_STORE, "[--status S] [--course C] [--search T] ...", "list subscribers, filtered" },
-    { "sub rm", cmd_sub_rm, APP_STORE | APP_KEY, "EMAIL [--erase]", "remove; --erase keeps only a hashed suppression entry" },
-    { "sub set", cmd_sub_set, APP_STORE, "EMAIL [--name N] [--tz ZONE]", "change a subscriber; a new zone re-plans future lessons" },
-    { "enroll", cmd_enroll, APP_STORE | APP_KEY, "EMAIL COURSE [--no-welcome]", "start a course; the welcome mail carries its calendar" },
-    { "unenroll", cmd_unenroll, APP_STORE, "EMAIL COURSE", "stop a course for a subscriber (no goodbye mail)" },
+    { "sub list", cmd_sub_list, APP_STORE, "[--status S] [--course C] [--search T] ...",
+      "list subscribers, filtered" },
+    { "sub rm", cmd_sub_rm, APP_STORE | APP_KEY, "EMAIL [--erase]",
+      "remove; --erase keeps only a hashed suppression entry" },
+    { "sub set", cmd_sub_set, APP_STORE, "EMAIL [--name N] [--tz ZONE]",
+      "change a subscriber; a new zone re-plans future lessons" },
+    { "enroll", cmd_enroll, APP_STORE | APP_KEY, "EMAIL COURSE [--no-welcome]",
+      "start a course; the welcome mail carries its calendar" },
+    { "unenroll", cmd_unenroll, APP_STORE, "EMAIL COURSE",
+      "stop a course for a subscriber (no goodbye mail)" },
     { "move", cmd_move, APP_STORE, "EMAIL COURSE --to-lesson N", "make lesson N the next one" },
-    { "pause", cmd_pause, APP_STORE, "EMAIL [COURSE] [--until TIME|--for DUR]", "pause deliveries (all courses unless COURSE)" },
+    { "pause", cmd_pause, APP_STORE, "EMAIL [COURSE] [--until TIME|--for DUR]",
+      "pause deliveries (all courses unless COURSE)" },
     { "resume", cmd_resume, APP_STORE, "EMAIL [COURSE]", "resume at the next slot; no lesson is lost" },
-    { "import", cmd_import, APP_STORE | APP_KEY, "FILE.csv [--dry-run] [--force]", "import subscribers (email,name,tz,course,status)" },
+    { "import", cmd_import, APP_STORE | APP_KEY, "FILE.csv [--dry-run] [--force]",
+      "import subscribers (email,name,tz,course,status)" },
     { "export", cmd_export, APP_STORE, "[--format csv|json] [--output FILE]", "export subscribers" },
     { "queue", cmd_queue, APP_STORE, "[--state S] [--json]", "deliveries waiting, deferred or failed" },
     { "retry", cmd_retry, APP_STORE, "ID | --all-failed", "send a failed or deferred delivery again now" },
     { "cancel", cmd_cancel, APP_STORE, "ID", "cancel a waiting delivery (its lesson is skipped)" },
-    { "stats", cmd_stats, APP_STORE, "[COURSE] [--since 7d] [--json]", "funnel per course, or activity per day" },
+    { "stats", cmd_stats, APP_STORE, "[COURSE] [--since 7d] [--json]",
+      "funnel per course, or activity per day" },
     { "log", cmd_log, APP_STORE, "[EMAIL] [--json]", "the audit trail" },
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
-    { "send-test", cmd_send_test, APP_TRANSPORT | APP_KEY, "EMAIL COURSE N", "send lesson N to any address now" },
-    { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE", "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
-    { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics|--json]", "upcoming lessons, local and UTC, or as iCalendar" },
+    { "send-test", cmd_send_test, APP_TRANSPORT | APP_KEY, "EMAIL COURSE N",
+      "send lesson N to any address now" },
+    { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE",
+      "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
+    { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics|--json]",
+      "upcoming lessons, local and UTC, or as iCalendar" },
     { "status", cmd_status, APP_STORE, "EMAIL [--json]", "show a subscriber's courses and progress" },
 };
 
@@ -1331,30 +1119,62 @@ static void usage(FILE *out)
             "  4 already exists, 75 database busy or disk full (try again)\n");
 }
 
-int main(int argc, char **argv)
+/* Returns the command that the first one or two of words name (*n: how
+ * many), or NULL. */
+static const struct cmd *find_command(int argc, char **words, int *n)
 {
-    struct ctl ctl = { 0 };
-    const char *now_text = NULL;
+    for (size_t k = 0; k < G_N_ELEMENTS(commands); k++) {
+        char **parts = g_strsplit(commands[k].name, " ", 2);
+        int len = (int)g_strv_length(parts);
+        gboolean match = len <= argc;
+        for (int w = 0; match && w < len; w++)
+            match = strcmp(parts[w], words[w]) == 0;
+        g_strfreev(parts);
+        if (match) {
+            *n = len;
+            return &commands[k];
+        }
+    }
+    return NULL;
+}
+
+/* Reads the options before the command (-c, --now, --help). Returns the
+ * index of the command word, or -1 with *rc set when coursectl is done. */
+static int global_options(int argc, char **argv, struct ctl *ctl, const char **now_text, int *rc)
+{
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc)
-            ctl.config_path = argv[++i];
+            ctl->config_path = argv[++i];
         else if (g_str_has_prefix(a, "--config="))
-            ctl.config_path = a + 9;
+            ctl->config_path = a + 9;
         else if (strcmp(a, "--now") == 0 && i + 1 < argc)
-            now_text = argv[++i];
+            *now_text = argv[++i];
         else if (g_str_has_prefix(a, "--now="))
-            now_text = a + 6;
+            *now_text = a + 6;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
-            return EXIT_OK;
+            *rc = EXIT_OK;
+            return -1;
         } else {
             fprintf(stderr, "coursectl: unknown option %s\n", a);
             usage(stderr);
-            return EXIT_USAGE;
+            *rc = EXIT_USAGE;
+            return -1;
         }
     }
+    return i;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl ctl = { 0 };
+    const char *now_text = NULL;
+    int rc = EXIT_OK;
+    int i = global_options(argc, argv, &ctl, &now_text, &rc);
+    if (i < 0)
+        return rc;
     log_open("coursectl", TRUE, LOG_LVL_WARN);
     GError *err = NULL;
     if (now_text) {
@@ -1368,20 +1188,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    const struct cmd *cmd = NULL;
     int words = 0;
-    for (size_t k = 0; k < G_N_ELEMENTS(commands) && !cmd; k++) {
-        char **parts = g_strsplit(commands[k].name, " ", 2);
-        int n = (int)g_strv_length(parts);
-        gboolean match = i + n <= argc;
-        for (int w = 0; match && w < n; w++)
-            match = strcmp(parts[w], argv[i + w]) == 0;
-        g_strfreev(parts);
-        if (match) {
-            cmd = &commands[k];
-            words = n;
-        }
-    }
+    const struct cmd *cmd = find_command(argc - i, argv + i, &words);
     if (!cmd) {
         fprintf(stderr, "coursectl: unknown command '%s'\n", argv[i]);
         usage(stderr);
@@ -1408,7 +1216,7 @@ int main(int argc, char **argv)
     cargv[0] = g_strdup(cmd->name);
     for (int k = 1; k < cargc; k++)
         cargv[k] = g_strdup(argv[i + words + k - 1]);
-    int rc = cmd->fn(&ctl, cargc, cargv);
+    rc = cmd->fn(&ctl, cargc, cargv);
     g_strfreev(cargv);
     if (parsed_args)
         g_ptr_array_unref(parsed_args);

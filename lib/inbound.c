@@ -450,63 +450,72 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
     return r;
 }
 
+/* Member by member: the writer owns commas, nesting and escaping. */
+static void inbound_json_bounces(struct json_writer *w, const GPtrArray *bounces)
+{
+    jw_key(w, "bounces");
+    jw_array(w);
+    for (guint i = 0; bounces && i < bounces->len; i++) {
+        const struct bounce_rcpt *b = bounces->pdata[i];
+        jw_object(w);
+        jw_key(w, "address");
+        jw_string(w, b->address);
+        jw_key(w, "status");
+        jw_string(w, b->status);
+        jw_key(w, "class");
+        jw_string(w, bounce_class_name(b->klass));
+        jw_object_end(w);
+    }
+    jw_array_end(w);
+}
+
 char *inbound_to_json(const struct inbound *r, const char *action)
 {
-    GString *o = g_string_new("{");
-    json_key(o, "kind", TRUE);
-    json_string(o, inbound_kind_name(r->kind));
-    json_key(o, "command", FALSE);
-    json_string(o, r->command);
-    json_key(o, "course", FALSE);
-    json_string(o, r->course);
-    json_key(o, "sender", FALSE);
-    json_string(o, r->sender);
-    json_key(o, "args", FALSE);
-    json_string(o, r->args);
+    GString *o = g_string_new(NULL);
+    struct json_writer *w = jw_new(o, 0);
+    jw_object(w);
+    jw_key(w, "kind");
+    jw_string(w, inbound_kind_name(r->kind));
+    jw_key(w, "command");
+    jw_string(w, r->command);
+    jw_key(w, "course");
+    jw_string(w, r->course);
+    jw_key(w, "sender");
+    jw_string(w, r->sender);
+    jw_key(w, "args");
+    jw_string(w, r->args);
     if (r->tz) {
-        json_key(o, "tz", FALSE);
-        json_string(o, r->tz);
-        json_key(o, "tz_guessed", FALSE);
-        g_string_append(o, r->tz_guessed ? "true" : "false");
+        jw_key(w, "tz");
+        jw_string(w, r->tz);
+        jw_key(w, "tz_guessed");
+        jw_bool(w, r->tz_guessed);
     }
     if (r->name && *r->name) {
-        json_key(o, "name", FALSE);
-        json_string(o, r->name);
+        jw_key(w, "name");
+        jw_string(w, r->name);
     }
     if (r->all) {
-        json_key(o, "all", FALSE);
-        g_string_append(o, "true");
+        jw_key(w, "all");
+        jw_bool(w, TRUE);
     }
     if (r->pause_for) {
-        json_key(o, "pause_seconds", FALSE);
-        g_string_append_printf(o, "%" G_GINT64_FORMAT, r->pause_for);
+        jw_key(w, "pause_seconds");
+        jw_int(w, r->pause_for);
     }
-    json_key(o, "token", FALSE);
-    json_string(o, r->token);
-    json_key(o, "message_id", FALSE);
-    json_string(o, r->message_id);
-    json_key(o, "bounces", FALSE);
-    g_string_append_c(o, '[');
-    for (guint i = 0; r->bounces && i < r->bounces->len; i++) {
-        const struct bounce_rcpt *b = r->bounces->pdata[i];
-        g_string_append(o, i ? ", {" : "{");
-        json_key(o, "address", TRUE);
-        json_string(o, b->address);
-        json_key(o, "status", FALSE);
-        json_string(o, b->status);
-        json_key(o, "class", FALSE);
-        json_string(o, bounce_class_name(b->klass));
-        g_string_append_c(o, '}');
-    }
-    g_string_append_c(o, ']');
-    json_key(o, "may_reply", FALSE);
-    g_string_append(o, r->may_reply ? "true" : "false");
-    json_key(o, "reason", FALSE);
-    json_string(o, r->reason);
+    jw_key(w, "token");
+    jw_string(w, r->token);
+    jw_key(w, "message_id");
+    jw_string(w, r->message_id);
+    inbound_json_bounces(w, r->bounces);
+    jw_key(w, "may_reply");
+    jw_bool(w, r->may_reply);
+    jw_key(w, "reason");
+    jw_string(w, r->reason);
     if (action) {
-        json_key(o, "action", FALSE);
-        json_string(o, action);
+        jw_key(w, "action");
+        jw_string(w, action);
     }
-    g_string_append(o, "}");
+    jw_object_end(w);
+    jw_end(w);
     return g_string_free(o, FALSE);
 }
