@@ -20,6 +20,7 @@
 #include "transfer.h"
 #include "course.h"
 #include "schedule.h"
+#include "calendar.h"
 #include "enroll.h"
 #include "error.h"
 #include "lint.h"
@@ -492,7 +493,7 @@ static gboolean schedule_rows(struct ctl *ctl, const struct enrollment_row *e, G
         return TRUE;
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     int first = 0;
-    if (!enroll_upcoming(ctl->app, e, c, slots, &first, err)) {
+    if (!calendar_upcoming(ctl->app, e, c, slots, &first, err)) {
         g_array_free(slots, TRUE);
         return FALSE;
     }
@@ -546,7 +547,7 @@ static int cmd_schedule(struct ctl *ctl, int argc, char **argv)
         goto out;
     }
     if (ics) {
-        char *cal = enroll_calendar(ctl->app, es, ctl->now, &err);
+        char *cal = calendar_of(ctl->app, es, ctl->now, &err);
         if (!cal) {
             rc = fail(err);
             goto out;
@@ -814,7 +815,7 @@ static int cmd_export(struct ctl *ctl, int argc, char **argv)
     }
     GError *err = NULL;
     gboolean ok = format && !strcmp(format, "json") ? export_json(ctl, f, &err)
-                                                    : transfer_export(ctl->app, f, FALSE, &err);
+                                                    : transfer_export_csv(ctl->app, f, &err);
     if ((output && fclose(f) != 0) || (!output && fflush(f) != 0)) {
         if (ok)
             g_set_error(&err, CD_ERROR, CD_ERR_IO, "%s: %s", output ? output : "stdout", g_strerror(errno));

@@ -17,6 +17,7 @@
 #include "course.h"
 #include "error.h"
 #include "http.h"
+#include "snapshot.h"
 #include "lifecycle.h"
 #include "lock.h"
 #include "mailbox.h"
@@ -253,6 +254,7 @@ int main(int argc, char **argv)
     }
     signals_install();
     app->stop = (volatile int *)&want_stop;
+    app->yield = (volatile int *)&want_reload;
     int rc = 0;
     if (opt_once) {
         scan_inbound(app);
@@ -270,7 +272,9 @@ int main(int argc, char **argv)
             log_err("checking for stuck enrollments: %s", err->message);
             g_clear_error(&err);
         }
-        struct http *http = http_start(path, &err);
+        /* The pages run on the snapshot published here (snapshot.h). */
+        struct snapshot_box *box = snapshot_box_new(app->snap);
+        struct http *http = http_start(box, &err);
         watch_inbound(app);
         gint64 last_scan = 0;
         sdnotify("READY=1\nSTATUS=delivering");
@@ -287,9 +291,13 @@ int main(int argc, char **argv)
                 if (app_reload(app, &err)) {
                     log_info("reloaded %s: %u course(s)", app->cfg->path, app->courses->len);
                     watch_inbound(app);
-                    /* The pages hold their own copy of the configuration. */
-                    http_stop(http);
-                    http = http_start(path, &err);
+                    /* The next page served runs on the new snapshot; the
+                     * listener restarts only for a new address. */
+                    snapshot_box_set(box, app->snap);
+                    if (strcmp(http_listen(http), app->cfg->http_listen) != 0) {
+                        http_stop(http);
+                        http = http_start(box, &err);
+                    }
                     if (err) {
                         log_err("HTTP pages not restarted: %s", err->message);
                         g_clear_error(&err);
@@ -318,6 +326,7 @@ int main(int argc, char **argv)
         }
         sdnotify("STOPPING=1");
         http_stop(http);
+        snapshot_box_free(box);
         if (want_stop)
             log_info("stopping on signal");
     }

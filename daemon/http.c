@@ -6,9 +6,12 @@
  *   GET  /c/TOKEN   a page with a Confirm button; POST /c/TOKEN confirms.
  *   GET  /healthz   "ok" when the database answers.
  * Bad or forged tokens get a plain 400 or 404 page and change nothing.
- * The listener runs in libmicrohttpd's own thread with its own copy of the
- * configuration and its own SQLite connection, so it shares no mutable
- * state with the delivery loop; SIGHUP restarts it. */
+ * The listener runs in libmicrohttpd's own thread. Each request takes the
+ * current snapshot (config, courses, templates, key) from the box the
+ * main loop publishes, so the pages and delivery never disagree after a
+ * SIGHUP; the thread has its own SQLite connection, reopened when the
+ * snapshot names another database. It shares no mutable state with the
+ * delivery loop. */
 #include <arpa/inet.h>
 #include <string.h>
 #include <microhttpd.h>
@@ -18,11 +21,15 @@
 #include "error.h"
 #include "log.h"
 #include "optin.h"
+#include "pace.h"
+#include "snapshot.h"
 #include "token.h"
 
 struct http {
     struct MHD_Daemon *mhd;
-    struct app *app;
+    struct snapshot_box *box;    /* borrowed: the daemon's */
+    struct store *st;            /* this thread's connection */
+    char *listen;                /* what it listens on, to know when to restart */
 };
 
 struct request {
@@ -68,12 +75,9 @@ static char *button_form(const char *action, const char *name, const char *value
         text, action, name, value, label);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **req_cls)
+static enum MHD_Result serve(struct app *app, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *upload, size_t *upload_size, void **req_cls)
 {
-    (void)version;
-    struct http *h = cls;
     gboolean post = strcmp(method, "POST") == 0;
     if (post) {
         /* Collect the (small) body over several calls, then answer. */
@@ -98,7 +102,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
     if (!strcmp(url, "/healthz")) {
         GError *err = NULL;
-        gboolean ok = store_idle(h->app->st, &err) || err == NULL;
+        gboolean ok = store_idle(app->st, &err) || err == NULL;
         g_clear_error(&err);
         const char *t = ok ? "ok\n" : "database unavailable\n";
         struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_PERSISTENT);
@@ -116,7 +120,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return send_page(conn, MHD_HTTP_BAD_REQUEST, "This link is not valid",
                          "<p>The link is incomplete or damaged. Please copy it from the mail again.</p>\n");
     GError *err = NULL;
-    struct enrollment_row *e = optin_token_enrollment(h->app, token, purpose, now, &err);
+    struct enrollment_row *e = optin_token_enrollment(app, token, purpose, now, &err);
     if (!e) {
         gboolean busy = err && err->code == CD_ERR_BUSY;
         gboolean expired = err && strstr(err->message, "expired");
@@ -141,7 +145,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         /* RFC 8058: the one-click POST carries exactly this body. */
         if (!strstr(body, "List-Unsubscribe=One-Click")) {
             ret = send_page(conn, MHD_HTTP_BAD_REQUEST, "Not understood", "<p>Nothing was changed.</p>\n");
-        } else if (!optin_leave(h->app, e->id, "link", now, &err)) {
+        } else if (!optin_leave(app, e->id, "link", now, &err)) {
             log_err("one-click unsubscribe of enrollment %" G_GINT64_FORMAT ": %s", e->id, err->message);
             g_clear_error(&err);
             ret = send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Please try again",
@@ -158,7 +162,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         ret = send_page(conn, MHD_HTTP_OK, "Confirm your subscription", html);
     } else if (e->state != ENR_PENDING) {
         ret = send_page(conn, MHD_HTTP_OK, "Already confirmed", "<p>This subscription is already confirmed.</p>\n");
-    } else if (optin_confirm(h->app, token, "link", now, &err) < 0) {
+    } else if (optin_confirm(app, token, "link", now, &err) < 0) {
         log_warn("confirm by link: %s", err->message);
         int code = err->code == CD_ERR_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_BAD_REQUEST;
         g_clear_error(&err);
@@ -170,6 +174,43 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     g_free(html);
     store_enrollment_free(e);
+    return ret;
+}
+
+/* The database connection of this thread, on the snapshot's database. */
+static gboolean use_database(struct http *h, const struct snapshot *snap)
+{
+    if (h->st && !strcmp(store_path(h->st), snap->cfg->database))
+        return TRUE;
+    GError *err = NULL;
+    struct store *st = store_open(snap->cfg->database, FALSE, &err);
+    if (!st) {
+        log_err("HTTP pages: %s", err->message);
+        g_clear_error(&err);
+        return FALSE;
+    }
+    store_close(h->st);
+    h->st = st;
+    return TRUE;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    struct http *h = cls;
+    struct snapshot *snap = snapshot_box_get(h->box);
+    enum MHD_Result ret;
+    if (!snap || !use_database(h, snap)) {
+        ret = send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Please try again",
+                        "<p>We are busy for a moment. Please try again in a minute.</p>\n");
+    } else {
+        struct app view = app_view(snap, h->st);
+        ret = serve(&view, conn, url, method, upload, upload_size, req_cls);
+    }
+    snapshot_unref(snap);
+    pace_thread_done();
     return ret;
 }
 
@@ -187,16 +228,14 @@ static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
     }
 }
 
-struct http *http_start(const char *config_path, GError **err)
+struct http *http_start(struct snapshot_box *box, GError **err)
 {
-    struct app *app = app_open(config_path, APP_STORE | APP_KEY, err);
-    if (!app)
-        return NULL;
-    if (!*app->cfg->http_listen) {
-        app_free(app);
+    struct snapshot *snap = snapshot_box_get(box);
+    const char *spec = snap->cfg->http_listen;
+    if (!*spec) {
+        snapshot_unref(snap);
         return NULL;
     }
-    const char *spec = app->cfg->http_listen;
     const char *colon = strrchr(spec, ':');
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -206,13 +245,20 @@ struct http *http_start(const char *config_path, GError **err)
     if (!colon || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[http] listen: '%s' is not IPv4-ADDRESS:PORT", spec);
         g_free(host);
-        app_free(app);
+        snapshot_unref(snap);
         return NULL;
     }
     g_free(host);
     sa.sin_port = htons((uint16_t)port);
     struct http *h = g_new0(struct http, 1);
-    h->app = app;
+    h->box = box;
+    h->listen = g_strdup(spec);
+    h->st = store_open(snap->cfg->database, FALSE, err);
+    snapshot_unref(snap);
+    if (!h->st) {
+        http_stop(h);
+        return NULL;
+    }
     h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
                               NULL, NULL, handle, h,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -222,20 +268,26 @@ struct http *http_start(const char *config_path, GError **err)
                               MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
                               MHD_OPTION_END);
     if (!h->mhd) {
-        g_set_error(err, CD_ERROR, CD_ERR_IO, "[http] listen: cannot listen on %s", spec);
-        app_free(app);
-        g_free(h);
+        g_set_error(err, CD_ERROR, CD_ERR_IO, "[http] listen: cannot listen on %s", h->listen);
+        http_stop(h);
         return NULL;
     }
-    log_info("HTTP pages on http://%s/", spec);
+    log_info("HTTP pages on http://%s/", h->listen);
     return h;
+}
+
+const char *http_listen(const struct http *h)
+{
+    return h ? h->listen : "";
 }
 
 void http_stop(struct http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->mhd);
-    app_free(h->app);
+    if (h->mhd)
+        MHD_stop_daemon(h->mhd);
+    store_close(h->st);
+    g_free(h->listen);
     g_free(h);
 }

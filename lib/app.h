@@ -9,18 +9,23 @@
 #include "token.h"
 #include "transport.h"
 
-struct compose_cache;
+struct snapshot;
 
+/* One thread's view: the snapshot it runs on, and its own database
+ * connection and transport. cfg, courses, tpl and key are borrowed
+ * from snap (kept as fields because every layer reads them). */
 struct app {
+    struct snapshot *snap;       /* one reference, owned */
     struct config *cfg;
     GPtrArray *courses;          /* of struct course */
     struct render_set *tpl;
+    struct token_key *key;       /* NULL until 'coursectl init' made the key */
     struct store *st;            /* NULL unless APP_STORE */
     struct transport *tr;        /* NULL unless APP_TRANSPORT */
-    struct token_key *key;       /* NULL until 'coursectl init' made the key */
     volatile int *stop;          /* set by the daemon on SIGTERM; NULL elsewhere */
-    struct compose_cache *cache; /* lesson skeletons of these courses (compose.c) */
+    volatile int *yield;         /* set on SIGHUP: the tick ends after the rounds in flight */
     GPtrArray *unrecorded;       /* tick.c: outcomes the database has not accepted yet */
+    int flags;                   /* enum app_flags it was opened with */
 };
 
 enum app_flags {
@@ -34,10 +39,21 @@ enum app_flags {
 /* Returns a loaded app, or NULL with err saying which file is wrong. */
 struct app *app_open(const char *config_path, int flags, GError **err);
 
-/* Re-reads config, courses and templates. On any error keeps the old ones,
- * returns FALSE and sets err. Database path changes need a restart. */
+/* Loads a new snapshot (config, courses, templates, key) and, only when
+ * all of it is valid and the transport and database it names open, swaps
+ * it in; the old snapshot is released (whoever still holds it keeps it).
+ * On any error keeps everything, returns FALSE and sets err. A new database
+ * path is refused while outcomes wait to be recorded in the old one. Main
+ * thread, between ticks. */
 gboolean app_reload(struct app *app, GError **err);
 
+/* Returns a view of snap with the caller's database connection st (both
+ * borrowed: the view is valid while the caller holds them), for a thread
+ * that serves requests on the current snapshot (the HTTP pages). */
+struct app app_view(struct snapshot *snap, struct store *st);
+
+/* Frees the app, its store, its transport and its snapshot reference.
+ * Accepts NULL. */
 void app_free(struct app *app);
 
 #endif

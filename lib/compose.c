@@ -6,8 +6,8 @@
  * fills templates, message.c writes RFC 5322. */
 #include <string.h>
 #include "compose.h"
-#include "enroll.h"
 #include "schedule.h"
+#include "snapshot.h"
 #include "error.h"
 #include "log.h"
 #include "message.h"
@@ -150,6 +150,23 @@ struct compose_cache *compose_cache_new(void)
     return cc;
 }
 
+/* The skeleton cache of app's snapshot, made on first use (NULL for a
+ * view without a snapshot). */
+static struct compose_cache *cache_of(const struct app *app)
+{
+    struct snapshot *snap = app->snap;
+    if (!snap)
+        return NULL;
+    g_mutex_lock(&snap->cache_lock);
+    if (!snap->cache) {
+        snap->cache = compose_cache_new();
+        snap->cache_free = (GDestroyNotify)compose_cache_free;
+    }
+    struct compose_cache *cc = snap->cache;
+    g_mutex_unlock(&snap->cache_lock);
+    return cc;
+}
+
 void compose_cache_free(struct compose_cache *cc)
 {
     if (!cc)
@@ -165,7 +182,7 @@ void compose_cache_free(struct compose_cache *cc)
 static const struct message_proto *lesson_proto(const struct app *app, const struct lesson *l,
                                                 const struct message_spec *shape)
 {
-    struct compose_cache *cc = app->cache;
+    struct compose_cache *cc = cache_of(app);
     if (!cc)
         return NULL;
     g_mutex_lock(&cc->lock);

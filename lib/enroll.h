@@ -28,9 +28,6 @@ int enroll_resume(struct app *app, const char *email, const char *course, const 
  * this). Returns how many, or -1 with err. */
 int enroll_resume_due(struct app *app, gint64 now, GError **err);
 
-/* Re-plans the subscriber's active enrollments after a change of zone.
- * Call inside a transaction. */
-gboolean enroll_replan(struct app *app, gint64 subscriber_id, gint64 now, GError **err);
 
 /* Stops email's enrollment in course at once, without a goodbye mail (the
  * operator's unenroll). FALSE with err (CD_ERR_NOT_FOUND). */
@@ -41,24 +38,5 @@ gboolean enroll_stop(struct app *app, const char *email, const char *course, con
  * the next slot; lessons from n on may be sent again. */
 gboolean enroll_move(struct app *app, const char *email, const char *course, int n, const char *via,
                      gint64 now, GError **err);
-
-/* Fills slots (gint64, UTC) with the planned instants of the lessons still
- * to come, starting with lesson *first, by the same schedule_after() that
- * places them (max_per_day included). A paused enrollment with an end is
- * projected from that end; an open pause or a finished course has none.
- * Returns FALSE with err on a database error. */
-gboolean enroll_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
-                         GArray *slots, int *first, GError **err);
-
-/* Returns the .ics calendar (see pace_calendar) of the lessons still to
- * come in the given enrollments (struct enrollment_row), with the highest
- * of their calendar_seq as SEQUENCE; NULL with err on a database error.
- * g_free(). */
-char *enroll_calendar(struct app *app, GPtrArray *enrollments, gint64 now, GError **err);
-
-/* Returns the calendar of the lessons after `lesson` (the next at `next`) of
- * enrollment `id`, for the mail carrying that lesson. g_free(). */
-char *enroll_calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 next, int sequence, gint64 now);
 
 #endif

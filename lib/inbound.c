@@ -57,17 +57,15 @@ const char *inbound_zone_for_offset(int minutes)
         { 210, "Asia/Tehran" }, { 270, "Asia/Kabul" }, { 390, "Asia/Yangon" },
         { 765, "Pacific/Chatham" }, { -570, "Pacific/Marquesas" }, { 525, "Australia/Eucla" },
     };
-    static char whole[32][16];
-    if (minutes % 60 == 0 && minutes >= -12 * 60 && minutes <= 14 * 60) {
-        int h = minutes / 60;
-        char *slot = whole[h + 12];
-        /* Etc/GMT signs are inverted: Etc/GMT-2 is UTC+2. */
-        if (h == 0)
-            g_strlcpy(slot, "UTC", 16);
-        else
-            g_snprintf(slot, 16, "Etc/GMT%+d", -h);
-        return slot;
-    }
+    /* Etc/GMT signs are inverted: Etc/GMT-2 is UTC+2. Index: hours + 12. */
+    static const char *const whole[] = {
+        "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "Etc/GMT+9", "Etc/GMT+8", "Etc/GMT+7", "Etc/GMT+6",
+        "Etc/GMT+5", "Etc/GMT+4", "Etc/GMT+3", "Etc/GMT+2", "Etc/GMT+1", "UTC", "Etc/GMT-1",
+        "Etc/GMT-2", "Etc/GMT-3", "Etc/GMT-4", "Etc/GMT-5", "Etc/GMT-6", "Etc/GMT-7", "Etc/GMT-8",
+        "Etc/GMT-9", "Etc/GMT-10", "Etc/GMT-11", "Etc/GMT-12", "Etc/GMT-13", "Etc/GMT-14",
+    };
+    if (minutes % 60 == 0 && minutes >= -12 * 60 && minutes <= 14 * 60)
+        return whole[minutes / 60 + 12];
     for (size_t i = 0; i < G_N_ELEMENTS(odd); i++)
         if (odd[i].off == minutes)
             return odd[i].zone;
@@ -407,7 +405,7 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
                     r->kind = INBOUND_IGNORED;
                     r->reason = g_strdup("no text and no command in the Subject: nothing to act on");
                 } else {
-                    parse_command_line(r, line ? line : subject, courses);
+                    parse_command_line(r, line, courses);
                     r->reason = g_strdup(!strcmp(r->command, "unknown") ? "no command found: the help mail answers"
                                          : m->html_only ? "command in the first line of the HTML body"
                                                         : "command in the first line of the body");

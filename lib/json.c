@@ -244,19 +244,3 @@ gboolean jw_end(struct json_writer *w)
     g_free(w);
     return ok;
 }
-
-void json_string(GString *out, const char *s)
-{
-    if (s)
-        escape(out, s);
-    else
-        g_string_append(out, "null");
-}
-
-void json_key(GString *out, const char *key, gboolean first)
-{
-    if (!first)
-        g_string_append(out, ", ");
-    escape(out, key);
-    g_string_append(out, ": ");
-}

@@ -51,11 +51,5 @@ void jw_int(struct json_writer *w, gint64 v);
 void jw_bool(struct json_writer *w, gboolean v);
 void jw_null(struct json_writer *w);
 
-/* Legacy, kept only for lib/transfer.c's JSON export until it moves to the
- * writer (coursectl no longer calls that path); new code uses jw_*.
- * json_string appends s as a JSON string literal (NULL as null) to out;
- * json_key appends "key": with a comma before it unless first. */
-void json_string(GString *out, const char *s);
-void json_key(GString *out, const char *key, gboolean first);
 
 #endif

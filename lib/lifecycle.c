@@ -544,3 +544,22 @@ int life_repair(struct app *app, gint64 now, GError **err)
     g_array_free(ids, TRUE);
     return n;
 }
+
+gboolean life_replan(struct app *app, gint64 subscriber_id, gint64 now, GError **err)
+{
+    GPtrArray *es = store_enrollments_of(app->st, subscriber_id, err);
+    if (!es)
+        return FALSE;
+    gboolean ok = TRUE;
+    for (guint i = 0; ok && i < es->len; i++) {
+        const struct enrollment_row *e = es->pdata[i];
+        const struct course *c = course_find(app->courses, e->course);
+        if (!c || e->state != ENR_ACTIVE || e->next_send_at <= 0)
+            continue;
+        gint64 next = life_slot_after(app, c, e->id, e->tz, e->anchor_at, now, err);
+        struct enr_change ch = { .set_next = TRUE, .next_send_at = next, .replan = TRUE };
+        ok = next > 0 && store_enr_apply(app->st, e->id, EV_ENR_PROGRESS, &ch, now, err);
+    }
+    g_ptr_array_unref(es);
+    return ok;
+}

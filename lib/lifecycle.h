@@ -121,4 +121,8 @@ int life_retry(struct app *app, gint64 id, gint64 now, GError **err);
  * how many were repaired, or -1. */
 int life_repair(struct app *app, gint64 now, GError **err);
 
+/* Re-plans the subscriber's active enrollments after a change of zone.
+ * Call inside a transaction. */
+gboolean life_replan(struct app *app, gint64 subscriber_id, gint64 now, GError **err);
+
 #endif

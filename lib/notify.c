@@ -5,7 +5,7 @@
  * storms). */
 #include <string.h>
 #include "notify.h"
-#include "enroll.h"
+#include "calendar.h"
 #include "schedule.h"
 #include "error.h"
 #include "log.h"
@@ -49,7 +49,7 @@ gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollme
     GPtrArray *one = g_ptr_array_new();
     g_ptr_array_add(one, e);
     gboolean ok = FALSE;
-    char *ics = enroll_calendar(app, one, now, err);
+    char *ics = calendar_of(app, one, now, err);
     if (ics) {
         const char *zone = schedule_zone(c, e->tz);
         char *first = pace_format_local(e->next_send_at, zone);
@@ -101,7 +101,7 @@ gboolean notify_status(struct app *app, const struct course *c, gint64 enrollmen
         progress = g_strdup_printf("You have received %d of %d steps.", e->lessons_sent, c->n_lessons);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     int first = 0;
-    gboolean ok = enroll_upcoming(app, e, c, slots, &first, err);
+    gboolean ok = calendar_upcoming(app, e, c, slots, &first, err);
     char *next = slots->len ? pace_format_local(g_array_index(slots, gint64, 0), zone)
                             : g_strdup("none planned");
     struct render_var vars[] = {

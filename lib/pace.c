@@ -9,6 +9,12 @@
 #include "error.h"
 
 static GMutex zone_lock;
+/* libical is called by the main thread and by the HTTP thread (a confirm
+ * places the first lesson and writes the welcome calendar). Zones expand
+ * their transitions lazily inside libical, so every exported function that
+ * reaches libical holds this lock (recursive: they call each other);
+ * uncontended it costs a few nanoseconds. */
+static GRecMutex ical_lock;
 
 /* libical looks a name up by scanning its zone list: remember the zones
  * found (a few hundred at most; unknown names, which hostile input can
@@ -36,6 +42,11 @@ static icaltimezone *zone_get(const char *tz)
     return z;
 }
 
+void pace_thread_done(void)
+{
+    icalmemory_free_ring();
+}
+
 void pace_init(void)
 {
     /* Forces libical to read its zone list now, in this thread. */
@@ -45,6 +56,7 @@ void pace_init(void)
 
 gboolean pace_tz_valid(const char *tz)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     return zone_get(tz) != NULL;
 }
 
@@ -64,6 +76,7 @@ gboolean pace_parse_time(const char *text, int *hour, int *minute)
 
 gboolean pace_check(const struct pace_rule *rule, GError **err)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     if (!zone_get(rule->tz)) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "unknown time zone '%s'", rule->tz ? rule->tz : "");
         return FALSE;
@@ -121,6 +134,7 @@ static int offset_at(icaltimezone *z, gint64 t)
 
 gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour, int minute)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     icaltimezone *z = zone_get(tz);
     if (!z)
         return -1;
@@ -147,6 +161,7 @@ gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour,
 
 gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     icaltimezone *z = zone_get(tz);
     if (!z)
         return FALSE;
@@ -211,6 +226,7 @@ static gint64 next_slot_uncached(const struct pace_rule *rule, icaltimezone *z, 
 
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     icaltimezone *z = zone_get(rule->tz);
     if (!z)
         return -1;
@@ -339,6 +355,7 @@ char *pace_format_local(gint64 t, const char *tz)
 
 char *pace_describe(const struct pace_rule *rule)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     static const char *days[] = { "Sundays", "Mondays", "Tuesdays", "Wednesdays",
                                   "Thursdays", "Fridays", "Saturdays" };
     struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
@@ -373,6 +390,7 @@ static struct icaltimetype utc_time(gint64 t)
 char *pace_calendar(const struct pace_event *ev, size_t n, int sequence, const char *organizer,
                     const char *name, gint64 dtstamp)
 {
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
     icalcomponent *cal = icalcomponent_new(ICAL_VCALENDAR_COMPONENT);
     icalcomponent_add_property(cal, icalproperty_new_version("2.0"));
     icalcomponent_add_property(cal, icalproperty_new_prodid("-//coursed//coursed//EN"));

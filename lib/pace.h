@@ -15,6 +15,10 @@ struct pace_rule {
  * not thread-safe). */
 void pace_init(void);
 
+/* Frees libical's per-thread ring buffer: a thread other than the main one
+ * calls it after each unit of work (the HTTP pages, after each request). */
+void pace_thread_done(void);
+
 /* Returns TRUE if tz names a zone known to the system tzdata. */
 gboolean pace_tz_valid(const char *tz);
 

@@ -364,6 +364,13 @@ static gboolean (*const migration_steps[])(struct store *, GError **) = {
 static gboolean migrate(struct store *st, GError **err)
 {
     int have = store_schema_version(st);
+    if (have < 0) {
+        /* unreadable (busy past the timeout), or a negative user_version
+         * no coursed ever wrote: nothing is migrated from an unknown state */
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: cannot read a valid schema version (%d): %s", st->path,
+                    have, sqlite3_errmsg(st->db));
+        return FALSE;
+    }
     if (have > store_latest_version()) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                     "%s: schema version %d is newer than this coursed knows (%d)", st->path, have,
@@ -415,6 +422,11 @@ struct store *store_open(const char *path, gboolean create, GError **err)
         return NULL;
     }
     return st;
+}
+
+const char *store_path(const struct store *st)
+{
+    return st->path;
 }
 
 void store_close(struct store *st)

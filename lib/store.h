@@ -66,6 +66,8 @@ struct store_counts {
 /* Opens (create: creating if missing) and migrates the database at path.
  * Returns NULL with err on failure; CD_ERR_BUSY if it is locked. */
 struct store *store_open(const char *path, gboolean create, GError **err);
+/* Returns the path the store was opened with (borrowed). */
+const char *store_path(const struct store *st);
 void store_close(struct store *st);
 /* Returns the schema version (PRAGMA user_version). */
 int store_schema_version(struct store *st);

@@ -3,7 +3,7 @@
  * time zone the system knows. */
 #include "subscriber.h"
 #include "address.h"
-#include "enroll.h"
+#include "lifecycle.h"
 #include "error.h"
 #include "pace.h"
 #include "token.h"
@@ -109,7 +109,7 @@ gboolean subscriber_set(struct app *app, const char *email, const char *name, co
                                    set_tz ? " zone " : "", set_tz ? (zone ? zone : "(course)") : "");
     gboolean ok = store_begin(app->st, err) &&
                   store_sub_update(app->st, s->id, clean, zone, set_tz, now, err) &&
-                  (!set_tz || enroll_replan(app, s->id, now, err)) &&
+                  (!set_tz || life_replan(app, s->id, now, err)) &&
                   store_event(app->st, now, s->id, 0, "subscriber-changed", via, g_strstrip(detail), err) &&
                   store_commit(app->st, err);
     if (!ok)

@@ -16,6 +16,7 @@
 #include "address.h"
 #include "compose.h"
 #include "course.h"
+#include "calendar.h"
 #include "enroll.h"
 #include "error.h"
 #include "lifecycle.h"
@@ -435,7 +436,7 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
         /* After a pause, resume or zone change the plan moved: this mail
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
-            o->ics = enroll_calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson, o->next,
+            o->ics = calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson, o->next,
                                            d->calendar_seq, now);
     }
     return r;
@@ -688,6 +689,12 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
             if (!deadline)
                 deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
         }
+        /* A reload is waiting: the rounds in flight finish (on the snapshot
+         * they started with) and are recorded, nothing new is claimed, and
+         * the tick returns so that the loop can swap; the next tick goes on
+         * with the new snapshot. A long tick never holds a SIGHUP back. */
+        if (app->yield && *app->yield)
+            more = FALSE;
         gint64 mono = g_get_monotonic_time();
         /* Group commit: whatever arrived is written now, in one
          * transaction. While the database refuses, retry at growing

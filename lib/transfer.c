@@ -10,7 +10,6 @@
 #include "schedule.h"
 #include "enroll.h"
 #include "error.h"
-#include "json.h"
 #include "pace.h"
 #include "token.h"
 
@@ -338,13 +337,6 @@ static const char *export_status(const struct store_export_row *r)
     return !strcmp(r->state, "stopped") ? "unsubscribed" : r->state;
 }
 
-struct json_state {
-    FILE *out;
-    GString *buf;
-    char *last;      /* email of the open object */
-    gboolean any;
-};
-
 static void csv_row(const struct store_export_row *r, void *arg)
 {
     FILE *out = arg;
@@ -355,60 +347,8 @@ static void csv_row(const struct store_export_row *r, void *arg)
     csv_field(out, export_status(r), TRUE);
 }
 
-static void json_row(const struct store_export_row *r, void *arg)
+gboolean transfer_export_csv(struct app *app, FILE *out, GError **err)
 {
-    struct json_state *j = arg;
-    if (!j->last || strcmp(j->last, r->email) != 0) {
-        if (j->last)
-            fputs("]},\n", j->out);
-        g_free(j->last);
-        j->last = g_strdup(r->email);
-        GString *o = j->buf;
-        g_string_truncate(o, 0);
-        g_string_append(o, "{");
-        json_key(o, "email", TRUE);
-        json_string(o, r->email);
-        json_key(o, "name", FALSE);
-        json_string(o, r->name);
-        json_key(o, "tz", FALSE);
-        json_string(o, r->tz);
-        json_key(o, "status", FALSE);
-        json_string(o, r->status);
-        json_key(o, "created_at", FALSE);
-        g_string_append_printf(o, "%" G_GINT64_FORMAT, r->created_at);
-        json_key(o, "enrollments", FALSE);
-        g_string_append(o, "[");
-        fputs(o->str, j->out);
-        j->any = FALSE;
-    }
-    if (!r->course)
-        return;
-    GString *o = j->buf;
-    g_string_truncate(o, 0);
-    g_string_append(o, j->any ? ", {" : "{");
-    json_key(o, "course", TRUE);
-    json_string(o, r->course);
-    json_key(o, "state", FALSE);
-    json_string(o, r->state);
-    json_key(o, "next_lesson", FALSE);
-    g_string_append_printf(o, "%d}", r->next_lesson);
-    fputs(o->str, j->out);
-    j->any = TRUE;
-}
-
-gboolean transfer_export(struct app *app, FILE *out, gboolean json, GError **err)
-{
-    if (!json) {
-        fputs("email,name,tz,course,status\r\n", out);
-        return store_export(app->st, csv_row, out, err);
-    }
-    struct json_state j = { out, g_string_new(NULL), NULL, FALSE };
-    fputs("[\n", out);
-    gboolean ok = store_export(app->st, json_row, &j, err);
-    if (j.last)
-        fputs("]}\n", out);
-    fputs("]\n", out);
-    g_free(j.last);
-    g_string_free(j.buf, TRUE);
-    return ok;
+    fputs("email,name,tz,course,status\r\n", out);
+    return store_export(app->st, csv_row, out, err);
 }

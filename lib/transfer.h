@@ -26,7 +26,7 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
                          struct transfer_stats *stats, GPtrArray *problems, GError **err);
 
 /* Writes every subscriber (one row per enrollment) as CSV with the import
- * columns, or as a JSON array. */
-gboolean transfer_export(struct app *app, FILE *out, gboolean json, GError **err);
+ * columns (JSON export is coursectl's renderer, over the same rows). */
+gboolean transfer_export_csv(struct app *app, FILE *out, GError **err);
 
 #endif

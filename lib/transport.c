@@ -154,6 +154,7 @@ struct relay {
 
 struct smtp {
     SSL_CTX *ssl;           /* one per process: see LIBRARY-NOTES (crash) */
+    char *user;             /* [smtp] user (a copy: the config may go first) */
     char *password;
     GPtrArray *relays;      /* struct relay *: [smtp] host:port, then [smtp] relays */
     GMutex lock;            /* guards down_until */
@@ -161,18 +162,18 @@ struct smtp {
 
 #define RELAY_DOWN_US (60 * G_USEC_PER_SEC)
 
-static char *smtp_password_global;
-static const char *smtp_user_global;
-
-/* libESMTP's SASL callback; the password never reaches a log line. */
+/* libESMTP's SASL callback; arg is the transport the session belongs to
+ * (set per AUTH context), so a reload that opens a new transport while a
+ * session of the old one runs gives each its own credentials. The
+ * password never reaches a log line. */
 static int auth_interact(auth_client_request_t req, char **result, int fields, void *arg)
 {
-    (void)arg;
+    const struct smtp *s = arg;
     for (int i = 0; i < fields; i++) {
         if (req[i].flags & AUTH_PASS)
-            result[i] = smtp_password_global;
+            result[i] = s->password;
         else if (req[i].flags & AUTH_USER)
-            result[i] = (char *)smtp_user_global;
+            result[i] = s->user;
         else
             result[i] = NULL;
     }
@@ -230,7 +231,6 @@ struct session_ctx {
     struct transport_msg *msgs;
     smtp_message_t *handles;
     smtp_recipient_t *rcpts;
-    const char *server;
     transport_report_fn report;
     void *arg;
 };
@@ -341,7 +341,7 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
     }
     smtp_message_t *handles = g_new0(smtp_message_t, n);
     smtp_recipient_t *rcpts = g_new0(smtp_recipient_t, n);
-    struct session_ctx sc = { msgs, handles, rcpts, server, report, arg };
+    struct session_ctx sc = { msgs, handles, rcpts, report, arg };
     smtp_set_server(session, server);
     smtp_set_eventcb(session, event_cb, &sc);
     smtp_set_hostname(session, cfg->smtp_helo);
@@ -363,7 +363,7 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
     if (s->password) {
         auth = auth_create_context();
         auth_set_mechanism_flags(auth, AUTH_PLUGIN_PLAIN, 0);
-        auth_set_interact_cb(auth, auth_interact, NULL);
+        auth_set_interact_cb(auth, auth_interact, s);
         smtp_auth_set_context(session, auth);
     }
 
@@ -472,10 +472,7 @@ static void smtp_close(struct transport *t)
     g_mutex_clear(&s->lock);
     if (s->ssl)
         SSL_CTX_free(s->ssl);
-    /* A reload opens the new transport before it closes the old one: the
-     * process-wide password is the new one's by then, and stays. */
-    if (smtp_password_global == s->password)
-        smtp_password_global = NULL;
+    g_free(s->user);
     if (s->password) {
         memset(s->password, 0, strlen(s->password));
         g_free(s->password);
@@ -541,9 +538,13 @@ static gboolean smtp_open(struct transport *t, GError **err)
             return FALSE;
         }
         g_strchomp(s->password);
-        smtp_password_global = s->password;
-        smtp_user_global = cfg->smtp_user;
-        auth_client_init();
+        s->user = g_strdup(cfg->smtp_user);
+        /* libESMTP's SASL plugin table: initialised once per process. */
+        static gsize auth_ready;
+        if (g_once_init_enter(&auth_ready)) {
+            auth_client_init();
+            g_once_init_leave(&auth_ready, 1);
+        }
     }
     return TRUE;
 }
