@@ -27,7 +27,7 @@
 
 static volatile sig_atomic_t want_stop;
 static volatile sig_atomic_t want_reload;
-static gboolean want_scan = TRUE;   /* the inbound Maildir has (or may have) new mail */
+static gboolean want_scan = TRUE; /* the inbound Maildir has (or may have) new mail */
 static int inotify_fd = -1;
 
 static void on_stop(int sig)
@@ -120,14 +120,19 @@ static char *opt_now;
 static double opt_speed;
 
 static GOptionEntry entries[] = {
-    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Config file (default $COURSED_CONFIG, then /etc/coursed/coursed.conf)", "FILE" },
-    { "check", 'n', 0, G_OPTION_ARG_NONE, &opt_check, "Check config, courses and templates, then exit", NULL },
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+      "Config file (default $COURSED_CONFIG, then /etc/coursed/coursed.conf)", "FILE" },
+    { "check", 'n', 0, G_OPTION_ARG_NONE, &opt_check, "Check config, courses and templates, then exit",
+      NULL },
     { "debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log to stderr instead of syslog", NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Log debug messages too", NULL },
     { "once", 0, 0, G_OPTION_ARG_NONE, &opt_once, "Run one tick and exit (for cron and tests)", NULL },
-    { "now", 0, 0, G_OPTION_ARG_STRING, &opt_now, "Pretend the time is TIME (ISO 8601, e.g. 2026-03-02T09:00:00Z)", "TIME" },
-    { "speed", 0, 0, G_OPTION_ARG_DOUBLE, &opt_speed, "With --now: let the fake clock run N times faster than real time", "N" },
-    { "until-done", 0, 0, G_OPTION_ARG_NONE, &opt_until_done, "Exit when no enrollment is active and nothing is queued", NULL },
+    { "now", 0, 0, G_OPTION_ARG_STRING, &opt_now,
+      "Pretend the time is TIME (ISO 8601, e.g. 2026-03-02T09:00:00Z)", "TIME" },
+    { "speed", 0, 0, G_OPTION_ARG_DOUBLE, &opt_speed,
+      "With --now: let the fake clock run N times faster than real time", "N" },
+    { "until-done", 0, 0, G_OPTION_ARG_NONE, &opt_until_done,
+      "Exit when no enrollment is active and nothing is queued", NULL },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -160,8 +165,8 @@ static int run_tick(struct app *app)
         log_info("tick succeeded again");
     fail_wait = 0;
     if (stats.queued || stats.sent || stats.deferred || stats.failed)
-        log_info("tick: %d queued, %d sent, %d deferred, %d failed", stats.queued, stats.sent,
-                 stats.deferred, stats.failed);
+        log_info("tick: %d queued, %d sent, %d deferred, %d failed", stats.queued, stats.sent, stats.deferred,
+                 stats.failed);
     return 0;
 }
 
@@ -199,7 +204,8 @@ int main(int argc, char **argv)
     GError *err = NULL;
     GOptionContext *ctx = g_option_context_new("- deliver paced e-mail courses");
     g_option_context_add_main_entries(ctx, entries, NULL);
-    g_option_context_set_description(ctx,
+    g_option_context_set_description(
+        ctx,
         "Exit status: 0 success, 1 error (bad config or course, database problem),\n"
         "2 usage error, 75 database busy or another coursed holds the lock.\n");
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
@@ -260,8 +266,8 @@ int main(int argc, char **argv)
         scan_inbound(app);
         rc = run_tick(app);
     } else {
-        log_info("started: %u course(s), transport %s, database %s", app->courses->len,
-                 app->tr->ops->name, app->cfg->database);
+        log_info("started: %u course(s), transport %s, database %s", app->courses->len, app->tr->ops->name,
+                 app->cfg->database);
         int orphans = store_recover_sending(app->st, &err);
         if (orphans > 0)
             log_warn("recovered %d deliveries a crash left in 'sending'", orphans);

@@ -27,9 +27,9 @@
 
 struct http {
     struct MHD_Daemon *mhd;
-    struct snapshot_box *box;    /* borrowed: the daemon's */
-    struct store *st;            /* this thread's connection */
-    char *listen;                /* what it listens on, to know when to restart */
+    struct snapshot_box *box; /* borrowed: the daemon's */
+    struct store *st;         /* this thread's connection */
+    char *listen;             /* what it listens on, to know when to restart */
 };
 
 struct request {
@@ -57,7 +57,8 @@ static enum MHD_Result send_page(struct MHD_Connection *c, unsigned status, cons
     MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -105,7 +106,8 @@ static enum MHD_Result serve(struct app *app, struct MHD_Connection *conn, const
         gboolean ok = store_idle(app->st, &err) || err == NULL;
         g_clear_error(&err);
         const char *t = ok ? "ok\n" : "database unavailable\n";
-        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t,
+                                                                 MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header(r, "Content-Type", "text/plain");
         enum MHD_Result ret = MHD_queue_response(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, r);
         MHD_destroy_response(r);
@@ -128,7 +130,8 @@ static enum MHD_Result serve(struct app *app, struct MHD_Connection *conn, const
         if (busy)
             return send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Please try again",
                              "<p>We are busy for a moment. Please try again in a minute.</p>\n");
-        return send_page(conn, MHD_HTTP_NOT_FOUND, expired ? "This link has expired" : "This link is not valid",
+        return send_page(conn, MHD_HTTP_NOT_FOUND,
+                         expired ? "This link has expired" : "This link is not valid",
                          expired ? "<p>Confirmation links work for 72 hours. To start again, write "
                                    "&quot;subscribe&quot; to the course address.</p>\n"
                                  : "<p>We do not know this link. Nothing was changed.</p>\n");
@@ -137,9 +140,11 @@ static enum MHD_Result serve(struct app *app, struct MHD_Connection *conn, const
     char *html = NULL;
     if (unsub && !post) {
         html = e->state == ENR_STOPPED
-            ? g_markup_printf_escaped("<p>%s has already left this course. Nothing more will be sent.</p>\n", e->email)
-            : button_form(url, "List-Unsubscribe", "One-Click", "Unsubscribe",
-                          "Press the button to stop the course for this address. Nothing more will be sent.");
+                   ? g_markup_printf_escaped(
+                         "<p>%s has already left this course. Nothing more will be sent.</p>\n", e->email)
+                   : button_form(
+                         url, "List-Unsubscribe", "One-Click", "Unsubscribe",
+                         "Press the button to stop the course for this address. Nothing more will be sent.");
         ret = send_page(conn, MHD_HTTP_OK, "Leave the course", html);
     } else if (unsub) {
         /* RFC 8058: the one-click POST carries exactly this body. */
@@ -156,21 +161,25 @@ static enum MHD_Result serve(struct app *app, struct MHD_Connection *conn, const
         }
     } else if (!post) {
         html = e->state != ENR_PENDING
-            ? g_strdup("<p>This subscription is already confirmed.</p>\n")
-            : button_form(url, "confirm", "yes", "Confirm",
-                          "Press the button to confirm that you want to receive this course at this address.");
+                   ? g_strdup("<p>This subscription is already confirmed.</p>\n")
+                   : button_form(
+                         url, "confirm", "yes", "Confirm",
+                         "Press the button to confirm that you want to receive this course at this address.");
         ret = send_page(conn, MHD_HTTP_OK, "Confirm your subscription", html);
     } else if (e->state != ENR_PENDING) {
-        ret = send_page(conn, MHD_HTTP_OK, "Already confirmed", "<p>This subscription is already confirmed.</p>\n");
+        ret = send_page(conn, MHD_HTTP_OK, "Already confirmed",
+                        "<p>This subscription is already confirmed.</p>\n");
     } else if (optin_confirm(app, token, "link", now, &err) < 0) {
         log_warn("confirm by link: %s", err->message);
         int code = err->code == CD_ERR_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_BAD_REQUEST;
         g_clear_error(&err);
-        ret = send_page(conn, code, "Not confirmed", "<p>We could not confirm this subscription. "
-                                                      "Please try again in a minute.</p>\n");
+        ret = send_page(conn, code, "Not confirmed",
+                        "<p>We could not confirm this subscription. "
+                        "Please try again in a minute.</p>\n");
     } else {
-        ret = send_page(conn, MHD_HTTP_OK, "You are in",
-                        "<p>Thank you. Your first step arrives at its time, with a welcome mail before it.</p>\n");
+        ret = send_page(
+            conn, MHD_HTTP_OK, "You are in",
+            "<p>Thank you. Your first step arrives at its time, with a welcome mail before it.</p>\n");
     }
     g_free(html);
     store_enrollment_free(e);
@@ -194,9 +203,8 @@ static gboolean use_database(struct http *h, const struct snapshot *snap)
     return TRUE;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **req_cls)
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **req_cls)
 {
     (void)version;
     struct http *h = cls;
@@ -259,14 +267,11 @@ struct http *http_start(struct snapshot_box *box, GError **err)
         http_stop(h);
         return NULL;
     }
-    h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
-                              NULL, NULL, handle, h,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)15,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                              MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                              MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+                              handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned int)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                              MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_END);
     if (!h->mhd) {
         g_set_error(err, CD_ERROR, CD_ERR_IO, "[http] listen: cannot listen on %s", h->listen);
         http_stop(h);

@@ -32,8 +32,7 @@ char *address_normalize(const char *addr, GError **err)
     }
     const char *at = strrchr(addr, '@');
     if (!at || at == addr || strlen(addr) > 254 || at - addr > 64) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                    "bad e-mail address '%s': expected local@domain", addr);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "bad e-mail address '%s': expected local@domain", addr);
         return NULL;
     }
     for (const char *p = addr; p < at; p++) {
@@ -45,8 +44,7 @@ char *address_normalize(const char *addr, GError **err)
     }
     char *domain = g_ascii_strdown(at + 1, -1);
     if (!domain_ok(domain)) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                    "bad e-mail address '%s': bad domain", addr);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "bad e-mail address '%s': bad domain", addr);
         g_free(domain);
         return NULL;
     }

@@ -66,9 +66,10 @@ gboolean app_reload(struct app *app, GError **err)
     struct store *st = NULL;
     gboolean new_db = app->st && strcmp(snap->cfg->database, app->cfg->database) != 0;
     if (new_db && app->unrecorded && app->unrecorded->len > 0) {
-        g_set_error(err, CD_ERROR, CD_ERR_BUSY, "[coursed] database changed to %s while %u outcomes wait to "
-                    "be recorded in %s; reload again once they are", snap->cfg->database,
-                    app->unrecorded->len, app->cfg->database);
+        g_set_error(err, CD_ERROR, CD_ERR_BUSY,
+                    "[coursed] database changed to %s while %u outcomes wait to "
+                    "be recorded in %s; reload again once they are",
+                    snap->cfg->database, app->unrecorded->len, app->cfg->database);
         goto fail;
     }
     if (new_db && !(st = store_open(snap->cfg->database, FALSE, err)))
@@ -107,8 +108,10 @@ void app_free(struct app *app)
     if (!app)
         return;
     if (app->unrecorded && app->unrecorded->len > 0)
-        log_err("exiting with %u delivery outcomes that could not be recorded: those lessons will be "
-                "sent again at the next start", app->unrecorded->len);
+        log_err(
+            "exiting with %u delivery outcomes that could not be recorded: those lessons will be "
+            "sent again at the next start",
+            app->unrecorded->len);
     if (app->unrecorded)
         g_ptr_array_unref(app->unrecorded);
     transport_free(app->tr);

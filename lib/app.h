@@ -15,25 +15,25 @@ struct snapshot;
  * connection and transport. cfg, courses, tpl and key are borrowed
  * from snap (kept as fields because every layer reads them). */
 struct app {
-    struct snapshot *snap;       /* one reference, owned */
+    struct snapshot *snap; /* one reference, owned */
     struct config *cfg;
-    GPtrArray *courses;          /* of struct course */
+    GPtrArray *courses; /* of struct course */
     struct render_set *tpl;
-    struct token_key *key;       /* NULL until 'coursectl init' made the key */
-    struct store *st;            /* NULL unless APP_STORE */
-    struct transport *tr;        /* NULL unless APP_TRANSPORT */
-    volatile int *stop;          /* set by the daemon on SIGTERM; NULL elsewhere */
-    volatile int *yield;         /* set on SIGHUP: the tick ends after the rounds in flight */
-    GPtrArray *unrecorded;       /* tick.c: outcomes the database has not accepted yet */
-    int flags;                   /* enum app_flags it was opened with */
+    struct token_key *key; /* NULL until 'coursectl init' made the key */
+    struct store *st;      /* NULL unless APP_STORE */
+    struct transport *tr;  /* NULL unless APP_TRANSPORT */
+    volatile int *stop;    /* set by the daemon on SIGTERM; NULL elsewhere */
+    volatile int *yield;   /* set on SIGHUP: the tick ends after the rounds in flight */
+    GPtrArray *unrecorded; /* tick.c: outcomes the database has not accepted yet */
+    int flags;             /* enum app_flags it was opened with */
 };
 
 enum app_flags {
-    APP_STORE = 1 << 0,          /* open the database */
-    APP_CREATE = 1 << 1,         /* ... creating it if missing */
-    APP_TRANSPORT = 1 << 2,      /* open the transport */
-    APP_CONFIG_ONLY = 1 << 4,    /* read the config, not courses or templates */
-    APP_KEY = 1 << 3,            /* the secret key must exist (APP_CREATE makes it) */
+    APP_STORE = 1 << 0,       /* open the database */
+    APP_CREATE = 1 << 1,      /* ... creating it if missing */
+    APP_TRANSPORT = 1 << 2,   /* open the transport */
+    APP_CONFIG_ONLY = 1 << 4, /* read the config, not courses or templates */
+    APP_KEY = 1 << 3,         /* the secret key must exist (APP_CREATE makes it) */
 };
 
 /* Returns a loaded app, or NULL with err saying which file is wrong. */

@@ -67,12 +67,14 @@ static void derive_status(const char *text, char out[16])
     if (g_regex_match_simple("(?i)(user unknown|unknown user|no such (user|mailbox|recipient)|"
                              "no mailbox here|does not exist|doesn't have a .* account|"
                              "recipient not found|address not found|invalid recipient|"
-                             "mailbox unavailable|not a valid mailbox)", text, 0, 0))
+                             "mailbox unavailable|not a valid mailbox)",
+                             text, 0, 0))
         g_strlcpy(out, "5.1.1", 16);
     else if (g_regex_match_simple("(?i)(mailbox (is )?full|over ?quota|quota exceeded|insufficient storage)",
                                   text, 0, 0))
         g_strlcpy(out, five && !four ? "5.2.2" : "4.2.2", 16);
-    else if (g_regex_match_simple("(?i)(blocked|spam|policy|blacklist|denied|rejected for policy)", text, 0, 0))
+    else if (g_regex_match_simple("(?i)(blocked|spam|policy|blacklist|denied|rejected for policy)", text, 0,
+                                  0))
         g_strlcpy(out, five || !four ? "5.7.1" : "4.7.1", 16);
     else if (g_regex_match_simple("(?i)retry timeout exceeded", text, 0, 0))
         g_strlcpy(out, "4.4.7", 16);
@@ -108,9 +110,9 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
         const struct message_dsn *d = m->dsn->pdata[i];
         if (!d->recipient || !strchr(d->recipient, '@') || ours(d->recipient, our_domain))
             continue;
-        if (d->action && (g_ascii_strcasecmp(d->action, "delivered") == 0 ||
-                          g_ascii_strcasecmp(d->action, "relayed") == 0 ||
-                          g_ascii_strcasecmp(d->action, "expanded") == 0))
+        if (d->action &&
+            (g_ascii_strcasecmp(d->action, "delivered") == 0 ||
+             g_ascii_strcasecmp(d->action, "relayed") == 0 || g_ascii_strcasecmp(d->action, "expanded") == 0))
             continue;
         char status[16] = "";
         if (d->status && g_regex_match_simple("^[245]\\.\\d{1,3}\\.\\d{1,3}$", d->status, 0, 0))
@@ -128,20 +130,23 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
         return out;
     /* Plain-text bounces: each failed address with the text that follows
      * it up to the next blank line (Exim, qmail, Yahoo, Sendmail). */
-    GRegex *re = g_regex_new("<?([A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9.-]{1,253}\\.[A-Za-z]{2,63})>?"
-                             "[^\\n]*(?:\\n(?!\\s*\\n)[^\\n]*){0,8}",
-                             G_REGEX_MULTILINE, 0, NULL);
+    GRegex *re = g_regex_new(
+        "<?([A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9.-]{1,253}\\.[A-Za-z]{2,63})>?"
+        "[^\\n]*(?:\\n(?!\\s*\\n)[^\\n]*){0,8}",
+        G_REGEX_MULTILINE, 0, NULL);
     GMatchInfo *mi = NULL;
     g_regex_match(re, m->text, 0, &mi);
     while (g_match_info_matches(mi) && out->len < 50) {
         char *addr = g_match_info_fetch(mi, 1);
         char *context = g_match_info_fetch(mi, 0);
-        if (!ours(addr, our_domain) && !g_regex_match_simple("(?i)^(mailer-daemon|postmaster|noreply)", addr, 0, 0)) {
+        if (!ours(addr, our_domain) &&
+            !g_regex_match_simple("(?i)^(mailer-daemon|postmaster|noreply)", addr, 0, 0)) {
             char status[16];
             derive_status(context, status);
             if (g_regex_match_simple("\\b[45]\\.\\d|\\b[45]\\d\\d\\b|(?i)unknown|no such|not found|"
                                      "full|quota|blocked|denied|rejected|retry|does not exist|"
-                                     "doesn't have|no mailbox|unable|failed", context, 0, 0))
+                                     "doesn't have|no mailbox|unable|failed",
+                                     context, 0, 0))
                 add(out, addr, status);
         }
         g_free(addr);
@@ -153,7 +158,8 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
     /* The report named no address with a reason: take the first foreign
      * address and the code of the whole text. */
     if (out->len == 0 && bounce_is_report(m)) {
-        GRegex *any = g_regex_new("[A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9.-]{1,253}\\.[A-Za-z]{2,63}", 0, 0, NULL);
+        GRegex *any = g_regex_new("[A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9.-]{1,253}\\.[A-Za-z]{2,63}", 0, 0,
+                                  NULL);
         g_regex_match(any, m->text, 0, &mi);
         while (g_match_info_matches(mi)) {
             char *addr = g_match_info_fetch(mi, 0);

@@ -8,7 +8,7 @@ enum bounce_class { BOUNCE_SOFT, BOUNCE_HARD, BOUNCE_POLICY };
 
 struct bounce_rcpt {
     char *address;
-    char status[16];        /* enhanced status code, e.g. "5.1.1" */
+    char status[16]; /* enhanced status code, e.g. "5.1.1" */
     enum bounce_class klass;
 };
 

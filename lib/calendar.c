@@ -27,7 +27,7 @@ static int day_load(struct app *app, const struct enrollment_row *e, const char 
 }
 
 gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
-                         GArray *slots, int *first, GError **err)
+                           GArray *slots, int *first, GError **err)
 {
     *first = e->next_lesson;
     struct pace_rule rule = schedule_rule(c, e->tz);
@@ -35,7 +35,7 @@ gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, cons
     gboolean inflight = FALSE;
     if (e->state == ENR_ACTIVE) {
         t = e->next_send_at;
-        if (t <= 0) {                       /* a lesson is in flight */
+        if (t <= 0) { /* a lesson is in flight */
             t = store_inflight_slot(app->st, e->id, e->next_lesson, &placed, &attempt, err);
             if (t < 0)
                 return FALSE;
@@ -62,7 +62,8 @@ gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, cons
     int load = day_load(app, e, rule.tz, placed, inflight, err);
     if (load < 0)
         return FALSE;
-    schedule_project(app->cfg, &rule, e->anchor_at, t, placed, load, c->n_lessons - e->next_lesson + 1, slots);
+    schedule_project(app->cfg, &rule, e->anchor_at, t, placed, load, c->n_lessons - e->next_lesson + 1,
+                     slots);
     if (shown > 0 && slots->len > 0)
         g_array_index(slots, gint64, 0) = shown;
     return TRUE;
@@ -80,9 +81,10 @@ static void add_events(struct app *app, const struct course *c, gint64 enrollmen
         char *uid = compose_message_id(app->cfg, c->slug, enrollment_id, n);
         char *summary = g_strdup_printf("%s, step %d of %d: %s", c->title, n, c->n_lessons,
                                         l ? l->subject : "");
-        char *desc = g_strdup_printf("Step %d of %d of \"%s\" arrives by e-mail at this time. "
-                                     "To pause or change your time zone, write to %s.",
-                                     n, c->n_lessons, c->title, command);
+        char *desc = g_strdup_printf(
+            "Step %d of %d of \"%s\" arrives by e-mail at this time. "
+            "To pause or change your time zone, write to %s.",
+            n, c->n_lessons, c->title, command);
         struct pace_event ev = { g_array_index(slots, gint64, i), uid, summary, desc };
         g_array_append_val(events, ev);
         g_ptr_array_add(strings, uid);
@@ -123,8 +125,8 @@ out:
     return out;
 }
 
-char *calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 next, int sequence, gint64 now)
+char *calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz, gint64 anchor,
+                     int lesson, gint64 next, int sequence, gint64 now)
 {
     /* The lessons after `lesson`: the next one at `next` (the slot its
      * outcome will record), the rest by the same rule. */
@@ -135,8 +137,8 @@ char *calendar_after(struct app *app, const struct course *c, gint64 id, const c
     GArray *events = g_array_new(FALSE, FALSE, sizeof(struct pace_event));
     GPtrArray *strings = g_ptr_array_new_with_free_func(g_free);
     add_events(app, c, id, lesson + 1, slots, events, strings);
-    char *out = pace_calendar((struct pace_event *)events->data, events->len, sequence, c->sender,
-                              c->title, now);
+    char *out = pace_calendar((struct pace_event *)events->data, events->len, sequence, c->sender, c->title,
+                              now);
     g_ptr_array_unref(strings);
     g_array_free(events, TRUE);
     g_array_free(slots, TRUE);

@@ -12,7 +12,7 @@
  * projected from that end; an open pause or a finished course has none.
  * Returns FALSE with err on a database error. */
 gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
-                         GArray *slots, int *first, GError **err);
+                           GArray *slots, int *first, GError **err);
 
 /* Returns the .ics calendar (see pace_calendar) of the lessons still to
  * come in the given enrollments (struct enrollment_row), with the highest
@@ -22,7 +22,7 @@ char *calendar_of(struct app *app, GPtrArray *enrollments, gint64 now, GError **
 
 /* Returns the calendar of the lessons after `lesson` (the next at `next`) of
  * enrollment `id`, for the mail carrying that lesson. g_free(). */
-char *calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz,
-                            gint64 anchor, int lesson, gint64 next, int sequence, gint64 now);
+char *calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz, gint64 anchor,
+                     int lesson, gint64 next, int sequence, gint64 now);
 
 #endif

@@ -45,8 +45,7 @@ gboolean clock_parse(const char *text, gint64 *out, GError **err)
     }
     if (!dt) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                    "bad time '%s': expected ISO 8601 like 2026-03-02T09:00:00Z",
-                    text ? text : "");
+                    "bad time '%s': expected ISO 8601 like 2026-03-02T09:00:00Z", text ? text : "");
         return FALSE;
     }
     *out = g_date_time_to_unix(dt);

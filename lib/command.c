@@ -25,9 +25,9 @@
 #define SOFT_DAYS 3
 #define SOFT_WINDOW (14 * 86400)
 
-static gboolean reply(struct app *app, const struct inbound *r, const char *which,
-                      const struct course *c, gint64 sub_id, gint64 enr_id,
-                      const struct render_var *vars, size_t n, gint64 now, GError **err)
+static gboolean reply(struct app *app, const struct inbound *r, const char *which, const struct course *c,
+                      gint64 sub_id, gint64 enr_id, const struct render_var *vars, size_t n, gint64 now,
+                      GError **err)
 {
     if (!r->may_reply || !c)
         return TRUE;
@@ -36,8 +36,8 @@ static gboolean reply(struct app *app, const struct inbound *r, const char *whic
     return notify_queue(app, which, c, &to, sub_id, &opts, TRUE, NULL, now, err);
 }
 
-static gboolean reply_error(struct app *app, const struct inbound *r, const struct course *c,
-                            gint64 sub_id, const char *reason, gint64 now, GError **err)
+static gboolean reply_error(struct app *app, const struct inbound *r, const struct course *c, gint64 sub_id,
+                            const char *reason, gint64 now, GError **err)
 {
     struct render_var vars[] = { { "reason", reason, FALSE } };
     return reply(app, r, "error", c, sub_id, 0, vars, 1, now, err);
@@ -54,8 +54,7 @@ static char *courses_list(struct app *app)
     return g_string_free(s, FALSE);
 }
 
-static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 now, GString *res,
-                             GError **err)
+static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 now, GString *res, GError **err)
 {
     enum token_purpose p;
     gint64 id = 0;
@@ -64,8 +63,9 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
         return TRUE;
     }
     if (!r->token || !app->key || !token_peek(r->token, &p, &id, NULL) || p != TOKEN_BOUNCE) {
-        g_string_append(res, "bounce without a valid VERP token: ignored (a forged bounce must not "
-                             "unsubscribe anyone)");
+        g_string_append(res,
+                        "bounce without a valid VERP token: ignored (a forged bounce must not "
+                        "unsubscribe anyone)");
         return TRUE;
     }
     GError *e = NULL;
@@ -90,12 +90,13 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
             which = b;
         }
     }
-    char *detail = g_strdup_printf("%s %s (%s) delivery %" G_GINT64_FORMAT, which->address,
-                                   which->status, bounce_class_name(worst), d->id);
+    char *detail = g_strdup_printf("%s %s (%s) delivery %" G_GINT64_FORMAT, which->address, which->status,
+                                   bounce_class_name(worst), d->id);
     gboolean ok = TRUE;
     if (worst == BOUNCE_SOFT) {
         ok = life_bounce(app, d->subscriber_id, d->enrollment_id, BOUNCE_SOFT, detail, "email", now, err);
-        gint64 days = ok ? store_event_days(app->st, d->subscriber_id, "bounce-soft", now - SOFT_WINDOW, err) : -1;
+        gint64 days = ok ? store_event_days(app->st, d->subscriber_id, "bounce-soft", now - SOFT_WINDOW, err)
+                         : -1;
         ok = days >= 0;
         if (ok && days >= SOFT_DAYS) {
             worst = BOUNCE_HARD;
@@ -113,8 +114,8 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
         log_info("bounce: %s", detail);
     } else if (ok && worst == BOUNCE_POLICY) {
         g_string_append_printf(res, "policy refusal: %s paused; the operator must look", d->email);
-        log_warn("operator: %s refused our mail by policy (%s); their courses are paused",
-                 d->email, which->status);
+        log_warn("operator: %s refused our mail by policy (%s); their courses are paused", d->email,
+                 which->status);
     }
     g_free(detail);
     store_delivery_free(d);
@@ -151,8 +152,10 @@ static gboolean leave_all(struct app *app, const struct inbound *r, const struct
     int n = life_leave_all(app, s, "email", now, err);
     gboolean ok = n >= 0;
     if (ok && c && r->may_reply) {
-        struct render_var vars[] = { { "progress", "You have left every other course of ours too: nothing more "
-                                                   "at all will be sent to this address.", FALSE } };
+        struct render_var vars[] = { { "progress",
+                                       "You have left every other course of ours too: nothing more "
+                                       "at all will be sent to this address.",
+                                       FALSE } };
         struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
         struct compose_to to = { s->email, s->name, s->tz, 0 };
         ok = notify_queue(app, "goodbye", c, &to, s->id, &opts, TRUE, NULL, now, err);
@@ -173,11 +176,12 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
         const char *tz = r->tz;
         gboolean guessed = r->tz_guessed;
         if (tz && !pace_tz_valid(tz) && r->has_offset) {
-            tz = inbound_zone_for_offset(r->date_offset);   /* a bad tz=: fall back to the guess */
+            tz = inbound_zone_for_offset(r->date_offset); /* a bad tz=: fall back to the guess */
             guessed = tz != NULL;
         }
         int rc = optin_request(app, r->sender, r->course, r->name, tz, guessed, "email", now, err);
-        static const char *what[] = { "confirmation sent", "a confirmation was sent in the last 24h: nothing new",
+        static const char *what[] = { "confirmation sent",
+                                      "a confirmation was sent in the last 24h: nothing new",
                                       "hourly confirmation cap reached: nothing sent",
                                       "already subscribed: status sent" };
         if (rc < 0)
@@ -201,7 +205,8 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
                 g_propagate_error(err, e);
                 return FALSE;
             }
-            g_string_append_printf(res, "unsubscribe token refused (%s); falling back to the sender", e->message);
+            g_string_append_printf(res, "unsubscribe token refused (%s); falling back to the sender",
+                                   e->message);
             g_clear_error(&e);
         } else {
             g_string_append(res, "unsubscribed by token");
@@ -229,7 +234,8 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
         ok = optin_leave(app, enr, "email", now, err);
         g_string_append_printf(res, "%s left %s", r->sender, r->course);
     } else if (!strcmp(cmd, "pause")) {
-        int n = enroll_pause(app, r->sender, r->course, r->pause_for ? now + r->pause_for : 0, "email", now, err);
+        int n = enroll_pause(app, r->sender, r->course, r->pause_for ? now + r->pause_for : 0, "email", now,
+                             err);
         ok = n >= 0 && notify_status(app, c, enr, TRUE, now, err);
         g_string_append_printf(res, "paused%s; status sent", r->pause_for ? " for a while" : "");
     } else if (!strcmp(cmd, "resume")) {
@@ -241,8 +247,10 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
         g_string_append(res, "status sent");
     } else if (!strcmp(cmd, "tz")) {
         if (!r->tz || !pace_tz_valid(r->tz)) {
-            char *why = g_strdup_printf("\"%s\" is not a time zone we know. Use a name like "
-                                        "Europe/Berlin or America/New_York.", r->tz ? r->tz : "");
+            char *why = g_strdup_printf(
+                "\"%s\" is not a time zone we know. Use a name like "
+                "Europe/Berlin or America/New_York.",
+                r->tz ? r->tz : "");
             ok = reply_error(app, r, c, s->id, why, now, err);
             g_free(why);
             g_string_append(res, "tz: unknown zone; error mail sent");
@@ -256,9 +264,10 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
         struct enrollment_row *row = store_enrollment_get(app->st, enr, err);
         ok = row != NULL;
         if (ok && (!c->allow_next || row->state != ENR_ACTIVE || row->next_send_at <= 0)) {
-            const char *why = !c->allow_next ? "This course keeps its own pace: the next step comes at its time."
+            const char *why = !c->allow_next
+                                  ? "This course keeps its own pace: the next step comes at its time."
                               : row->state != ENR_ACTIVE ? "Your course is not running (paused or finished)."
-                                                             : "Your next step is already on its way.";
+                                                         : "Your next step is already on its way.";
             ok = reply_error(app, r, c, s->id, why, now, err);
             g_string_append(res, "next: not possible now; error mail sent");
         } else if (ok) {
@@ -271,16 +280,16 @@ static gboolean apply_command(struct app *app, const struct inbound *r, gint64 n
         }
         store_enrollment_free(row);
     } else if (!strcmp(cmd, "confirm")) {
-        ok = reply_error(app, r, c, s->id, "To confirm, reply to the confirmation mail itself, or use its link.",
-                         now, err);
+        ok = reply_error(app, r, c, s->id,
+                         "To confirm, reply to the confirmation mail itself, or use its link.", now, err);
         g_string_append(res, "confirm without a token: error mail sent");
     }
     store_sub_free(s);
     return ok;
 }
 
-gboolean command_apply(struct app *app, const struct inbound *r, const char *via, gint64 now,
-                       char **result, GError **err)
+gboolean command_apply(struct app *app, const struct inbound *r, const char *via, gint64 now, char **result,
+                       GError **err)
 {
     (void)via;
     GString *res = g_string_new(NULL);
@@ -302,7 +311,8 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
     else if (r->kind == INBOUND_CONFIRM) {
         gint64 id = optin_confirm(app, r->token, "email", now, &e);
         if (id > 0) {
-            g_string_append_printf(res, "confirmed: enrollment %" G_GINT64_FORMAT " started, welcome sent", id);
+            g_string_append_printf(res, "confirmed: enrollment %" G_GINT64_FORMAT " started, welcome sent",
+                                   id);
         } else if (e->code == CD_ERR_BUSY) {
             g_propagate_error(err, e);
             ok = FALSE;
@@ -334,8 +344,7 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
 char *command_describe(const struct inbound *r)
 {
     switch (r->kind) {
-    case INBOUND_BOUNCE:
-        return g_strdup("record the bounce against the delivery its VERP token names");
+    case INBOUND_BOUNCE: return g_strdup("record the bounce against the delivery its VERP token names");
     case INBOUND_CONFIRM:
         return g_strdup("confirm the pending subscription its token names and send the welcome mail");
     case INBOUND_COMMAND:
@@ -346,7 +355,6 @@ char *command_describe(const struct inbound *r)
         if (!strcmp(r->command, "unknown"))
             return g_strdup_printf("answer %s with the help mail", r->sender);
         return g_strdup_printf("%s for %s in %s, and answer by mail", r->command, r->sender, r->course);
-    default:
-        return g_strdup("nothing: no reply, no change");
+    default: return g_strdup("nothing: no reply, no change");
     }
 }

@@ -11,8 +11,8 @@
  * Returns FALSE with err only when the database could not be used
  * (CD_ERR_BUSY: the MTA should retry); a bad token or an unknown command is
  * answered by mail and counts as handled. */
-gboolean command_apply(struct app *app, const struct inbound *r, const char *via, gint64 now,
-                       char **result, GError **err);
+gboolean command_apply(struct app *app, const struct inbound *r, const char *via, gint64 now, char **result,
+                       GError **err);
 
 /* Returns what command_apply would do, without doing it (dry run). */
 char *command_describe(const struct inbound *r);

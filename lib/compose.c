@@ -18,8 +18,7 @@
 
 char *compose_message_id(const struct config *cfg, const char *course, gint64 enrollment_id, int n)
 {
-    return g_strdup_printf("lesson-%d.e%" G_GINT64_FORMAT ".%s@%s", n, enrollment_id, course,
-                           cfg->domain);
+    return g_strdup_printf("lesson-%d.e%" G_GINT64_FORMAT ".%s@%s", n, enrollment_id, course, cfg->domain);
 }
 
 char *compose_env_from(const struct config *cfg)
@@ -43,13 +42,12 @@ char *compose_command_address(const struct config *cfg, const struct course *c)
 }
 
 /* The unsubscribe URL and mailto for an enrollment; token never expires. */
-static gboolean unsubscribe_links(const struct app *app, const struct course *c,
-                                  const struct compose_to *to, char **url, char **mailto,
-                                  GError **err)
+static gboolean unsubscribe_links(const struct app *app, const struct course *c, const struct compose_to *to,
+                                  char **url, char **mailto, GError **err)
 {
     if (!app->key) {
-        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND,
-                    "no secret key at %s: run 'coursectl init'", app->cfg->secret_key);
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no secret key at %s: run 'coursectl init'",
+                    app->cfg->secret_key);
         return FALSE;
     }
     char *tok = token_make(app->key, TOKEN_UNSUBSCRIBE, to->enrollment_id, to->email, c->slug, 0);
@@ -110,7 +108,7 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     };
     *text = render_apply(app->tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
     if (*text) {
-        vars[7].value = lesson_html;  /* "lesson": cmark's HTML, inserted as is */
+        vars[7].value = lesson_html; /* "lesson": cmark's HTML, inserted as is */
         vars[7].raw = TRUE;
         *html = render_apply(app->tpl, "lesson.html", vars, G_N_ELEMENTS(vars), err);
     }
@@ -130,15 +128,15 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
 }
 
 gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,
-                              const struct compose_to *to, gint64 next_at, char **text,
-                              char **html, GError **err)
+                              const struct compose_to *to, gint64 next_at, char **text, char **html,
+                              GError **err)
 {
     return lesson_parts(app, c, n, to, next_at, text, html, NULL, NULL, err);
 }
 
 struct compose_cache {
     GMutex lock;
-    GHashTable *protos;     /* const struct lesson * -> struct message_proto * or NULL */
+    GHashTable *protos; /* const struct lesson * -> struct message_proto * or NULL */
 };
 
 struct compose_cache *compose_cache_new(void)
@@ -200,9 +198,8 @@ static const struct message_proto *lesson_proto(const struct app *app, const str
     return p;
 }
 
-char *compose_lesson(const struct app *app, const struct course *c, int n,
-                     const struct compose_to *to, gint64 date, gint64 next_at,
-                     const char *calendar, gsize *len, GError **err)
+char *compose_lesson(const struct app *app, const struct course *c, int n, const struct compose_to *to,
+                     gint64 date, gint64 next_at, const char *calendar, gsize *len, GError **err)
 {
     char *text = NULL, *html = NULL, *url = NULL, *mailto = NULL;
     if (!lesson_parts(app, c, n, to, next_at, &text, &html, &url, &mailto, err))
@@ -241,8 +238,8 @@ char *compose_lesson(const struct app *app, const struct course *c, int n,
 }
 
 char *compose_system(const struct app *app, const char *which, const struct course *c,
-                     const struct compose_to *to, const struct compose_system_opts *opts,
-                     gint64 date, gsize *len, GError **err)
+                     const struct compose_to *to, const struct compose_system_opts *opts, gint64 date,
+                     gsize *len, GError **err)
 {
     const struct config *cfg = app->cfg;
     char *command = compose_command_address(cfg, c);
@@ -281,12 +278,12 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     };
     g_array_append_vals(vars, base, G_N_ELEMENTS(base));
     if (opts->n_vars)
-        g_array_append_vals(vars, opts->vars, (guint)opts->n_vars);  /* later entries win */
+        g_array_append_vals(vars, opts->vars, (guint)opts->n_vars); /* later entries win */
 
     char *subject = NULL, *text_md = NULL, *body_html = NULL, *text = NULL, *html = NULL;
     char *out = NULL;
-    if (!render_system(app->tpl, which, (struct render_var *)vars->data, vars->len, &subject,
-                       &text_md, &body_html, err))
+    if (!render_system(app->tpl, which, (struct render_var *)vars->data, vars->len, &subject, &text_md,
+                       &body_html, err))
         goto done;
     struct render_var lv[] = {
         { "subject", subject, FALSE },
@@ -304,7 +301,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         goto done;
     char *uuid = g_uuid_string_random();
     char *msgid = g_strdup_printf("%s.%s@%s", which, uuid, cfg->domain);
-    char *list_id = c && opts->list_headers ? g_strdup_printf("%s <%s.%s>", c->title, c->slug, cfg->domain) : NULL;
+    char *list_id = c && opts->list_headers ? g_strdup_printf("%s <%s.%s>", c->title, c->slug, cfg->domain)
+                                            : NULL;
     char *unsub = url ? g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto) : NULL;
     struct message_spec m = {
         .from_name = c ? c->sender_name : "coursed",

@@ -10,8 +10,8 @@
 struct compose_to {
     const char *email;
     const char *name;
-    const char *tz;          /* for dates shown in the text; NULL: the course's */
-    gint64 enrollment_id;    /* 0 for a test send or a preview */
+    const char *tz;       /* for dates shown in the text; NULL: the course's */
+    gint64 enrollment_id; /* 0 for a test send or a preview */
 };
 
 /* Returns the Message-ID (without <>) of lesson n of an enrollment: a fixed
@@ -39,28 +39,27 @@ void compose_cache_free(struct compose_cache *cc);
  * announced for next_at (<= 0: this is the last step), with the .ics
  * `calendar` attached when not NULL, or NULL with err. Needs app->key (List-Unsubscribe token). Caller g_free()s; *len gets
  * the length. */
-char *compose_lesson(const struct app *app, const struct course *c, int n,
-                     const struct compose_to *to, gint64 date, gint64 next_at,
-                     const char *calendar, gsize *len, GError **err);
+char *compose_lesson(const struct app *app, const struct course *c, int n, const struct compose_to *to,
+                     gint64 date, gint64 next_at, const char *calendar, gsize *len, GError **err);
 
 /* Lesson n's parts without headers, for previews: *text and *html. */
 gboolean compose_lesson_parts(const struct app *app, const struct course *c, int n,
-                              const struct compose_to *to, gint64 next_at, char **text,
-                              char **html, GError **err);
+                              const struct compose_to *to, gint64 next_at, char **text, char **html,
+                              GError **err);
 
 struct compose_system_opts {
-    const struct render_var *vars;   /* extra values (zone_hint, confirm_url, reason...) */
+    const struct render_var *vars; /* extra values (zone_hint, confirm_url, reason...) */
     size_t n_vars;
-    const char *reply_to;            /* e.g. release+confirm-TOKEN@domain */
-    const char *calendar;            /* .ics attachment, or NULL */
-    gboolean list_headers;           /* List-Id and List-Unsubscribe (not on confirm) */
+    const char *reply_to;  /* e.g. release+confirm-TOKEN@domain */
+    const char *calendar;  /* .ics attachment, or NULL */
+    gboolean list_headers; /* List-Id and List-Unsubscribe (not on confirm) */
 };
 
 /* Returns system mail `which` (confirm, welcome, goodbye, status, help,
  * error) about course c (may be NULL for help) as a CRLF message carrying
  * Auto-Submitted: auto-replied, or NULL with err. Caller g_free()s. */
 char *compose_system(const struct app *app, const char *which, const struct course *c,
-                     const struct compose_to *to, const struct compose_system_opts *opts,
-                     gint64 date, gsize *len, GError **err);
+                     const struct compose_to *to, const struct compose_system_opts *opts, gint64 date,
+                     gsize *len, GError **err);
 
 #endif

@@ -14,51 +14,82 @@ struct setting {
     const char *group;
     const char *key;
     enum setting_type type;
-    const char *def;       /* default, as it would be written in the file */
-    gint64 min, max;       /* bounds for T_INT and T_DURATION */
-    const char *choices;   /* "|"-separated, for T_ENUM */
+    const char *def;     /* default, as it would be written in the file */
+    gint64 min, max;     /* bounds for T_INT and T_DURATION */
+    const char *choices; /* "|"-separated, for T_ENUM */
     size_t offset;
     const char *help;
 };
 
 #define S(f) offsetof(struct config, f)
 static const struct setting settings[] = {
-    { "coursed", "database", T_PATH, "/var/lib/coursed/state.db", 0, 0, NULL, S(database), "the SQLite state file" },
-    { "coursed", "courses", T_PATH, "/usr/share/coursed/courses", 0, 0, NULL, S(courses), "folder of courses, one sub-folder each" },
-    { "coursed", "templates", T_PATH, "/usr/share/coursed/templates", 0, 0, NULL, S(templates), "folder of message templates" },
-    { "coursed", "domain", T_STRING, "courses.example.org", 0, 0, NULL, S(domain), "domain of Message-IDs, List-Id, VERP and command addresses" },
-    { "coursed", "base_url", T_STRING, "https://courses.example.org", 0, 0, NULL, S(base_url), "public URL of the HTTP pages" },
-    { "coursed", "secret_key", T_PATH, "", 0, 0, NULL, S(secret_key), "HMAC key file of tokens (default: secret.key beside the database)" },
-    { "coursed", "tick_interval", T_DURATION, "10s", 1, 3600, NULL, S(tick_interval), "time between two ticks of the daemon" },
-    { "coursed", "stop_timeout", T_DURATION, "30s", 1, 600, NULL, S(stop_timeout), "on SIGTERM, in-flight SMTP sessions get this long before they are abandoned (and recovered at the next start)" },
+    { "coursed", "database", T_PATH, "/var/lib/coursed/state.db", 0, 0, NULL, S(database),
+      "the SQLite state file" },
+    { "coursed", "courses", T_PATH, "/usr/share/coursed/courses", 0, 0, NULL, S(courses),
+      "folder of courses, one sub-folder each" },
+    { "coursed", "templates", T_PATH, "/usr/share/coursed/templates", 0, 0, NULL, S(templates),
+      "folder of message templates" },
+    { "coursed", "domain", T_STRING, "courses.example.org", 0, 0, NULL, S(domain),
+      "domain of Message-IDs, List-Id, VERP and command addresses" },
+    { "coursed", "base_url", T_STRING, "https://courses.example.org", 0, 0, NULL, S(base_url),
+      "public URL of the HTTP pages" },
+    { "coursed", "secret_key", T_PATH, "", 0, 0, NULL, S(secret_key),
+      "HMAC key file of tokens (default: secret.key beside the database)" },
+    { "coursed", "tick_interval", T_DURATION, "10s", 1, 3600, NULL, S(tick_interval),
+      "time between two ticks of the daemon" },
+    { "coursed", "stop_timeout", T_DURATION, "30s", 1, 600, NULL, S(stop_timeout),
+      "on SIGTERM, in-flight SMTP sessions get this long before they are abandoned (and recovered at the "
+      "next start)" },
     { "transport", "kind", T_ENUM, "smtp", 0, 0, "smtp|maildir", S(transport_kind), "smtp or maildir" },
-    { "transport", "maildir", T_PATH, "/var/lib/coursed/outbox", 0, 0, NULL, S(maildir), "where kind = maildir writes" },
+    { "transport", "maildir", T_PATH, "/var/lib/coursed/outbox", 0, 0, NULL, S(maildir),
+      "where kind = maildir writes" },
     { "smtp", "host", T_STRING, "localhost", 0, 0, NULL, S(smtp_host), "relay host name" },
     { "smtp", "port", T_INT, "25", 1, 65535, NULL, S(smtp_port), "relay port" },
     { "smtp", "helo", T_STRING, "", 0, 0, NULL, S(smtp_helo), "name sent in EHLO (default: domain)" },
     { "smtp", "user", T_STRING, "", 0, 0, NULL, S(smtp_user), "AUTH user name (empty: no AUTH)" },
-    { "smtp", "password_file", T_PATH, "", 0, 0, NULL, S(smtp_password_file), "file holding the AUTH password" },
-    { "smtp", "starttls", T_ENUM, "opportunistic", 0, 0, "off|opportunistic|required", S(smtp_starttls), "off, opportunistic or required" },
-    { "smtp", "timeout", T_DURATION, "5m", 1, 3600, NULL, S(smtp_timeout), "timeout of the greeting and each command" },
-    { "smtp", "messages_per_session", T_INT, "100", 1, 100000, NULL, S(smtp_per_session), "messages sent over one connection" },
-    { "pacing", "late_grace", T_DURATION, "6h", 0, 365 * 86400, NULL, S(late_grace), "a missed slot is sent late only within this; otherwise it moves to the next slot" },
-    { "pacing", "max_per_day", T_INT, "1", 1, 24, NULL, S(max_per_day), "most lessons of one course one subscriber gets in one local day" },
-    { "pacing", "first_lesson", T_ENUM, "next-slot", 0, 0, "next-slot|immediately", S(first_lesson), "lesson 1 at the next slot (capped by the course's first_within) or immediately" },
-    { "inbound", "maildir", T_PATH, "", 0, 0, NULL, S(inbound_maildir), "Maildir of incoming commands that coursed watches (empty: none)" },
-    { "inbound", "scan_interval", T_DURATION, "60s", 1, 3600, NULL, S(inbound_scan), "full scan of the inbound Maildir besides inotify" },
-    { "inbound", "replies_per_day", T_INT, "10", 1, 1000, NULL, S(replies_per_day), "automatic replies to one address in 24 hours" },
-    { "inbound", "confirm_per_hour", T_INT, "200", 1, 1000000, NULL, S(confirm_per_hour), "confirmation mails per hour, all addresses together" },
-    { "inbound", "confirm_ttl", T_DURATION, "72h", 3600, 30 * 86400, NULL, S(confirm_ttl), "confirmation links and replies expire after this" },
-    { "http", "listen", T_STRING, "127.0.0.1:8025", 0, 0, NULL, S(http_listen), "address:port of the confirm and one-click unsubscribe pages (empty: off)" },
-    { "smtp", "sessions", T_INT, "4", 1, 32, NULL, S(smtp_sessions), "SMTP sessions at once, each in its own thread" },
-    { "smtp", "relays", T_STRING, "", 0, 0, NULL, S(smtp_relays), "fallback relays, host:port separated by commas, tried when the one before is down" },
-    { "smtp", "ca_file", T_PATH, "", 0, 0, NULL, S(smtp_ca_file), "CA certificates to verify the relay's STARTTLS certificate (empty: the system's)" },
-    { "delivery", "rate_per_second", T_INT, "0", 0, 1000000, NULL, S(rate_per_second), "most messages per second (0: no limit)" },
-    { "delivery", "rate_per_hour", T_INT, "0", 0, 100000000, NULL, S(rate_per_hour), "most messages per hour (0: no limit)" },
+    { "smtp", "password_file", T_PATH, "", 0, 0, NULL, S(smtp_password_file),
+      "file holding the AUTH password" },
+    { "smtp", "starttls", T_ENUM, "opportunistic", 0, 0, "off|opportunistic|required", S(smtp_starttls),
+      "off, opportunistic or required" },
+    { "smtp", "timeout", T_DURATION, "5m", 1, 3600, NULL, S(smtp_timeout),
+      "timeout of the greeting and each command" },
+    { "smtp", "messages_per_session", T_INT, "100", 1, 100000, NULL, S(smtp_per_session),
+      "messages sent over one connection" },
+    { "pacing", "late_grace", T_DURATION, "6h", 0, 365 * 86400, NULL, S(late_grace),
+      "a missed slot is sent late only within this; otherwise it moves to the next slot" },
+    { "pacing", "max_per_day", T_INT, "1", 1, 24, NULL, S(max_per_day),
+      "most lessons of one course one subscriber gets in one local day" },
+    { "pacing", "first_lesson", T_ENUM, "next-slot", 0, 0, "next-slot|immediately", S(first_lesson),
+      "lesson 1 at the next slot (capped by the course's first_within) or immediately" },
+    { "inbound", "maildir", T_PATH, "", 0, 0, NULL, S(inbound_maildir),
+      "Maildir of incoming commands that coursed watches (empty: none)" },
+    { "inbound", "scan_interval", T_DURATION, "60s", 1, 3600, NULL, S(inbound_scan),
+      "full scan of the inbound Maildir besides inotify" },
+    { "inbound", "replies_per_day", T_INT, "10", 1, 1000, NULL, S(replies_per_day),
+      "automatic replies to one address in 24 hours" },
+    { "inbound", "confirm_per_hour", T_INT, "200", 1, 1000000, NULL, S(confirm_per_hour),
+      "confirmation mails per hour, all addresses together" },
+    { "inbound", "confirm_ttl", T_DURATION, "72h", 3600, 30 * 86400, NULL, S(confirm_ttl),
+      "confirmation links and replies expire after this" },
+    { "http", "listen", T_STRING, "127.0.0.1:8025", 0, 0, NULL, S(http_listen),
+      "address:port of the confirm and one-click unsubscribe pages (empty: off)" },
+    { "smtp", "sessions", T_INT, "4", 1, 32, NULL, S(smtp_sessions),
+      "SMTP sessions at once, each in its own thread" },
+    { "smtp", "relays", T_STRING, "", 0, 0, NULL, S(smtp_relays),
+      "fallback relays, host:port separated by commas, tried when the one before is down" },
+    { "smtp", "ca_file", T_PATH, "", 0, 0, NULL, S(smtp_ca_file),
+      "CA certificates to verify the relay's STARTTLS certificate (empty: the system's)" },
+    { "delivery", "rate_per_second", T_INT, "0", 0, 1000000, NULL, S(rate_per_second),
+      "most messages per second (0: no limit)" },
+    { "delivery", "rate_per_hour", T_INT, "0", 0, 100000000, NULL, S(rate_per_hour),
+      "most messages per hour (0: no limit)" },
     { "delivery", "batch", T_INT, "500", 1, 100000, NULL, S(batch), "deliveries claimed per tick" },
-    { "delivery", "retry_first", T_DURATION, "5m", 1, 86400, NULL, S(retry_first), "first retry after a temporary failure" },
-    { "delivery", "retry_max", T_DURATION, "4h", 1, 7 * 86400, NULL, S(retry_max), "longest interval between retries" },
-    { "delivery", "give_up", T_DURATION, "4d", 60, 30 * 86400, NULL, S(give_up), "a delivery still failing after this fails for good" },
+    { "delivery", "retry_first", T_DURATION, "5m", 1, 86400, NULL, S(retry_first),
+      "first retry after a temporary failure" },
+    { "delivery", "retry_max", T_DURATION, "4h", 1, 7 * 86400, NULL, S(retry_max),
+      "longest interval between retries" },
+    { "delivery", "give_up", T_DURATION, "4d", 60, 30 * 86400, NULL, S(give_up),
+      "a delivery still failing after this fails for good" },
 };
 #undef S
 
@@ -105,16 +136,16 @@ static char *resolve_path(const char *dir, const char *value)
 }
 
 /* Store one value (from the file or the default) into cfg, checking it. */
-static gboolean apply(struct config *cfg, const struct setting *s, const char *value,
-                      const char *file, GError **err)
+static gboolean apply(struct config *cfg, const struct setting *s, const char *value, const char *file,
+                      GError **err)
 {
     void *field = (char *)cfg + s->offset;
     gint64 n = 0;
     switch (s->type) {
     case T_STRING:
         if (strpbrk(value, "\r\n")) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: line breaks are not allowed",
-                        file, s->group, s->key);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: line breaks are not allowed", file,
+                        s->group, s->key);
             return FALSE;
         }
         g_free(*(char **)field);
@@ -132,8 +163,8 @@ static gboolean apply(struct config *cfg, const struct setting *s, const char *v
                 ok = TRUE;
         g_strfreev(choices);
         if (!ok) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: '%s' is not one of %s",
-                        file, s->group, s->key, value, s->choices);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: '%s' is not one of %s", file, s->group,
+                        s->key, value, s->choices);
             return FALSE;
         }
         g_free(*(char **)field);
@@ -144,8 +175,8 @@ static gboolean apply(struct config *cfg, const struct setting *s, const char *v
         char *end = NULL;
         n = g_ascii_strtoll(value, &end, 10);
         if (!*value || *end) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: '%s' is not a whole number",
-                        file, s->group, s->key, value);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: '%s' is not a whole number", file,
+                        s->group, s->key, value);
             return FALSE;
         }
         break;
@@ -153,17 +184,16 @@ static gboolean apply(struct config *cfg, const struct setting *s, const char *v
     case T_DURATION:
         if (!config_parse_duration(value, &n)) {
             g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s: [%s] %s: '%s' is not a duration (like 30s, 5m, 4h, 2d, 1w)",
-                        file, s->group, s->key, value);
+                        "%s: [%s] %s: '%s' is not a duration (like 30s, 5m, 4h, 2d, 1w)", file, s->group,
+                        s->key, value);
             return FALSE;
         }
         break;
     }
     if (n < s->min || n > s->max) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                    "%s: [%s] %s: %s is out of range (%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT "%s)",
-                    file, s->group, s->key, value, s->min, s->max,
-                    s->type == T_DURATION ? " seconds" : "");
+                    "%s: [%s] %s: %s is out of range (%" G_GINT64_FORMAT " to %" G_GINT64_FORMAT "%s)", file,
+                    s->group, s->key, value, s->min, s->max, s->type == T_DURATION ? " seconds" : "");
         return FALSE;
     }
     *(gint64 *)field = n;
@@ -238,8 +268,8 @@ struct config *config_load(const char *path, GError **err)
         g_strfreev(keys);
     }
     if (!*cfg->domain || strpbrk(cfg->domain, " @<>\"")) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [coursed] domain: '%s' is not a domain name",
-                    path, cfg->domain);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [coursed] domain: '%s' is not a domain name", path,
+                    cfg->domain);
         goto fail;
     }
     if (!g_str_has_prefix(cfg->base_url, "https://") && !g_str_has_prefix(cfg->base_url, "http://")) {
@@ -250,7 +280,8 @@ struct config *config_load(const char *path, GError **err)
     if (*cfg->smtp_user && strcmp(cfg->smtp_starttls, "required") != 0) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                     "%s: [smtp] starttls: must be 'required' when [smtp] user is set, "
-                    "or the password would cross the network in clear text", path);
+                    "or the password would cross the network in clear text",
+                    path);
         goto fail;
     }
     if (*cfg->smtp_user && !*cfg->smtp_password_file) {

@@ -4,19 +4,19 @@
 #include <glib.h>
 
 struct config {
-    char *path;              /* the file read */
-    char *dir;               /* its folder: relative paths are resolved here */
+    char *path; /* the file read */
+    char *dir;  /* its folder: relative paths are resolved here */
     /* [coursed] */
     char *database;
     char *courses;
     char *templates;
     char *domain;
     char *base_url;
-    char *secret_key;        /* HMAC key file; default <database folder>/secret.key */
-    gint64 tick_interval;    /* seconds between ticks of the daemon loop */
-    gint64 stop_timeout;     /* SIGTERM: in-flight sessions get this long */
+    char *secret_key;     /* HMAC key file; default <database folder>/secret.key */
+    gint64 tick_interval; /* seconds between ticks of the daemon loop */
+    gint64 stop_timeout;  /* SIGTERM: in-flight sessions get this long */
     /* [transport] */
-    char *transport_kind;    /* "smtp" or "maildir" */
+    char *transport_kind; /* "smtp" or "maildir" */
     char *maildir;
     /* [smtp] */
     char *smtp_host;
@@ -31,9 +31,9 @@ struct config {
     char *smtp_relays;       /* fallback relays "host:port, host:port" */
     char *smtp_ca_file;      /* CA bundle for STARTTLS; "" = system default */
     /* [pacing] */
-    gint64 late_grace;       /* a missed slot is still sent this late, else moved */
-    gint64 max_per_day;      /* lessons per subscriber per local day */
-    char *first_lesson;      /* "next-slot" or "immediately" */
+    gint64 late_grace;  /* a missed slot is still sent this late, else moved */
+    gint64 max_per_day; /* lessons per subscriber per local day */
+    char *first_lesson; /* "next-slot" or "immediately" */
     /* [inbound] */
     char *inbound_maildir;   /* Maildir coursed watches; "" = none */
     gint64 inbound_scan;     /* seconds between full scans of it */
@@ -41,14 +41,14 @@ struct config {
     gint64 confirm_per_hour; /* confirmation mails per hour, all addresses */
     gint64 confirm_ttl;      /* confirmation links expire after this */
     /* [http] */
-    char *http_listen;       /* address:port of the one-click pages; "" = off */
+    char *http_listen; /* address:port of the one-click pages; "" = off */
     /* [delivery] */
-    gint64 batch;            /* deliveries claimed per tick */
-    gint64 retry_first;      /* seconds until the first retry after a 4xx */
-    gint64 retry_max;        /* cap of the exponential backoff */
-    gint64 give_up;          /* a delivery deferred this long fails */
-    gint64 rate_per_second;  /* 0 = no limit */
-    gint64 rate_per_hour;    /* 0 = no limit */
+    gint64 batch;           /* deliveries claimed per tick */
+    gint64 retry_first;     /* seconds until the first retry after a 4xx */
+    gint64 retry_max;       /* cap of the exponential backoff */
+    gint64 give_up;         /* a delivery deferred this long fails */
+    gint64 rate_per_second; /* 0 = no limit */
+    gint64 rate_per_hour;   /* 0 = no limit */
 };
 
 /* Returns the config file to read: cli if given, else $COURSED_CONFIG, else

@@ -11,10 +11,9 @@
 #include "config.h"
 #include "error.h"
 
-static const char *course_keys[] = {
-    "title", "description", "sender", "sender_name", "source",
-    "schedule", "time", "timezone", "first_within", "allow_next", NULL
-};
+static const char *course_keys[] = { "title",        "description", "sender", "sender_name",
+                                     "source",       "schedule",    "time",   "timezone",
+                                     "first_within", "allow_next",  NULL };
 
 gboolean course_slug_valid(const char *slug)
 {
@@ -112,8 +111,7 @@ static gboolean lesson_load(struct lesson *l, GError **err)
         char *nl = strchr(p, '\n');
         if (!nl) {
             g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s:%d: the header must end with a blank line before the lesson text",
-                        l->path, line);
+                        "%s:%d: the header must end with a blank line before the lesson text", l->path, line);
             goto out;
         }
         *nl = '\0';
@@ -126,8 +124,8 @@ static gboolean lesson_load(struct lesson *l, GError **err)
         }
         char *colon = strchr(p, ':');
         if (!colon) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s:%d: expected 'Subject: ...' in the lesson header", l->path, line);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: expected 'Subject: ...' in the lesson header",
+                        l->path, line);
             goto out;
         }
         *colon = '\0';
@@ -138,8 +136,8 @@ static gboolean lesson_load(struct lesson *l, GError **err)
             goto out;
         }
         if (!*value || strlen(value) > 200) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s:%d: Subject must be 1 to 200 bytes", l->path, line);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: Subject must be 1 to 200 bytes", l->path,
+                        line);
             goto out;
         }
         g_free(l->subject);
@@ -203,8 +201,8 @@ static gboolean lessons_load(struct course *c, GError **err)
         l->path = g_build_filename(ldir, fn, NULL);
         l->n = (int)i + 1;
         if (strlen(fn) < 7 || !g_ascii_isdigit(fn[0]) || !g_ascii_isdigit(fn[1]) || fn[2] != '-') {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s: lesson file names must look like 01-some-slug.md", l->path);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: lesson file names must look like 01-some-slug.md",
+                        l->path);
             goto out;
         }
         int num = (fn[0] - '0') * 10 + (fn[1] - '0');
@@ -216,8 +214,8 @@ static gboolean lessons_load(struct course *c, GError **err)
         }
         l->slug = g_strndup(fn + 3, strlen(fn) - 3 - 3);
         if (!course_slug_valid(l->slug)) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s: lesson slug '%s' may use only a-z, 0-9 and '-'", l->path, l->slug);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: lesson slug '%s' may use only a-z, 0-9 and '-'",
+                        l->path, l->slug);
             goto out;
         }
         if (!lesson_load(l, err))
@@ -271,21 +269,21 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
     }
     for (char **k = keys; *k; k++) {
         if (!g_strv_contains(course_keys, *k)) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: unknown key '%s'", ini,
-                        key_line(text, *k), *k);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: unknown key '%s'", ini, key_line(text, *k),
+                        *k);
             goto fail;
         }
     }
-#define GET(field, key, required)                                                         \
-    do {                                                                                  \
-        c->field = g_key_file_get_string(kf, "course", key, NULL);                        \
-        if (c->field)                                                                     \
-            g_strstrip(c->field);                                                         \
-        if ((required) && (!c->field || !*c->field)) {                                    \
+#define GET(field, key, required)                                                            \
+    do {                                                                                     \
+        c->field = g_key_file_get_string(kf, "course", key, NULL);                           \
+        if (c->field)                                                                        \
+            g_strstrip(c->field);                                                            \
+        if ((required) && (!c->field || !*c->field)) {                                       \
             g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: missing value for '%s'", ini, \
                         MAX(key_line(text, key), MAX(text_line(text, "[course]"), 1)), key); \
-            goto fail;                                                                    \
-        }                                                                                 \
+            goto fail;                                                                       \
+        }                                                                                    \
     } while (0)
     GET(title, "title", TRUE);
     GET(schedule, "schedule", TRUE);
@@ -310,14 +308,14 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
         g_free(c->sender);
         c->sender = g_strdup_printf("%s@%s", slug, domain);
     } else if (!strchr(c->sender, '@') || strpbrk(c->sender, " <>\"")) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: sender '%s' is not a bare address",
-                    ini, key_line(text, "sender"), c->sender);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: sender '%s' is not a bare address", ini,
+                    key_line(text, "sender"), c->sender);
         goto fail;
     }
     for (const char *p = c->title; *p; p++)
         if ((unsigned char)*p < 0x20) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: title has control characters",
-                        ini, key_line(text, "title"));
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: title has control characters", ini,
+                        key_line(text, "title"));
             goto fail;
         }
     if (!pace_parse_time(c->time, &c->rule.hour, &c->rule.minute)) {
@@ -330,8 +328,7 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
         gboolean ok = config_parse_duration(g_strstrip(fw), &c->first_within);
         g_free(fw);
         if (!ok) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s:%d: first_within must be a duration like 24h", ini,
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: first_within must be a duration like 24h", ini,
                         key_line(text, "first_within"));
             goto fail;
         }
@@ -349,8 +346,7 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
     c->rule.tz = c->tz;
     if (!pace_check(&c->rule, &e)) {
         const char *key = pace_tz_valid(c->tz) ? "schedule" : "timezone";
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: %s", ini,
-                    MAX(key_line(text, key), 1), e->message);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: %s", ini, MAX(key_line(text, key), 1), e->message);
         g_clear_error(&e);
         goto fail;
     }

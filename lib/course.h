@@ -5,13 +5,13 @@
 #include "pace.h"
 
 struct lesson {
-    int n;                 /* 1-based position */
-    char *slug;            /* from the file name NN-<slug>.md */
+    int n;      /* 1-based position */
+    char *slug; /* from the file name NN-<slug>.md */
     char *path;
     char *subject;
-    char *body;            /* Markdown */
-    char *html;            /* body as HTML (cmark), filled at load by app.c */
-    int body_line;         /* line of the file where the body starts */
+    char *body;    /* Markdown */
+    char *html;    /* body as HTML (cmark), filled at load by app.c */
+    int body_line; /* line of the file where the body starts */
 };
 
 struct course {

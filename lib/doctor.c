@@ -110,7 +110,8 @@ static void check_http(GPtrArray *out, const struct config *cfg)
     if (g_output_stream_write_all(os, req, strlen(req), NULL, NULL, NULL))
         status = g_data_input_stream_read_line(in, NULL, NULL, NULL);
     gboolean ok = status && strstr(status, " 200");
-    add(out, "http", ok, g_strdup_printf("%s /healthz: %s", cfg->http_listen, status ? g_strchomp(status) : "no answer"),
+    add(out, "http", ok,
+        g_strdup_printf("%s /healthz: %s", cfg->http_listen, status ? g_strchomp(status) : "no answer"),
         "coursed answers, but not healthy: see its log");
     g_free(status);
     g_object_unref(in);
@@ -146,8 +147,9 @@ GPtrArray *doctor_run(struct app *app)
             g_clear_error(&e);
         } else {
             gboolean ok = !strcmp(check, "ok") && v == store_latest_version();
-            add(out, "database", ok, g_strdup_printf("%s: integrity %s, schema version %d of %d", cfg->database,
-                                                     check, v, store_latest_version()),
+            add(out, "database", ok,
+                g_strdup_printf("%s: integrity %s, schema version %d of %d", cfg->database, check, v,
+                                store_latest_version()),
                 "integrity problems: restore a backup; an old schema: run 'coursectl init'");
         }
         g_free(check);
@@ -156,12 +158,14 @@ GPtrArray *doctor_run(struct app *app)
 
     struct stat sb;
     if (stat(cfg->secret_key, &sb) != 0)
-        add(out, "secret key", FALSE, g_strdup_printf("%s is missing", cfg->secret_key), "run 'coursectl init'");
+        add(out, "secret key", FALSE, g_strdup_printf("%s is missing", cfg->secret_key),
+            "run 'coursectl init'");
     else if ((sb.st_mode & 077) != 0)
         add(out, "secret key", FALSE, g_strdup_printf("%s has mode %03o", cfg->secret_key, sb.st_mode & 0777),
             "chmod 600 the key file: anyone who reads it can forge unsubscribe links");
     else if (sb.st_uid != geteuid())
-        add(out, "secret key", FALSE, g_strdup_printf("%s belongs to uid %d", cfg->secret_key, (int)sb.st_uid),
+        add(out, "secret key", FALSE,
+            g_strdup_printf("%s belongs to uid %d", cfg->secret_key, (int)sb.st_uid),
             "chown the key to the user coursed runs as");
     else
         add(out, "secret key", TRUE, g_strdup_printf("%s, mode 600", cfg->secret_key), NULL);

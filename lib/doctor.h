@@ -5,10 +5,10 @@
 #include "app.h"
 
 struct doctor_check {
-    char *name;       /* config, courses, database, secret key, smtp, http, inbound */
+    char *name; /* config, courses, database, secret key, smtp, http, inbound */
     gboolean ok;
-    char *detail;     /* what was found */
-    char *fix;        /* what to do, when not ok */
+    char *detail; /* what was found */
+    char *fix;    /* what to do, when not ok */
 };
 
 /* Runs every check; returns an array of struct doctor_check (unref frees).

@@ -10,8 +10,8 @@
 #include "log.h"
 #include "subscriber.h"
 
-gint64 enroll_start(struct app *app, const char *email, const char *course, gboolean welcome,
-                    const char *via, gint64 now, GError **err)
+gint64 enroll_start(struct app *app, const char *email, const char *course, gboolean welcome, const char *via,
+                    gint64 now, GError **err)
 {
     const struct course *c = course_find(app->courses, course);
     if (!c) {
@@ -51,11 +51,11 @@ out:
 
 /* Runs fn on each of email's enrollments in `course` (or all) whose state
  * is in the mask `states`, inside one transaction. Returns how many, or -1. */
-typedef gboolean (*enroll_fn)(struct app *app, const struct enrollment_row *e, gint64 arg,
-                              const char *via, gint64 now, GError **err);
+typedef gboolean (*enroll_fn)(struct app *app, const struct enrollment_row *e, gint64 arg, const char *via,
+                              gint64 now, GError **err);
 
-static int for_each(struct app *app, const char *email, const char *course, unsigned states,
-                    enroll_fn fn, gint64 arg, const char *via, gint64 now, GError **err)
+static int for_each(struct app *app, const char *email, const char *course, unsigned states, enroll_fn fn,
+                    gint64 arg, const char *via, gint64 now, GError **err)
 {
     if (course && !course_find(app->courses, course)) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", course);
@@ -109,8 +109,8 @@ static gboolean pause_one(struct app *app, const struct enrollment_row *e, gint6
                       err);
 }
 
-int enroll_pause(struct app *app, const char *email, const char *course, gint64 until,
-                 const char *via, gint64 now, GError **err)
+int enroll_pause(struct app *app, const char *email, const char *course, gint64 until, const char *via,
+                 gint64 now, GError **err)
 {
     if (until != 0 && until <= now) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "the end of a pause must be in the future");
@@ -128,8 +128,8 @@ static gboolean resume_one(struct app *app, const struct enrollment_row *e, gint
     return life_resume(app, e, via, now, err);
 }
 
-int enroll_resume(struct app *app, const char *email, const char *course, const char *via,
-                  gint64 now, GError **err)
+int enroll_resume(struct app *app, const char *email, const char *course, const char *via, gint64 now,
+                  GError **err)
 {
     return for_each(app, email, course, 1u << ENR_PAUSED, resume_one, 0, via, now, err);
 }
@@ -193,8 +193,8 @@ static struct enrollment_row *find_one(struct app *app, const char *email, const
     return e;
 }
 
-gboolean enroll_stop(struct app *app, const char *email, const char *course, const char *via,
-                     gint64 now, GError **err)
+gboolean enroll_stop(struct app *app, const char *email, const char *course, const char *via, gint64 now,
+                     GError **err)
 {
     const struct course *c;
     struct enrollment_row *e = find_one(app, email, course, &c, err);

@@ -9,8 +9,8 @@
 
 static gboolean is_block(const char *name)
 {
-    static const char *blocks[] = { "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5",
-                                    "h6", "blockquote", "pre", "table", "ul", "ol", "hr", NULL };
+    static const char *blocks[] = { "p",  "div", "br",         "li",  "tr",    "h1", "h2", "h3", "h4",
+                                    "h5", "h6",  "blockquote", "pre", "table", "ul", "ol", "hr", NULL };
     return g_strv_contains(blocks, name);
 }
 

@@ -19,9 +19,8 @@
 #include "json.h"
 #include "message.h"
 
-static const char *const commands[] = {
-    "subscribe", "confirm", "unsubscribe", "pause", "resume", "status", "help", "next", "tz", NULL
-};
+static const char *const commands[] = { "subscribe", "confirm", "unsubscribe", "pause", "resume",
+                                        "status",    "help",    "next",        "tz",    NULL };
 
 const char *inbound_kind_name(enum inbound_kind k)
 {
@@ -51,18 +50,21 @@ void inbound_free(struct inbound *r)
 
 const char *inbound_zone_for_offset(int minutes)
 {
-    static const struct { int off; const char *zone; } odd[] = {
-        { 330, "Asia/Kolkata" }, { 345, "Asia/Kathmandu" }, { 570, "Australia/Darwin" },
-        { 630, "Australia/Adelaide" }, { -210, "America/St_Johns" }, { -150, "America/St_Johns" },
-        { 210, "Asia/Tehran" }, { 270, "Asia/Kabul" }, { 390, "Asia/Yangon" },
-        { 765, "Pacific/Chatham" }, { -570, "Pacific/Marquesas" }, { 525, "Australia/Eucla" },
+    static const struct {
+        int off;
+        const char *zone;
+    } odd[] = {
+        { 330, "Asia/Kolkata" },       { 345, "Asia/Kathmandu" },     { 570, "Australia/Darwin" },
+        { 630, "Australia/Adelaide" }, { -210, "America/St_Johns" },  { -150, "America/St_Johns" },
+        { 210, "Asia/Tehran" },        { 270, "Asia/Kabul" },         { 390, "Asia/Yangon" },
+        { 765, "Pacific/Chatham" },    { -570, "Pacific/Marquesas" }, { 525, "Australia/Eucla" },
     };
     /* Etc/GMT signs are inverted: Etc/GMT-2 is UTC+2. Index: hours + 12. */
     static const char *const whole[] = {
-        "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "Etc/GMT+9", "Etc/GMT+8", "Etc/GMT+7", "Etc/GMT+6",
-        "Etc/GMT+5", "Etc/GMT+4", "Etc/GMT+3", "Etc/GMT+2", "Etc/GMT+1", "UTC", "Etc/GMT-1",
-        "Etc/GMT-2", "Etc/GMT-3", "Etc/GMT-4", "Etc/GMT-5", "Etc/GMT-6", "Etc/GMT-7", "Etc/GMT-8",
-        "Etc/GMT-9", "Etc/GMT-10", "Etc/GMT-11", "Etc/GMT-12", "Etc/GMT-13", "Etc/GMT-14",
+        "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "Etc/GMT+9",  "Etc/GMT+8",  "Etc/GMT+7",  "Etc/GMT+6",
+        "Etc/GMT+5",  "Etc/GMT+4",  "Etc/GMT+3",  "Etc/GMT+2",  "Etc/GMT+1",  "UTC",        "Etc/GMT-1",
+        "Etc/GMT-2",  "Etc/GMT-3",  "Etc/GMT-4",  "Etc/GMT-5",  "Etc/GMT-6",  "Etc/GMT-7",  "Etc/GMT-8",
+        "Etc/GMT-9",  "Etc/GMT-10", "Etc/GMT-11", "Etc/GMT-12", "Etc/GMT-13", "Etc/GMT-14",
     };
     if (minutes % 60 == 0 && minutes >= -12 * 60 && minutes <= 14 * 60)
         return whole[minutes / 60 + 12];
@@ -130,8 +132,10 @@ static char *first_body_line(const char *text)
     for (char **l = lines; *l && !found; l++) {
         char *line = g_strstrip(g_strdup(*l));
         gboolean stop = g_str_has_prefix(*l, "-- ") || !strcmp(*l, "--") ||
-                        g_regex_match_simple("^-+ ?(original message|forwarded message)", line, G_REGEX_CASELESS, 0) ||
-                        g_regex_match_simple("^(on .* wrote:|am .* schrieb .*:|le .* a écrit ?:|from: .+)$", line, G_REGEX_CASELESS, 0) ||
+                        g_regex_match_simple("^-+ ?(original message|forwarded message)", line,
+                                             G_REGEX_CASELESS, 0) ||
+                        g_regex_match_simple("^(on .* wrote:|am .* schrieb .*:|le .* a écrit ?:|from: .+)$",
+                                             line, G_REGEX_CASELESS, 0) ||
                         g_regex_match_simple("^sent from my ", line, G_REGEX_CASELESS, 0);
         if (stop) {
             g_free(line);
@@ -311,8 +315,9 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
     }
 
     char *auto_why = NULL;
-    gboolean null_sender = env_sender && (!*env_sender || g_regex_match_simple(
-        "(?i)^(mailer-daemon|postmaster|mail-daemon)@", env_sender, 0, 0));
+    gboolean null_sender = env_sender && (!*env_sender ||
+                                          g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@",
+                                                               env_sender, 0, 0));
     gboolean daemon_from = r->sender && g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@",
                                                              r->sender, 0, 0);
     const char *list_id = message_in_header(m, "List-Id");
@@ -338,7 +343,8 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
         r->reason = g_strdup("a delivery failure report, not sent to a VERP address");
     } else if (list_id && g_str_has_suffix(list_id, our_list)) {
         r->kind = INBOUND_AUTOREPLY;
-        r->reason = g_strdup_printf("carries our own List-Id (%s): one of our mails came back, a loop", list_id);
+        r->reason = g_strdup_printf("carries our own List-Id (%s): one of our mails came back, a loop",
+                                    list_id);
     } else if (header_says_auto(m, &auto_why)) {
         r->kind = INBOUND_AUTOREPLY;
         r->reason = auto_why;
@@ -406,7 +412,8 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
                     r->reason = g_strdup("no text and no command in the Subject: nothing to act on");
                 } else {
                     parse_command_line(r, line, courses);
-                    r->reason = g_strdup(!strcmp(r->command, "unknown") ? "no command found: the help mail answers"
+                    r->reason = g_strdup(!strcmp(r->command, "unknown")
+                                             ? "no command found: the help mail answers"
                                          : m->html_only ? "command in the first line of the HTML body"
                                                         : "command in the first line of the body");
                 }
@@ -432,13 +439,14 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
                 r->tz_guessed = TRUE;
             }
         }
-        if (r->command && !strcmp(r->command, "subscribe") && r->course && !g_strv_contains(courses, r->course)) {
+        if (r->command && !strcmp(r->command, "subscribe") && r->course &&
+            !g_strv_contains(courses, r->course)) {
             g_free(r->course);
             r->course = g_strdup(local);
         }
     }
-    r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender &&
-                   !null_sender && !daemon_from;
+    r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender && !null_sender &&
+                   !daemon_from;
     g_free(auto_why);
     g_free(our_list);
     g_free(local);

@@ -14,25 +14,25 @@ enum inbound_kind {
 
 struct inbound {
     enum inbound_kind kind;
-    char *key;            /* dedup key: "mid:<Message-ID>" or "sha256:<hash>" */
+    char *key; /* dedup key: "mid:<Message-ID>" or "sha256:<hash>" */
     char *message_id;
-    char *sender;         /* who to act for and reply to (From), normalised */
+    char *sender; /* who to act for and reply to (From), normalised */
     char *sender_name;
-    char *command;        /* subscribe, unsubscribe, pause, resume, status, help, next, tz, unknown */
-    char *course;         /* slug, or NULL */
-    char *args;           /* the rest of the command line */
-    char *tz;             /* subscribe tz=..., or the tz command's zone */
-    gboolean tz_guessed;  /* tz was guessed from the Date header's offset */
-    char *name;           /* subscribe's name */
-    gint64 pause_for;     /* pause for N days|weeks, seconds; 0 = until resumed */
-    gboolean all;         /* unsubscribe all: every course, not only this one */
-    char *token;          /* confirm-, unsubscribe- or VERP token */
-    gboolean has_offset;  /* Date header offset, to guess a zone */
+    char *command;       /* subscribe, unsubscribe, pause, resume, status, help, next, tz, unknown */
+    char *course;        /* slug, or NULL */
+    char *args;          /* the rest of the command line */
+    char *tz;            /* subscribe tz=..., or the tz command's zone */
+    gboolean tz_guessed; /* tz was guessed from the Date header's offset */
+    char *name;          /* subscribe's name */
+    gint64 pause_for;    /* pause for N days|weeks, seconds; 0 = until resumed */
+    gboolean all;        /* unsubscribe all: every course, not only this one */
+    char *token;         /* confirm-, unsubscribe- or VERP token */
+    gboolean has_offset; /* Date header offset, to guess a zone */
     int date_offset;
-    GPtrArray *bounces;   /* struct bounce_rcpt * */
-    gboolean may_reply;   /* RFC 3834 and loop rules allow an automatic reply */
-    char *reason;         /* why it was classified so */
-    gboolean unparsable;  /* not a message at all: quarantine it */
+    GPtrArray *bounces;  /* struct bounce_rcpt * */
+    gboolean may_reply;  /* RFC 3834 and loop rules allow an automatic reply */
+    char *reason;        /* why it was classified so */
+    gboolean unparsable; /* not a message at all: quarantine it */
 };
 
 /* Classifies one raw message. envelope_sender and envelope_rcpt are what

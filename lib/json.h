@@ -51,5 +51,4 @@ void jw_int(struct json_writer *w, gint64 v);
 void jw_bool(struct json_writer *w, gboolean v);
 void jw_null(struct json_writer *w);
 
-
 #endif

@@ -13,16 +13,16 @@
 #include "schedule.h"
 
 /* Runs body inside a transaction of its own (a SAVEPOINT when nested). */
-#define IN_TX(app, err, body)                                   \
-    do {                                                        \
-        if (!store_begin((app)->st, (err)))                     \
-            return FALSE;                                       \
-        gboolean ok_ = (body);                                  \
-        if (!ok_ || !store_commit((app)->st, (err))) {          \
-            store_rollback((app)->st);                          \
-            return FALSE;                                       \
-        }                                                       \
-        return TRUE;                                            \
+#define IN_TX(app, err, body)                          \
+    do {                                               \
+        if (!store_begin((app)->st, (err)))            \
+            return FALSE;                              \
+        gboolean ok_ = (body);                         \
+        if (!ok_ || !store_commit((app)->st, (err))) { \
+            store_rollback((app)->st);                 \
+            return FALSE;                              \
+        }                                              \
+        return TRUE;                                   \
     } while (0)
 
 static gboolean event(struct app *app, gint64 now, gint64 sub, gint64 enr, const char *kind, const char *via,
@@ -45,8 +45,9 @@ static gboolean enr_leave_active(struct app *app, gint64 id, enum state_event ev
         return FALSE;
     gboolean applies = state_allows(ev, e->state);
     store_enrollment_free(e);
-    struct enr_change ch = { .set_next = TRUE, .set_reason = TRUE, .reason = why,
-                             .set_pause = TRUE, .replan = TRUE };
+    struct enr_change ch = {
+        .set_next = TRUE, .set_reason = TRUE, .reason = why, .set_pause = TRUE, .replan = TRUE
+    };
     return (!applies || store_enr_apply(app->st, id, ev, &ch, now, err)) &&
            store_dlv_withdraw(app->st, id, text, err) >= 0;
 }
@@ -115,7 +116,7 @@ gboolean life_deferred(struct app *app, const struct delivery_row *d, int code, 
 {
     IN_TX(app, err,
           store_dlv_apply(app->st, d->id, EV_DLV_DEFER, code, what, next_attempt, err) &&
-          event(app, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err));
+              event(app, now, d->subscriber_id, d->enrollment_id, "deferred", "daemon", what, err));
 }
 
 gboolean life_refused(struct app *app, const struct delivery_row *d, enum bounce_class k, int code,
@@ -123,7 +124,7 @@ gboolean life_refused(struct app *app, const struct delivery_row *d, enum bounce
 {
     IN_TX(app, err,
           store_dlv_apply(app->st, d->id, EV_DLV_FAIL, code, what, 0, err) &&
-          life_bounce(app, d->subscriber_id, d->enrollment_id, k, what, "daemon", now, err));
+              life_bounce(app, d->subscriber_id, d->enrollment_id, k, what, "daemon", now, err));
 }
 
 gboolean life_gave_up(struct app *app, const struct delivery_row *d, int code, const char *what, gint64 now,
@@ -131,8 +132,8 @@ gboolean life_gave_up(struct app *app, const struct delivery_row *d, int code, c
 {
     IN_TX(app, err,
           store_dlv_apply(app->st, d->id, EV_DLV_FAIL, code, what, 0, err) &&
-          enr_leave_active(app, d->enrollment_id, EV_ENR_HOLD, REASON_GAVE_UP, "gave up", now, err) &&
-          event(app, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up", "daemon", what, err));
+              enr_leave_active(app, d->enrollment_id, EV_ENR_HOLD, REASON_GAVE_UP, "gave up", now, err) &&
+              event(app, now, d->subscriber_id, d->enrollment_id, "delivery-gave-up", "daemon", what, err));
 }
 
 gboolean life_unclaimed(struct app *app, const struct delivery_row *d, GError **err)
@@ -144,10 +145,9 @@ gboolean life_course_gone(struct app *app, gint64 enr_id, gint64 sub_id, gint64 
                           GError **err)
 {
     IN_TX(app, err,
-          (!delivery_id ||
-           store_dlv_apply(app->st, delivery_id, EV_DLV_UNCLAIM, 0, NULL, 0, err)) &&
-          enr_leave_active(app, enr_id, EV_ENR_HOLD, REASON_COURSE_GONE, "course not loaded", now, err) &&
-          event(app, now, sub_id, enr_id, "paused", "daemon", "course not loaded", err));
+          (!delivery_id || store_dlv_apply(app->st, delivery_id, EV_DLV_UNCLAIM, 0, NULL, 0, err)) &&
+              enr_leave_active(app, enr_id, EV_ENR_HOLD, REASON_COURSE_GONE, "course not loaded", now, err) &&
+              event(app, now, sub_id, enr_id, "paused", "daemon", "course not loaded", err));
 }
 
 gboolean life_moot(struct app *app, const struct delivery_row *d, gint64 now, GError **err)
@@ -159,7 +159,8 @@ gboolean life_moot(struct app *app, const struct delivery_row *d, gint64 now, GE
     enum enr_reason why = d->sub_status == SUB_BOUNCED ? REASON_BOUNCED : REASON_SUBSCRIBER;
     IN_TX(app, err,
           store_dlv_withdraw(app->st, d->enrollment_id, "enrollment no longer active", err) >= 0 &&
-          (!stop || enr_leave_active(app, d->enrollment_id, EV_ENR_STOP, why, "subscriber not active", now, err)));
+              (!stop ||
+               enr_leave_active(app, d->enrollment_id, EV_ENR_STOP, why, "subscriber not active", now, err)));
 }
 
 gboolean life_late(struct app *app, const struct delivery_row *d, gint64 slot, GError **err)
@@ -219,8 +220,12 @@ gboolean life_bounce(struct app *app, gint64 sub_id, gint64 enr_id, enum bounce_
 gboolean life_pause(struct app *app, const struct enrollment_row *e, gint64 until, enum enr_reason why,
                     const char *via, gint64 now, GError **err)
 {
-    struct enr_change ch = { .set_next = TRUE, .set_pause = TRUE, .paused_until = until,
-                             .set_reason = TRUE, .reason = why, .replan = TRUE };
+    struct enr_change ch = { .set_next = TRUE,
+                             .set_pause = TRUE,
+                             .paused_until = until,
+                             .set_reason = TRUE,
+                             .reason = why,
+                             .replan = TRUE };
     char *detail = until > 0 ? g_strdup_printf("until %" G_GINT64_FORMAT, until) : g_strdup("");
     gboolean ok = store_begin(app->st, err);
     ok = ok && store_enr_apply(app->st, e->id, EV_ENR_PAUSE, &ch, now, err) &&
@@ -244,8 +249,9 @@ gboolean life_resume(struct app *app, const struct enrollment_row *e, const char
      * `schedule` showed, however late the tick that notices it (a slot
      * already past then follows late_grace). */
     gint64 after = e->paused_until > 0 && e->paused_until <= now ? e->paused_until : now;
-    gint64 next = e->next_lesson > c->n_lessons ? 0
-                  : life_slot_after(app, c, e->id, e->tz, e->anchor_at, after, err);
+    gint64 next = e->next_lesson > c->n_lessons
+                      ? 0
+                      : life_slot_after(app, c, e->id, e->tz, e->anchor_at, after, err);
     if (next == -2)
         return FALSE;
     if (next < 0) {
@@ -253,12 +259,16 @@ gboolean life_resume(struct app *app, const struct enrollment_row *e, const char
         return FALSE;
     }
     /* Past the end of a shortened course: resuming completes it. */
-    struct enr_change ch = { .set_next = TRUE, .next_send_at = next, .set_pause = TRUE,
-                             .set_reason = TRUE, .reason = REASON_NONE, .replan = TRUE };
+    struct enr_change ch = { .set_next = TRUE,
+                             .next_send_at = next,
+                             .set_pause = TRUE,
+                             .set_reason = TRUE,
+                             .reason = REASON_NONE,
+                             .replan = TRUE };
     IN_TX(app, err,
           store_enr_apply(app->st, e->id, EV_ENR_RESUME, &ch, now, err) &&
-          (next > 0 || store_enr_apply(app->st, e->id, EV_ENR_COMPLETE, NULL, now, err)) &&
-          event(app, now, e->subscriber_id, e->id, "resumed", via, "", err));
+              (next > 0 || store_enr_apply(app->st, e->id, EV_ENR_COMPLETE, NULL, now, err)) &&
+              event(app, now, e->subscriber_id, e->id, "resumed", via, "", err));
 }
 
 /* The subscriber has no pending, active or paused course left. */
@@ -335,12 +345,16 @@ int life_leave_all(struct app *app, const struct sub_row *s, const char *via, gi
 gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 first, const char *via,
                       gint64 now, GError **err)
 {
-    struct enr_change ch = { .set_next = TRUE, .next_send_at = first, .anchor_at = now, .set_pause = TRUE,
-                             .set_reason = TRUE, .reason = REASON_NONE };
+    struct enr_change ch = { .set_next = TRUE,
+                             .next_send_at = first,
+                             .anchor_at = now,
+                             .set_pause = TRUE,
+                             .set_reason = TRUE,
+                             .reason = REASON_NONE };
     IN_TX(app, err,
           store_enr_apply(app->st, e->id, EV_ENR_CONFIRM, &ch, now, err) &&
-          store_sub_apply(app->st, e->subscriber_id, EV_SUB_ACTIVATE, now, err) &&
-          event(app, now, e->subscriber_id, e->id, "confirmed", via, e->course, err));
+              store_sub_apply(app->st, e->subscriber_id, EV_SUB_ACTIVATE, now, err) &&
+              event(app, now, e->subscriber_id, e->id, "confirmed", via, e->course, err));
 }
 
 gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
@@ -369,12 +383,16 @@ gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const
         busy |= ((struct delivery_row *)sending->pdata[i])->enrollment_id == e->id;
     g_ptr_array_unref(sending);
     if (busy) {
-        g_set_error(err, CD_ERROR, CD_ERR_BUSY, "a lesson of %s in %s is being sent right now; try again "
-                    "in a minute", e->email, c->slug);
+        g_set_error(err, CD_ERROR, CD_ERR_BUSY,
+                    "a lesson of %s in %s is being sent right now; try again "
+                    "in a minute",
+                    e->email, c->slug);
         return FALSE;
     }
     struct enr_change ch = { .set_next = e->state != ENR_STOPPED && e->state != ENR_PENDING,
-                             .set_lesson = TRUE, .next_lesson = n, .replan = TRUE };
+                             .set_lesson = TRUE,
+                             .next_lesson = n,
+                             .replan = TRUE };
     char *detail = g_strdup_printf("%s to lesson %d", c->slug, n);
     gboolean ok = store_begin(app->st, err);
     ok = ok && store_dlv_withdraw(app->st, e->id, "moved", err) >= 0 &&
@@ -389,11 +407,13 @@ gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const
     /* Progress and plan: same state (a paused one stays paused; its resume plans). */
     if (ok && e->state == ENR_PAUSED)
         ch.set_next = FALSE;
-    ok = ok && store_enr_apply(app->st, e->id,
-                               e->state == ENR_PAUSED ? EV_ENR_PAUSE
-                               : e->state == ENR_STOPPED ? EV_ENR_STOP
-                               : e->state == ENR_PENDING ? EV_ENR_REQUEST : EV_ENR_PROGRESS,
-                               &ch, now, err) &&
+    ok = ok &&
+         store_enr_apply(app->st, e->id,
+                         e->state == ENR_PAUSED    ? EV_ENR_PAUSE
+                         : e->state == ENR_STOPPED ? EV_ENR_STOP
+                         : e->state == ENR_PENDING ? EV_ENR_REQUEST
+                                                   : EV_ENR_PROGRESS,
+                         &ch, now, err) &&
          event(app, now, e->subscriber_id, e->id, "moved", via, detail, err) && store_commit(app->st, err);
     if (!ok)
         store_rollback(app->st);
@@ -407,8 +427,11 @@ gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err)
     if (!d)
         return FALSE;
     if (!state_allows(EV_DLV_CANCEL, d->state)) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "delivery %" G_GINT64_FORMAT " is %s (only queued, "
-                    "deferred or failed ones can be cancelled)", id, state_name(ENT_DLV, d->state));
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "delivery %" G_GINT64_FORMAT
+                    " is %s (only queued, "
+                    "deferred or failed ones can be cancelled)",
+                    id, state_name(ENT_DLV, d->state));
         store_delivery_free(d);
         return FALSE;
     }
@@ -440,11 +463,13 @@ static gboolean retry_one(struct app *app, const struct delivery_row *d, gint64 
     struct enrollment_row *e = store_enrollment_get(app->st, d->enrollment_id, err);
     if (!e)
         return FALSE;
-    gboolean failure = e->reason == REASON_BOUNCED || e->reason == REASON_POLICY || e->reason == REASON_GAVE_UP;
+    gboolean failure = e->reason == REASON_BOUNCED || e->reason == REASON_POLICY ||
+                       e->reason == REASON_GAVE_UP;
     gboolean ok = store_dlv_apply(app->st, d->id, EV_DLV_RETRY, 0, NULL, now, err);
     /* The delivery is in flight again: the enrollment's plan waits for it. */
-    struct enr_change ch = { .set_next = TRUE, .set_pause = TRUE, .set_reason = TRUE, .reason = REASON_NONE,
-                             .replan = TRUE };
+    struct enr_change ch = {
+        .set_next = TRUE, .set_pause = TRUE, .set_reason = TRUE, .reason = REASON_NONE, .replan = TRUE
+    };
     if (ok && failure && state_allows(EV_ENR_RETRY, e->state))
         ok = store_enr_apply(app->st, e->id, EV_ENR_RETRY, &ch, now, err);
     else if (ok && e->state != ENR_ACTIVE) {
@@ -464,8 +489,11 @@ static gboolean retry_one(struct app *app, const struct delivery_row *d, gint64 
             if (o->id == e->id || o->reason != e->reason || !c || !state_allows(EV_ENR_RETRY, o->state))
                 continue;
             struct enr_change oc = { .set_next = TRUE,
-                                     .next_send_at = life_slot_after(app, c, o->id, o->tz, o->anchor_at, now, err),
-                                     .set_reason = TRUE, .reason = REASON_NONE, .replan = TRUE };
+                                     .next_send_at = life_slot_after(app, c, o->id, o->tz, o->anchor_at, now,
+                                                                     err),
+                                     .set_reason = TRUE,
+                                     .reason = REASON_NONE,
+                                     .replan = TRUE };
             ok = oc.next_send_at != -2 && store_enr_apply(app->st, o->id, EV_ENR_RETRY, &oc, now, err);
         }
         if (es)
@@ -484,8 +512,11 @@ int life_retry(struct app *app, gint64 id, gint64 now, GError **err)
         struct delivery_row *d = store_delivery_full(app->st, id, &e);
         if (!d) {
             if (e->code == CD_ERR_NOT_FOUND) {
-                g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "delivery %" G_GINT64_FORMAT " is not failed "
-                            "or deferred: there is no such delivery", id);
+                g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND,
+                            "delivery %" G_GINT64_FORMAT
+                            " is not failed "
+                            "or deferred: there is no such delivery",
+                            id);
                 g_error_free(e);
             } else {
                 g_propagate_error(err, e);
@@ -493,8 +524,11 @@ int life_retry(struct app *app, gint64 id, gint64 now, GError **err)
             return -1;
         }
         if (d->state != DLV_FAILED && d->state != DLV_DEFERRED) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "delivery %" G_GINT64_FORMAT " is %s (only failed or "
-                        "deferred ones can be retried)", id, state_name(ENT_DLV, d->state));
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                        "delivery %" G_GINT64_FORMAT
+                        " is %s (only failed or "
+                        "deferred ones can be retried)",
+                        id, state_name(ENT_DLV, d->state));
             store_delivery_free(d);
             return -1;
         }
@@ -530,8 +564,10 @@ int life_repair(struct app *app, gint64 now, GError **err)
     gboolean ok = ids->len == 0 || store_begin(app->st, err);
     for (guint i = 0; ok && i < ids->len; i++) {
         gint64 id = g_array_index(ids, gint64, i);
-        log_err("lifecycle: BUG: enrollment %" G_GINT64_FORMAT " was active with nothing planned and "
-                "nothing in flight; its next lesson is planned now", id);
+        log_err("lifecycle: BUG: enrollment %" G_GINT64_FORMAT
+                " was active with nothing planned and "
+                "nothing in flight; its next lesson is planned now",
+                id);
         struct enr_change ch = { .set_next = TRUE, .next_send_at = now };
         ok = store_enr_apply(app->st, id, EV_ENR_PROGRESS, &ch, now, err) &&
              event(app, now, 0, id, "repaired", "daemon", "nothing planned", err);

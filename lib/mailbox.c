@@ -76,7 +76,7 @@ int mailbox_scan(struct app *app, const char *dir, gint64 now, GError **err)
         if (n[0] != '.')
             g_ptr_array_add(names, g_strdup(n));
     g_dir_close(d);
-    g_ptr_array_sort(names, name_cmp);   /* Maildir names start with the time */
+    g_ptr_array_sort(names, name_cmp); /* Maildir names start with the time */
     char **slugs = course_slugs(app->courses);
     int handled = 0;
     for (guint i = 0; i < names->len; i++) {
@@ -84,7 +84,7 @@ int mailbox_scan(struct app *app, const char *dir, gint64 now, GError **err)
         char *data = NULL;
         gsize len = 0;
         if (!g_file_get_contents(path, &data, &len, &e)) {
-            log_warn("inbound maildir: %s", e->message);   /* gone meanwhile, or unreadable */
+            log_warn("inbound maildir: %s", e->message); /* gone meanwhile, or unreadable */
             g_clear_error(&e);
             g_free(path);
             continue;

@@ -64,12 +64,11 @@ static GMimePart *text_part(const char *subtype, const char *text)
 char *message_build(const struct message_spec *m, gsize *len, GError **err)
 {
     message_init();
-    const char *raw[] = { m->from_addr, m->to_addr, m->message_id, m->list_id,
-                          m->list_unsubscribe, m->lesson_tag, m->reply_to, m->auto_submitted };
+    const char *raw[] = { m->from_addr,        m->to_addr,    m->message_id, m->list_id,
+                          m->list_unsubscribe, m->lesson_tag, m->reply_to,   m->auto_submitted };
     for (size_t i = 0; i < G_N_ELEMENTS(raw); i++) {
         if (raw[i] && !header_value_ok(raw[i])) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "refusing a header value with control characters");
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "refusing a header value with control characters");
             return NULL;
         }
     }
@@ -183,13 +182,13 @@ struct qp_line {
 };
 
 struct message_proto {
-    char *skel;                 /* the skeleton, CRLF */
+    char *skel; /* the skeleton, CRLF */
     gsize skel_len;
-    GArray *slots;              /* struct slot, by position */
+    GArray *slots; /* struct slot, by position */
     char *from_name, *from_addr, *subject, *list_id, *lesson_tag, *reply_to, *auto_submitted;
     gboolean has_html, has_unsub;
-    char *text_src, *html_src;  /* the sample bodies the line tables point into */
-    GHashTable *text_lines, *html_lines;  /* struct qp_line * -> GString * (encoded, CRLF) */
+    char *text_src, *html_src;           /* the sample bodies the line tables point into */
+    GHashTable *text_lines, *html_lines; /* struct qp_line * -> GString * (encoded, CRLF) */
 };
 
 /* Hashes the length and the ends of a line only: lines of one lesson
@@ -465,8 +464,7 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
     const char *raw[] = { m->to_addr, m->message_id, m->list_unsubscribe };
     for (size_t i = 0; i < G_N_ELEMENTS(raw); i++) {
         if (raw[i] && !header_value_ok(raw[i])) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "refusing a header value with control characters");
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "refusing a header value with control characters");
             return NULL;
         }
     }
@@ -480,27 +478,13 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
         const struct slot *s = &g_array_index(p->slots, struct slot, i);
         g_string_append_len(out, p->skel + from, (gssize)(s->at - from));
         switch (s->kind) {
-        case SLOT_DATE:
-            date_header(out, m->date);
-            break;
-        case SLOT_TO:
-            to_header(out, to_name, m->to_addr);
-            break;
-        case SLOT_MSGID:
-            g_string_append_printf(out, "Message-Id: <%s>\r\n", m->message_id);
-            break;
-        case SLOT_UNSUB:
-            g_string_append_printf(out, "List-Unsubscribe: %s\r\n", m->list_unsubscribe);
-            break;
-        case SLOT_BOUNDARY:
-            g_string_append(out, boundary);
-            break;
-        case SLOT_TEXT:
-            qp_append(out, p->text_lines, text);
-            break;
-        case SLOT_HTML:
-            qp_append(out, p->html_lines, m->html);
-            break;
+        case SLOT_DATE: date_header(out, m->date); break;
+        case SLOT_TO: to_header(out, to_name, m->to_addr); break;
+        case SLOT_MSGID: g_string_append_printf(out, "Message-Id: <%s>\r\n", m->message_id); break;
+        case SLOT_UNSUB: g_string_append_printf(out, "List-Unsubscribe: %s\r\n", m->list_unsubscribe); break;
+        case SLOT_BOUNDARY: g_string_append(out, boundary); break;
+        case SLOT_TEXT: qp_append(out, p->text_lines, text); break;
+        case SLOT_HTML: qp_append(out, p->html_lines, m->html); break;
         }
         from = s->at + s->len;
     }
@@ -663,7 +647,10 @@ static void parse_dsn(GPtrArray *out, const char *body)
                 d->diagnostic = clean_line(g_mime_object_get_header(obj, "Diagnostic-Code"));
                 if (d->status)
                     for (char *q = d->status; *q; q++)
-                        if (*q == ' ' || *q == '(') { *q = '\0'; break; }
+                        if (*q == ' ' || *q == '(') {
+                            *q = '\0';
+                            break;
+                        }
                 g_ptr_array_add(out, d);
             }
             g_object_unref(obj);
@@ -697,7 +684,7 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
         return;
     }
     if (GMIME_IS_MESSAGE_PART(obj))
-        return;   /* an attached or returned original: not the sender's words */
+        return; /* an attached or returned original: not the sender's words */
     if (ct && (g_mime_content_type_is_type(ct, "message", "delivery-status") ||
                g_mime_content_type_is_type(ct, "message", "global-delivery-status"))) {
         char *body = part_text(obj);

@@ -6,17 +6,17 @@
 struct message_spec {
     const char *from_name, *from_addr;
     const char *to_name, *to_addr;
-    const char *subject;        /* UTF-8; RFC 2047-encoded as needed */
-    const char *message_id;     /* without <> */
-    gint64 date;                /* Unix seconds */
-    const char *list_id;        /* full List-Id value, or NULL */
+    const char *subject;          /* UTF-8; RFC 2047-encoded as needed */
+    const char *message_id;       /* without <> */
+    gint64 date;                  /* Unix seconds */
+    const char *list_id;          /* full List-Id value, or NULL */
     const char *list_unsubscribe; /* full List-Unsubscribe value, or NULL */
-    const char *lesson_tag;     /* X-Course-Lesson value, or NULL */
-    const char *reply_to;       /* Reply-To address, or NULL */
-    const char *auto_submitted; /* Auto-Submitted value (RFC 3834), or NULL */
-    const char *text;           /* text/plain body, UTF-8 */
-    const char *html;           /* text/html alternative, or NULL */
-    const char *calendar;       /* text/calendar attachment (invite.ics), or NULL */
+    const char *lesson_tag;       /* X-Course-Lesson value, or NULL */
+    const char *reply_to;         /* Reply-To address, or NULL */
+    const char *auto_submitted;   /* Auto-Submitted value (RFC 3834), or NULL */
+    const char *text;             /* text/plain body, UTF-8 */
+    const char *html;             /* text/html alternative, or NULL */
+    const char *calendar;         /* text/calendar attachment (invite.ics), or NULL */
 };
 
 /* Call once from the main thread before building messages. */
@@ -46,27 +46,27 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
 
 /* One recipient's lines of a delivery-status report (RFC 3464). */
 struct message_dsn {
-    char *recipient;     /* Final-Recipient address (type prefix removed) */
-    char *action;        /* failed, delayed, delivered, relayed, expanded */
-    char *status;        /* enhanced status code, e.g. 5.1.1 */
-    char *diagnostic;    /* Diagnostic-Code, as text */
+    char *recipient;  /* Final-Recipient address (type prefix removed) */
+    char *action;     /* failed, delayed, delivered, relayed, expanded */
+    char *status;     /* enhanced status code, e.g. 5.1.1 */
+    char *diagnostic; /* Diagnostic-Code, as text */
 };
 
 /* An inbound message, reduced to what classification needs. Every string
  * is valid UTF-8 with control characters other than TAB and LF removed. */
 struct message_in {
-    char *message_id;         /* without <>, NULL if none */
+    char *message_id; /* without <>, NULL if none */
     char *from_addr, *from_name;
-    char *subject;            /* decoded */
-    char *return_path;        /* envelope sender from Return-Path; "" for <>; NULL if absent */
-    GPtrArray *rcpts;         /* addresses from Delivered-To, X-Original-To, To, Cc (char *) */
+    char *subject;     /* decoded */
+    char *return_path; /* envelope sender from Return-Path; "" for <>; NULL if absent */
+    GPtrArray *rcpts;  /* addresses from Delivered-To, X-Original-To, To, Cc (char *) */
     gboolean has_date;
-    int date_offset;          /* Date header's UTC offset in minutes */
-    GHashTable *headers;      /* lower-cased name -> first value (unfolded) */
-    char *text;               /* the body's text: text/plain, else text/html as text */
-    gboolean html_only;       /* text came from an HTML part */
-    gboolean is_dsn;          /* multipart/report; report-type=delivery-status */
-    GPtrArray *dsn;           /* struct message_dsn *, one per recipient block */
+    int date_offset;     /* Date header's UTC offset in minutes */
+    GHashTable *headers; /* lower-cased name -> first value (unfolded) */
+    char *text;          /* the body's text: text/plain, else text/html as text */
+    gboolean html_only;  /* text came from an HTML part */
+    gboolean is_dsn;     /* multipart/report; report-type=delivery-status */
+    GPtrArray *dsn;      /* struct message_dsn *, one per recipient block */
 };
 
 /* Returns the parsed message, or NULL with err when the bytes are not a

@@ -11,10 +11,9 @@
 #include "log.h"
 #include "pace.h"
 
-gboolean notify_queue(struct app *app, const char *which, const struct course *c,
-                      const struct compose_to *to, gint64 subscriber_id,
-                      const struct compose_system_opts *opts, gboolean limit, gboolean *limited,
-                      gint64 now, GError **err)
+gboolean notify_queue(struct app *app, const char *which, const struct course *c, const struct compose_to *to,
+                      gint64 subscriber_id, const struct compose_system_opts *opts, gboolean limit,
+                      gboolean *limited, gint64 now, GError **err)
 {
     if (limited)
         *limited = FALSE;
@@ -23,8 +22,8 @@ gboolean notify_queue(struct app *app, const char *which, const struct course *c
         if (n < 0)
             return FALSE;
         if (n >= app->cfg->replies_per_day) {
-            log_warn("%s: %" G_GINT64_FORMAT " automatic replies in 24h; not sending '%s'", to->email,
-                     n, which);
+            log_warn("%s: %" G_GINT64_FORMAT " automatic replies in 24h; not sending '%s'", to->email, n,
+                     which);
             if (limited)
                 *limited = TRUE;
             return TRUE;
@@ -34,8 +33,8 @@ gboolean notify_queue(struct app *app, const char *which, const struct course *c
     char *msg = compose_system(app, which, c, to, opts, now, &len, err);
     if (!msg)
         return FALSE;
-    gboolean ok = store_outbox_add(app->st, subscriber_id, to->enrollment_id, which, to->email, msg,
-                                   len, now, err) > 0;
+    gboolean ok = store_outbox_add(app->st, subscriber_id, to->enrollment_id, which, to->email, msg, len, now,
+                                   err) > 0;
     g_free(msg);
     return ok;
 }
@@ -54,11 +53,15 @@ gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollme
         const char *zone = schedule_zone(c, e->tz);
         char *first = pace_format_local(e->next_send_at, zone);
         char *hint = e->tz_guessed
-            ? g_strdup_printf("We guessed your time zone (%s) from your mail. If it is wrong, reply "
-                              "with \"tz\" and your zone, for example \"tz Europe/Berlin\".", zone)
-            : !e->tz ? g_strdup_printf("We do not know your time zone yet, so the times follow the "
-                                       "course's zone, %s.", zone)
-                     : g_strdup("");
+                         ? g_strdup_printf(
+                               "We guessed your time zone (%s) from your mail. If it is wrong, reply "
+                               "with \"tz\" and your zone, for example \"tz Europe/Berlin\".",
+                               zone)
+                     : !e->tz ? g_strdup_printf(
+                                    "We do not know your time zone yet, so the times follow the "
+                                    "course's zone, %s.",
+                                    zone)
+                              : g_strdup("");
         struct render_var vars[] = {
             { "first_date", first, FALSE },
             { "zone", zone, FALSE },
@@ -76,8 +79,8 @@ gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollme
     return ok;
 }
 
-gboolean notify_status(struct app *app, const struct course *c, gint64 enrollment_id,
-                       gboolean limit, gint64 now, GError **err)
+gboolean notify_status(struct app *app, const struct course *c, gint64 enrollment_id, gboolean limit,
+                       gint64 now, GError **err)
 {
     struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
     if (!e)
@@ -92,8 +95,10 @@ gboolean notify_status(struct app *app, const struct course *c, gint64 enrollmen
                                    e->lessons_sent, c->n_lessons, until);
         g_free(until);
     } else if (e->state == ENR_PAUSED)
-        progress = g_strdup_printf("You have received %d of %d steps. The course is paused until you "
-                                   "send \"resume\".", e->lessons_sent, c->n_lessons);
+        progress = g_strdup_printf(
+            "You have received %d of %d steps. The course is paused until you "
+            "send \"resume\".",
+            e->lessons_sent, c->n_lessons);
     else if (e->state == ENR_STOPPED)
         progress = g_strdup_printf("You have left this course after %d of %d steps.", e->lessons_sent,
                                    c->n_lessons);

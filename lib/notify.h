@@ -12,17 +12,16 @@
  * automatic reply: at most [inbound] replies_per_day go to one address per
  * day; over that, nothing is queued and *limited is set. Returns FALSE only
  * on error. */
-gboolean notify_queue(struct app *app, const char *which, const struct course *c,
-                      const struct compose_to *to, gint64 subscriber_id,
-                      const struct compose_system_opts *opts, gboolean limit, gboolean *limited,
-                      gint64 now, GError **err);
+gboolean notify_queue(struct app *app, const char *which, const struct course *c, const struct compose_to *to,
+                      gint64 subscriber_id, const struct compose_system_opts *opts, gboolean limit,
+                      gboolean *limited, gint64 now, GError **err);
 
 /* Queues the welcome mail of enrollment id, with the course calendar. */
 gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollment_id, gint64 now,
                         GError **err);
 
 /* Queues a status mail for the subscriber about course c. */
-gboolean notify_status(struct app *app, const struct course *c, gint64 enrollment_id,
-                       gboolean limit, gint64 now, GError **err);
+gboolean notify_status(struct app *app, const struct course *c, gint64 enrollment_id, gboolean limit,
+                       gint64 now, GError **err);
 
 #endif

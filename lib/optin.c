@@ -40,8 +40,8 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     return ok;
 }
 
-int optin_request(struct app *app, const char *email, const char *course, const char *name,
-                  const char *tz, gboolean zone_guessed, const char *via, gint64 now, GError **err)
+int optin_request(struct app *app, const char *email, const char *course, const char *name, const char *tz,
+                  gboolean zone_guessed, const char *via, gint64 now, GError **err)
 {
     const struct course *c = course_find(app->courses, course);
     if (!c) {
@@ -53,7 +53,7 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         return -1;
     }
     if (tz && !pace_tz_valid(tz))
-        tz = NULL;   /* a bad zone in a request is dropped, not an error mail */
+        tz = NULL; /* a bad zone in a request is dropped, not an error mail */
     char *addr = address_normalize(email, err);
     if (!addr)
         return -1;
@@ -72,8 +72,7 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         char *clean = address_clean_name(name ? name : "", 100);
         gint64 id = store_sub_add(app->st, addr, clean, tz, SUB_PENDING, now, err);
         g_free(clean);
-        if (id < 0 ||
-            (zone_guessed && tz && !store_sub_set_guessed(app->st, id, TRUE, err)) ||
+        if (id < 0 || (zone_guessed && tz && !store_sub_set_guessed(app->st, id, TRUE, err)) ||
             !store_event(app->st, now, id, 0, "subscribe-requested", via, c->slug, err))
             goto fail;
         s = store_sub_get(app->st, addr, err);
@@ -102,8 +101,8 @@ int optin_request(struct app *app, const char *email, const char *course, const 
     if (sent < 0)
         goto fail;
     if (sent >= app->cfg->confirm_per_hour) {
-        log_warn("confirmation cap reached (%" G_GINT64_FORMAT " in the last hour): not confirming %s",
-                 sent, addr);
+        log_warn("confirmation cap reached (%" G_GINT64_FORMAT " in the last hour): not confirming %s", sent,
+                 addr);
         result = OPTIN_CAPPED;
         goto done;
     }
@@ -112,7 +111,8 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         if (enr < 0)
             goto fail;
     } else if (!store_enr_apply(app->st, enr, EV_ENR_REQUEST,
-                                &(struct enr_change){ .set_next = TRUE, .set_pause = TRUE, .set_reason = TRUE },
+                                &(struct enr_change){
+                                    .set_next = TRUE, .set_pause = TRUE, .set_reason = TRUE },
                                 now, err)) {
         goto fail;
     }
@@ -132,8 +132,8 @@ out:
     return result;
 }
 
-struct enrollment_row *optin_token_enrollment(struct app *app, const char *token, int purpose,
-                                              gint64 now, GError **err)
+struct enrollment_row *optin_token_enrollment(struct app *app, const char *token, int purpose, gint64 now,
+                                              GError **err)
 {
     enum token_purpose p;
     gint64 id = 0;
@@ -186,8 +186,7 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
     return id;
 }
 
-gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gint64 now,
-                     GError **err)
+gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gint64 now, GError **err)
 {
     if (!store_begin(app->st, err))
         return FALSE;
@@ -215,8 +214,7 @@ gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gin
     return TRUE;
 }
 
-gboolean optin_leave_token(struct app *app, const char *token, const char *via, gint64 now,
-                           GError **err)
+gboolean optin_leave_token(struct app *app, const char *token, const char *via, gint64 now, GError **err)
 {
     struct enrollment_row *e = optin_token_enrollment(app, token, TOKEN_UNSUBSCRIBE, now, err);
     if (!e)

@@ -7,10 +7,10 @@
 #include "app.h"
 
 enum optin_result {
-    OPTIN_SENT,          /* a confirmation mail was queued */
-    OPTIN_RECENT,        /* one was sent in the last 24h: nothing new */
-    OPTIN_CAPPED,        /* the hourly cap on confirmations is reached */
-    OPTIN_ALREADY,       /* already enrolled: a status mail answers */
+    OPTIN_SENT,    /* a confirmation mail was queued */
+    OPTIN_RECENT,  /* one was sent in the last 24h: nothing new */
+    OPTIN_CAPPED,  /* the hourly cap on confirmations is reached */
+    OPTIN_ALREADY, /* already enrolled: a status mail answers */
 };
 
 /* A subscribe request from email for course: never enrolls by itself. A new
@@ -18,8 +18,8 @@ enum optin_result {
  * zone_guessed when it came from the Date header); the enrollment waits in
  * 'pending' and a confirmation goes to email only. Returns the result, or
  * -1 with err. */
-int optin_request(struct app *app, const char *email, const char *course, const char *name,
-                  const char *tz, gboolean zone_guessed, const char *via, gint64 now, GError **err);
+int optin_request(struct app *app, const char *email, const char *course, const char *name, const char *tz,
+                  gboolean zone_guessed, const char *via, gint64 now, GError **err);
 
 /* Confirms with a token from a confirmation mail or page: valid, unexpired,
  * for a still-pending enrollment (so it works once). Starts the course and
@@ -29,17 +29,15 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
 
 /* Returns the enrollment a token of `purpose` acts on, after checking it
  * (free with store_enrollment_free), or NULL with err. */
-struct enrollment_row *optin_token_enrollment(struct app *app, const char *token, int purpose,
-                                              gint64 now, GError **err);
+struct enrollment_row *optin_token_enrollment(struct app *app, const char *token, int purpose, gint64 now,
+                                              GError **err);
 
 /* Leaves enrollment id (unsubscribe): stopped at once, queued lessons
  * withdrawn, goodbye mail queued. The subscriber becomes 'unsubscribed'
  * when no course is left. Returns FALSE with err. */
-gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gint64 now,
-                     GError **err);
+gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gint64 now, GError **err);
 
 /* The one-click path: checks an unsubscribe token and leaves. */
-gboolean optin_leave_token(struct app *app, const char *token, const char *via, gint64 now,
-                           GError **err);
+gboolean optin_leave_token(struct app *app, const char *token, const char *via, gint64 now, GError **err);
 
 #endif

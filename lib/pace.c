@@ -106,7 +106,8 @@ gboolean pace_check(const struct pace_rule *rule, GError **err)
         r.by_second[0] != ICAL_RECURRENCE_ARRAY_MAX) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,
                     "schedule '%s': BYHOUR, BYMINUTE and BYSECOND are not allowed; "
-                    "the time of day is set by 'time'", rule->rrule);
+                    "the time of day is set by 'time'",
+                    rule->rrule);
         return FALSE;
     }
     if (r.freq < ICAL_DAILY_RECURRENCE) {
@@ -117,8 +118,7 @@ gboolean pace_check(const struct pace_rule *rule, GError **err)
     }
     /* A rule that parses can still never fire (BYMONTHDAY=31;BYMONTH=2). */
     if (pace_next_slot(rule, 1767225600 /* 2026-01-01 */, 1767225600) < 0) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "schedule '%s' yields no slot within a year",
-                    rule->rrule);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "schedule '%s' yields no slot within a year", rule->rrule);
         return FALSE;
     }
     return TRUE;
@@ -155,8 +155,8 @@ gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour,
             first = u;
     }
     if (first >= 0)
-        return first;        /* one match, or the first of a repeated hour */
-    return wall - before;    /* in a gap: read with the offset before it */
+        return first;     /* one match, or the first of a repeated hour */
+    return wall - before; /* in a gap: read with the offset before it */
 }
 
 gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end)
@@ -183,7 +183,7 @@ gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end)
 #define SLOT_MEMO 4096
 struct slot_memo {
     char *rrule, *tz;
-    int hour, minute, day;      /* day: the anchor's local date, yyyymmdd */
+    int hour, minute, day; /* day: the anchor's local date, yyyymmdd */
     gint64 after, result;
 };
 static struct slot_memo slot_memo[SLOT_MEMO];
@@ -216,8 +216,9 @@ static void slot_memo_put(const struct pace_rule *rule, int day, gint64 after, g
     struct slot_memo *m = &slot_memo[slot_memo_index(rule, day, after)];
     g_free(m->rrule);
     g_free(m->tz);
-    *m = (struct slot_memo){ g_strdup(rule->rrule), g_strdup(rule->tz), rule->hour, rule->minute, day,
-                             after, result };
+    *m = (struct slot_memo){
+        g_strdup(rule->rrule), g_strdup(rule->tz), rule->hour, rule->minute, day, after, result
+    };
     g_mutex_unlock(&slot_memo_lock);
 }
 
@@ -266,8 +267,8 @@ static void weekly_first_occurrence(const struct icalrecurrencetype *r, struct i
         r->by_month_day[0] != ICAL_RECURRENCE_ARRAY_MAX || r->by_year_day[0] != ICAL_RECURRENCE_ARRAY_MAX ||
         r->by_week_no[0] != ICAL_RECURRENCE_ARRAY_MAX)
         return;
-    int ws = r->week_start == ICAL_NO_WEEKDAY ? ICAL_MONDAY_WEEKDAY : (int)r->week_start;   /* 1 = Sunday */
-    int here = (icaltime_day_of_week(*start) - ws + 7) % 7;    /* days since the week began */
+    int ws = r->week_start == ICAL_NO_WEEKDAY ? ICAL_MONDAY_WEEKDAY : (int)r->week_start; /* 1 = Sunday */
+    int here = (icaltime_day_of_week(*start) - ws + 7) % 7; /* days since the week began */
     int first_on = 7, first_any = 7;
     for (int i = 0; i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
         int d = ((int)icalrecurrencetype_day_day_of_week(r->by_day[i]) - ws + 7) % 7;
@@ -356,7 +357,7 @@ char *pace_format_local(gint64 t, const char *tz)
 char *pace_describe(const struct pace_rule *rule)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
-    static const char *days[] = { "Sundays", "Mondays", "Tuesdays", "Wednesdays",
+    static const char *days[] = { "Sundays",   "Mondays", "Tuesdays", "Wednesdays",
                                   "Thursdays", "Fridays", "Saturdays" };
     struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
     GString *s = g_string_new(NULL);

@@ -5,9 +5,9 @@
 #include <glib.h>
 
 struct pace_rule {
-    const char *rrule;   /* e.g. "FREQ=WEEKLY;BYDAY=MO,WE,FR" */
-    int hour, minute;    /* local time of day of each slot */
-    const char *tz;      /* IANA zone, e.g. "Europe/Berlin" or "UTC" */
+    const char *rrule; /* e.g. "FREQ=WEEKLY;BYDAY=MO,WE,FR" */
+    int hour, minute;  /* local time of day of each slot */
+    const char *tz;    /* IANA zone, e.g. "Europe/Berlin" or "UTC" */
 };
 
 /* Load libical's zone data. Call once from the main thread before any other
@@ -50,8 +50,8 @@ gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end);
 char *pace_describe(const struct pace_rule *rule);
 
 struct pace_event {
-    gint64 start;              /* UTC */
-    const char *uid;           /* stable across versions of the calendar */
+    gint64 start;    /* UTC */
+    const char *uid; /* stable across versions of the calendar */
     const char *summary;
     const char *description;
 };

@@ -20,29 +20,38 @@
 
 struct render_set {
     char *dir;
-    GHashTable *text;   /* file name -> template text (system mails: body only) */
-    GHashTable *subject;/* system mail -> subject template */
+    GHashTable *text;    /* file name -> template text (system mails: body only) */
+    GHashTable *subject; /* system mail -> subject template */
 };
 
-static const char *const lesson_vars[] = {
-    "name", "email", "course_title", "course_slug", "step", "steps", "subject", "lesson",
-    "next_date", "unsubscribe_url", "command_address", "source", NULL
-};
-static const char *const layout_vars[] = {
-    "subject", "body", "course_title", "command_address", NULL
-};
-static const char *const system_vars[] = {
-    "name", "email", "course_title", "course_description", "source", "steps", "schedule",
-    "zone", "zone_hint", "first_date", "next_date", "progress", "confirm_url",
-    "command_address", "unsubscribe_url", "reason", "courses", NULL
-};
+static const char *const lesson_vars[] = { "name",      "email",           "course_title",    "course_slug",
+                                           "step",      "steps",           "subject",         "lesson",
+                                           "next_date", "unsubscribe_url", "command_address", "source",
+                                           NULL };
+static const char *const layout_vars[] = { "subject", "body", "course_title", "command_address", NULL };
+static const char *const system_vars[] = { "name",
+                                           "email",
+                                           "course_title",
+                                           "course_description",
+                                           "source",
+                                           "steps",
+                                           "schedule",
+                                           "zone",
+                                           "zone_hint",
+                                           "first_date",
+                                           "next_date",
+                                           "progress",
+                                           "confirm_url",
+                                           "command_address",
+                                           "unsubscribe_url",
+                                           "reason",
+                                           "courses",
+                                           NULL };
 /* The confirmation goes to an address nobody has verified yet: it must not
  * echo anything the requester typed (a name, a reason), or it becomes a
  * spam cannon. */
-static const char *const confirm_vars[] = {
-    "email", "course_title", "course_description", "steps", "schedule", "confirm_url",
-    "command_address", NULL
-};
+static const char *const confirm_vars[] = { "email",    "course_title", "course_description", "steps",
+                                            "schedule", "confirm_url",  "command_address",    NULL };
 
 static const char *const system_mails[] = {
     "confirm", "welcome", "goodbye", "status", "help", "error", NULL
@@ -81,8 +90,8 @@ static gboolean render_check(const char *text, const char *file, const char *con
         char *name = g_strstrip(g_strndup(p + 2, (gsize)(end - p - 2)));
         gboolean ok = g_strv_contains(allowed, name);
         if (!ok)
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: unknown placeholder '{{%s}}'", file,
-                        line, name);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: unknown placeholder '{{%s}}'", file, line,
+                        name);
         g_free(name);
         if (!ok)
             return FALSE;
@@ -220,8 +229,7 @@ struct render_set *render_load(const char *dir, GError **err)
         char *path = g_build_filename(dir, file, NULL);
         char *text = NULL, *subject = NULL, *body = NULL;
         const char *const *allowed = strcmp(*w, "confirm") == 0 ? confirm_vars : system_vars;
-        gboolean ok = read_template(dir, file, &text, err) &&
-                      render_check(text, path, allowed, err) &&
+        gboolean ok = read_template(dir, file, &text, err) && render_check(text, path, allowed, err) &&
                       split_subject(path, text, &subject, &body, err);
         g_free(text);
         g_free(path);
@@ -257,9 +265,8 @@ char *render_apply(const struct render_set *set, const char *name, const struct 
     return fill(text, name, vars, n_vars, g_str_has_suffix(name, ".html") ? ESC_HTML : ESC_NONE, err);
 }
 
-gboolean render_system(const struct render_set *set, const char *which,
-                       const struct render_var *vars, size_t n_vars, char **subject, char **text,
-                       char **html, GError **err)
+gboolean render_system(const struct render_set *set, const char *which, const struct render_var *vars,
+                       size_t n_vars, char **subject, char **text, char **html, GError **err)
 {
     *subject = *text = *html = NULL;
     char *file = g_strconcat(which, ".md", NULL);
@@ -312,15 +319,16 @@ gboolean render_lint_course(const struct course *c, GPtrArray *problems)
                 at = cmark_node_parent(at);
             int line = l->body_line + (at ? cmark_node_get_start_line(at) : 1) - 1;
             if (t == CMARK_NODE_HTML_BLOCK || t == CMARK_NODE_HTML_INLINE) {
-                g_ptr_array_add(problems, g_strdup_printf("%s:%d: raw HTML is not allowed in a lesson",
-                                                          l->path, line));
+                g_ptr_array_add(problems,
+                                g_strdup_printf("%s:%d: raw HTML is not allowed in a lesson", l->path, line));
             } else if (t == CMARK_NODE_LINK) {
                 const char *url = cmark_node_get_url(n);
                 if (url && !g_str_has_prefix(url, "https://") && !g_str_has_prefix(url, "http://") &&
                     !g_str_has_prefix(url, "mailto:"))
-                    g_ptr_array_add(problems, g_strdup_printf(
-                        "%s:%d: link '%s' must be an https://, http:// or mailto: URL", l->path,
-                        line, url));
+                    g_ptr_array_add(
+                        problems,
+                        g_strdup_printf("%s:%d: link '%s' must be an https://, http:// or mailto: URL",
+                                        l->path, line, url));
             }
         }
         cmark_iter_free(it);
@@ -330,8 +338,10 @@ gboolean render_lint_course(const struct course *c, GPtrArray *problems)
             int line = l->body_line;
             for (const char *p = l->body; p < brace; p++)
                 line += *p == '\n';
-            g_ptr_array_add(problems, g_strdup_printf(
-                "%s:%d: '{{' is not allowed in a lesson (placeholders belong in templates)", l->path, line));
+            g_ptr_array_add(
+                problems,
+                g_strdup_printf("%s:%d: '{{' is not allowed in a lesson (placeholders belong in templates)",
+                                l->path, line));
         }
     }
     return problems->len == before;

@@ -8,7 +8,7 @@ struct course;
 struct render_var {
     const char *name;
     const char *value;
-    gboolean raw;   /* trusted markup (cmark output, our own URLs): not escaped */
+    gboolean raw; /* trusted markup (cmark output, our own URLs): not escaped */
 };
 
 /* The set of templates read from one folder at start-up. */
@@ -29,9 +29,8 @@ char *render_apply(const struct render_set *set, const char *name, const struct 
  * error). *subject gets the subject, *text the Markdown for the text part
  * (values as they are), *html the body rendered to HTML (values escaped for
  * Markdown first, so a name can never become markup). g_free() all three. */
-gboolean render_system(const struct render_set *set, const char *which,
-                       const struct render_var *vars, size_t n_vars, char **subject, char **text,
-                       char **html, GError **err);
+gboolean render_system(const struct render_set *set, const char *which, const struct render_var *vars,
+                       size_t n_vars, char **subject, char **text, char **html, GError **err);
 
 /* Returns TRUE if which names a system mail. */
 gboolean render_is_system(const char *which);

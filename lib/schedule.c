@@ -32,7 +32,7 @@ gint64 schedule_first(const struct config *cfg, const struct course *c, const ch
 }
 
 gint64 schedule_after_placed(const struct config *cfg, const struct pace_rule *rule, gint64 anchor,
-                            gint64 prev, gint64 placed, int *in_day)
+                             gint64 prev, gint64 placed, int *in_day)
 {
     int max = cfg && cfg->max_per_day > 0 ? (int)cfg->max_per_day : 1;
     gint64 t = pace_next_slot(rule, anchor, prev);
@@ -74,7 +74,7 @@ void schedule_project(const struct config *cfg, const struct pace_rule *rule, gi
         g_array_append_val(slots, t);
         if (i + 1 < count) {
             t = schedule_after_placed(cfg, rule, anchor, t, placed, &in_day);
-            placed = t;     /* a future lesson goes out at its slot */
+            placed = t; /* a future lesson goes out at its slot */
         }
     }
 }

@@ -36,7 +36,7 @@ gint64 schedule_after(const struct config *cfg, const struct pace_rule *rule, gi
  * `placed`, perhaps later, on another local day: max_per_day counts the
  * day it went out, as the tick does when it places the next one. */
 gint64 schedule_after_placed(const struct config *cfg, const struct pace_rule *rule, gint64 anchor,
-                            gint64 prev, gint64 placed, int *in_day);
+                             gint64 prev, gint64 placed, int *in_day);
 
 /* Appends to slots (gint64) the instants of `count` lessons, the first at
  * `first`, placed (queued) at first_placed (<= 0: at first), whose day

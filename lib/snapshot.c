@@ -113,7 +113,7 @@ void snapshot_box_set(struct snapshot_box *b, struct snapshot *s)
     old = b->cur;
     b->cur = s ? snapshot_ref(s) : NULL;
     g_mutex_unlock(&b->lock);
-    snapshot_unref(old);     /* outside the lock: the last unref frees */
+    snapshot_unref(old); /* outside the lock: the last unref frees */
 }
 
 struct snapshot *snapshot_box_get(struct snapshot_box *b)

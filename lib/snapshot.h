@@ -18,9 +18,9 @@
 
 struct snapshot {
     struct config *cfg;
-    GPtrArray *courses;          /* of struct course */
-    struct render_set *tpl;      /* NULL with SNAP_CONFIG_ONLY */
-    struct token_key *key;       /* NULL while no key file exists (before 'coursectl init') */
+    GPtrArray *courses;     /* of struct course */
+    struct render_set *tpl; /* NULL with SNAP_CONFIG_ONLY */
+    struct token_key *key;  /* NULL while no key file exists (before 'coursectl init') */
     /* Lesson skeletons of these courses: compose.c fills this slot on
      * first use, under cache_lock, and owns what is in it (cache_free). */
     gpointer cache;
@@ -30,9 +30,9 @@ struct snapshot {
 };
 
 enum snapshot_flags {
-    SNAP_CONFIG_ONLY = 1 << 0,   /* the config alone: no courses, templates or key */
-    SNAP_KEY = 1 << 1,           /* the secret key must exist */
-    SNAP_CREATE_KEY = 1 << 2,    /* create the key file if missing (coursectl init) */
+    SNAP_CONFIG_ONLY = 1 << 0, /* the config alone: no courses, templates or key */
+    SNAP_KEY = 1 << 1,         /* the secret key must exist */
+    SNAP_CREATE_KEY = 1 << 2,  /* create the key file if missing (coursectl init) */
 };
 
 /* Returns a new snapshot with one reference, or NULL with err naming the

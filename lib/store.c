@@ -15,130 +15,130 @@
 struct store {
     sqlite3 *db;
     char *path;
-    gint64 due_steps;    /* SQLite VM steps of the last store_due() */
-    int depth;           /* open transactions: 1 = BEGIN, more = SAVEPOINTs */
-    GHashTable *stmts;   /* const char *sql (static) -> sqlite3_stmt* */
+    gint64 due_steps;  /* SQLite VM steps of the last store_due() */
+    int depth;         /* open transactions: 1 = BEGIN, more = SAVEPOINTs */
+    GHashTable *stmts; /* const char *sql (static) -> sqlite3_stmt* */
 };
 
 /* Each entry moves the schema one version up; never edit a released one. */
 static const char *migrations[] = {
     /* 1: the initial schema */
     ("CREATE TABLE subscribers ("
-    "  id INTEGER PRIMARY KEY,"
-    "  email TEXT NOT NULL UNIQUE,"
-    "  name TEXT NOT NULL DEFAULT '',"
-    "  tz TEXT,"
-    "  status TEXT NOT NULL DEFAULT 'active'"
-    "    CHECK (status IN ('pending','active','bounced','unsubscribed')),"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
-    "CREATE TABLE enrollments ("
-    "  id INTEGER PRIMARY KEY,"
-    "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
-    "  course TEXT NOT NULL,"
-    "  state TEXT NOT NULL CHECK (state IN ('pending','active','paused','completed','stopped')),"
-    "  next_lesson INTEGER NOT NULL DEFAULT 1,"
-    "  next_send_at INTEGER,"
-    "  anchor_at INTEGER NOT NULL,"
-    "  paused_until INTEGER,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  UNIQUE (subscriber_id, course));"
-    "CREATE INDEX enrollments_due ON enrollments(next_send_at)"
-    "  WHERE state = 'active' AND next_send_at IS NOT NULL;"
-    "CREATE TABLE deliveries ("
-    "  id INTEGER PRIMARY KEY,"
-    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
-    "  lesson INTEGER NOT NULL,"
-    "  message_id TEXT NOT NULL,"
-    "  state TEXT NOT NULL"
-    "    CHECK (state IN ('queued','sending','sent','deferred','failed','cancelled')),"
-    "  attempts INTEGER NOT NULL DEFAULT 0,"
-    "  slot_at INTEGER NOT NULL,"
-    "  queued_at INTEGER NOT NULL,"
-    "  next_attempt_at INTEGER NOT NULL,"
-    "  sent_at INTEGER,"
-    "  last_code INTEGER,"
-    "  last_text TEXT,"
-    "  UNIQUE (enrollment_id, lesson));"
-    "CREATE INDEX deliveries_ready ON deliveries(next_attempt_at)"
-    "  WHERE state IN ('queued','deferred');"
-    "CREATE INDEX deliveries_sending ON deliveries(state) WHERE state = 'sending';"
-    "CREATE TABLE events ("
-    "  id INTEGER PRIMARY KEY,"
-    "  at INTEGER NOT NULL,"
-    "  subscriber_id INTEGER,"
-    "  enrollment_id INTEGER,"
-    "  kind TEXT NOT NULL,"
-    "  via TEXT NOT NULL,"
-    "  detail TEXT NOT NULL DEFAULT '',"
-    "  message_id TEXT);"
-    "CREATE INDEX events_subscriber ON events(subscriber_id, at);"
-    "CREATE TABLE inbound ("
-    "  message_key TEXT PRIMARY KEY,"
-    "  received_at INTEGER NOT NULL,"
-    "  result TEXT NOT NULL DEFAULT '');"),
+     "  id INTEGER PRIMARY KEY,"
+     "  email TEXT NOT NULL UNIQUE,"
+     "  name TEXT NOT NULL DEFAULT '',"
+     "  tz TEXT,"
+     "  status TEXT NOT NULL DEFAULT 'active'"
+     "    CHECK (status IN ('pending','active','bounced','unsubscribed')),"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"
+     "CREATE TABLE enrollments ("
+     "  id INTEGER PRIMARY KEY,"
+     "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
+     "  course TEXT NOT NULL,"
+     "  state TEXT NOT NULL CHECK (state IN ('pending','active','paused','completed','stopped')),"
+     "  next_lesson INTEGER NOT NULL DEFAULT 1,"
+     "  next_send_at INTEGER,"
+     "  anchor_at INTEGER NOT NULL,"
+     "  paused_until INTEGER,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  UNIQUE (subscriber_id, course));"
+     "CREATE INDEX enrollments_due ON enrollments(next_send_at)"
+     "  WHERE state = 'active' AND next_send_at IS NOT NULL;"
+     "CREATE TABLE deliveries ("
+     "  id INTEGER PRIMARY KEY,"
+     "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+     "  lesson INTEGER NOT NULL,"
+     "  message_id TEXT NOT NULL,"
+     "  state TEXT NOT NULL"
+     "    CHECK (state IN ('queued','sending','sent','deferred','failed','cancelled')),"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  slot_at INTEGER NOT NULL,"
+     "  queued_at INTEGER NOT NULL,"
+     "  next_attempt_at INTEGER NOT NULL,"
+     "  sent_at INTEGER,"
+     "  last_code INTEGER,"
+     "  last_text TEXT,"
+     "  UNIQUE (enrollment_id, lesson));"
+     "CREATE INDEX deliveries_ready ON deliveries(next_attempt_at)"
+     "  WHERE state IN ('queued','deferred');"
+     "CREATE INDEX deliveries_sending ON deliveries(state) WHERE state = 'sending';"
+     "CREATE TABLE events ("
+     "  id INTEGER PRIMARY KEY,"
+     "  at INTEGER NOT NULL,"
+     "  subscriber_id INTEGER,"
+     "  enrollment_id INTEGER,"
+     "  kind TEXT NOT NULL,"
+     "  via TEXT NOT NULL,"
+     "  detail TEXT NOT NULL DEFAULT '',"
+     "  message_id TEXT);"
+     "CREATE INDEX events_subscriber ON events(subscriber_id, at);"
+     "CREATE TABLE inbound ("
+     "  message_key TEXT PRIMARY KEY,"
+     "  received_at INTEGER NOT NULL,"
+     "  result TEXT NOT NULL DEFAULT '');"),
     /* 2: calendars that follow pauses and zone changes; automatic resume */
     ("ALTER TABLE enrollments ADD COLUMN calendar_seq INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE enrollments ADD COLUMN calendar_dirty INTEGER NOT NULL DEFAULT 0;"
-    "CREATE INDEX enrollments_resume ON enrollments(paused_until)"
-    "  WHERE state = 'paused' AND paused_until IS NOT NULL;"),
+     "ALTER TABLE enrollments ADD COLUMN calendar_dirty INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX enrollments_resume ON enrollments(paused_until)"
+     "  WHERE state = 'paused' AND paused_until IS NOT NULL;"),
     /* 3: system mails (welcome, confirm, replies), rendered when created */
     ("CREATE TABLE outbox ("
-    "  id INTEGER PRIMARY KEY,"
-    "  subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,"
-    "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
-    "  kind TEXT NOT NULL,"
-    "  rcpt TEXT NOT NULL,"
-    "  message BLOB NOT NULL,"
-    "  state TEXT NOT NULL CHECK (state IN ('queued','sending','sent','deferred','failed')),"
-    "  attempts INTEGER NOT NULL DEFAULT 0,"
-    "  created_at INTEGER NOT NULL,"
-    "  next_attempt_at INTEGER NOT NULL,"
-    "  sent_at INTEGER,"
-    "  last_code INTEGER,"
-    "  last_text TEXT);"
-    "CREATE INDEX outbox_ready ON outbox(next_attempt_at) WHERE state IN ('queued','deferred');"
-    "CREATE INDEX outbox_sending ON outbox(state) WHERE state = 'sending';"),
+     "  id INTEGER PRIMARY KEY,"
+     "  subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,"
+     "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
+     "  kind TEXT NOT NULL,"
+     "  rcpt TEXT NOT NULL,"
+     "  message BLOB NOT NULL,"
+     "  state TEXT NOT NULL CHECK (state IN ('queued','sending','sent','deferred','failed')),"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL,"
+     "  next_attempt_at INTEGER NOT NULL,"
+     "  sent_at INTEGER,"
+     "  last_code INTEGER,"
+     "  last_text TEXT);"
+     "CREATE INDEX outbox_ready ON outbox(next_attempt_at) WHERE state IN ('queued','deferred');"
+     "CREATE INDEX outbox_sending ON outbox(state) WHERE state = 'sending';"),
     /* 4: double opt-in and replies */
     ("ALTER TABLE enrollments ADD COLUMN confirm_sent_at INTEGER;"
-    "ALTER TABLE subscribers ADD COLUMN tz_guessed INTEGER NOT NULL DEFAULT 0;"
-    "CREATE INDEX outbox_rcpt ON outbox(rcpt, created_at);"
-    "CREATE INDEX outbox_kind ON outbox(kind, created_at);"
-    "CREATE INDEX events_kind ON events(subscriber_id, kind, at);"),
+     "ALTER TABLE subscribers ADD COLUMN tz_guessed INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX outbox_rcpt ON outbox(rcpt, created_at);"
+     "CREATE INDEX outbox_kind ON outbox(kind, created_at);"
+     "CREATE INDEX events_kind ON events(subscriber_id, kind, at);"),
     /* 5: the hourly rate limit counts what was sent */
     ("CREATE INDEX deliveries_sent ON deliveries(sent_at) WHERE sent_at IS NOT NULL;"
-    "CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;"),
+     "CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;"),
     /* 6: right to erasure */
     ("CREATE TABLE suppressions ("
-    "  hash TEXT PRIMARY KEY,"
-    "  created_at INTEGER NOT NULL,"
-    "  reason TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX events_at ON events(at);"),
+     "  hash TEXT PRIMARY KEY,"
+     "  created_at INTEGER NOT NULL,"
+     "  reason TEXT NOT NULL DEFAULT '');"
+     "CREATE INDEX events_at ON events(at);"),
     /* 7: the lifecycle as data. Why an enrollment is paused or stopped; and
      * one lesson in flight per enrollment, kept by the schema itself (a
      * database from before keeps its oldest in-flight row per enrollment). */
     ("ALTER TABLE enrollments ADD COLUMN reason TEXT NOT NULL DEFAULT ''"
-    "  CHECK (reason IN ('','subscriber','operator','bounced','policy','gave-up','course-gone'));"
-    "UPDATE deliveries SET state = 'cancelled', last_text = 'second lesson in flight (schema 7)'"
-    "  WHERE state IN ('queued','sending','deferred') AND id NOT IN (SELECT min(id) FROM deliveries"
-    "  WHERE state IN ('queued','sending','deferred') GROUP BY enrollment_id);"
-    "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
-    "  WHERE state IN ('queued','sending','deferred');"),
+     "  CHECK (reason IN ('','subscriber','operator','bounced','policy','gave-up','course-gone'));"
+     "UPDATE deliveries SET state = 'cancelled', last_text = 'second lesson in flight (schema 7)'"
+     "  WHERE state IN ('queued','sending','deferred') AND id NOT IN (SELECT min(id) FROM deliveries"
+     "  WHERE state IN ('queued','sending','deferred') GROUP BY enrollment_id);"
+     "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
+     "  WHERE state IN ('queued','sending','deferred');"),
     /* 8: what a move made the enrollment forget. A lesson sent again after
      * `coursectl move` replaces its row (UNIQUE (enrollment_id, lesson));
      * the row it replaced is kept here, so that the day it went out still
      * counts for max_per_day and the audit keeps it. */
     ("CREATE TABLE delivery_history ("
-    "  id INTEGER PRIMARY KEY,"
-    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
-    "  lesson INTEGER NOT NULL,"
-    "  message_id TEXT NOT NULL,"
-    "  state TEXT NOT NULL,"
-    "  queued_at INTEGER NOT NULL,"
-    "  sent_at INTEGER,"
-    "  forgotten_at INTEGER NOT NULL);"
-    "CREATE INDEX delivery_history_day ON delivery_history(enrollment_id, queued_at);"),
+     "  id INTEGER PRIMARY KEY,"
+     "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+     "  lesson INTEGER NOT NULL,"
+     "  message_id TEXT NOT NULL,"
+     "  state TEXT NOT NULL,"
+     "  queued_at INTEGER NOT NULL,"
+     "  sent_at INTEGER,"
+     "  forgotten_at INTEGER NOT NULL);"
+     "CREATE INDEX delivery_history_day ON delivery_history(enrollment_id, queued_at);"),
     /* 9: the same rules, written so that checking them costs nothing.
      * SQLite evaluates `x IN (three or more constants)` in a CHECK or a
      * partial index by building a temporary b-tree on every write (about
@@ -146,25 +146,36 @@ static const char *migrations[] = {
      * `x = a OR x = b ...` is plain comparisons. The index is rebuilt here;
      * the CHECKs are rewritten by rewrite_checks() below. */
     ("DROP INDEX deliveries_inflight;"
-    "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
-    "  WHERE state = 'queued' OR state = 'sending' OR state = 'deferred';"),
+     "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
+     "  WHERE state = 'queued' OR state = 'sending' OR state = 'deferred';"),
 };
-
 
 /* The CASE expressions that turn a stored state into its enum value, in the
  * order of state.h (tests/unit/test_state.c checks them against state.c). */
-#define SUB_ORD(col) "CASE " col " WHEN 'pending' THEN 0 WHEN 'active' THEN 1 WHEN 'bounced' THEN 2" \
+#define SUB_ORD(col)                                                    \
+    "CASE " col                                                         \
+    " WHEN 'pending' THEN 0 WHEN 'active' THEN 1 WHEN 'bounced' THEN 2" \
     " WHEN 'unsubscribed' THEN 3 END"
-#define ENR_ORD(col) "CASE " col " WHEN 'pending' THEN 0 WHEN 'active' THEN 1 WHEN 'paused' THEN 2" \
+#define ENR_ORD(col)                                                   \
+    "CASE " col                                                        \
+    " WHEN 'pending' THEN 0 WHEN 'active' THEN 1 WHEN 'paused' THEN 2" \
     " WHEN 'completed' THEN 3 WHEN 'stopped' THEN 4 END"
-#define DLV_ORD(col) "CASE " col " WHEN 'queued' THEN 0 WHEN 'sending' THEN 1 WHEN 'sent' THEN 2" \
+#define DLV_ORD(col)                                                 \
+    "CASE " col                                                      \
+    " WHEN 'queued' THEN 0 WHEN 'sending' THEN 1 WHEN 'sent' THEN 2" \
     " WHEN 'deferred' THEN 3 WHEN 'failed' THEN 4 WHEN 'cancelled' THEN 5 END"
 /* ... and back: the stored name of enum value ?N */
-#define SUB_NAME(p) "CASE " p " WHEN 0 THEN 'pending' WHEN 1 THEN 'active' WHEN 2 THEN 'bounced'" \
+#define SUB_NAME(p)                                                     \
+    "CASE " p                                                           \
+    " WHEN 0 THEN 'pending' WHEN 1 THEN 'active' WHEN 2 THEN 'bounced'" \
     " WHEN 3 THEN 'unsubscribed' END"
-#define ENR_NAME(p) "CASE " p " WHEN 0 THEN 'pending' WHEN 1 THEN 'active' WHEN 2 THEN 'paused'" \
+#define ENR_NAME(p)                                                    \
+    "CASE " p                                                          \
+    " WHEN 0 THEN 'pending' WHEN 1 THEN 'active' WHEN 2 THEN 'paused'" \
     " WHEN 3 THEN 'completed' WHEN 4 THEN 'stopped' END"
-#define DLV_NAME(p) "CASE " p " WHEN 0 THEN 'queued' WHEN 1 THEN 'sending' WHEN 2 THEN 'sent'" \
+#define DLV_NAME(p)                                                  \
+    "CASE " p                                                        \
+    " WHEN 0 THEN 'queued' WHEN 1 THEN 'sending' WHEN 2 THEN 'sent'" \
     " WHEN 3 THEN 'deferred' WHEN 4 THEN 'failed' WHEN 5 THEN 'cancelled' END"
 
 int store_latest_version(void)
@@ -182,12 +193,9 @@ static int err_code(int rc)
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_FULL:
-    case SQLITE_IOERR:
-        return CD_ERR_BUSY;
-    case SQLITE_CONSTRAINT:
-        return CD_ERR_INVALID;
-    default:
-        return CD_ERR_FAILED;
+    case SQLITE_IOERR: return CD_ERR_BUSY;
+    case SQLITE_CONSTRAINT: return CD_ERR_INVALID;
+    default: return CD_ERR_FAILED;
     }
 }
 
@@ -291,7 +299,9 @@ static const struct check_rewrite {
 } check_rewrites[] = {
     { "subscribers", "status", { "pending", "active", "bounced", "unsubscribed" } },
     { "enrollments", "state", { "pending", "active", "paused", "completed", "stopped" } },
-    { "enrollments", "reason", { "", "subscriber", "operator", "bounced", "policy", "gave-up", "course-gone" } },
+    { "enrollments",
+      "reason",
+      { "", "subscriber", "operator", "bounced", "policy", "gave-up", "course-gone" } },
     { "deliveries", "state", { "queued", "sending", "sent", "deferred", "failed", "cancelled" } },
     { "outbox", "state", { "queued", "sending", "sent", "deferred", "failed" } },
 };
@@ -330,8 +340,10 @@ static gboolean rewrite_checks(struct store *st, GError **err)
         g_string_append(eq, ")");
         /* keep "CHECK (" and the closing parenthesis: only the rule changes */
         char *from = g_strdup(in->str + strlen("CHECK "));
-        ok = sqlite3_prepare_v2(st->db, "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)"
-                                " WHERE type = 'table' AND name = ?3 AND instr(sql, ?1) > 0", -1, &s, NULL) == SQLITE_OK;
+        ok = sqlite3_prepare_v2(st->db,
+                                "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)"
+                                " WHERE type = 'table' AND name = ?3 AND instr(sql, ?1) > 0",
+                                -1, &s, NULL) == SQLITE_OK;
         if (ok) {
             sqlite3_bind_text(s, 1, from, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(s, 2, eq->str, -1, SQLITE_TRANSIENT);
@@ -367,8 +379,8 @@ static gboolean migrate(struct store *st, GError **err)
     if (have < 0) {
         /* unreadable (busy past the timeout), or a negative user_version
          * no coursed ever wrote: nothing is migrated from an unknown state */
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: cannot read a valid schema version (%d): %s", st->path,
-                    have, sqlite3_errmsg(st->db));
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: cannot read a valid schema version (%d): %s",
+                    st->path, have, sqlite3_errmsg(st->db));
         return FALSE;
     }
     if (have > store_latest_version()) {
@@ -397,8 +409,8 @@ static gboolean migrate(struct store *st, GError **err)
 struct store *store_open(const char *path, gboolean create, GError **err)
 {
     if (!create && !g_file_test(path, G_FILE_TEST_EXISTS)) {
-        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND,
-                    "%s: no database here; run 'coursectl init' first", path);
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s: no database here; run 'coursectl init' first",
+                    path);
         return NULL;
     }
     struct store *st = g_new0(struct store, 1);
@@ -414,10 +426,8 @@ struct store *store_open(const char *path, gboolean create, GError **err)
     }
     sqlite3_busy_timeout(st->db, 10000);
     sqlite3_extended_result_codes(st->db, 1);
-    if (!exec(st, "PRAGMA journal_mode = WAL", err) ||
-        !exec(st, "PRAGMA synchronous = FULL", err) ||
-        !exec(st, "PRAGMA foreign_keys = ON", err) ||
-        !migrate(st, err)) {
+    if (!exec(st, "PRAGMA journal_mode = WAL", err) || !exec(st, "PRAGMA synchronous = FULL", err) ||
+        !exec(st, "PRAGMA foreign_keys = ON", err) || !migrate(st, err)) {
         store_close(st);
         return NULL;
     }
@@ -515,8 +525,9 @@ gint64 store_sub_add(struct store *st, const char *email, const char *name, cons
                      enum sub_state status, gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "INSERT INTO subscribers (email, name, tz, status, created_at, updated_at)"
-        " VALUES (?1, ?2, ?3, " SUB_NAME("?5") ", ?4, ?4)", err);
+                           "INSERT INTO subscribers (email, name, tz, status, created_at, updated_at)"
+                           " VALUES (?1, ?2, ?3, " SUB_NAME("?5") ", ?4, ?4)",
+                           err);
     if (!s)
         return -1;
     bind_text(s, 1, email);
@@ -585,8 +596,10 @@ gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, 
                     gint64 next_send_at, gint64 anchor_at, gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "INSERT INTO enrollments (subscriber_id, course, state, next_lesson, next_send_at,"
-        " anchor_at, created_at, updated_at) VALUES (?1, ?2, " ENR_NAME("?6") ", 1, ?3, ?4, ?5, ?5)", err);
+                           "INSERT INTO enrollments (subscriber_id, course, state, next_lesson, next_send_at,"
+                           " anchor_at, created_at, updated_at) VALUES (?1, ?2, " ENR_NAME(
+                               "?6") ", 1, ?3, ?4, ?5, ?5)",
+                           err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, subscriber_id);
@@ -608,7 +621,7 @@ gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, 
     return sqlite3_last_insert_rowid(st->db);
 }
 
-#define ENR_COLS                                                                         \
+#define ENR_COLS \
     "e.id, e.subscriber_id, s.email, s.name, s.tz, e.course, " ENR_ORD("e.state") ", e.next_lesson," \
     " e.next_send_at, e.anchor_at, e.created_at,"                                       \
     " (SELECT count(*) FROM deliveries d WHERE d.enrollment_id = e.id AND d.state = 'sent'),"  \
@@ -655,8 +668,10 @@ static GPtrArray *enrollment_rows(struct store *st, sqlite3_stmt *s, GError **er
 GPtrArray *store_enrollments_of(struct store *st, gint64 subscriber_id, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT " ENR_COLS " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
-        " WHERE e.subscriber_id = ?1 ORDER BY e.id", err);
+                           "SELECT " ENR_COLS
+                           " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE e.subscriber_id = ?1 ORDER BY e.id",
+                           err);
     if (!s)
         return NULL;
     sqlite3_bind_int64(s, 1, subscriber_id);
@@ -668,9 +683,11 @@ GPtrArray *store_due(struct store *st, gint64 now, int limit, GError **err)
     /* The WHERE matches the partial index enrollments_due exactly, so the
      * cost is the number due, not the number enrolled. */
     sqlite3_stmt *s = prep(st,
-        "SELECT " ENR_COLS " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
-        " WHERE e.state = 'active' AND e.next_send_at IS NOT NULL AND e.next_send_at <= ?1"
-        " ORDER BY e.next_send_at LIMIT ?2", err);
+                           "SELECT " ENR_COLS
+                           " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE e.state = 'active' AND e.next_send_at IS NOT NULL AND e.next_send_at <= ?1"
+                           " ORDER BY e.next_send_at LIMIT ?2",
+                           err);
     if (!s)
         return NULL;
     sqlite3_bind_int64(s, 1, now);
@@ -699,10 +716,11 @@ void store_enrollment_free(struct enrollment_row *r)
 
 /* ---- deliveries ---- */
 
-gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id,
-                     gint64 now, GError **err)
+gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id, gint64 now,
+                     GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at, queued_at,"
         " next_attempt_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)"
         /* A lesson cancelled by a pause, or failed before one, is queued
@@ -710,7 +728,8 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
         " ON CONFLICT (enrollment_id, lesson) DO UPDATE SET state = 'queued', attempts = 0,"
         "  slot_at = excluded.slot_at, queued_at = excluded.queued_at,"
         "  next_attempt_at = excluded.next_attempt_at, last_code = NULL, last_text = NULL"
-        "  WHERE deliveries.state IN ('cancelled', 'failed')", err);
+        "  WHERE deliveries.state IN ('cancelled', 'failed')",
+        err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, e->id);
@@ -744,8 +763,9 @@ void store_delivery_free(struct delivery_row *r)
 gboolean store_reschedule(struct store *st, gint64 enrollment_id, gint64 next_send_at, gint64 now,
                           GError **err)
 {
-    sqlite3_stmt *s = prep(st,
-        "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'active'", err);
+    sqlite3_stmt *s = prep(
+        st, "UPDATE enrollments SET next_send_at = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'active'",
+        err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, enrollment_id);
@@ -758,10 +778,12 @@ int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64
 {
     /* Walks only this enrollment's deliveries (UNIQUE(enrollment_id, lesson)
      * is an index with enrollment_id first). */
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT (SELECT count(*) FROM deliveries WHERE enrollment_id = ?1 AND state <> 'cancelled'"
         " AND queued_at >= ?2 AND queued_at < ?3) + (SELECT count(*) FROM delivery_history"
-        " WHERE enrollment_id = ?1 AND queued_at >= ?2 AND queued_at < ?3)", err);
+        " WHERE enrollment_id = ?1 AND queued_at >= ?2 AND queued_at < ?3)",
+        err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, enrollment_id);
@@ -778,9 +800,11 @@ int store_day_count(struct store *st, gint64 enrollment_id, gint64 start, gint64
 GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT " ENR_COLS " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
-        " WHERE e.state = 'paused' AND e.paused_until IS NOT NULL AND e.paused_until <= ?1"
-        " ORDER BY e.paused_until LIMIT ?2", err);
+                           "SELECT " ENR_COLS
+                           " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE e.state = 'paused' AND e.paused_until IS NOT NULL AND e.paused_until <= ?1"
+                           " ORDER BY e.paused_until LIMIT ?2",
+                           err);
     if (!s)
         return NULL;
     sqlite3_bind_int64(s, 1, now);
@@ -789,11 +813,13 @@ GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **e
 }
 
 gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, gint64 *queued_at,
-                          gint64 *next_attempt, GError **err)
+                           gint64 *next_attempt, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT slot_at, queued_at, next_attempt_at FROM deliveries WHERE enrollment_id = ?1 AND lesson = ?2"
-        " AND state IN ('queued', 'deferred', 'sending')", err);
+        " AND state IN ('queued', 'deferred', 'sending')",
+        err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, enrollment_id);
@@ -812,12 +838,13 @@ gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, g
     return t;
 }
 
-gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz,
-                          gboolean set_tz, gint64 now, GError **err)
+gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz, gboolean set_tz,
+                          gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "UPDATE subscribers SET name = coalesce(?2, name),"
-        " tz = CASE WHEN ?4 THEN ?3 ELSE tz END, updated_at = ?5 WHERE id = ?1", err);
+                           "UPDATE subscribers SET name = coalesce(?2, name),"
+                           " tz = CASE WHEN ?4 THEN ?3 ELSE tz END, updated_at = ?5 WHERE id = ?1",
+                           err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, id);
@@ -831,8 +858,9 @@ gboolean store_sub_update(struct store *st, gint64 id, const char *name, const c
 gboolean store_inbound_first(struct store *st, const char *key, gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "INSERT INTO inbound (message_key, received_at) VALUES (?1, ?2)"
-        " ON CONFLICT (message_key) DO NOTHING", err);
+                           "INSERT INTO inbound (message_key, received_at) VALUES (?1, ?2)"
+                           " ON CONFLICT (message_key) DO NOTHING",
+                           err);
     if (!s)
         return FALSE;
     bind_text(s, 1, key);
@@ -913,11 +941,11 @@ static gint64 count1(struct store *st, sqlite3_stmt *s, const char *what, GError
     return n;
 }
 
-gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, gint64 since,
-                          GError **err)
+gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, gint64 since, GError **err)
 {
-    sqlite3_stmt *s = rcpt ? prep(st, "SELECT count(*) FROM outbox WHERE rcpt = ?1 AND created_at >= ?3", err)
-                           : prep(st, "SELECT count(*) FROM outbox WHERE kind = ?2 AND created_at >= ?3", err);
+    sqlite3_stmt *s = rcpt
+                          ? prep(st, "SELECT count(*) FROM outbox WHERE rcpt = ?1 AND created_at >= ?3", err)
+                          : prep(st, "SELECT count(*) FROM outbox WHERE kind = ?2 AND created_at >= ?3", err);
     if (!s)
         return -1;
     bind_text(s, 1, rcpt);
@@ -926,11 +954,12 @@ gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, 
     return count1(st, s, "count system mails", err);
 }
 
-gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since,
-                        GError **err)
+gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
-        "SELECT count(DISTINCT at / 86400) FROM events WHERE subscriber_id = ?1 AND kind = ?2 AND at >= ?3", err);
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT count(DISTINCT at / 86400) FROM events WHERE subscriber_id = ?1 AND kind = ?2 AND at >= ?3",
+        err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, subscriber_id);
@@ -942,8 +971,9 @@ gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind
 gint64 store_sent_since(struct store *st, gint64 since, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT (SELECT count(*) FROM deliveries WHERE sent_at >= ?1)"
-        " + (SELECT count(*) FROM outbox WHERE sent_at >= ?1)", err);
+                           "SELECT (SELECT count(*) FROM deliveries WHERE sent_at >= ?1)"
+                           " + (SELECT count(*) FROM outbox WHERE sent_at >= ?1)",
+                           err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, since);
@@ -1001,8 +1031,10 @@ gboolean store_sub_erase(struct store *st, gint64 id, const char *hash, gint64 n
         return FALSE;
     if (!hash)
         return TRUE;
-    s = prep(st, "INSERT INTO suppressions (hash, created_at, reason) VALUES (?1, ?2, 'erased')"
-                 " ON CONFLICT (hash) DO NOTHING", err);
+    s = prep(st,
+             "INSERT INTO suppressions (hash, created_at, reason) VALUES (?1, ?2, 'erased')"
+             " ON CONFLICT (hash) DO NOTHING",
+             err);
     if (!s)
         return FALSE;
     bind_text(s, 1, hash);
@@ -1028,7 +1060,7 @@ gboolean store_unsuppress(struct store *st, const char *hash, GError **err)
     return step_done(st, s, "unsuppress", err);
 }
 
-#define QUEUE_COLS                                                                         \
+#define QUEUE_COLS \
     "d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, " DLV_ORD("d.state") ", d.attempts,"\
     " d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0), coalesce(d.last_code, 0),"\
     " d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at, e.calendar_seq, e.calendar_dirty"
@@ -1129,8 +1161,9 @@ static gboolean queue_apply(struct store *st, sqlite3_stmt *s, const char *table
     const struct state_transition *t = state_transition(ev);
     if (!s)
         return FALSE;
-    int attempts = ev == EV_DLV_CLAIM || ev == EV_MAIL_CLAIM ? 1
-                 : ev == EV_DLV_UNCLAIM || ev == EV_MAIL_UNCLAIM ? -1 : 0;
+    int attempts = ev == EV_DLV_CLAIM || ev == EV_MAIL_CLAIM       ? 1
+                   : ev == EV_DLV_UNCLAIM || ev == EV_MAIL_UNCLAIM ? -1
+                                                                   : 0;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, t->to);
     sqlite3_bind_int64(s, 3, t->from);
@@ -1198,8 +1231,9 @@ gboolean store_dlv_reslot(struct store *st, gint64 id, gint64 slot, GError **err
 int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'cancelled', last_text = ?2"
-        " WHERE enrollment_id = ?1 AND (?3 >> " DLV_ORD("state") ") & 1", err);
+                           "UPDATE deliveries SET state = 'cancelled', last_text = ?2"
+                           " WHERE enrollment_id = ?1 AND (?3 >> " DLV_ORD("state") ") & 1",
+                           err);
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, enrollment_id);
@@ -1217,12 +1251,14 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, g
      * or stopped one keeps its state and plans nothing (resume plans). The
      * guard next_lesson = lesson: only the lesson in flight moves it (a
      * `move` in between has already re-pointed it). */
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
         " next_send_at = CASE WHEN state = 'active' AND ?4 > 0 THEN ?4 ELSE NULL END,"
         " state = CASE WHEN state = 'active' AND ?4 <= 0 THEN 'completed' ELSE state END,"
         " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
-        " WHERE id = ?1 AND next_lesson = ?2", err);
+        " WHERE id = ?1 AND next_lesson = ?2",
+        err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, d->enrollment_id);
@@ -1238,7 +1274,8 @@ gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesso
 {
     /* What went out (or was tried) moves to delivery_history first: the
      * day it went out keeps counting for max_per_day. */
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "INSERT INTO delivery_history (enrollment_id, lesson, message_id, state, queued_at, sent_at,"
         " forgotten_at) SELECT enrollment_id, lesson, message_id, state, queued_at, sent_at, ?3"
         " FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state NOT IN ('sending','cancelled')",
@@ -1250,7 +1287,8 @@ gboolean store_dlv_forget_from(struct store *st, gint64 enrollment_id, int lesso
     sqlite3_bind_int64(s, 3, now);
     if (!step_done(st, s, "keep forgotten lessons", err))
         return FALSE;
-    s = prep(st, "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'", err);
+    s = prep(st, "DELETE FROM deliveries WHERE enrollment_id = ?1 AND lesson >= ?2 AND state <> 'sending'",
+             err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, enrollment_id);
@@ -1293,10 +1331,12 @@ GPtrArray *store_ready(struct store *st, gint64 now, int limit, GError **err)
 
 GArray *store_stuck(struct store *st, int limit, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT e.id FROM enrollments e WHERE e.state = 'active' AND e.next_send_at IS NULL"
         " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.enrollment_id = e.id"
-        "   AND d.state IN ('queued','sending','deferred')) ORDER BY e.id LIMIT ?1", err);
+        "   AND d.state IN ('queued','sending','deferred')) ORDER BY e.id LIMIT ?1",
+        err);
     if (!s)
         return NULL;
     sqlite3_bind_int(s, 1, limit);
@@ -1317,11 +1357,14 @@ GArray *store_stuck(struct store *st, int limit, GError **err)
 
 GPtrArray *store_queue_list(struct store *st, int state, int limit, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
-        "SELECT " QUEUE_COLS " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT " QUEUE_COLS
+        " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
         " JOIN subscribers s ON s.id = e.subscriber_id"
-        " WHERE (?1 < 0 AND d.state IN ('queued','sending','deferred','failed')) OR d.state = " DLV_NAME("?1")
-        " ORDER BY d.next_attempt_at, d.id LIMIT ?2", err);
+        " WHERE (?1 < 0 AND d.state IN ('queued','sending','deferred','failed')) OR d.state = " DLV_NAME(
+            "?1") " ORDER BY d.next_attempt_at, d.id LIMIT ?2",
+        err);
     if (!s)
         return NULL;
     sqlite3_bind_int(s, 1, state);
@@ -1342,8 +1385,10 @@ GPtrArray *store_queue_list(struct store *st, int state, int limit, GError **err
 struct delivery_row *store_delivery_full(struct store *st, gint64 id, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT " QUEUE_COLS " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
-        " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1", err);
+                           "SELECT " QUEUE_COLS
+                           " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+                           " JOIN subscribers s ON s.id = e.subscriber_id WHERE d.id = ?1",
+                           err);
     if (!s)
         return NULL;
     sqlite3_bind_int64(s, 1, id);
@@ -1375,11 +1420,13 @@ gboolean store_events_tag(struct store *st, gint64 after_id, const char *message
 
 GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT ev.at, coalesce(s.email, ''), ev.kind, ev.via, ev.detail, coalesce(ev.enrollment_id, 0),"
         " ev.message_id"
         " FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id"
-        " WHERE ?1 = 0 OR ev.subscriber_id = ?1 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2", err);
+        " WHERE ?1 = 0 OR ev.subscriber_id = ?1 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2",
+        err);
     if (!s)
         return NULL;
     sqlite3_bind_int64(s, 1, subscriber_id);
@@ -1422,9 +1469,11 @@ gboolean store_funnel(struct store *st, const char *course, GArray *reached,
                       struct store_funnel_states *states, GError **err)
 {
     memset(states, 0, sizeof *states);
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT d.lesson, count(*) FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
-        " WHERE e.course = ?1 AND d.state = 'sent' GROUP BY d.lesson ORDER BY d.lesson", err);
+        " WHERE e.course = ?1 AND d.state = 'sent' GROUP BY d.lesson ORDER BY d.lesson",
+        err);
     if (!s)
         return FALSE;
     bind_text(s, 1, course);
@@ -1439,22 +1488,29 @@ gboolean store_funnel(struct store *st, const char *course, GArray *reached,
     if (rc != SQLITE_DONE)
         return fail(st, rc, "funnel", err);
     s = prep(st,
-        "SELECT CASE WHEN sub.status IN ('bounced','unsubscribed') THEN sub.status"
-        "            WHEN e.state = 'stopped' THEN 'unsubscribed' ELSE e.state END, count(*)"
-        " FROM enrollments e JOIN subscribers sub ON sub.id = e.subscriber_id WHERE e.course = ?1"
-        " GROUP BY 1", err);
+             "SELECT CASE WHEN sub.status IN ('bounced','unsubscribed') THEN sub.status"
+             "            WHEN e.state = 'stopped' THEN 'unsubscribed' ELSE e.state END, count(*)"
+             " FROM enrollments e JOIN subscribers sub ON sub.id = e.subscriber_id WHERE e.course = ?1"
+             " GROUP BY 1",
+             err);
     if (!s)
         return FALSE;
     bind_text(s, 1, course);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(s, 0);
         gint64 n = sqlite3_column_int64(s, 1);
-        if (!strcmp(k, "active")) states->active += n;
-        else if (!strcmp(k, "paused")) states->paused += n;
-        else if (!strcmp(k, "completed")) states->completed += n;
-        else if (!strcmp(k, "unsubscribed")) states->unsubscribed += n;
-        else if (!strcmp(k, "bounced")) states->bounced += n;
-        else if (!strcmp(k, "pending")) states->pending += n;
+        if (!strcmp(k, "active"))
+            states->active += n;
+        else if (!strcmp(k, "paused"))
+            states->paused += n;
+        else if (!strcmp(k, "completed"))
+            states->completed += n;
+        else if (!strcmp(k, "unsubscribed"))
+            states->unsubscribed += n;
+        else if (!strcmp(k, "bounced"))
+            states->bounced += n;
+        else if (!strcmp(k, "pending"))
+            states->pending += n;
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
@@ -1466,7 +1522,8 @@ gboolean store_daily(struct store *st, gint64 since, GArray *days, GError **err)
 {
     /* One row per UTC day: sent lessons and mails, deferrals, bounces,
      * unsubscribes (from the audit trail). */
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT day, sum(sent), sum(deferred), sum(bounced), sum(unsub) FROM ("
         " SELECT sent_at / 86400 AS day, 1 AS sent, 0 AS deferred, 0 AS bounced, 0 AS unsub"
         "   FROM deliveries WHERE sent_at >= ?1"
@@ -1474,7 +1531,8 @@ gboolean store_daily(struct store *st, gint64 since, GArray *days, GError **err)
         " UNION ALL SELECT at / 86400, 0, kind = 'deferred', kind IN ('bounced','bounce-policy'),"
         "   kind = 'unsubscribed' FROM events WHERE at >= ?1"
         "   AND kind IN ('deferred','bounced','bounce-policy','unsubscribed'))"
-        " GROUP BY day ORDER BY day", err);
+        " GROUP BY day ORDER BY day",
+        err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, since);
@@ -1498,7 +1556,8 @@ gboolean store_check(struct store *st, char **result, GError **err)
     GString *out = g_string_new(NULL);
     if (rc == SQLITE_OK)
         while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-            g_string_append_printf(out, "%s%s", out->len ? "; " : "", (const char *)sqlite3_column_text(s, 0));
+            g_string_append_printf(out, "%s%s", out->len ? "; " : "",
+                                   (const char *)sqlite3_column_text(s, 0));
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
         g_string_free(out, TRUE);
@@ -1510,19 +1569,25 @@ gboolean store_check(struct store *st, char **result, GError **err)
 
 gboolean store_export(struct store *st, store_export_cb cb, void *arg, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT sub.email, sub.name, sub.tz, sub.status, e.course, e.state, coalesce(e.next_lesson, 0),"
         " sub.created_at FROM subscribers sub LEFT JOIN enrollments e ON e.subscriber_id = sub.id"
-        " ORDER BY sub.id, e.id", err);
+        " ORDER BY sub.id, e.id",
+        err);
     if (!s)
         return FALSE;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_export_row r = {
-            (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-            (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
-            (const char *)sqlite3_column_text(s, 4), (const char *)sqlite3_column_text(s, 5),
-            sqlite3_column_int(s, 6), sqlite3_column_int64(s, 7),
+            (const char *)sqlite3_column_text(s, 0),
+            (const char *)sqlite3_column_text(s, 1),
+            (const char *)sqlite3_column_text(s, 2),
+            (const char *)sqlite3_column_text(s, 3),
+            (const char *)sqlite3_column_text(s, 4),
+            (const char *)sqlite3_column_text(s, 5),
+            sqlite3_column_int(s, 6),
+            sqlite3_column_int64(s, 7),
         };
         cb(&r, arg);
     }
@@ -1534,8 +1599,7 @@ gboolean store_export(struct store *st, store_export_cb cb, void *arg, GError **
 
 int store_recover_sending(struct store *st, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
-        "UPDATE deliveries SET state = 'queued' WHERE state = 'sending'", err);
+    sqlite3_stmt *s = prep(st, "UPDATE deliveries SET state = 'queued' WHERE state = 'sending'", err);
     if (!s || !step_done(st, s, "recover sending", err))
         return -1;
     int n = sqlite3_changes(st->db);
@@ -1545,13 +1609,14 @@ int store_recover_sending(struct store *st, GError **err)
     return n + sqlite3_changes(st->db);
 }
 
-gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollment_id,
-                        const char *kind, const char *rcpt, const char *data, gsize len, gint64 now,
-                        GError **err)
+gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollment_id, const char *kind,
+                        const char *rcpt, const char *data, gsize len, gint64 now, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "INSERT INTO outbox (subscriber_id, enrollment_id, kind, rcpt, message, state, created_at,"
-        " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)", err);
+        " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+        err);
     if (!s)
         return -1;
     bind_time(s, 1, subscriber_id);
@@ -1571,10 +1636,11 @@ GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **
         return NULL;
     GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_outbox_free);
     sqlite3_stmt *s = prep(st,
-        "UPDATE outbox SET state = 'sending', attempts = attempts + 1"
-        " WHERE id IN (SELECT id FROM outbox WHERE state IN ('queued','deferred')"
-        "   AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2)"
-        " RETURNING id, kind, rcpt, message, attempts, created_at", err);
+                           "UPDATE outbox SET state = 'sending', attempts = attempts + 1"
+                           " WHERE id IN (SELECT id FROM outbox WHERE state IN ('queued','deferred')"
+                           "   AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2)"
+                           " RETURNING id, kind, rcpt, message, attempts, created_at",
+                           err);
     if (!s)
         goto fail;
     sqlite3_bind_int64(s, 1, now);
@@ -1621,8 +1687,9 @@ gboolean store_event(struct store *st, gint64 now, gint64 subscriber_id, gint64 
                      const char *kind, const char *via, const char *detail, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "INSERT INTO events (at, subscriber_id, enrollment_id, kind, via, detail)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", err);
+                           "INSERT INTO events (at, subscriber_id, enrollment_id, kind, via, detail)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                           err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, now);
@@ -1638,9 +1705,10 @@ gboolean store_counts(struct store *st, struct store_counts *out, GError **err)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = prep(st,
-        "SELECT 'sub', '', count(*) FROM subscribers"
-        " UNION ALL SELECT 'enr', state, count(*) FROM enrollments GROUP BY state"
-        " UNION ALL SELECT 'del', state, count(*) FROM deliveries GROUP BY state", err);
+                           "SELECT 'sub', '', count(*) FROM subscribers"
+                           " UNION ALL SELECT 'enr', state, count(*) FROM enrollments GROUP BY state"
+                           " UNION ALL SELECT 'del', state, count(*) FROM deliveries GROUP BY state",
+                           err);
     if (!s)
         return FALSE;
     int rc;
@@ -1651,17 +1719,27 @@ gboolean store_counts(struct store *st, struct store_counts *out, GError **err)
         if (strcmp(kind, "sub") == 0)
             out->subscribers = n;
         else if (strcmp(kind, "enr") == 0) {
-            if (strcmp(state, "active") == 0) out->enroll_active = n;
-            else if (strcmp(state, "paused") == 0) out->enroll_paused = n;
-            else if (strcmp(state, "completed") == 0) out->enroll_completed = n;
-            else if (strcmp(state, "stopped") == 0) out->enroll_stopped = n;
+            if (strcmp(state, "active") == 0)
+                out->enroll_active = n;
+            else if (strcmp(state, "paused") == 0)
+                out->enroll_paused = n;
+            else if (strcmp(state, "completed") == 0)
+                out->enroll_completed = n;
+            else if (strcmp(state, "stopped") == 0)
+                out->enroll_stopped = n;
         } else {
-            if (strcmp(state, "queued") == 0) out->queued = n;
-            else if (strcmp(state, "sending") == 0) out->sending = n;
-            else if (strcmp(state, "sent") == 0) out->sent = n;
-            else if (strcmp(state, "deferred") == 0) out->deferred = n;
-            else if (strcmp(state, "failed") == 0) out->failed = n;
-            else if (strcmp(state, "cancelled") == 0) out->cancelled = n;
+            if (strcmp(state, "queued") == 0)
+                out->queued = n;
+            else if (strcmp(state, "sending") == 0)
+                out->sending = n;
+            else if (strcmp(state, "sent") == 0)
+                out->sent = n;
+            else if (strcmp(state, "deferred") == 0)
+                out->deferred = n;
+            else if (strcmp(state, "failed") == 0)
+                out->failed = n;
+            else if (strcmp(state, "cancelled") == 0)
+                out->cancelled = n;
         }
     }
     sqlite3_reset(s);
@@ -1673,15 +1751,16 @@ gboolean store_counts(struct store *st, struct store_counts *out, GError **err)
 gint64 store_next_due(struct store *st, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-        "SELECT min(t) FROM ("
-        " SELECT min(next_send_at) AS t FROM enrollments"
-        "  WHERE state = 'active' AND next_send_at IS NOT NULL"
-        " UNION ALL SELECT min(next_attempt_at) FROM deliveries"
-        "  WHERE state IN ('queued','deferred')"
-        " UNION ALL SELECT min(next_attempt_at) FROM outbox"
-        "  WHERE state IN ('queued','deferred')"
-        " UNION ALL SELECT min(paused_until) FROM enrollments"
-        "  WHERE state = 'paused' AND paused_until IS NOT NULL)", err);
+                           "SELECT min(t) FROM ("
+                           " SELECT min(next_send_at) AS t FROM enrollments"
+                           "  WHERE state = 'active' AND next_send_at IS NOT NULL"
+                           " UNION ALL SELECT min(next_attempt_at) FROM deliveries"
+                           "  WHERE state IN ('queued','deferred')"
+                           " UNION ALL SELECT min(next_attempt_at) FROM outbox"
+                           "  WHERE state IN ('queued','deferred')"
+                           " UNION ALL SELECT min(paused_until) FROM enrollments"
+                           "  WHERE state = 'paused' AND paused_until IS NOT NULL)",
+                           err);
     if (!s)
         return -1;
     int rc = sqlite3_step(s);
@@ -1696,10 +1775,12 @@ gint64 store_next_due(struct store *st, GError **err)
 
 gboolean store_idle(struct store *st, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
+    sqlite3_stmt *s = prep(
+        st,
         "SELECT EXISTS (SELECT 1 FROM enrollments WHERE state = 'active')"
         " OR EXISTS (SELECT 1 FROM deliveries WHERE state IN ('queued','deferred','sending'))"
-        " OR EXISTS (SELECT 1 FROM outbox WHERE state IN ('queued','deferred','sending'))", err);
+        " OR EXISTS (SELECT 1 FROM outbox WHERE state IN ('queued','deferred','sending'))",
+        err);
     if (!s)
         return FALSE;
     int rc = sqlite3_step(s);

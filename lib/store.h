@@ -11,7 +11,7 @@ struct sub_row {
     gint64 id;
     char *email;
     char *name;
-    char *tz;            /* NULL: the course's default zone */
+    char *tz; /* NULL: the course's default zone */
     enum sub_state status;
     gint64 created_at;
 };
@@ -19,13 +19,13 @@ struct sub_row {
 struct enrollment_row {
     gint64 id;
     gint64 subscriber_id;
-    char *email, *name, *tz;   /* of the subscriber */
+    char *email, *name, *tz; /* of the subscriber */
     char *course;
     enum enr_state state;
-    enum enr_reason reason;   /* why paused or stopped */
-    int next_lesson;     /* the lesson to queue next (1-based) */
-    gint64 next_send_at; /* its slot; 0 while a lesson is in flight or done */
-    gint64 anchor_at;    /* phase of the calendar (enrollment time) */
+    enum enr_reason reason; /* why paused or stopped */
+    int next_lesson;        /* the lesson to queue next (1-based) */
+    gint64 next_send_at;    /* its slot; 0 while a lesson is in flight or done */
+    gint64 anchor_at;       /* phase of the calendar (enrollment time) */
     gint64 created_at;
     int lessons_sent;
     gint64 paused_until; /* 0: none */
@@ -52,7 +52,7 @@ struct delivery_row {
     char *email, *name, *tz, *course;
     gint64 anchor_at;
     int calendar_seq, calendar_dirty;
-    gboolean live;       /* store_ready(): enrollment and subscriber active */
+    gboolean live; /* store_ready(): enrollment and subscriber active */
     enum enr_state enr_state;
     enum sub_state sub_status;
 };
@@ -110,8 +110,8 @@ gint64 store_due_cost(struct store *st);
  * or failed one is queued again, EV_DLV_REQUEUE) and the enrollment marked
  * as having a lesson in flight. The partial unique index deliveries_inflight
  * refuses a second lesson in flight for one enrollment. */
-gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id,
-                     gint64 now, GError **err);
+gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id, gint64 now,
+                     GError **err);
 
 /* Reads up to limit ready deliveries (queued, or deferred and due), oldest
  * first, with everything a message needs; d->live says whether its
@@ -128,10 +128,14 @@ void store_delivery_free(struct delivery_row *r);
 
 /* What an enrollment transition sets besides its state. */
 struct enr_change {
-    gboolean set_next;      gint64 next_send_at;   /* 0: NULL (nothing planned) */
-    gboolean set_lesson;    int next_lesson;
-    gboolean set_pause;     gint64 paused_until;   /* 0: NULL (open pause) */
-    gboolean set_reason;    enum enr_reason reason;
+    gboolean set_next;
+    gint64 next_send_at; /* 0: NULL (nothing planned) */
+    gboolean set_lesson;
+    int next_lesson;
+    gboolean set_pause;
+    gint64 paused_until; /* 0: NULL (open pause) */
+    gboolean set_reason;
+    enum enr_reason reason;
     gboolean replan;        /* the calendar's SEQUENCE goes up; the next mail carries it */
     gint64 anchor_at;       /* > 0: set */
     gint64 confirm_sent_at; /* > 0: set */
@@ -179,18 +183,18 @@ GPtrArray *store_resumes_due(struct store *st, gint64 now, int limit, GError **e
  * -1 on error. */
 /* ... and *queued_at (when not NULL) gets when it was queued. */
 gint64 store_inflight_slot(struct store *st, gint64 enrollment_id, int lesson, gint64 *queued_at,
-                          gint64 *next_attempt, GError **err);
+                           gint64 *next_attempt, GError **err);
 /* Updates a subscriber's name (if not NULL) and, if set_tz, zone (NULL:
  * the course default). */
-gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz,
-                          gboolean set_tz, gint64 now, GError **err);
+gboolean store_sub_update(struct store *st, gint64 id, const char *name, const char *tz, gboolean set_tz,
+                          gint64 now, GError **err);
 
 /* A system mail waiting in (or moving through) the outbox. */
 struct outbox_row {
     gint64 id;
-    char *kind;          /* welcome, confirm, status, help, ... */
+    char *kind; /* welcome, confirm, status, help, ... */
     char *rcpt;
-    char *data;          /* the whole CRLF message */
+    char *data; /* the whole CRLF message */
     gsize len;
     int attempts;
     gint64 created_at;
@@ -198,9 +202,8 @@ struct outbox_row {
 
 /* Queues a rendered system mail (inside a transaction, with whatever caused
  * it). Returns its id or -1 with err. */
-gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollment_id,
-                        const char *kind, const char *rcpt, const char *data, gsize len, gint64 now,
-                        GError **err);
+gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollment_id, const char *kind,
+                        const char *rcpt, const char *data, gsize len, gint64 now, GError **err);
 /* Claims up to limit ready system mails ('sending'); oldest first. */
 GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **err);
 void store_outbox_free(struct outbox_row *r);
@@ -217,22 +220,20 @@ gint64 store_enrollment_find(struct store *st, gint64 subscriber_id, const char 
 gboolean store_sub_set_guessed(struct store *st, gint64 id, gboolean guessed, GError **err);
 /* System mails created since `since`: to rcpt (any kind) when rcpt is not
  * NULL, else of `kind` to anyone. -1 on error. */
-gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, gint64 since,
-                          GError **err);
+gint64 store_outbox_count(struct store *st, const char *rcpt, const char *kind, gint64 since, GError **err);
 /* Distinct UTC days since `since` with an event of kind for the subscriber. */
-gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since,
-                        GError **err);
+gint64 store_event_days(struct store *st, gint64 subscriber_id, const char *kind, gint64 since, GError **err);
 
 /* Messages (lessons and system mails) sent since `since`; -1 on error. */
 gint64 store_sent_since(struct store *st, gint64 since, GError **err);
 
 struct store_sub_filter {
-    int status;           /* enum sub_state, -1: any */
-    const char *course;   /* NULL: any */
-    int lesson;           /* > 0: has received at least this many lessons */
-    gint64 since;         /* > 0: created at or after */
-    const char *search;   /* NULL, or a substring of address or name */
-    gint64 limit;         /* <= 0: all */
+    int status;         /* enum sub_state, -1: any */
+    const char *course; /* NULL: any */
+    int lesson;         /* > 0: has received at least this many lessons */
+    gint64 since;       /* > 0: created at or after */
+    const char *search; /* NULL, or a substring of address or name */
+    gint64 limit;       /* <= 0: all */
 };
 /* Subscribers matching f, by id. g_ptr_array_unref() frees. */
 GPtrArray *store_sub_find(struct store *st, const struct store_sub_filter *f, GError **err);
@@ -254,7 +255,7 @@ struct event_row {
     gint64 at;
     char *email, *kind, *via, *detail;
     gint64 enrollment_id;
-    char *message_id;    /* the inbound mail that caused it, or NULL */
+    char *message_id; /* the inbound mail that caused it, or NULL */
 };
 /* The newest event id (0: none), or -1. */
 gint64 store_event_last(struct store *st, GError **err);
@@ -274,7 +275,7 @@ gboolean store_funnel(struct store *st, const char *course, GArray *reached,
                       struct store_funnel_states *states, GError **err);
 
 struct store_day {
-    gint64 day;   /* UTC midnight */
+    gint64 day; /* UTC midnight */
     gint64 sent, deferred, bounced, unsubscribed;
 };
 /* Appends struct store_day per UTC day since `since`. */
@@ -284,7 +285,7 @@ gboolean store_check(struct store *st, char **result, GError **err);
 
 struct store_export_row {
     const char *email, *name, *tz, *status;
-    const char *course, *state;   /* NULL for a subscriber without enrollment */
+    const char *course, *state; /* NULL for a subscriber without enrollment */
     int next_lesson;
     gint64 created_at;
 };

@@ -18,8 +18,8 @@ int subscriber_suppressed(struct app *app, const char *email, GError **err)
     return n;
 }
 
-gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz,
-                      gboolean force, const char *via, gint64 now, GError **err)
+gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz, gboolean force,
+                      const char *via, gint64 now, GError **err)
 {
     char *addr = address_normalize(email, err);
     if (!addr)
@@ -92,8 +92,8 @@ struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)
     return r;
 }
 
-gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz,
-                        gboolean set_tz, const char *via, gint64 now, GError **err)
+gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz, gboolean set_tz,
+                        const char *via, gint64 now, GError **err)
 {
     if (set_tz && tz && *tz && !pace_tz_valid(tz)) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID,

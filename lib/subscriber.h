@@ -7,8 +7,8 @@
 /* Adds a subscriber after checking the address, name and zone (tz may be
  * NULL: the course default applies). An address erased earlier is refused
  * (CD_ERR_INVALID) unless force. Returns the new id, or -1 with err. */
-gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz,
-                      gboolean force, const char *via, gint64 now, GError **err);
+gint64 subscriber_add(struct app *app, const char *email, const char *name, const char *tz, gboolean force,
+                      const char *via, gint64 now, GError **err);
 
 /* Returns the subscriber for an address in any case form, or NULL with err
  * (CD_ERR_INVALID for a bad address, CD_ERR_NOT_FOUND). Free with
@@ -19,8 +19,8 @@ struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)
  * or "" means the course default). A new zone re-plans the future slots of
  * every active enrollment; lessons already sent are untouched. Returns
  * FALSE with err (bad zone, unknown subscriber). */
-gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz,
-                        gboolean set_tz, const char *via, gint64 now, GError **err);
+gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz, gboolean set_tz,
+                        const char *via, gint64 now, GError **err);
 
 /* Returns 1 if the address was erased (suppressed), 0 if not, -1 on error.
  * Needs app->key. */

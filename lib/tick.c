@@ -33,8 +33,8 @@ gint64 tick_backoff(const struct config *cfg, int attempts)
 
 /* Decide for one due enrollment: queue its lesson now, or move it.
  * Returns the slot it was moved to, 0 if it should be queued, -1 on error. */
-static gint64 place(struct app *app, const struct enrollment_row *e, const struct course *c,
-                    gint64 now, GError **err)
+static gint64 place(struct app *app, const struct enrollment_row *e, const struct course *c, gint64 now,
+                    GError **err)
 {
     struct pace_rule rule = schedule_rule(c, e->tz);
     /* Too late: a lesson long past its slot (downtime, a long retry) is not
@@ -58,13 +58,15 @@ static gint64 place(struct app *app, const struct enrollment_row *e, const struc
 
 /* One due enrollment: queued, moved, or taken out of the way (course gone,
  * or shortened below its position) so that it is never read again. */
-static gboolean plan_one(struct app *app, const struct enrollment_row *e, gint64 now, struct tick_stats *stats,
-                         GError **err)
+static gboolean plan_one(struct app *app, const struct enrollment_row *e, gint64 now,
+                         struct tick_stats *stats, GError **err)
 {
     const struct course *c = course_find(app->courses, e->course);
     if (!c) {
-        log_warn("operator: enrollment %" G_GINT64_FORMAT " (%s): course '%s' is not loaded; paused until "
-                 "it is back (coursectl resume)", e->id, e->email, e->course);
+        log_warn("operator: enrollment %" G_GINT64_FORMAT
+                 " (%s): course '%s' is not loaded; paused until "
+                 "it is back (coursectl resume)",
+                 e->id, e->email, e->course);
         stats->moved++;
         return life_course_gone(app, e->id, e->subscriber_id, 0, now, err);
     }
@@ -85,7 +87,8 @@ static gboolean plan_one(struct app *app, const struct enrollment_row *e, gint64
     }
     if (moved > 0) {
         log_debug("enrollment %" G_GINT64_FORMAT " (%s): lesson %d moved from %" G_GINT64_FORMAT
-                  " to %" G_GINT64_FORMAT, e->id, e->email, e->next_lesson, e->next_send_at, moved);
+                  " to %" G_GINT64_FORMAT,
+                  e->id, e->email, e->next_lesson, e->next_send_at, moved);
         stats->moved++;
         return store_reschedule(app->st, e->id, moved, now, err);
     }
@@ -153,8 +156,8 @@ struct outgoing {
     const struct course *c;
     struct compose_to to;
     int lesson;
-    gint64 next;                  /* the next lesson's slot, -1: last */
-    char *ics;                    /* the new calendar, or NULL */
+    gint64 next; /* the next lesson's slot, -1: last */
+    char *ics;   /* the new calendar, or NULL */
 };
 
 static void outgoing_free(struct outgoing *o)
@@ -170,21 +173,21 @@ struct round;
 struct job {
     struct app *app;
     struct round *r;
-    guint first, n;               /* rows [first, first + n) of r */
+    guint first, n; /* rows [first, first + n) of r */
     gint64 now;
-    GAsyncQueue *done;            /* reports, then the job itself, go here */
+    GAsyncQueue *done; /* reports, then the job itself, go here */
 };
 
 /* One claim: its rows, their messages. Rows move into outcomes as their
  * reports are taken (the round keeps NULL in their place). */
 struct round {
     enum round_kind kind;
-    GPtrArray *rows;              /* struct delivery_row * or struct outbox_row * */
-    struct transport_msg *msgs;   /* one per row */
-    struct outgoing **out;        /* lessons: one per row, NULL when there is nothing to send */
-    char **env_from;              /* lessons: the VERP sender per row; outbox: [0] for all */
-    gboolean *gone;               /* lessons: the course is not loaded */
-    char **rcpt;                  /* each message's recipient, owned: a row may be recorded
+    GPtrArray *rows;            /* struct delivery_row * or struct outbox_row * */
+    struct transport_msg *msgs; /* one per row */
+    struct outgoing **out;      /* lessons: one per row, NULL when there is nothing to send */
+    char **env_from;            /* lessons: the VERP sender per row; outbox: [0] for all */
+    gboolean *gone;             /* lessons: the course is not loaded */
+    char **rcpt;                /* each message's recipient, owned: a row may be recorded
                                    * and freed while its session still logs it */
     struct job *jobs;
     guint n_jobs, jobs_left;
@@ -195,7 +198,7 @@ struct round {
 struct report {
     gboolean msg;
     struct job *job;
-    guint i;                      /* row of job->r */
+    guint i; /* row of job->r */
     enum transport_outcome outcome;
     int code;
     char status[16];
@@ -206,9 +209,9 @@ struct report {
  * (and a reload) when the database refuses it for a while. */
 struct outcome {
     enum round_kind kind;
-    void *row;                    /* owned: struct delivery_row * or struct outbox_row * */
-    gint64 next;                  /* lessons: the next lesson's slot, -1: last */
-    gboolean gone;                /* lessons: the course is not loaded */
+    void *row;     /* owned: struct delivery_row * or struct outbox_row * */
+    gint64 next;   /* lessons: the next lesson's slot, -1: last */
+    gboolean gone; /* lessons: the course is not loaded */
     enum transport_outcome outcome;
     int code;
     char status[16];
@@ -294,13 +297,12 @@ static void job_work(struct job *j)
         }
         if (o) {
             GError *e = NULL;
-            bodies[k] = compose_lesson(j->app, o->c, o->lesson, &o->to, j->now, o->next, o->ics,
-                                       &m->len, &e);
+            bodies[k] = compose_lesson(j->app, o->c, o->lesson, &o->to, j->now, o->next, o->ics, &m->len, &e);
             if (!bodies[k]) {
                 /* Cannot build it now (template broken): retry later rather
                  * than lose the lesson. */
-                log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", m->id,
-                        o->c->slug, o->lesson, e->message);
+                log_err("delivery %" G_GINT64_FORMAT ": cannot compose %s lesson %d: %s", m->id, o->c->slug,
+                        o->lesson, e->message);
                 report_local(j, i, TRANSPORT_TEMP, e->message);
                 g_error_free(e);
                 continue;
@@ -339,9 +341,9 @@ static void run_job(gpointer data, gpointer user)
  * in order. Without threads (coursectl, which has no SIGTERM to answer),
  * jobs run in the caller's thread. */
 struct sender {
-    gboolean threads;   /* run sessions in threads (coursed) */
-    GThreadPool *pool;  /* made at the first job: an idle tick starts no thread */
-    GAsyncQueue *done;  /* struct report *, for the main thread to record */
+    gboolean threads;  /* run sessions in threads (coursed) */
+    GThreadPool *pool; /* made at the first job: an idle tick starts no thread */
+    GAsyncQueue *done; /* struct report *, for the main thread to record */
 };
 
 static void round_push(struct app *app, struct sender *snd, struct round *r, gint64 now)
@@ -391,8 +393,9 @@ static struct round *outbox_round(struct app *app, GPtrArray *rows)
     for (guint i = 0; i < rows->len; i++) {
         struct outbox_row *o = rows->pdata[i];
         r->rcpt[i] = g_strdup(o->rcpt);
-        r->msgs[i] = (struct transport_msg){ .env_from = r->env_from[0], .rcpt = r->rcpt[i],
-                                             .data = o->data, .len = o->len, .id = o->id };
+        r->msgs[i] = (struct transport_msg){
+            .env_from = r->env_from[0], .rcpt = r->rcpt[i], .data = o->data, .len = o->len, .id = o->id
+        };
     }
     return r;
 }
@@ -437,7 +440,7 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
             o->ics = calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson, o->next,
-                                           d->calendar_seq, now);
+                                    d->calendar_seq, now);
     }
     return r;
 }
@@ -471,8 +474,10 @@ static GPtrArray *claim_lessons(struct app *app, gint64 now, int limit, GError *
                 struct pace_rule rule = schedule_rule(c, d->tz);
                 gint64 slot = pace_next_slot(&rule, d->anchor_at, now);
                 if (slot > 0) {
-                    log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s is past late_grace; it "
-                             "waits for its next slot", d->id, d->course, d->lesson, d->email);
+                    log_info("delivery %" G_GINT64_FORMAT
+                             ": %s lesson %d to %s is past late_grace; it "
+                             "waits for its next slot",
+                             d->id, d->course, d->lesson, d->email);
                     ok = life_late(app, d, slot, err);
                     continue;
                 }
@@ -529,7 +534,7 @@ static gboolean claim(struct app *app, struct sender *snd, gint64 now, int infli
         }
         *out = lesson_round(app, rows, now, err);
         if (!*out)
-            return FALSE;   /* the rows stay 'sending': recovered at the next tick */
+            return FALSE; /* the rows stay 'sending': recovered at the next tick */
     }
     round_push(app, snd, *out, now);
     return TRUE;
@@ -548,13 +553,13 @@ static gboolean record_lesson(struct app *app, const struct outcome *o, gint64 n
                  d->id, d->course);
     } else if (o->outcome == TRANSPORT_UNSENT) {
         ok = life_unclaimed(app, d, err);
-        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s not sent: stopping; queued again",
-                 d->id, d->course, d->lesson, d->email);
+        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s not sent: stopping; queued again", d->id,
+                 d->course, d->lesson, d->email);
     } else if (o->outcome == TRANSPORT_OK) {
         ok = life_sent(app, d, o->code, o->text, o->next, now, err);
         stats->sent++;
-        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course,
-                 d->lesson, d->email, what);
+        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course, d->lesson,
+                 d->email, what);
     } else if (o->outcome == TRANSPORT_PERM) {
         /* A policy refusal is about us, not the address: the courses
          * pause for the operator. Anything else 5xx: the address is dead.
@@ -563,22 +568,27 @@ static gboolean record_lesson(struct app *app, const struct outcome *o, gint64 n
         ok = life_refused(app, d, k, o->code, what, now, err);
         stats->failed++;
         if (k == BOUNCE_POLICY)
-            log_warn("operator: delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused by policy: %s; "
-                     "the subscriber's courses are paused", d->id, d->course, d->lesson, d->email, what);
+            log_warn("operator: delivery %" G_GINT64_FORMAT
+                     ": %s lesson %d to %s refused by policy: %s; "
+                     "the subscriber's courses are paused",
+                     d->id, d->course, d->lesson, d->email, what);
         else
-            log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s refused: %s; subscriber "
-                     "marked bounced, every course stopped", d->id, d->course, d->lesson, d->email, what);
+            log_warn("delivery %" G_GINT64_FORMAT
+                     ": %s lesson %d to %s refused: %s; subscriber "
+                     "marked bounced, every course stopped",
+                     d->id, d->course, d->lesson, d->email, what);
     } else if (now - d->queued_at >= app->cfg->give_up) {
         ok = life_gave_up(app, d, o->code, what, now, err);
         stats->failed++;
-        log_warn("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s still failing after %d "
-                 "attempts: %s; enrollment paused", d->id, d->course, d->lesson, d->email,
-                 d->attempts, what);
+        log_warn("delivery %" G_GINT64_FORMAT
+                 ": %s lesson %d to %s still failing after %d "
+                 "attempts: %s; enrollment paused",
+                 d->id, d->course, d->lesson, d->email, d->attempts, what);
     } else {
         ok = life_deferred(app, d, o->code, what, now + tick_backoff(app->cfg, d->attempts), now, err);
         stats->deferred++;
-        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s deferred (attempt %d): %s",
-                 d->id, d->course, d->lesson, d->email, d->attempts, what);
+        log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s deferred (attempt %d): %s", d->id,
+                 d->course, d->lesson, d->email, d->attempts, what);
     }
     g_free(what);
     return ok;
@@ -677,15 +687,15 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
                             GError **err)
 {
     guint sessions = (guint)MAX(app->cfg->smtp_sessions, 1);
-    guint running = 0;          /* jobs pushed and not yet ended */
-    guint outbox_left = 0;      /* of which system mails: lessons wait for them */
+    guint running = 0;     /* jobs pushed and not yet ended */
+    guint outbox_left = 0; /* of which system mails: lessons wait for them */
     int rounds = 0;
-    int inflight = 0;           /* rows claimed whose outcome has not come back */
+    int inflight = 0; /* rows claimed whose outcome has not come back */
     gboolean more = TRUE, ok = TRUE;
     gint64 next_claim = 0, deadline = 0, next_flush = 0, flush_wait = 0, last_flush = 0;
     for (;;) {
         if (app->stop && *app->stop) {
-            more = FALSE;   /* a stopping daemon takes no new work */
+            more = FALSE; /* a stopping daemon takes no new work */
             if (!deadline)
                 deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
         }
@@ -714,9 +724,10 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
             } else {
                 flush_wait = flush_wait ? MIN(flush_wait * 2, G_USEC_PER_SEC) : G_USEC_PER_SEC / 20;
                 next_flush = mono + flush_wait;
-                log_err("cannot record %u outcomes: %s; they are kept and written when the database "
-                        "accepts them (retry in %" G_GINT64_FORMAT " ms); nothing new is claimed",
-                        app->unrecorded->len, e->message, flush_wait / 1000);
+                log_err(
+                    "cannot record %u outcomes: %s; they are kept and written when the database "
+                    "accepts them (retry in %" G_GINT64_FORMAT " ms); nothing new is claimed",
+                    app->unrecorded->len, e->message, flush_wait / 1000);
                 if (ok)
                     g_propagate_error(err, e);
                 else
@@ -847,7 +858,7 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
     struct sender snd = { app->stop != NULL, NULL, g_async_queue_new() };
     gboolean ok = deliver_all(app, &snd, now, stats, err);
     if (!ok && err && *err && (*err)->code == CD_ERR_ABANDONED)
-        return FALSE;   /* the threads still run: leave the pool be */
+        return FALSE; /* the threads still run: leave the pool be */
     if (snd.pool)
         g_thread_pool_free(snd.pool, FALSE, TRUE);
     /* Reports that came after the loop ended (none when it ended normally). */

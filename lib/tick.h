@@ -5,8 +5,8 @@
 #include "app.h"
 
 struct tick_stats {
-    int queued;      /* lessons whose slot came and were queued */
-    int moved;       /* lessons moved to a later slot (late, or day cap) */
+    int queued; /* lessons whose slot came and were queued */
+    int moved;  /* lessons moved to a later slot (late, or day cap) */
     int sent;
     int deferred;
     int failed;

@@ -100,8 +100,8 @@ void token_key_free(struct token_key *k)
     g_free(k);
 }
 
-static void mac(const struct token_key *k, const guint8 *head, const char *address,
-                const char *course, guint8 out[MAC_LEN])
+static void mac(const struct token_key *k, const guint8 *head, const char *address, const char *course,
+                guint8 out[MAC_LEN])
 {
     GHmac *h = g_hmac_new(G_CHECKSUM_SHA256, k->key, KEY_LEN);
     g_hmac_update(h, head, 1 + 6 + 4);
@@ -166,8 +166,8 @@ static gboolean unb64url(const char *token, guint8 raw[RAW_LEN])
     return ok;
 }
 
-char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 id,
-                 const char *address, const char *course, gint64 expires)
+char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 id, const char *address,
+                 const char *course, gint64 expires)
 {
     guint8 raw[RAW_LEN];
     raw[0] = (guint8)purpose;

@@ -26,8 +26,8 @@ void token_key_free(struct token_key *k);
 /* Returns a 31-character base64url token (safe in URLs and in the local
  * part of an address). expires is Unix seconds, 0 for never. id is the
  * enrollment (or delivery) the token acts on. Caller g_free()s. */
-char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 id,
-                 const char *address, const char *course, gint64 expires);
+char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 id, const char *address,
+                 const char *course, gint64 expires);
 
 /* Reads purpose, id and expiry from a token without checking it (to find
  * the row whose address and course the MAC must match). FALSE if the token

@@ -160,9 +160,9 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
     return TRUE;
 }
 
-gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gboolean force,
-                         gint64 now, transfer_progress progress, void *arg,
-                         struct transfer_stats *stats, GPtrArray *problems, GError **err)
+gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gboolean force, gint64 now,
+                         transfer_progress progress, void *arg, struct transfer_stats *stats,
+                         GPtrArray *problems, GError **err)
 {
     memset(stats, 0, sizeof *stats);
     char *text = NULL;
@@ -185,11 +185,12 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
     }
     const char *p = text;
     if (g_str_has_prefix(p, "\xef\xbb\xbf"))
-        p += 3;   /* a spreadsheet's byte order mark */
+        p += 3; /* a spreadsheet's byte order mark */
     int line = 1, start;
     gboolean bad = FALSE;
     if (!csv_record(&p, &line, fields, &bad) || bad) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: missing header row (email,name,tz,course,status)", path);
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: missing header row (email,name,tz,course,status)",
+                    path);
         goto out;
     }
     for (guint i = 0; i < fields->len; i++) {
@@ -199,8 +200,9 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
             if (!strcmp(h, columns[j]))
                 k = j;
         if (k < 0 || idx[k] >= 0) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: %s column '%s' (known: email, name, tz, course, status)",
-                        path, k < 0 ? "unknown" : "repeated", h);
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                        "%s:1: %s column '%s' (known: email, name, tz, course, status)", path,
+                        k < 0 ? "unknown" : "repeated", h);
             g_free(h);
             goto out;
         }
@@ -219,7 +221,7 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
         if (!csv_record(&p, &line, fields, &bad))
             break;
         if (fields->len == 1 && !*(char *)fields->pdata[0])
-            continue;   /* blank line */
+            continue; /* blank line */
         stats->rows++;
         char *why = NULL;
         struct row *r = g_new0(struct row, 1);
@@ -252,8 +254,8 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
             } else if (*r->course && !course_find(app->courses, r->course)) {
                 why = g_strdup_printf("course: no course '%s'", r->course);
             } else if (!g_strv_contains(statuses, r->status)) {
-                why = g_strdup_printf("status: '%s' is not one of active, paused, completed, unsubscribed, bounced",
-                                      r->status);
+                why = g_strdup_printf(
+                    "status: '%s' is not one of active, paused, completed, unsubscribed, bounced", r->status);
             } else if (g_hash_table_contains(seen, r->email)) {
                 why = g_strdup_printf("email: %s appears again (first on line %d)", r->email,
                                       GPOINTER_TO_INT(g_hash_table_lookup(seen, r->email)));
@@ -267,7 +269,8 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
                     goto out;
                 }
                 if (sup)
-                    why = g_strdup_printf("email: %s was erased at their request; --force imports it", r->email);
+                    why = g_strdup_printf("email: %s was erased at their request; --force imports it",
+                                          r->email);
             }
             g_free(email);
         }

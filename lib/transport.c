@@ -37,8 +37,8 @@ void transport_msg_clear(struct transport_msg *m)
     m->text = NULL;
 }
 
-static void set_result(struct transport_msg *m, enum transport_outcome o, int code,
-                       const char *status, const char *text)
+static void set_result(struct transport_msg *m, enum transport_outcome o, int code, const char *status,
+                       const char *text)
 {
     m->outcome = o;
     m->code = code;
@@ -52,7 +52,7 @@ static void set_result(struct transport_msg *m, enum transport_outcome o, int co
 
 struct maildir {
     char *root;
-    gint seq;           /* atomic: sessions run in several threads */
+    gint seq; /* atomic: sessions run in several threads */
 };
 
 static void report_once(struct transport_msg *m, transport_report_fn report, void *arg)
@@ -70,9 +70,8 @@ static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, si
     gethostname(host, sizeof host - 1);
     for (size_t i = 0; i < n; i++) {
         struct transport_msg *m = &msgs[i];
-        char *name = g_strdup_printf("%" G_GINT64_FORMAT ".P%dQ%d.%s",
-                                     g_get_real_time() / G_USEC_PER_SEC, (int)getpid(),
-                                     g_atomic_int_add(&md->seq, 1), host);
+        char *name = g_strdup_printf("%" G_GINT64_FORMAT ".P%dQ%d.%s", g_get_real_time() / G_USEC_PER_SEC,
+                                     (int)getpid(), g_atomic_int_add(&md->seq, 1), host);
         char *tmp = g_build_filename(md->root, "tmp", name, NULL);
         char *dst = g_build_filename(md->root, "new", name, NULL);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -137,8 +136,7 @@ static gboolean maildir_open(struct transport *t, GError **err)
         int saved = errno;
         g_free(d);
         if (rc != 0) {
-            g_set_error(err, CD_ERROR, CD_ERR_IO, "[transport] maildir %s: %s", md->root,
-                        g_strerror(saved));
+            g_set_error(err, CD_ERROR, CD_ERR_IO, "[transport] maildir %s: %s", md->root, g_strerror(saved));
             return FALSE;
         }
     }
@@ -148,16 +146,16 @@ static gboolean maildir_open(struct transport *t, GError **err)
 /* ------------------------------------------------------------------- smtp */
 
 struct relay {
-    char *server;           /* "host:port" */
-    gint64 down_until;      /* monotonic µs; 0 = up */
+    char *server;      /* "host:port" */
+    gint64 down_until; /* monotonic µs; 0 = up */
 };
 
 struct smtp {
-    SSL_CTX *ssl;           /* one per process: see LIBRARY-NOTES (crash) */
-    char *user;             /* [smtp] user (a copy: the config may go first) */
+    SSL_CTX *ssl; /* one per process: see LIBRARY-NOTES (crash) */
+    char *user;   /* [smtp] user (a copy: the config may go first) */
     char *password;
-    GPtrArray *relays;      /* struct relay *: [smtp] host:port, then [smtp] relays */
-    GMutex lock;            /* guards down_until */
+    GPtrArray *relays; /* struct relay *: [smtp] host:port, then [smtp] relays */
+    GMutex lock;       /* guards down_until */
 };
 
 #define RELAY_DOWN_US (60 * G_USEC_PER_SEC)
@@ -356,7 +354,7 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
     if (strcmp(cfg->smtp_starttls, "off") != 0) {
         smtp_starttls_set_ctx(session, s->ssl);
         smtp_starttls_enable(session, strcmp(cfg->smtp_starttls, "required") == 0 ? Starttls_REQUIRED
-                                                                                   : Starttls_ENABLED);
+                                                                                  : Starttls_ENABLED);
     }
     /* An AUTH context per session: sessions run in parallel threads. */
     auth_context_t auth = NULL;
@@ -386,8 +384,8 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
         if (!m->reported)
             outcome_of(&sc, i, errbuf);
         if (m->outcome != TRANSPORT_OK)
-            log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, server,
-                     m->code, m->status, m->text);
+            log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, server, m->code,
+                     m->status, m->text);
     }
     g_free(rcpts);
     g_free(handles);
@@ -523,7 +521,8 @@ static gboolean smtp_open(struct transport *t, GError **err)
         SSL_CTX_set_max_proto_version(s->ssl, TLS1_2_VERSION);
         if (*cfg->smtp_ca_file) {
             if (SSL_CTX_load_verify_locations(s->ssl, cfg->smtp_ca_file, NULL) != 1) {
-                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[smtp] ca_file: cannot load %s", cfg->smtp_ca_file);
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[smtp] ca_file: cannot load %s",
+                            cfg->smtp_ca_file);
                 return FALSE;
             }
         } else {

@@ -8,26 +8,26 @@
 struct config;
 
 enum transport_outcome {
-    TRANSPORT_OK = 0,     /* accepted */
-    TRANSPORT_TEMP,       /* 4xx, network error, not attempted: retry later */
-    TRANSPORT_PERM,       /* 5xx: never retry */
-    TRANSPORT_UNSENT,     /* never handed to a session (the daemon is stopping) */
+    TRANSPORT_OK = 0, /* accepted */
+    TRANSPORT_TEMP,   /* 4xx, network error, not attempted: retry later */
+    TRANSPORT_PERM,   /* 5xx: never retry */
+    TRANSPORT_UNSENT, /* never handed to a session (the daemon is stopping) */
 };
 
 struct transport_msg {
     /* in */
     const char *env_from;
     const char *rcpt;
-    const char *data;     /* CRLF message */
+    const char *data; /* CRLF message */
     gsize len;
-    gint64 id;            /* for log lines: the delivery id */
-    guint tag;            /* the caller's: which of its rows this is */
+    gint64 id; /* for log lines: the delivery id */
+    guint tag; /* the caller's: which of its rows this is */
     /* out */
     enum transport_outcome outcome;
-    int code;             /* SMTP reply code (250, 451, 550...), 0 if none */
-    char status[16];      /* enhanced status code, "" if none */
-    char *text;           /* reply text or error; g_free()d by transport_msg_clear */
-    gboolean reported;    /* the report callback has seen this message */
+    int code;          /* SMTP reply code (250, 451, 550...), 0 if none */
+    char status[16];   /* enhanced status code, "" if none */
+    char *text;        /* reply text or error; g_free()d by transport_msg_clear */
+    gboolean reported; /* the report callback has seen this message */
 };
 
 /* Called once per message, in the session's thread, as soon as its outcome
@@ -51,7 +51,7 @@ struct transport_ops {
 
 struct transport {
     const struct transport_ops *ops;
-    const struct config *cfg;   /* borrowed; outlives the transport */
+    const struct config *cfg; /* borrowed; outlives the transport */
     void *priv;
 };
 

@@ -11,9 +11,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char sample_text[] = "Hello Sample,\n\nA line every reader shares.\n"
-                                  "trailing blank \nends with = sign=\n\xc3\xa9t\xc3\xa9 \xe2\x80\x94 dash\n";
-static const char sample_html[] = "<p>Hello Sample,</p>\n<div style=\"margin:0;\">\n<p>A line every reader shares.</p>\n";
+static const char sample_text[] =
+    "Hello Sample,\n\nA line every reader shares.\n"
+    "trailing blank \nends with = sign=\n\xc3\xa9t\xc3\xa9 \xe2\x80\x94 dash\n";
+static const char sample_html[] =
+    "<p>Hello Sample,</p>\n<div style=\"margin:0;\">\n<p>A line every reader shares.</p>\n";
 
 static const struct message_spec shape = {
     .from_name = "Release",

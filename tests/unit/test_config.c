@@ -9,7 +9,7 @@
 /* A scratch folder holding one config file per test. */
 struct fx {
     char *dir;
-    char *path;    /* dir/coursed.conf */
+    char *path; /* dir/coursed.conf */
 };
 
 static void fx_setup(struct fx *f, gconstpointer data)
@@ -131,20 +131,20 @@ static void test_values_override(struct fx *f, gconstpointer data)
     (void)data;
     GError *err = NULL;
     struct config *cfg = load_text(f,
-        "[coursed]\n"
-        "domain = mail.example.net\n"
-        "base_url = http://localhost:8080\n"
-        "tick_interval = 1m\n"
-        "[transport]\n"
-        "kind = maildir\n"
-        "[smtp]\n"
-        "host =   relay.example.net   \n"
-        "port = 587\n"
-        "starttls = off\n"
-        "messages_per_session = 1\n"
-        "[delivery]\n"
-        "batch = 100000\n",
-        &err);
+                                   "[coursed]\n"
+                                   "domain = mail.example.net\n"
+                                   "base_url = http://localhost:8080\n"
+                                   "tick_interval = 1m\n"
+                                   "[transport]\n"
+                                   "kind = maildir\n"
+                                   "[smtp]\n"
+                                   "host =   relay.example.net   \n"
+                                   "port = 587\n"
+                                   "starttls = off\n"
+                                   "messages_per_session = 1\n"
+                                   "[delivery]\n"
+                                   "batch = 100000\n",
+                                   &err);
     g_assert_no_error(err);
     g_assert_nonnull(cfg);
     g_assert_cmpstr(cfg->domain, ==, "mail.example.net");
@@ -172,17 +172,17 @@ static void test_relative_paths(struct fx *f, gconstpointer data)
     (void)data;
     GError *err = NULL;
     struct config *cfg = load_text(f,
-        "[coursed]\n"
-        "database = state.db\n"
-        "courses = ../courses\n"
-        "templates = share/templates\n"
-        "[transport]\n"
-        "maildir = /srv/outbox\n"
-        "[smtp]\n"
-        "user = mailer\n"
-        "starttls = required\n"
-        "password_file = secrets/smtp.pw\n",
-        &err);
+                                   "[coursed]\n"
+                                   "database = state.db\n"
+                                   "courses = ../courses\n"
+                                   "templates = share/templates\n"
+                                   "[transport]\n"
+                                   "maildir = /srv/outbox\n"
+                                   "[smtp]\n"
+                                   "user = mailer\n"
+                                   "starttls = required\n"
+                                   "password_file = secrets/smtp.pw\n",
+                                   &err);
     g_assert_no_error(err);
     g_assert_nonnull(cfg);
     g_assert_true(g_path_is_absolute(cfg->dir));
@@ -254,7 +254,11 @@ static void test_relative_config_path(struct fx *f, gconstpointer data)
 static void test_durations_in_file(struct fx *f, gconstpointer data)
 {
     (void)data;
-    static const struct { const char *key_line; size_t offset; gint64 want; } ok[] = {
+    static const struct {
+        const char *key_line;
+        size_t offset;
+        gint64 want;
+    } ok[] = {
         { "[smtp]\ntimeout = 5m\n", G_STRUCT_OFFSET(struct config, smtp_timeout), 300 },
         { "[smtp]\ntimeout = 90\n", G_STRUCT_OFFSET(struct config, smtp_timeout), 90 },
         { "[smtp]\ntimeout = 45s\n", G_STRUCT_OFFSET(struct config, smtp_timeout), 45 },
@@ -272,7 +276,10 @@ static void test_durations_in_file(struct fx *f, gconstpointer data)
         config_free(cfg);
     }
 
-    static const struct { const char *text; const char *needle[3]; } bad[] = {
+    static const struct {
+        const char *text;
+        const char *needle[3];
+    } bad[] = {
         { "[coursed]\ntick_interval = 5x\n", { "tick_interval", "5x", NULL } },
         { "[smtp]\ntimeout = five\n", { "[smtp] timeout", "five", NULL } },
         { "[smtp]\ntimeout = 5 m\n", { "[smtp] timeout", NULL } },
@@ -325,7 +332,10 @@ static void test_port_range(struct fx *f, gconstpointer data)
         assert_rejected(f, text, needles);
         g_free(text);
     }
-    static const struct { const char *v; gint64 want; } good[] = {
+    static const struct {
+        const char *v;
+        gint64 want;
+    } good[] = {
         { "1", 1 }, { "25", 25 }, { "465", 465 }, { "65535", 65535 }, { " 2525 ", 2525 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -373,14 +383,14 @@ static void test_auth_needs_tls(struct fx *f, gconstpointer data)
     /* default starttls is opportunistic */
     assert_rejected(f, "[smtp]\nuser = mailer\npassword_file = /etc/coursed/pw\n", n);
     assert_rejected(f, "[smtp]\nuser = mailer\npassword_file = /etc/coursed/pw\nstarttls = off\n", n);
-    assert_rejected(f,
-                    "[smtp]\nuser = mailer\npassword_file = /etc/coursed/pw\nstarttls = opportunistic\n", n);
+    assert_rejected(f, "[smtp]\nuser = mailer\npassword_file = /etc/coursed/pw\nstarttls = opportunistic\n",
+                    n);
     const char *n2[] = { "[smtp] password_file", NULL };
     assert_rejected(f, "[smtp]\nuser = mailer\nstarttls = required\n", n2);
 
     GError *err = NULL;
-    struct config *cfg = load_text(f,
-        "[smtp]\nuser = mailer\nstarttls = required\npassword_file = /etc/coursed/pw\n", &err);
+    struct config *cfg = load_text(
+        f, "[smtp]\nuser = mailer\nstarttls = required\npassword_file = /etc/coursed/pw\n", &err);
     g_assert_no_error(err);
     g_assert_nonnull(cfg);
     g_assert_cmpstr(cfg->smtp_user, ==, "mailer");
@@ -482,7 +492,11 @@ static void test_default_path(void)
 
 static void test_parse_duration(void)
 {
-    static const struct { const char *text; gboolean ok; gint64 secs; } cases[] = {
+    static const struct {
+        const char *text;
+        gboolean ok;
+        gint64 secs;
+    } cases[] = {
         { "0", TRUE, 0 },
         { "90", TRUE, 90 },
         { "90s", TRUE, 90 },

@@ -11,16 +11,16 @@
 #define DOMAIN "example.org"
 
 static const char good_ini[] =
-    "[course]\n"                                   /* 1 */
-    "title = Demo Course\n"                        /* 2 */
-    "description = A course to test with.\n"      /* 3 */
-    "schedule = FREQ=WEEKLY;BYDAY=MO,WE,FR\n"      /* 4 */
-    "time = 09:00\n"                               /* 5 */
-    "timezone = Europe/Berlin\n"                   /* 6 */
-    "first_within = 24h\n";                        /* 7 */
+    "[course]\n"                              /* 1 */
+    "title = Demo Course\n"                   /* 2 */
+    "description = A course to test with.\n"  /* 3 */
+    "schedule = FREQ=WEEKLY;BYDAY=MO,WE,FR\n" /* 4 */
+    "time = 09:00\n"                          /* 5 */
+    "timezone = Europe/Berlin\n"              /* 6 */
+    "first_within = 24h\n";                   /* 7 */
 
 struct file {
-    const char *name;      /* relative to the course folder */
+    const char *name; /* relative to the course folder */
     const char *text;
 };
 
@@ -34,8 +34,8 @@ static const struct file good_lessons[] = {
 /* ---- scratch folders ---- */
 
 struct fx {
-    char *root;      /* tmp folder, holds courses/ */
-    char *courses;   /* root/courses */
+    char *root;    /* tmp folder, holds courses/ */
+    char *courses; /* root/courses */
 };
 
 static void rm_rf(const char *path)
@@ -114,7 +114,7 @@ static void test_good_course(struct fx *f, gconstpointer data)
     g_assert_cmpstr(c->title, ==, "Demo Course");
     g_assert_cmpstr(c->description, ==, "A course to test with.");
     g_assert_cmpstr(c->sender, ==, "demo@" DOMAIN);
-    g_assert_cmpstr(c->sender_name, ==, "Demo Course");  /* defaults to title */
+    g_assert_cmpstr(c->sender_name, ==, "Demo Course"); /* defaults to title */
     g_assert_cmpstr(c->source, ==, "");
     g_assert_cmpstr(c->schedule, ==, "FREQ=WEEKLY;BYDAY=MO,WE,FR");
     g_assert_cmpstr(c->time, ==, "09:00");
@@ -126,7 +126,9 @@ static void test_good_course(struct fx *f, gconstpointer data)
     g_assert_cmpint(c->rule.minute, ==, 0);
 
     g_assert_cmpint(c->n_lessons, ==, 3);
-    static const struct { const char *slug, *subject, *body; } want[] = {
+    static const struct {
+        const char *slug, *subject, *body;
+    } want[] = {
         { "hello", "Hello there", "Body one.\n" },
         { "second-step", "Second step", "# Two\n\nBody two.\n" },
         { "last", "The last one", "Body three.\r\n" },
@@ -163,13 +165,14 @@ static void test_optional_fields(struct fx *f, gconstpointer data)
         { "lessons/README.txt", "not a lesson: ignored\n" },
         { NULL, NULL },
     };
-    char *dir = make_course(f, "opt-1", "[course]\n"
-                                         "title = Opt\n"
-                                         "sender = hello@lists.example.org\n"
-                                         "sender_name = The Opt Team\n"
-                                         "source = After a talk.\n"
-                                         "schedule = FREQ=DAILY\n"
-                                         "time = 18:30\n",
+    char *dir = make_course(f, "opt-1",
+                            "[course]\n"
+                            "title = Opt\n"
+                            "sender = hello@lists.example.org\n"
+                            "sender_name = The Opt Team\n"
+                            "source = After a talk.\n"
+                            "schedule = FREQ=DAILY\n"
+                            "time = 18:30\n",
                             lessons);
     GError *err = NULL;
     struct course *c = course_load(dir, "opt-1", DOMAIN, &err);
@@ -195,101 +198,161 @@ static void test_optional_fields(struct fx *f, gconstpointer data)
 
 struct bad_case {
     const char *name;
-    const char *ini;               /* NULL: good_ini */
-    struct file lessons[4];        /* empty: good_lessons */
-    const char *file;              /* expected in the message, relative to the course */
-    int line;                      /* expected "file:line:"; 0: no line, just "file:" */
-    const char *needle;            /* also expected in the message, or NULL */
+    const char *ini;        /* NULL: good_ini */
+    struct file lessons[4]; /* empty: good_lessons */
+    const char *file;       /* expected in the message, relative to the course */
+    int line;               /* expected "file:line:"; 0: no line, just "file:" */
+    const char *needle;     /* also expected in the message, or NULL */
 };
 
-#define L3(a, b, c) { { "lessons/01-a.md", a }, { "lessons/02-b.md", b }, { "lessons/03-c.md", c }, { NULL, NULL } }
+#define L3(a, b, c)                                                                   \
+    {                                                                                 \
+        { "lessons/01-a.md", a }, { "lessons/02-b.md", b }, { "lessons/03-c.md", c }, \
+        {                                                                             \
+            NULL, NULL                                                                \
+        }                                                                             \
+    }
 #define OK_LESSON "Subject: Fine\n\nFine.\n"
 
 static const struct bad_case bad_cases[] = {
     { "empty title",
-      "[course]\ntitle =\nschedule = FREQ=DAILY\ntime = 09:00\n", { { NULL, NULL } },
-      "course.ini", 2, "title" },
+      "[course]\ntitle =\nschedule = FREQ=DAILY\ntime = 09:00\n",
+      { { NULL, NULL } },
+      "course.ini",
+      2,
+      "title" },
     { "unknown key",
-      "[course]\ntitle = T\nschedule = FREQ=DAILY\ncolour = blue\ntime = 09:00\n", { { NULL, NULL } },
-      "course.ini", 4, "colour" },
+      "[course]\ntitle = T\nschedule = FREQ=DAILY\ncolour = blue\ntime = 09:00\n",
+      { { NULL, NULL } },
+      "course.ini",
+      4,
+      "colour" },
     { "unknown key, indented",
-      "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\n\n  titel = typo\n", { { NULL, NULL } },
-      "course.ini", 6, "titel" },
+      "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\n\n  titel = typo\n",
+      { { NULL, NULL } },
+      "course.ini",
+      6,
+      "titel" },
     { "unknown section",
-      "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\n[extra]\nx = 1\n", { { NULL, NULL } },
-      "course.ini", 5, "extra" },
+      "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\n[extra]\nx = 1\n",
+      { { NULL, NULL } },
+      "course.ini",
+      5,
+      "extra" },
     { "bad time 25:00",
-      "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 25:00\n", { { NULL, NULL } },
-      "course.ini", 4, "25:00" },
+      "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 25:00\n",
+      { { NULL, NULL } },
+      "course.ini",
+      4,
+      "25:00" },
     { "bad time 9am",
-      "[course]\ntitle = T\ntime = 9am\nschedule = FREQ=DAILY\n", { { NULL, NULL } },
-      "course.ini", 3, "9am" },
+      "[course]\ntitle = T\ntime = 9am\nschedule = FREQ=DAILY\n",
+      { { NULL, NULL } },
+      "course.ini",
+      3,
+      "9am" },
     { "bad timezone",
       "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\ntimezone = Mars/Olympus_Mons\n",
-      { { NULL, NULL } }, "course.ini", 5, "Mars/Olympus_Mons" },
+      { { NULL, NULL } },
+      "course.ini",
+      5,
+      "Mars/Olympus_Mons" },
     { "RRULE with COUNT",
       "[course]\ntitle = T\ntime = 09:00\ntimezone = UTC\nschedule = FREQ=WEEKLY;BYDAY=MO;COUNT=3\n",
-      { { NULL, NULL } }, "course.ini", 5, "COUNT" },
+      { { NULL, NULL } },
+      "course.ini",
+      5,
+      "COUNT" },
     { "RRULE with UNTIL",
       "[course]\ntitle = T\nschedule = FREQ=DAILY;UNTIL=20270101T000000Z\ntime = 09:00\n",
-      { { NULL, NULL } }, "course.ini", 3, "UNTIL" },
+      { { NULL, NULL } },
+      "course.ini",
+      3,
+      "UNTIL" },
     { "unparsable RRULE",
-      "[course]\ntitle = T\nschedule = every monday please\ntime = 09:00\n", { { NULL, NULL } },
-      "course.ini", 3, "every monday please" },
+      "[course]\ntitle = T\nschedule = every monday please\ntime = 09:00\n",
+      { { NULL, NULL } },
+      "course.ini",
+      3,
+      "every monday please" },
     { "hourly RRULE",
-      "[course]\ntitle = T\ntime = 09:00\nschedule = FREQ=HOURLY\n", { { NULL, NULL } },
-      "course.ini", 4, "FREQ=HOURLY" },
+      "[course]\ntitle = T\ntime = 09:00\nschedule = FREQ=HOURLY\n",
+      { { NULL, NULL } },
+      "course.ini",
+      4,
+      "FREQ=HOURLY" },
     { "sender with display name",
       "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\nsender = Demo <demo@example.org>\n",
-      { { NULL, NULL } }, "course.ini", 5, "sender" },
+      { { NULL, NULL } },
+      "course.ini",
+      5,
+      "sender" },
     { "bad first_within",
       "[course]\ntitle = T\nschedule = FREQ=DAILY\ntime = 09:00\nfirst_within = soon\n",
-      { { NULL, NULL } }, "course.ini", 5, "first_within" },
-    { "lesson missing Subject",
-      NULL, L3(OK_LESSON, "\nNo header at all.\n", OK_LESSON),
-      "lessons/02-b.md", 1, "Subject" },
-    { "lesson with empty Subject",
-      NULL, L3(OK_LESSON, OK_LESSON, "Subject:   \n\nText.\n"),
+      { { NULL, NULL } },
+      "course.ini",
+      5,
+      "first_within" },
+    { "lesson missing Subject", NULL, L3(OK_LESSON, "\nNo header at all.\n", OK_LESSON), "lessons/02-b.md", 1,
+      "Subject" },
+    { "lesson with empty Subject", NULL, L3(OK_LESSON, OK_LESSON, "Subject:   \n\nText.\n"),
       "lessons/03-c.md", 1, "Subject" },
-    { "unknown header field",
-      NULL, L3("Subject: A\nAuthor: Someone\n\nText.\n", OK_LESSON, OK_LESSON),
+    { "unknown header field", NULL, L3("Subject: A\nAuthor: Someone\n\nText.\n", OK_LESSON, OK_LESSON),
       "lessons/01-a.md", 2, "Author" },
-    { "no blank line after header",
-      NULL, L3(OK_LESSON, "Subject: B\nThe text starts right away\n", OK_LESSON),
-      "lessons/02-b.md", 2, NULL },
-    { "header never ends",
-      NULL, L3(OK_LESSON, OK_LESSON, "Subject: C"),
-      "lessons/03-c.md", 1, "blank line" },
-    { "empty body",
-      NULL, L3(OK_LESSON, "Subject: B\n\n   \n\n", OK_LESSON),
-      "lessons/02-b.md", 3, "empty" },
-    { "body missing entirely",
-      NULL, L3(OK_LESSON, OK_LESSON, "Subject: C\n\n"),
-      "lessons/03-c.md", 3, "empty" },
+    { "no blank line after header", NULL,
+      L3(OK_LESSON, "Subject: B\nThe text starts right away\n", OK_LESSON), "lessons/02-b.md", 2, NULL },
+    { "header never ends", NULL, L3(OK_LESSON, OK_LESSON, "Subject: C"), "lessons/03-c.md", 1, "blank line" },
+    { "empty body", NULL, L3(OK_LESSON, "Subject: B\n\n   \n\n", OK_LESSON), "lessons/02-b.md", 3, "empty" },
+    { "body missing entirely", NULL, L3(OK_LESSON, OK_LESSON, "Subject: C\n\n"), "lessons/03-c.md", 3,
+      "empty" },
     { "gap in numbering",
-      NULL, { { "lessons/01-a.md", OK_LESSON }, { "lessons/03-c.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/03-c.md", 0, "02" },
+      NULL,
+      { { "lessons/01-a.md", OK_LESSON }, { "lessons/03-c.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/03-c.md",
+      0,
+      "02" },
     { "numbering starts at 02",
-      NULL, { { "lessons/02-b.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/02-b.md", 0, "01" },
+      NULL,
+      { { "lessons/02-b.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/02-b.md",
+      0,
+      "01" },
     { "lesson name without number",
-      NULL, { { "lessons/01-a.md", OK_LESSON }, { "lessons/intro.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/intro.md", 0, NULL },
+      NULL,
+      { { "lessons/01-a.md", OK_LESSON }, { "lessons/intro.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/intro.md",
+      0,
+      NULL },
     { "lesson name with one digit",
-      NULL, { { "lessons/1-a.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/1-a.md", 0, NULL },
+      NULL,
+      { { "lessons/1-a.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/1-a.md",
+      0,
+      NULL },
     { "lesson name with empty slug",
-      NULL, { { "lessons/01-.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/01-.md", 0, NULL },
+      NULL,
+      { { "lessons/01-.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/01-.md",
+      0,
+      NULL },
     { "lesson slug with capitals",
-      NULL, { { "lessons/01-Hello.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/01-Hello.md", 0, "Hello" },
+      NULL,
+      { { "lessons/01-Hello.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/01-Hello.md",
+      0,
+      "Hello" },
     { "lesson slug with underscore",
-      NULL, { { "lessons/01-hello_world.md", OK_LESSON }, { NULL, NULL } },
-      "lessons/01-hello_world.md", 0, NULL },
+      NULL,
+      { { "lessons/01-hello_world.md", OK_LESSON }, { NULL, NULL } },
+      "lessons/01-hello_world.md",
+      0,
+      NULL },
     { "no lessons",
-      NULL, { { "lessons/README.txt", "nothing here\n" }, { NULL, NULL } },
-      "lessons", 0, "no lessons" },
+      NULL,
+      { { "lessons/README.txt", "nothing here\n" }, { NULL, NULL } },
+      "lessons",
+      0,
+      "no lessons" },
 };
 
 static void test_bad_courses(void)
@@ -308,8 +371,7 @@ static void test_bad_courses(void)
         g_assert_error(err, CD_ERROR, CD_ERR_INVALID);
 
         char *path = g_build_filename(dir, b->file, NULL);
-        char *want = b->line > 0 ? g_strdup_printf("%s:%d: ", path, b->line)
-                                 : g_strdup_printf("%s: ", path);
+        char *want = b->line > 0 ? g_strdup_printf("%s:%d: ", path, b->line) : g_strdup_printf("%s: ", path);
         if (!g_str_has_prefix(err->message, want))
             g_test_message("case '%s': expected the message to start with '%s'", b->name, want);
         g_assert_true(g_str_has_prefix(err->message, want));
@@ -331,7 +393,10 @@ static void test_bad_courses(void)
 static void test_missing_required_key(struct fx *f, gconstpointer data)
 {
     (void)data;
-    static const struct { const char *ini; const char *key; } cases[] = {
+    static const struct {
+        const char *ini;
+        const char *key;
+    } cases[] = {
         { "[course]\nschedule = FREQ=DAILY\ntime = 09:00\n", "title" },
         { "[course]\ntitle = T\ntime = 09:00\n", "schedule" },
         { "[course]\ntitle = T\nschedule = FREQ=DAILY\n", "time" },
@@ -371,11 +436,12 @@ static void test_missing_required_key(struct fx *f, gconstpointer data)
 static void test_schedule_error_line(struct fx *f, gconstpointer data)
 {
     (void)data;
-    char *dir = make_course(f, "zone-words", "[course]\n"
-                                              "title = T\n"
-                                              "schedule = weekly in my own time zone\n"
-                                              "time = 09:00\n"
-                                              "timezone = UTC\n",
+    char *dir = make_course(f, "zone-words",
+                            "[course]\n"
+                            "title = T\n"
+                            "schedule = weekly in my own time zone\n"
+                            "time = 09:00\n"
+                            "timezone = UTC\n",
                             good_lessons);
     GError *err = NULL;
     struct course *c = course_load(dir, "zone-words", DOMAIN, &err);
@@ -509,7 +575,10 @@ static void test_load_all_errors(struct fx *f, gconstpointer data)
 
 static void test_slug_valid(void)
 {
-    static const struct { const char *slug; gboolean ok; } cases[] = {
+    static const struct {
+        const char *slug;
+        gboolean ok;
+    } cases[] = {
         { "release", TRUE },
         { "leaving-kindly", TRUE },
         { "a", TRUE },
@@ -554,7 +623,10 @@ static void test_repo_courses(void)
     GPtrArray *set = course_load_all(dir, DOMAIN, &err);
     g_assert_no_error(err);
     g_assert_nonnull(set);
-    static const struct { const char *slug; int min_lessons; } want[] = {
+    static const struct {
+        const char *slug;
+        int min_lessons;
+    } want[] = {
         { "release", 12 },
         { "leaving-kindly", 5 },
     };

@@ -20,7 +20,8 @@ static void assert_same(const char *fast, gsize fast_len, const char *slow, gsiz
         char *a = g_strndup(fast + from, MIN(fast_len - from, 220));
         char *b = g_strndup(slow + from, MIN(slow_len - from, 220));
         char *ea = g_strescape(a, NULL), *eb = g_strescape(b, NULL);
-        g_test_message("first difference at byte %" G_GSIZE_FORMAT " (+%" G_GSIZE_FORMAT "):\nfast: %s\nslow: %s",
+        g_test_message("first difference at byte %" G_GSIZE_FORMAT " (+%" G_GSIZE_FORMAT
+                       "):\nfast: %s\nslow: %s",
                        i, i - from, ea, eb);
         g_free(a);
         g_free(b);
@@ -45,22 +46,36 @@ static void check(const struct message_proto *p, const struct message_spec *m)
 }
 
 static const char *names[] = {
-    NULL, "", "Reader Example", "Zoë Ångström", "O'Brien, Pat", "\"Quoted\" Name", "李小龙",
-    "a.b.c", "Name (comment)", "Ünïcödé with a rather long name that will need folding somewhere "
+    NULL,
+    "",
+    "Reader Example",
+    "Zoë Ångström",
+    "O'Brien, Pat",
+    "\"Quoted\" Name",
+    "李小龙",
+    "a.b.c",
+    "Name (comment)",
+    "Ünïcödé with a rather long name that will need folding somewhere "
     "along the line because it is long",
-    "x@y", "semi;colon", "tab\there", "    spaced    ",
+    "x@y",
+    "semi;colon",
+    "tab\there",
+    "    spaced    ",
 };
 
 static const char *addrs[] = {
-    "reader@example.org", "a@b.c",
+    "reader@example.org",
+    "a@b.c",
     "very.long.local.part.of.an.address.that.goes.on.and.on@sub.domain.example.org",
 };
 
 /* A random body: lines of the sample (cache hits) and random lines. */
 static char *random_body(GRand *r, const char *sample)
 {
-    static const char *atoms[] = { "word", " ", "  ", "\t", "=", "=3D", "é", "—", "\xe2\x80\x9c",
-                                   ".", "From ", "-", "<a href=\"x\">", "\r", "~", "0123456789" };
+    static const char *atoms[] = {
+        "word",           " ",  "  ", "\t",        "=", "=3D", "é", "—", "\xe2\x80\x9c", ".", "From ", "-",
+        "<a href=\"x\">", "\r", "~",  "0123456789"
+    };
     char **lines = g_strsplit(sample, "\n", -1);
     guint nl = g_strv_length(lines);
     GString *s = g_string_new(NULL);
@@ -83,12 +98,15 @@ static char *random_body(GRand *r, const char *sample)
 static void test_random(void)
 {
     GRand *r = g_rand_new_with_seed(20261126);
-    const char *sample_text = "Hello there,\n\nA line that every reader shares.\n  indented  \n"
-                              "trailing blank \nends with = sign=\n" "\xc3\xa9t\xc3\xa9 \xe2\x80\x94 dash\n"
-                              "a very long line a very long line a very long line a very long line a "
-                              "very long line a very long line\n";
-    const char *sample_html = "<p>Hello there,</p>\n<div style=\"margin:0; padding:0;\">\n"
-                              "<a href=\"https://example.org/u/TOKEN\">x</a>\n";
+    const char *sample_text =
+        "Hello there,\n\nA line that every reader shares.\n  indented  \n"
+        "trailing blank \nends with = sign=\n"
+        "\xc3\xa9t\xc3\xa9 \xe2\x80\x94 dash\n"
+        "a very long line a very long line a very long line a very long line a "
+        "very long line a very long line\n";
+    const char *sample_html =
+        "<p>Hello there,</p>\n<div style=\"margin:0; padding:0;\">\n"
+        "<a href=\"https://example.org/u/TOKEN\">x</a>\n";
     for (int shape = 0; shape < 4; shape++) {
         struct message_spec s = {
             .from_name = shape & 1 ? "Ré lease" : "Release",
@@ -114,8 +132,9 @@ static void test_random(void)
                                        g_rand_int_range(r, 1, 14), g_rand_int_range(r, 0, 2000000));
             m.message_id = id;
             m.date = g_rand_int_range(r, 0, G_MAXINT32);
-            char *unsub = g_strdup_printf("<https://courses.example.org/u/%08x>, <mailto:u-%08x@x?subject=unsubscribe>",
-                                          g_rand_int(r), g_rand_int(r));
+            char *unsub = g_strdup_printf(
+                "<https://courses.example.org/u/%08x>, <mailto:u-%08x@x?subject=unsubscribe>", g_rand_int(r),
+                g_rand_int(r));
             if (s.list_unsubscribe)
                 m.list_unsubscribe = unsub;
             char *text = random_body(r, sample_text);
@@ -159,8 +178,9 @@ static void test_random(void)
 /* Header injection is refused on the fast path as on the full one. */
 static void test_refuses_control_chars(void)
 {
-    struct message_spec s = { .from_addr = "a@b.c", .subject = "s", .text = "t\n", .html = "<p>t</p>\n",
-                              .list_unsubscribe = "<u>" };
+    struct message_spec s = {
+        .from_addr = "a@b.c", .subject = "s", .text = "t\n", .html = "<p>t</p>\n", .list_unsubscribe = "<u>"
+    };
     struct message_proto *p = message_proto_new(&s, NULL);
     g_assert_nonnull(p);
     struct message_spec m = s;
@@ -191,10 +211,11 @@ static void test_repo_lessons(void)
     char *dir = g_dir_make_tmp("coursed-message-XXXXXX", &err);
     g_assert_no_error(err);
     char *conf = g_build_filename(dir, "coursed.conf", NULL);
-    char *text = g_strdup_printf("[coursed]\ndatabase = state.db\ncourses = %s/courses\n"
-                                 "templates = %s/templates\ndomain = courses.example.org\n"
-                                 "base_url = https://courses.example.org\n[transport]\nkind = maildir\n",
-                                 src, src);
+    char *text = g_strdup_printf(
+        "[coursed]\ndatabase = state.db\ncourses = %s/courses\n"
+        "templates = %s/templates\ndomain = courses.example.org\n"
+        "base_url = https://courses.example.org\n[transport]\nkind = maildir\n",
+        src, src);
     g_assert_true(g_file_set_contents(conf, text, -1, NULL));
     struct app *app = app_open(conf, APP_CREATE | APP_KEY, &err);
     g_assert_no_error(err);
@@ -215,16 +236,21 @@ static void test_repo_lessons(void)
             g_assert_true(compose_lesson_parts(app, c, n, &sample, 1800000000, &st, &sh, &err));
             const struct lesson *l = course_lesson(c, n);
             char *list_id = g_strdup_printf("%s <%s.courses.example.org>", c->title, c->slug);
-            struct message_spec shape = { .from_name = c->sender_name, .from_addr = c->sender,
-                                          .subject = l->subject, .list_id = list_id,
-                                          .lesson_tag = "tag", .auto_submitted = "auto-generated",
-                                          .list_unsubscribe = "<x>", .text = st, .html = sh };
+            struct message_spec shape = { .from_name = c->sender_name,
+                                          .from_addr = c->sender,
+                                          .subject = l->subject,
+                                          .list_id = list_id,
+                                          .lesson_tag = "tag",
+                                          .auto_submitted = "auto-generated",
+                                          .list_unsubscribe = "<x>",
+                                          .text = st,
+                                          .html = sh };
             struct message_proto *p = message_proto_new(&shape, &err);
             g_assert_no_error(err);
             for (size_t k = 0; k < G_N_ELEMENTS(readers); k++) {
                 char *t = NULL, *h = NULL;
-                g_assert_true(compose_lesson_parts(app, c, n, &readers[k], k == 2 ? 0 : 1790000000 + (gint64)k * 86400,
-                                                   &t, &h, &err));
+                g_assert_true(compose_lesson_parts(
+                    app, c, n, &readers[k], k == 2 ? 0 : 1790000000 + (gint64)k * 86400, &t, &h, &err));
                 char *id = compose_message_id(app->cfg, c->slug, readers[k].enrollment_id, n);
                 struct message_spec m = shape;
                 m.to_name = readers[k].name;

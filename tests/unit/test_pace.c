@@ -100,8 +100,8 @@ static void test_weekly_mwf_utc(void)
 static void test_strictly_after(void)
 {
     struct pace_rule r = { "FREQ=WEEKLY;BYDAY=MO,WE,FR", 9, 0, "UTC" };
-    gint64 anchor = 1772445600;          /* Mon 2026-03-02 10:00Z */
-    gint64 wed09 = 1772614800;           /* Wed 2026-03-04 09:00Z */
+    gint64 anchor = 1772445600; /* Mon 2026-03-02 10:00Z */
+    gint64 wed09 = 1772614800;  /* Wed 2026-03-04 09:00Z */
     gint64 fri09 = utc_at(2026, 3, 6, 9, 0);
     assert_slot(pace_next_slot(&r, anchor, wed09 - 1), wed09, "one second before the slot");
     assert_slot(pace_next_slot(&r, anchor, wed09), fri09, "exactly at the slot");
@@ -126,31 +126,90 @@ struct walk_case {
     const char *rrule;
     int hour, minute;
     const char *tz;
-    int start[5];          /* local y, m, d, h, mi of anchor and first `after` */
+    int start[5]; /* local y, m, d, h, mi of anchor and first `after` */
     int n;
-    int want[8][5];        /* UTC y, m, d, h, mi of the slots, in order */
+    int want[8][5]; /* UTC y, m, d, h, mi of the slots, in order */
 };
 
 static const struct walk_case walks[] = {
-    { "berlin-spring", "FREQ=WEEKLY;BYDAY=MO,WE,FR", 9, 0, "Europe/Berlin", { 2026, 3, 23, 10, 0 }, 5,
-      { { 2026, 3, 25, 8, 0 }, { 2026, 3, 27, 8, 0 },   /* CET, UTC+1 */
-        { 2026, 3, 30, 7, 0 }, { 2026, 4, 1, 7, 0 }, { 2026, 4, 3, 7, 0 } } }, /* CEST */
-    { "berlin-autumn", "FREQ=WEEKLY;BYDAY=MO,WE,FR", 9, 0, "Europe/Berlin", { 2026, 10, 19, 10, 0 }, 4,
-      { { 2026, 10, 21, 7, 0 }, { 2026, 10, 23, 7, 0 },  /* CEST */
-        { 2026, 10, 26, 8, 0 }, { 2026, 10, 28, 8, 0 } } }, /* CET */
-    { "berlin-daily-across-change", "FREQ=DAILY", 9, 0, "Europe/Berlin", { 2026, 3, 27, 12, 0 }, 4,
+    { "berlin-spring",
+      "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+      9,
+      0,
+      "Europe/Berlin",
+      { 2026, 3, 23, 10, 0 },
+      5,
+      { { 2026, 3, 25, 8, 0 },
+        { 2026, 3, 27, 8, 0 }, /* CET, UTC+1 */
+        { 2026, 3, 30, 7, 0 },
+        { 2026, 4, 1, 7, 0 },
+        { 2026, 4, 3, 7, 0 } } }, /* CEST */
+    { "berlin-autumn",
+      "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+      9,
+      0,
+      "Europe/Berlin",
+      { 2026, 10, 19, 10, 0 },
+      4,
+      { { 2026, 10, 21, 7, 0 },
+        { 2026, 10, 23, 7, 0 }, /* CEST */
+        { 2026, 10, 26, 8, 0 },
+        { 2026, 10, 28, 8, 0 } } }, /* CET */
+    { "berlin-daily-across-change",
+      "FREQ=DAILY",
+      9,
+      0,
+      "Europe/Berlin",
+      { 2026, 3, 27, 12, 0 },
+      4,
       { { 2026, 3, 28, 8, 0 }, { 2026, 3, 29, 7, 0 }, { 2026, 3, 30, 7, 0 }, { 2026, 3, 31, 7, 0 } } },
-    { "new-york-spring", "FREQ=DAILY", 9, 0, "America/New_York", { 2026, 3, 6, 12, 0 }, 4,
+    { "new-york-spring",
+      "FREQ=DAILY",
+      9,
+      0,
+      "America/New_York",
+      { 2026, 3, 6, 12, 0 },
+      4,
       { { 2026, 3, 7, 14, 0 }, { 2026, 3, 8, 13, 0 }, { 2026, 3, 9, 13, 0 }, { 2026, 3, 10, 13, 0 } } },
-    { "new-york-autumn", "FREQ=DAILY", 9, 0, "America/New_York", { 2026, 10, 30, 12, 0 }, 3,
+    { "new-york-autumn",
+      "FREQ=DAILY",
+      9,
+      0,
+      "America/New_York",
+      { 2026, 10, 30, 12, 0 },
+      3,
       { { 2026, 10, 31, 13, 0 }, { 2026, 11, 1, 14, 0 }, { 2026, 11, 2, 14, 0 } } },
-    { "kolkata", "FREQ=DAILY", 9, 0, "Asia/Kolkata", { 2026, 3, 2, 10, 0 }, 2,
+    { "kolkata",
+      "FREQ=DAILY",
+      9,
+      0,
+      "Asia/Kolkata",
+      { 2026, 3, 2, 10, 0 },
+      2,
       { { 2026, 3, 3, 3, 30 }, { 2026, 3, 4, 3, 30 } } },
-    { "kolkata-before", "FREQ=DAILY", 9, 0, "Asia/Kolkata", { 2026, 3, 2, 8, 59 }, 1,
+    { "kolkata-before",
+      "FREQ=DAILY",
+      9,
+      0,
+      "Asia/Kolkata",
+      { 2026, 3, 2, 8, 59 },
+      1,
       { { 2026, 3, 2, 3, 30 } } },
-    { "utc-minutes", "FREQ=DAILY", 23, 45, "UTC", { 2026, 12, 31, 23, 50 }, 2,
+    { "utc-minutes",
+      "FREQ=DAILY",
+      23,
+      45,
+      "UTC",
+      { 2026, 12, 31, 23, 50 },
+      2,
       { { 2027, 1, 1, 23, 45 }, { 2027, 1, 2, 23, 45 } } },
-    { "monthly", "FREQ=MONTHLY;BYMONTHDAY=1", 8, 30, "UTC", { 2026, 1, 15, 0, 0 }, 3,
+    { "monthly",
+      "FREQ=MONTHLY;BYMONTHDAY=1",
+      8,
+      30,
+      "UTC",
+      { 2026, 1, 15, 0, 0 },
+      3,
       { { 2026, 2, 1, 8, 30 }, { 2026, 3, 1, 8, 30 }, { 2026, 4, 1, 8, 30 } } },
 };
 
@@ -207,15 +266,14 @@ static void test_interval_phase(void)
 {
     struct pace_rule r = { "FREQ=DAILY;INTERVAL=2", 9, 0, "UTC" };
     gint64 anchor = utc_at(2026, 3, 2, 10, 0); /* phase: the 2nd, 4th, 6th ... */
-    static const struct { int day, hour; int want_day; } cases[] = {
-        { 2, 10, 4 },   /* the anchor day's slot is past */
-        { 3, 8, 4 },    /* the 3rd is off-phase */
-        { 3, 12, 4 },
-        { 4, 8, 4 },
-        { 4, 9, 6 },    /* exactly at the slot: the next one */
-        { 5, 9, 6 },
-        { 7, 0, 8 },
-        { 20, 23, 22 },
+    static const struct {
+        int day, hour;
+        int want_day;
+    } cases[] = {
+        { 2, 10, 4 },                           /* the anchor day's slot is past */
+        { 3, 8, 4 },                            /* the 3rd is off-phase */
+        { 3, 12, 4 }, { 4, 8, 4 }, { 4, 9, 6 }, /* exactly at the slot: the next one */
+        { 5, 9, 6 },  { 7, 0, 8 }, { 20, 23, 22 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         gint64 after = utc_at(2026, 3, cases[i].day, cases[i].hour, 0);
@@ -297,14 +355,16 @@ static void test_time_in_repeated_hour(void)
     gint64 after = anchor;
     for (int day = 23; day <= 27; day++) {
         gint64 t = pace_next_slot(&r, anchor, after);
-        gint64 want = day == 25 ? utc_at(2026, 10, 25, 0, 30) : local_at("Europe/Berlin", 2026, 10, day, 2, 30);
+        gint64 want = day == 25 ? utc_at(2026, 10, 25, 0, 30)
+                                : local_at("Europe/Berlin", 2026, 10, day, 2, 30);
         assert_slot(t, want, "02:30 Berlin around the autumn change");
         after = t;
     }
     /* one slot that day, not two */
     g_assert_cmpint(pace_next_slot(&r, anchor, utc_at(2026, 10, 25, 0, 30)), ==,
                     local_at("Europe/Berlin", 2026, 10, 26, 2, 30));
-    g_assert_cmpint(pace_local_to_utc("America/New_York", 2026, 11, 1, 1, 30), ==, utc_at(2026, 11, 1, 5, 30));
+    g_assert_cmpint(pace_local_to_utc("America/New_York", 2026, 11, 1, 1, 30), ==,
+                    utc_at(2026, 11, 1, 5, 30));
 }
 
 static void test_next_slot_bad_rule(void)
@@ -322,7 +382,7 @@ struct check_case {
     int hour, minute;
     const char *tz;
     gboolean ok;
-    const char *needle;    /* expected in the message when !ok */
+    const char *needle; /* expected in the message when !ok */
 };
 
 static const struct check_case checks[] = {
@@ -385,25 +445,17 @@ static void test_check_never_fires(void)
 
 static void test_parse_time(void)
 {
-    static const struct { const char *text; gboolean ok; int h, m; } cases[] = {
-        { "09:00", TRUE, 9, 0 },
-        { "00:00", TRUE, 0, 0 },
-        { "23:59", TRUE, 23, 59 },
-        { "12:30", TRUE, 12, 30 },
-        { "24:00", FALSE, 0, 0 },
-        { "25:00", FALSE, 0, 0 },
-        { "09:60", FALSE, 0, 0 },
-        { "9:00", FALSE, 0, 0 },
-        { "09:0", FALSE, 0, 0 },
-        { "0900", FALSE, 0, 0 },
-        { "09.00", FALSE, 0, 0 },
-        { " 9:00", FALSE, 0, 0 },
-        { "09:00 ", FALSE, 0, 0 },
-        { "09:00:00", FALSE, 0, 0 },
-        { "-1:00", FALSE, 0, 0 },
-        { "ab:cd", FALSE, 0, 0 },
-        { "", FALSE, 0, 0 },
-        { NULL, FALSE, 0, 0 },
+    static const struct {
+        const char *text;
+        gboolean ok;
+        int h, m;
+    } cases[] = {
+        { "09:00", TRUE, 9, 0 },   { "00:00", TRUE, 0, 0 },     { "23:59", TRUE, 23, 59 },
+        { "12:30", TRUE, 12, 30 }, { "24:00", FALSE, 0, 0 },    { "25:00", FALSE, 0, 0 },
+        { "09:60", FALSE, 0, 0 },  { "9:00", FALSE, 0, 0 },     { "09:0", FALSE, 0, 0 },
+        { "0900", FALSE, 0, 0 },   { "09.00", FALSE, 0, 0 },    { " 9:00", FALSE, 0, 0 },
+        { "09:00 ", FALSE, 0, 0 }, { "09:00:00", FALSE, 0, 0 }, { "-1:00", FALSE, 0, 0 },
+        { "ab:cd", FALSE, 0, 0 },  { "", FALSE, 0, 0 },         { NULL, FALSE, 0, 0 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         int h = -7, m = -7;
@@ -426,7 +478,10 @@ static void test_parse_time(void)
 
 static void test_tz_valid(void)
 {
-    static const struct { const char *tz; gboolean ok; } cases[] = {
+    static const struct {
+        const char *tz;
+        gboolean ok;
+    } cases[] = {
         { "UTC", TRUE },
         { "Etc/UTC", TRUE },
         { "Europe/Berlin", TRUE },
@@ -451,7 +506,11 @@ static void test_tz_valid(void)
 
 static void test_describe(void)
 {
-    static const struct { const char *rrule; int h, m; const char *want; } cases[] = {
+    static const struct {
+        const char *rrule;
+        int h, m;
+        const char *want;
+    } cases[] = {
         { "FREQ=WEEKLY;BYDAY=MO,WE,FR", 9, 0, "Mondays, Wednesdays and Fridays at 09:00" },
         { "FREQ=WEEKLY;BYDAY=TU,TH", 9, 0, "Tuesdays and Thursdays at 09:00" },
         { "FREQ=WEEKLY;BYDAY=SU", 7, 5, "Sundays at 07:05" },
@@ -470,7 +529,11 @@ static void test_describe(void)
 
 static void test_format_local(void)
 {
-    static const struct { gint64 t; const char *tz; const char *want; } cases[] = {
+    static const struct {
+        gint64 t;
+        const char *tz;
+        const char *want;
+    } cases[] = {
         { 1772445600, "Europe/Berlin", "2026-03-02 11:00 CET" },
         { 1772445600, "UTC", "2026-03-02 10:00 UTC" },
         { 1772445600, "Asia/Kolkata", "2026-03-02 15:30 IST" },
@@ -487,13 +550,12 @@ static void test_format_local(void)
     g_free(s);
 }
 
-
 /* ---- randomized: pace_next_slot() against a reference written with GLib
  * dates alone (no libical), for daily and weekly rules with intervals and
  * day sets, in zones with and without DST, with anchors at any time of
  * their local day (which the slot memo treats as one). 3,000 cases. */
-static gint64 reference_next(const char *tz, gboolean weekly, int interval, const int *days, int ndays,
-                             int h, int mi, gint64 anchor, gint64 after)
+static gint64 reference_next(const char *tz, gboolean weekly, int interval, const int *days, int ndays, int h,
+                             int mi, gint64 anchor, gint64 after)
 {
     GTimeZone *z = g_time_zone_new_identifier(tz);
     GDateTime *u = g_date_time_new_from_unix_utc(anchor);

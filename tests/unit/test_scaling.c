@@ -16,7 +16,8 @@ static gint64 due_cost(int enrolled, int due)
         gint64 sub = store_sub_add(st, email, "", NULL, SUB_ACTIVE, 1000, &err);
         g_assert_no_error(err);
         /* the first `due` are due at 5000; the rest far in the future */
-        g_assert_cmpint(store_enroll(st, sub, "release", ENR_ACTIVE, i < due ? 5000 : 900000, 1000, 1000, &err), >, 0);
+        g_assert_cmpint(
+            store_enroll(st, sub, "release", ENR_ACTIVE, i < due ? 5000 : 900000, 1000, 1000, &err), >, 0);
         g_free(email);
     }
     g_assert_true(store_commit(st, &err));
@@ -46,7 +47,7 @@ static void test_due_cost_follows_due_not_enrolled(void)
                    small, large);
     g_assert_cmpint(large, <=, small + small / 10);
     gint64 more_due = due_cost(1000, 500);
-    g_assert_cmpint(more_due, >, small * 5);    /* and it does grow with the number due */
+    g_assert_cmpint(more_due, >, small * 5); /* and it does grow with the number due */
 }
 
 int main(int argc, char **argv)

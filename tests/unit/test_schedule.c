@@ -72,7 +72,7 @@ static void test_after_max_per_day(void)
         const char *what;
         const struct pace_rule *rule;
         gint64 max_per_day;
-        int in_day;          /* lessons already in prev's day, prev included */
+        int in_day; /* lessons already in prev's day, prev included */
         int want_in_day;
     } cases[] = {
         /* a lesson placed off the slots (first lesson 'immediately') at 07:00 */
@@ -91,13 +91,30 @@ static void test_after_max_per_day(void)
     };
     /* prev and the wanted slot of each case (not constants: computed) */
     gint64 prev[G_N_ELEMENTS(cases)] = {
-        MON(7, 0), MON(7, 0), MON(7, 0), MON(7, 0), MON(9, 0), FRI(10, 0), MON(7, 0), MON(7, 0), MON(9, 0),
-        local_at(TZ, 2026, 3, 28, 7, 0), local_at(TZ, 2026, 3, 29, 7, 0),
+        MON(7, 0),
+        MON(7, 0),
+        MON(7, 0),
+        MON(7, 0),
+        MON(9, 0),
+        FRI(10, 0),
+        MON(7, 0),
+        MON(7, 0),
+        MON(9, 0),
+        local_at(TZ, 2026, 3, 28, 7, 0),
+        local_at(TZ, 2026, 3, 29, 7, 0),
     };
     gint64 want[G_N_ELEMENTS(cases)] = {
-        WED(9, 0), MON(9, 0), WED(9, 0), WED(9, 0), WED(9, 0), NEXT_MON(9, 0),
-        local_at(TZ, 2026, 3, 3, 9, 0), MON(9, 0), local_at(TZ, 2026, 3, 3, 9, 0),
-        local_at(TZ, 2026, 3, 29, 9, 0), local_at(TZ, 2026, 3, 29, 9, 0),
+        WED(9, 0),
+        MON(9, 0),
+        WED(9, 0),
+        WED(9, 0),
+        WED(9, 0),
+        NEXT_MON(9, 0),
+        local_at(TZ, 2026, 3, 3, 9, 0),
+        MON(9, 0),
+        local_at(TZ, 2026, 3, 3, 9, 0),
+        local_at(TZ, 2026, 3, 29, 9, 0),
+        local_at(TZ, 2026, 3, 29, 9, 0),
     };
     gint64 anchor = local_at(TZ, 2026, 3, 1, 12, 0);
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -70,8 +70,8 @@ static void test_names(void)
 
 static void test_reasons(void)
 {
-    static const char *const want[] = { "", "subscriber", "operator", "bounced", "policy", "gave-up",
-                                        "course-gone" };
+    static const char *const want[] = { "",       "subscriber", "operator",   "bounced",
+                                        "policy", "gave-up",    "course-gone" };
     G_STATIC_ASSERT(G_N_ELEMENTS(want) == REASON_N);
     for (int r = 0; r < REASON_N; r++) {
         g_assert_cmpstr(state_reason_name(r), ==, want[r]);
@@ -87,17 +87,20 @@ static void test_reasons(void)
     g_assert_cmpint(state_reason_parse(""), ==, REASON_NONE);
 }
 
-#define EV(x) { x, #x }
+#define EV(x) \
+    {         \
+        x, #x \
+    }
 static const struct {
     enum state_event ev;
     const char *name;
 } events[] = {
-    EV(EV_SUB_ACTIVATE), EV(EV_SUB_BOUNCE), EV(EV_SUB_LEFT), EV(EV_SUB_REVIVE),
-    EV(EV_ENR_REQUEST), EV(EV_ENR_CONFIRM), EV(EV_ENR_PAUSE), EV(EV_ENR_RESUME), EV(EV_ENR_HOLD),
-    EV(EV_ENR_STOP), EV(EV_ENR_COMPLETE), EV(EV_ENR_REOPEN), EV(EV_ENR_RETRY), EV(EV_ENR_PROGRESS),
-    EV(EV_DLV_REQUEUE), EV(EV_DLV_CLAIM), EV(EV_DLV_UNCLAIM), EV(EV_DLV_SENT), EV(EV_DLV_DEFER),
-    EV(EV_DLV_FAIL), EV(EV_DLV_WITHDRAW), EV(EV_DLV_CANCEL), EV(EV_DLV_RETRY), EV(EV_DLV_RESLOT),
-    EV(EV_MAIL_CLAIM), EV(EV_MAIL_UNCLAIM), EV(EV_MAIL_SENT), EV(EV_MAIL_DEFER), EV(EV_MAIL_FAIL),
+    EV(EV_SUB_ACTIVATE), EV(EV_SUB_BOUNCE),  EV(EV_SUB_LEFT),   EV(EV_SUB_REVIVE),   EV(EV_ENR_REQUEST),
+    EV(EV_ENR_CONFIRM),  EV(EV_ENR_PAUSE),   EV(EV_ENR_RESUME), EV(EV_ENR_HOLD),     EV(EV_ENR_STOP),
+    EV(EV_ENR_COMPLETE), EV(EV_ENR_REOPEN),  EV(EV_ENR_RETRY),  EV(EV_ENR_PROGRESS), EV(EV_DLV_REQUEUE),
+    EV(EV_DLV_CLAIM),    EV(EV_DLV_UNCLAIM), EV(EV_DLV_SENT),   EV(EV_DLV_DEFER),    EV(EV_DLV_FAIL),
+    EV(EV_DLV_WITHDRAW), EV(EV_DLV_CANCEL),  EV(EV_DLV_RETRY),  EV(EV_DLV_RESLOT),   EV(EV_MAIL_CLAIM),
+    EV(EV_MAIL_UNCLAIM), EV(EV_MAIL_SENT),   EV(EV_MAIL_DEFER), EV(EV_MAIL_FAIL),
 };
 
 static enum state_entity entity_of_name(const char *name)
@@ -168,8 +171,8 @@ struct fx {
     char *dir;
     char *path;
     struct store *st;
-    sqlite3 *side;       /* a second connection to the same file */
-    int serial;          /* unique addresses */
+    sqlite3 *side; /* a second connection to the same file */
+    int serial;    /* unique addresses */
 };
 
 static void rm_rf(const char *path)
@@ -370,9 +373,17 @@ static void test_store_enr_transitions(struct fx *f, gconstpointer data)
             char *snap = side_row(f, "enrollments", id);
             /* a change that touches every column, so "unchanged" means it */
             struct enr_change ch = {
-                .set_next = TRUE, .next_send_at = 7777, .set_lesson = TRUE, .next_lesson = 3,
-                .set_pause = TRUE, .paused_until = 8888, .set_reason = TRUE, .reason = REASON_OPERATOR,
-                .replan = TRUE, .anchor_at = 5555, .confirm_sent_at = 6666,
+                .set_next = TRUE,
+                .next_send_at = 7777,
+                .set_lesson = TRUE,
+                .next_lesson = 3,
+                .set_pause = TRUE,
+                .paused_until = 8888,
+                .set_reason = TRUE,
+                .reason = REASON_OPERATOR,
+                .replan = TRUE,
+                .anchor_at = 5555,
+                .confirm_sent_at = 6666,
             };
             GError *err = NULL;
             gboolean ok = store_enr_apply(f->st, id, ev, &ch, 9000, &err);
@@ -511,10 +522,11 @@ static gint64 new_dlv(struct fx *f, enum dlv_state s, gint64 *enr_out)
     g_assert_no_error(err);
     g_free(msgid);
     store_enrollment_free(e);
-    char *sql = g_strdup_printf("UPDATE deliveries SET state = '%s', attempts = 2, last_code = 421,"
-                                " last_text = 'before', sent_at = %s"
-                                " WHERE enrollment_id = %" G_GINT64_FORMAT, state_name(ENT_DLV, s),
-                                s == DLV_SENT ? "3100" : "NULL", enr);
+    char *sql = g_strdup_printf(
+        "UPDATE deliveries SET state = '%s', attempts = 2, last_code = 421,"
+        " last_text = 'before', sent_at = %s"
+        " WHERE enrollment_id = %" G_GINT64_FORMAT,
+        state_name(ENT_DLV, s), s == DLV_SENT ? "3100" : "NULL", enr);
     side_exec(f, sql);
     g_free(sql);
     sql = g_strdup_printf("SELECT id FROM deliveries WHERE enrollment_id = %" G_GINT64_FORMAT, enr);
@@ -564,7 +576,10 @@ static void test_store_dlv_transitions(struct fx *f, gconstpointer data)
                 g_assert_cmpstr(stored, ==, state_name(ENT_DLV, t->to));
                 g_assert_cmpint(after->last_code, ==, 250);
                 g_assert_cmpstr(after->last_text, ==, "after");
-                int want_attempts = ev == EV_DLV_CLAIM ? 3 : ev == EV_DLV_UNCLAIM ? 1 : ev == EV_DLV_RETRY ? 0 : 2;
+                int want_attempts = ev == EV_DLV_CLAIM     ? 3
+                                    : ev == EV_DLV_UNCLAIM ? 1
+                                    : ev == EV_DLV_RETRY   ? 0
+                                                           : 2;
                 g_assert_cmpint(after->attempts, ==, want_attempts);
                 if (ev == EV_DLV_SENT)
                     g_assert_cmpint(after->sent_at, ==, 4242);
@@ -686,8 +701,9 @@ static void test_store_mail_transitions(struct fx *f, gconstpointer data)
             gint64 sub = new_sub(f, SUB_ACTIVE, NULL);
             gint64 id = store_outbox_add(f->st, sub, 0, "welcome", "x@example.org", "data", 4, 3000, &err);
             g_assert_no_error(err);
-            char *sql = g_strdup_printf("UPDATE outbox SET state = '%s', attempts = 2 WHERE id = %" G_GINT64_FORMAT,
-                                        state_name(ENT_MAIL, s), id);
+            char *sql = g_strdup_printf(
+                "UPDATE outbox SET state = '%s', attempts = 2 WHERE id = %" G_GINT64_FORMAT,
+                state_name(ENT_MAIL, s), id);
             side_exec(f, sql);
             g_free(sql);
             char *snap = side_row(f, "outbox", id);
@@ -736,7 +752,8 @@ static void test_inflight_index(struct fx *f, gconstpointer data)
         GError *err = NULL;
         g_assert_true(store_begin(f->st, &err));
         gboolean ok = store_queue(f->st, e, "<lesson2@example.org>", 5000, &err);
-        g_test_message("lesson 2 while lesson 1 is %s: %s", state_name(ENT_DLV, s), ok ? "queued" : "refused");
+        g_test_message("lesson 2 while lesson 1 is %s: %s", state_name(ENT_DLV, s),
+                       ok ? "queued" : "refused");
         if (inflight) {
             g_assert_false(ok);
             g_assert_nonnull(err);
@@ -761,24 +778,30 @@ static void test_inflight_index(struct fx *f, gconstpointer data)
     /* Raw SQL cannot get around it either. */
     gint64 enr = 0;
     new_dlv(f, DLV_DEFERRED, &enr);
-    char *sql = g_strdup_printf("INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at,"
-                                " queued_at, next_attempt_at) VALUES (%" G_GINT64_FORMAT
-                                ", 7, '<x@example.org>', 'sending', 1, 1, 1)", enr);
+    char *sql = g_strdup_printf(
+        "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at,"
+        " queued_at, next_attempt_at) VALUES (%" G_GINT64_FORMAT
+        ", 7, '<x@example.org>', 'sending', 1, 1, 1)",
+        enr);
     g_assert_cmpint(sqlite3_exec(f->side, sql, NULL, NULL, NULL), ==, SQLITE_CONSTRAINT);
     g_free(sql);
     /* ... while a second row that is not in flight is fine */
-    sql = g_strdup_printf("INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at,"
-                          " queued_at, next_attempt_at) VALUES (%" G_GINT64_FORMAT
-                          ", 7, '<x@example.org>', 'cancelled', 1, 1, 1)", enr);
+    sql = g_strdup_printf(
+        "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at,"
+        " queued_at, next_attempt_at) VALUES (%" G_GINT64_FORMAT
+        ", 7, '<x@example.org>', 'cancelled', 1, 1, 1)",
+        enr);
     side_exec(f, sql);
     g_free(sql);
     /* ... and may not be requeued while the other is in flight */
-    sql = g_strdup_printf("SELECT id FROM deliveries WHERE enrollment_id = %" G_GINT64_FORMAT " AND lesson = 7",
+    sql = g_strdup_printf("SELECT id FROM deliveries WHERE enrollment_id = %" G_GINT64_FORMAT
+                          " AND lesson = 7",
                           enr);
     char *id = side_text(f, sql);
     g_free(sql);
     GError *err = NULL;
-    g_assert_false(store_dlv_apply(f->st, g_ascii_strtoll(id, NULL, 10), EV_DLV_REQUEUE, 0, NULL, 6000, &err));
+    g_assert_false(
+        store_dlv_apply(f->st, g_ascii_strtoll(id, NULL, 10), EV_DLV_REQUEUE, 0, NULL, 6000, &err));
     g_assert_nonnull(err);
     g_test_message("requeue beside one in flight: %s", err->message);
     g_clear_error(&err);
@@ -799,8 +822,7 @@ static void test_queue_again(struct fx *f, gconstpointer data)
         e->next_send_at = 5000;
         GError *err = NULL;
         gboolean ok = store_queue(f->st, e, "<again@example.org>", 5100, &err);
-        g_test_message("lesson 1 queued again from %s: %s", state_name(ENT_DLV, s),
-                       ok ? "ok" : err->message);
+        g_test_message("lesson 1 queued again from %s: %s", state_name(ENT_DLV, s), ok ? "ok" : err->message);
         g_assert_no_error(err);
         g_assert_true(ok);
         struct delivery_row *d = dlv_get(f, id);
@@ -825,11 +847,11 @@ static void test_stuck(struct fx *f, gconstpointer data)
 {
     (void)data;
     GError *err = NULL;
-    gint64 ok_slot = new_enr(f, ENR_ACTIVE);          /* has a slot */
+    gint64 ok_slot = new_enr(f, ENR_ACTIVE); /* has a slot */
     gint64 inflight = 0;
-    new_dlv(f, DLV_DEFERRED, &inflight);              /* lesson in flight */
+    new_dlv(f, DLV_DEFERRED, &inflight); /* lesson in flight */
     gint64 sent = 0;
-    new_dlv(f, DLV_SENT, &sent);                      /* stuck: sent, nothing next */
+    new_dlv(f, DLV_SENT, &sent); /* stuck: sent, nothing next */
     gint64 paused = new_enr(f, ENR_PAUSED);
     struct enr_change none = { .set_next = TRUE };
     g_assert_true(store_enr_apply(f->st, paused, EV_ENR_PAUSE, &none, 9000, &err));

@@ -164,7 +164,8 @@ static GPtrArray *claim(struct store *st, gint64 now, int limit)
         const struct delivery_row *d = ready->pdata[i];
         g_assert_true(d->state == DLV_QUEUED || d->state == DLV_DEFERRED);
         if (!d->live) {
-            g_assert_cmpint(store_dlv_withdraw(st, d->enrollment_id, "enrollment no longer active", &err), >=, 0);
+            g_assert_cmpint(store_dlv_withdraw(st, d->enrollment_id, "enrollment no longer active", &err), >=,
+                            0);
             g_assert_no_error(err);
             continue;
         }
@@ -292,7 +293,8 @@ static void test_subscribers(struct fx *f, gconstpointer data)
     g_assert_cmpint(b, >, a);
 
     /* duplicate */
-    g_assert_cmpint(store_sub_add(f->st, "ann@example.org", "Ann again", NULL, SUB_ACTIVE, 3000, &err), ==, -1);
+    g_assert_cmpint(store_sub_add(f->st, "ann@example.org", "Ann again", NULL, SUB_ACTIVE, 3000, &err), ==,
+                    -1);
     g_assert_error(err, CD_ERROR, CD_ERR_EXISTS);
     g_assert_nonnull(strstr(err->message, "ann@example.org"));
     g_clear_error(&err);
@@ -408,13 +410,14 @@ static void test_enroll_unknown_subscriber(struct fx *f, gconstpointer data)
 static void test_due(struct fx *f, gconstpointer data)
 {
     (void)data;
-    static const struct { const char *email; gint64 next; } rows[] = {
-        { "c@example.org", 300 },
-        { "a@example.org", 100 },
-        { "b@example.org", 200 },
-        { "none@example.org", 0 },       /* no slot: never due */
-        { "later@example.org", 400 },    /* not yet */
-        { "paused@example.org", 50 },    /* due, but paused below */
+    static const struct {
+        const char *email;
+        gint64 next;
+    } rows[] = {
+        { "c@example.org", 300 },     { "a@example.org", 100 },
+        { "b@example.org", 200 },     { "none@example.org", 0 }, /* no slot: never due */
+        { "later@example.org", 400 },                            /* not yet */
+        { "paused@example.org", 50 },                            /* due, but paused below */
         { "edge@example.org", 250 },
     };
     gint64 ids[G_N_ELEMENTS(rows)];

@@ -45,8 +45,12 @@ static void test_round_trip_and_binding(void)
     g_assert_cmpint(id, ==, 42);
     g_assert_cmpint(exp, ==, 0);
 
-    struct { const char *addr, *course; enum token_purpose p; struct token_key *key; } wrong[] = {
-        { "bob@example.org", "release", TOKEN_UNSUBSCRIBE, k },     /* A's token never works for B */
+    struct {
+        const char *addr, *course;
+        enum token_purpose p;
+        struct token_key *key;
+    } wrong[] = {
+        { "bob@example.org", "release", TOKEN_UNSUBSCRIBE, k }, /* A's token never works for B */
         { "ann@example.org", "leaving-kindly", TOKEN_UNSUBSCRIBE, k },
         { "ann@example.org", "release", TOKEN_CONFIRM, k },
         { "ann@example.org", "release", TOKEN_UNSUBSCRIBE, other },
@@ -68,8 +72,7 @@ static void test_round_trip_and_binding(void)
  * bit, and also try every other symbol at each position. */
 static void test_every_bit_flip_is_rejected(void)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char *dir = g_dir_make_tmp("tok-XXXXXX", NULL);
     struct token_key *k = key_in(dir, "a.key");
     char *t = token_make(k, TOKEN_CONFIRM, 7, "ann@example.org", "release", 2000000000);
@@ -87,7 +90,8 @@ static void test_every_bit_flip_is_rejected(void)
     }
     g_assert_cmpint(tried, ==, 31 * 6);
     /* shapes that are not tokens */
-    const char *junk[] = { "", "short", "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" };
+    const char *junk[] = { "", "short", "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" };
     for (size_t i = 0; i < G_N_ELEMENTS(junk); i++)
         g_assert_false(token_verify(k, junk[i], TOKEN_CONFIRM, "ann@example.org", "release", 0, NULL));
     g_assert_false(token_verify(k, NULL, TOKEN_CONFIRM, "ann@example.org", "release", 0, NULL));
