@@ -245,86 +245,61 @@ static gboolean header_says_auto(const struct message_in *m, char **why)
     return FALSE;
 }
 
-struct inbound *inbound_classify(const char *data, gsize len, const struct config *cfg,
-                                 const char *const *courses, const char *envelope_sender,
-                                 const char *envelope_rcpt)
+/* The dedup key: the Message-ID, else a hash of the bytes. */
+static char *dedup_key(const struct message_in *m, const char *data, gsize len)
 {
-    struct inbound *r = g_new0(struct inbound, 1);
-    r->kind = INBOUND_IGNORED;
-    GError *err = NULL;
-    struct message_in *m = message_parse(data, len, &err);
-    if (!m) {
-        char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
-        r->key = g_strdup_printf("sha256:%s", sum);
-        g_free(sum);
-        r->reason = g_strdup_printf("cannot be parsed: %s", err->message);
-        r->unparsable = TRUE;
-        g_error_free(err);
-        return r;
-    }
-    if (m->message_id) {
-        r->message_id = g_strdup(m->message_id);
-        r->key = g_strdup_printf("mid:%s", m->message_id);
-    } else {
-        char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
-        r->key = g_strdup_printf("sha256:%s", sum);
-        g_free(sum);
-    }
-    r->has_offset = m->has_date;
-    r->date_offset = m->date_offset;
-    r->sender = m->from_addr ? address_normalize(m->from_addr, NULL) : NULL;
-    r->sender_name = m->from_name ? address_clean_name(m->from_name, 100) : NULL;
-    const char *env_sender = envelope_sender ? envelope_sender : m->return_path;
+    if (m && m->message_id)
+        return g_strdup_printf("mid:%s", m->message_id);
+    char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+    char *key = g_strdup_printf("sha256:%s", sum);
+    g_free(sum);
+    return key;
+}
 
-    /* The address it came to: the envelope, else the first of ours. */
-    char *rcpt = NULL;
-    if (envelope_rcpt)
-        rcpt = g_ascii_strdown(envelope_rcpt, -1);
-    for (guint i = 0; !rcpt && i < m->rcpts->len; i++) {
+/* Where a message came to: the envelope recipient, else the first of our
+ * addresses in its headers; local part (lower case, without extension)
+ * and extension (original spelling: tokens are case-sensitive), both NULL
+ * when it is not one of ours. */
+struct destination {
+    char *local, *ext;
+};
+
+static void destination_of(const struct message_in *m, const struct config *cfg, const char *envelope_rcpt,
+                           struct destination *d)
+{
+    d->local = d->ext = NULL;
+    const char *orig = envelope_rcpt;
+    for (guint i = 0; !orig && i < m->rcpts->len; i++) {
         const char *a = m->rcpts->pdata[i];
         const char *at = strrchr(a, '@');
         if (at && g_ascii_strcasecmp(at + 1, cfg->domain) == 0)
-            rcpt = g_ascii_strdown(a, -1);
+            orig = a;
     }
-    char *local = NULL, *ext = NULL;
-    if (rcpt) {
-        const char *at = strrchr(rcpt, '@');
-        if (at && g_ascii_strcasecmp(at + 1, cfg->domain) == 0) {
-            local = g_strndup(rcpt, at - rcpt);
-            char *plus = strchr(local, '+');
-            if (plus) {
-                *plus = '\0';
-                ext = g_strdup(plus + 1);
-            }
-        }
-    }
-    /* Tokens are case-sensitive: take the extension's original spelling. */
-    if (ext && (envelope_rcpt || m->rcpts->len)) {
-        const char *orig = envelope_rcpt;
-        for (guint i = 0; !orig && i < m->rcpts->len; i++)
-            if (g_ascii_strcasecmp(m->rcpts->pdata[i], rcpt) == 0)
-                orig = m->rcpts->pdata[i];
-        if (orig && strchr(orig, '+')) {
-            const char *p = strchr(orig, '+') + 1;
-            const char *at = strrchr(orig, '@');
-            if (at > p) {
-                g_free(ext);
-                ext = g_strndup(p, at - p);
-            }
-        }
-    }
+    const char *at = orig ? strrchr(orig, '@') : NULL;
+    if (!at || g_ascii_strcasecmp(at + 1, cfg->domain) != 0)
+        return;
+    const char *plus = memchr(orig, '+', at - orig);
+    d->local = g_ascii_strdown(orig, (plus ? plus : at) - orig);
+    if (plus)
+        d->ext = g_strndup(plus + 1, at - plus - 1);
+}
 
+static gboolean is_daemon_address(const char *a)
+{
+    return a && g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@", a, 0, 0);
+}
+
+/* Bounces and loops first, whatever else the message says: TRUE when r is
+ * classified (bounce, auto-reply or ignored) and no command is read. */
+static gboolean classify_machine(struct inbound *r, const struct message_in *m, const struct config *cfg,
+                                 const struct destination *d, gboolean from_daemon)
+{
     char *auto_why = NULL;
-    gboolean null_sender = env_sender && (!*env_sender ||
-                                          g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@",
-                                                               env_sender, 0, 0));
-    gboolean daemon_from = r->sender && g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@",
-                                                             r->sender, 0, 0);
     const char *list_id = message_in_header(m, "List-Id");
     char *our_list = g_strdup_printf(".%s>", cfg->domain);
-
-    if (local && (!strcmp(local, "bounces") || !strcmp(local, "bounce"))) {
-        r->token = ext ? g_strdup(ext) : NULL;
+    gboolean done = TRUE;
+    if (d->local && (!strcmp(d->local, "bounces") || !strcmp(d->local, "bounce"))) {
+        r->token = g_strdup(d->ext);
         r->bounces = bounce_parse(m, cfg->domain);
         if (r->bounces->len > 0) {
             r->kind = INBOUND_BOUNCE;
@@ -349,109 +324,156 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
         r->kind = INBOUND_AUTOREPLY;
         r->reason = auto_why;
         auto_why = NULL;
-    } else if (null_sender || daemon_from) {
+    } else if (from_daemon) {
         r->kind = INBOUND_AUTOREPLY;
         r->reason = g_strdup("from a null sender, MAILER-DAEMON or postmaster, and not a bounce");
-    } else if (!local) {
+    } else {
+        done = FALSE;
+    }
+    g_free(auto_why);
+    g_free(our_list);
+    return done;
+}
+
+/* A command in the address extension: +confirm-TOKEN, +unsubscribe-TOKEN,
+ * +subscribe (whose name and zone may still be in the Subject or body),
+ * +pause ... */
+static void command_from_extension(struct inbound *r, const struct message_in *m, const char *ext,
+                                   const char *const *courses)
+{
+    if (g_str_has_prefix(ext, "confirm-")) {
+        r->kind = INBOUND_CONFIRM;
+        r->command = g_strdup("confirm");
+        r->token = g_strdup(ext + 8);
+        r->reason = g_strdup("reply to a confirmation request");
+        return;
+    }
+    if (g_str_has_prefix(ext, "unsubscribe-")) {
+        r->command = g_strdup("unsubscribe");
+        r->token = g_strdup(ext + 12);
+        r->reason = g_strdup("List-Unsubscribe mailto with a token");
+        return;
+    }
+    parse_command_line(r, ext, courses);
+    if (!strcmp(r->command, "subscribe")) {
+        char *line = first_body_line(m->text);
+        char *s = strip_reply_prefixes(m->subject);
+        const char *text = line ? line : s;
+        char *w = first_word(text, NULL);
+        if (w && !strcmp(w, "subscribe"))
+            parse_command_line(r, text, courses);
+        g_free(w);
+        g_free(s);
+        g_free(line);
+    }
+    r->reason = g_strdup_printf("command in the address (+%s)", ext);
+}
+
+/* A command in the Subject, with details in the body when the body's first
+ * line repeats it; else the body's first line. */
+static void command_from_text(struct inbound *r, const struct message_in *m, const char *const *courses)
+{
+    char *subject = strip_reply_prefixes(m->subject);
+    char *w = first_word(subject, NULL);
+    char *cmd = normalise_command(w);
+    char *line = first_body_line(m->text);
+    char *lw = line ? first_word(line, NULL) : NULL;
+    char *lcmd = normalise_command(lw);
+    if (cmd && lcmd && !strcmp(cmd, lcmd)) {
+        /* "subscribe" in the Subject, "subscribe release tz=... Name" in the
+         * body: the body has the details. */
+        parse_command_line(r, line, courses);
+        r->reason = g_strdup("command in the Subject, details in the body");
+    } else if (cmd) {
+        parse_command_line(r, subject, courses);
+        r->reason = g_strdup("command in the Subject");
+    } else if (!line) {
+        /* No text and no command in the Subject (an empty reply, a broken
+         * MIME body): nothing to act on, no reply. */
+        r->kind = INBOUND_IGNORED;
+        r->reason = g_strdup("no text and no command in the Subject: nothing to act on");
+    } else {
+        parse_command_line(r, line, courses);
+        r->reason = g_strdup(!strcmp(r->command, "unknown") ? "no command found: the help mail answers"
+                             : m->html_only                 ? "command in the first line of the HTML body"
+                                                            : "command in the first line of the body");
+    }
+    g_free(lcmd);
+    g_free(lw);
+    g_free(line);
+    g_free(cmd);
+    g_free(w);
+    g_free(subject);
+}
+
+/* The course a command is about, decided once: the one a subscribe names
+ * (if it exists), else the address it came to; none for a mail that
+ * carried no command. A subscribe without a zone guesses one from the
+ * Date header's offset. */
+static void settle_course(struct inbound *r, const struct message_in *m, const char *local,
+                          const char *const *courses)
+{
+    gboolean named = r->course && r->command && !strcmp(r->command, "subscribe") &&
+                     g_strv_contains(courses, r->course);
+    if (!named) {
+        g_free(r->course);
+        r->course = r->kind == INBOUND_COMMAND && !r->command ? NULL : g_strdup(local);
+    }
+    if (r->command && !strcmp(r->command, "subscribe") && (!r->tz || !*r->tz) && m->has_date) {
+        const char *z = inbound_zone_for_offset(m->date_offset);
+        if (z) {
+            g_free(r->tz);
+            r->tz = g_strdup(z);
+            r->tz_guessed = TRUE;
+        }
+    }
+}
+
+struct inbound *inbound_classify(const char *data, gsize len, const struct config *cfg,
+                                 const char *const *courses, const char *envelope_sender,
+                                 const char *envelope_rcpt)
+{
+    struct inbound *r = g_new0(struct inbound, 1);
+    r->kind = INBOUND_IGNORED;
+    GError *err = NULL;
+    struct message_in *m = message_parse(data, len, &err);
+    r->key = dedup_key(m, data, len);
+    if (!m) {
+        r->reason = g_strdup_printf("cannot be parsed: %s", err->message);
+        r->unparsable = TRUE;
+        g_error_free(err);
+        return r;
+    }
+    r->message_id = g_strdup(m->message_id);
+    r->has_offset = m->has_date;
+    r->date_offset = m->date_offset;
+    r->sender = m->from_addr ? address_normalize(m->from_addr, NULL) : NULL;
+    r->sender_name = m->from_name ? address_clean_name(m->from_name, 100) : NULL;
+    const char *env_sender = envelope_sender ? envelope_sender : m->return_path;
+    gboolean from_daemon = (env_sender && !*env_sender) || is_daemon_address(env_sender) ||
+                           is_daemon_address(r->sender);
+    struct destination d;
+    destination_of(m, cfg, envelope_rcpt, &d);
+
+    if (classify_machine(r, m, cfg, &d, from_daemon)) {
+        /* classified: a bounce, a loop or nothing to act on */
+    } else if (!d.local) {
         r->reason = g_strdup_printf("not addressed to a command address of %s", cfg->domain);
-    } else if (!g_strv_contains(courses, local)) {
-        r->reason = g_strdup_printf("%s@%s is not a course address", local, cfg->domain);
+    } else if (!g_strv_contains(courses, d.local)) {
+        r->reason = g_strdup_printf("%s@%s is not a course address", d.local, cfg->domain);
     } else if (!r->sender) {
         r->reason = g_strdup("no usable From address");
     } else {
-        r->course = g_strdup(local);
         r->kind = INBOUND_COMMAND;
-        if (ext && g_str_has_prefix(ext, "confirm-")) {
-            r->kind = INBOUND_CONFIRM;
-            r->command = g_strdup("confirm");
-            r->token = g_strdup(ext + 8);
-            r->reason = g_strdup("reply to a confirmation request");
-        } else if (ext && g_str_has_prefix(ext, "unsubscribe-")) {
-            r->command = g_strdup("unsubscribe");
-            r->token = g_strdup(ext + 12);
-            r->reason = g_strdup("List-Unsubscribe mailto with a token");
-        } else if (ext && *ext) {
-            parse_command_line(r, ext, courses);
-            if (!strcmp(r->command, "subscribe")) {
-                /* +subscribe: name and zone may still be in the subject/body */
-                char *line = first_body_line(m->text);
-                char *s = strip_reply_prefixes(m->subject);
-                const char *text = line ? line : s;
-                const char *rest = NULL;
-                char *w = first_word(text, &rest);
-                if (w && !strcmp(w, "subscribe"))
-                    parse_command_line(r, text, courses);
-                g_free(w);
-                g_free(s);
-                g_free(line);
-                if (!r->course)
-                    r->course = g_strdup(local);
-            }
-            r->reason = g_strdup_printf("command in the address (+%s)", ext);
-        } else {
-            char *subject = strip_reply_prefixes(m->subject);
-            char *w = first_word(subject, NULL);
-            char *cmd = normalise_command(w);
-            char *line = cmd ? first_body_line(m->text) : NULL;
-            char *lw = line ? first_word(line, NULL) : NULL;
-            char *lcmd = normalise_command(lw);
-            if (cmd && lcmd && !strcmp(cmd, lcmd)) {
-                /* "subscribe" in the Subject, "subscribe release tz=... Name"
-                 * in the body: the body has the details. */
-                parse_command_line(r, line, courses);
-                r->reason = g_strdup("command in the Subject, details in the body");
-            } else if (cmd) {
-                parse_command_line(r, subject, courses);
-                r->reason = g_strdup("command in the Subject");
-            } else {
-                line = first_body_line(m->text);
-                if (!line) {
-                    /* No text and no command in the Subject (an empty reply,
-                     * a broken MIME body): nothing to act on, no reply. */
-                    r->kind = INBOUND_IGNORED;
-                    r->reason = g_strdup("no text and no command in the Subject: nothing to act on");
-                } else {
-                    parse_command_line(r, line, courses);
-                    r->reason = g_strdup(!strcmp(r->command, "unknown")
-                                             ? "no command found: the help mail answers"
-                                         : m->html_only ? "command in the first line of the HTML body"
-                                                        : "command in the first line of the body");
-                }
-            }
-            g_free(lcmd);
-            g_free(lw);
-            g_free(line);
-            g_free(cmd);
-            g_free(w);
-            g_free(subject);
-        }
-        if (r->kind == INBOUND_COMMAND && !r->command) {
-            g_free(r->course);
-            r->course = NULL;
-        } else if (r->course == NULL) {
-            r->course = g_strdup(local);
-        }
-        if (r->command && !strcmp(r->command, "subscribe") && (!r->tz || !*r->tz) && m->has_date) {
-            const char *z = inbound_zone_for_offset(m->date_offset);
-            if (z) {
-                g_free(r->tz);
-                r->tz = g_strdup(z);
-                r->tz_guessed = TRUE;
-            }
-        }
-        if (r->command && !strcmp(r->command, "subscribe") && r->course &&
-            !g_strv_contains(courses, r->course)) {
-            g_free(r->course);
-            r->course = g_strdup(local);
-        }
+        if (d.ext && *d.ext)
+            command_from_extension(r, m, d.ext, courses);
+        else
+            command_from_text(r, m, courses);
+        settle_course(r, m, d.local, courses);
     }
-    r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender && !null_sender &&
-                   !daemon_from;
-    g_free(auto_why);
-    g_free(our_list);
-    g_free(local);
-    g_free(ext);
-    g_free(rcpt);
+    r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender && !from_daemon;
+    g_free(d.local);
+    g_free(d.ext);
     message_in_free(m);
     return r;
 }

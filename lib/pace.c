@@ -57,6 +57,7 @@ void pace_init(void)
 gboolean pace_tz_valid(const char *tz)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     return zone_get(tz) != NULL;
 }
 
@@ -77,6 +78,7 @@ gboolean pace_parse_time(const char *text, int *hour, int *minute)
 gboolean pace_check(const struct pace_rule *rule, GError **err)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     if (!zone_get(rule->tz)) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "unknown time zone '%s'", rule->tz ? rule->tz : "");
         return FALSE;
@@ -135,6 +137,7 @@ static int offset_at(icaltimezone *z, gint64 t)
 gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour, int minute)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     icaltimezone *z = zone_get(tz);
     if (!z)
         return -1;
@@ -162,6 +165,7 @@ gint64 pace_local_to_utc(const char *tz, int year, int month, int day, int hour,
 gboolean pace_day_bounds(const char *tz, gint64 t, gint64 *start, gint64 *end)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     icaltimezone *z = zone_get(tz);
     if (!z)
         return FALSE;
@@ -228,6 +232,7 @@ static gint64 next_slot_uncached(const struct pace_rule *rule, icaltimezone *z, 
 gint64 pace_next_slot(const struct pace_rule *rule, gint64 anchor, gint64 after)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     icaltimezone *z = zone_get(rule->tz);
     if (!z)
         return -1;
@@ -357,6 +362,7 @@ char *pace_format_local(gint64 t, const char *tz)
 char *pace_describe(const struct pace_rule *rule)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     static const char *days[] = { "Sundays",   "Mondays", "Tuesdays", "Wednesdays",
                                   "Thursdays", "Fridays", "Saturdays" };
     struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
@@ -392,6 +398,7 @@ char *pace_calendar(const struct pace_event *ev, size_t n, int sequence, const c
                     const char *name, gint64 dtstamp)
 {
     g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
     icalcomponent *cal = icalcomponent_new(ICAL_VCALENDAR_COMPONENT);
     icalcomponent_add_property(cal, icalproperty_new_version("2.0"));
     icalcomponent_add_property(cal, icalproperty_new_prodid("-//coursed//coursed//EN"));
