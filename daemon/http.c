@@ -130,11 +130,22 @@ static enum MHD_Result serve(struct app *app, struct MHD_Connection *conn, const
         if (busy)
             return send_page(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Please try again",
                              "<p>We are busy for a moment. Please try again in a minute.</p>\n");
-        return send_page(conn, MHD_HTTP_NOT_FOUND,
-                         expired ? "This link has expired" : "This link is not valid",
-                         expired ? "<p>Confirmation links work for 72 hours. To start again, write "
-                                   "&quot;subscribe&quot; to the course address.</p>\n"
-                                 : "<p>We do not know this link. Nothing was changed.</p>\n");
+        if (!expired)
+            return send_page(conn, MHD_HTTP_NOT_FOUND, "This link is not valid",
+                             "<p>We do not know this link. Nothing was changed.</p>\n");
+        /* the configured lifetime ([inbound] confirm_ttl), not a constant */
+        gint64 ttl = app->cfg->confirm_ttl;
+        char *span = ttl % 3600 == 0
+                         ? g_strdup_printf("%" G_GINT64_FORMAT " hour%s", ttl / 3600, ttl == 3600 ? "" : "s")
+                         : g_strdup_printf("%" G_GINT64_FORMAT " minutes", ttl / 60);
+        char *page = g_strdup_printf(
+            "<p>Confirmation links work for %s. To start again, write "
+            "&quot;subscribe&quot; to the course address.</p>\n",
+            span);
+        enum MHD_Result ret = send_page(conn, MHD_HTTP_NOT_FOUND, "This link has expired", page);
+        g_free(page);
+        g_free(span);
+        return ret;
     }
     enum MHD_Result ret;
     char *html = NULL;

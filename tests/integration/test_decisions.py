@@ -362,3 +362,21 @@ def test_subscribe_bombing_one_confirmation_per_24_hours(env, sink):
     assert inbound(env, mail("victim@example.net", "test@courses.example.org", "subscribe"), now=at).returncode == 0
     env.tick(iso(at))
     assert len(sink.system("victim@example.net")) == 2
+
+
+def test_expired_page_names_the_configured_lifetime(env_factory, sink):
+    """With [inbound] confirm_ttl = 24h, the page of an expired link says 24
+    hours (it used to say 72 whatever the setting)."""
+    env = env_factory(smtp_port=sink.port, http_port=free_port(), extra_conf="[inbound]\nconfirm_ttl = 24h\n")
+    write_course(env.courses, "test", 3)
+    env.ctl("init", now=iso(T0))
+    request_confirmation(env, sink, "ttl@example.net")
+    body = sink.system("ttl@example.net")[0]["msg"].get_body(("plain",)).get_content()
+    url = next(w for w in body.split() if "/c/" in w).strip("<>()")
+    d = Daemon(env, T0 + timedelta(hours=25))
+    try:
+        status, page = d.request(url[url.index("/c/"):])
+    finally:
+        d.stop()
+    assert status == 404 and "expired" in page, (status, page)
+    assert "24 hours" in page and "72 hours" not in page, page
