@@ -184,9 +184,7 @@ static char *preview_lesson(struct ctl *ctl, const struct course *c, const char 
                     c->n_lessons, which);
         return NULL;
     }
-    struct pace_rule rule = c->rule;
-    rule.tz = schedule_zone(c, rcpt->tz);
-    gint64 next = n < c->n_lessons ? pace_next_slot(&rule, ctl->now, ctl->now) : -1;
+    gint64 next = schedule_preview_next(c, rcpt->tz, (int)n, ctl->now);
     if (!part)
         return compose_lesson(ctl->app, c, (int)n, rcpt, ctl->now, next, NULL, len, err);
     char *t = NULL, *h = NULL, *body = NULL;

@@ -78,3 +78,11 @@ void schedule_project(const struct config *cfg, const struct pace_rule *rule, gi
         }
     }
 }
+
+gint64 schedule_preview_next(const struct course *c, const char *sub_tz, int n, gint64 now)
+{
+    if (n >= c->n_lessons)
+        return -1;
+    struct pace_rule rule = schedule_rule(c, sub_tz);
+    return pace_next_slot(&rule, now, now);
+}

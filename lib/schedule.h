@@ -24,6 +24,11 @@ struct pace_rule schedule_rule(const struct course *c, const char *sub_tz);
  * than the course's first_within. -1 if the rule has no slot. */
 gint64 schedule_first(const struct config *cfg, const struct course *c, const char *sub_tz, gint64 now);
 
+/* Returns the date a preview of lesson n shows for "the next step": the
+ * next slot after now in the subscriber's zone, or -1 after the last
+ * lesson (coursectl course preview). */
+gint64 schedule_preview_next(const struct course *c, const char *sub_tz, int n, gint64 now);
+
 /* Returns the slot of the lesson after one placed at `prev`, whose local
  * day already holds *in_day lessons of this enrollment (prev included): the
  * next slot of the rule, moved to the next local day while the day it falls
