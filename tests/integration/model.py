@@ -138,3 +138,5 @@ class Model:
         for e in self.enr.values():
             if e.state == "paused" and e.paused_until is not None and e.paused_until <= now:
                 e.state, e.paused_until = "active", None
+                if not e.owed:
+                    e.state = "completed"

@@ -669,6 +669,10 @@ class Run:
         elif what == "resume":
             if e.state == "paused":
                 e.state, e.paused_until, e.reason = "active", None, ""
+                if not e.owed:
+                    # nothing left (the operator cancelled the last lesson
+                    # while it was paused): the resume completes it
+                    e.state = "completed"
         elif what in ("leave", "unsubscribe"):
             if e.state != "stopped":
                 e.state, e.stopped_at, e.stop_cause = "stopped", self.w.now, f"left by '{what}'"
