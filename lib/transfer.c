@@ -77,6 +77,10 @@ static gboolean csv_record(const char **p, int *line, GPtrArray *out, gboolean *
 static const char *const columns[] = { "email", "name", "tz", "course", "status", NULL };
 static const char *const statuses[] = { "active", "paused", "completed", "unsubscribed", "bounced", NULL };
 
+/* The columns, in the order of columns[]: the header maps each to its
+ * position in the file. */
+enum column { COL_EMAIL, COL_NAME, COL_TZ, COL_COURSE, COL_STATUS, N_COLUMNS };
+
 struct row {
     int line;
     char *email, *name, *tz, *course, *status;
@@ -92,61 +96,287 @@ static void row_free(struct row *r)
     g_free(r);
 }
 
-/* Writes one good row (inside the transaction). */
-static gboolean import_row(struct app *app, const struct row *r, GHashTable *first_slots, gint64 now,
-                           struct transfer_stats *stats, GError **err)
+/* One import between its passes: the text being read, where the header put
+ * each column, and the rows pass 1 found good. */
+struct import {
+    struct app *app;
+    const char *path;
+    gboolean force;
+    const char *p;      /* the next record */
+    int line;           /* the line it starts on */
+    int idx[N_COLUMNS]; /* field index of each column, -1 if the header lacks it */
+    guint ncols;        /* fields in the header, so in every row */
+    GPtrArray *fields;  /* the record being looked at (g_free'd strings) */
+    GHashTable *seen;   /* email -> line of its first row */
+    GPtrArray *rows;    /* struct row *: the good ones, in file order */
+};
+
+/* Reads the whole file: an import checks every row before it writes one,
+ * so it needs them all. Binary or non-UTF-8 input is refused as a whole. */
+static char *import_load(const char *path, GError **err)
+{
+    char *text = NULL;
+    gsize len = 0;
+    GError *e = NULL;
+    if (!g_file_get_contents(path, &text, &len, &e)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    if (memchr(text, '\0', len) || !g_utf8_validate(text, (gssize)len, NULL)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: not UTF-8 text", path);
+        g_free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static int column_of(const char *name)
+{
+    for (int j = 0; columns[j]; j++)
+        if (!strcmp(name, columns[j]))
+            return j;
+    return -1;
+}
+
+/* Reads the header row into im->idx. Columns are named, not positional, so
+ * a spreadsheet may order them as it likes; an unknown or repeated name is
+ * refused rather than guessed at, and only email is required. */
+static gboolean import_header(struct import *im, GError **err)
+{
+    gboolean bad = FALSE;
+    if (g_str_has_prefix(im->p, "\xef\xbb\xbf"))
+        im->p += 3; /* a spreadsheet's byte order mark */
+    if (!csv_record(&im->p, &im->line, im->fields, &bad) || bad) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: missing header row (email,name,tz,course,status)",
+                    im->path);
+        return FALSE;
+    }
+    for (guint i = 0; i < im->fields->len; i++) {
+        char *h = g_strstrip(g_ascii_strdown(im->fields->pdata[i], -1));
+        int k = column_of(h);
+        if (k < 0 || im->idx[k] >= 0) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                        "%s:1: %s column '%s' (known: email, name, tz, course, status)", im->path,
+                        k < 0 ? "unknown" : "repeated", h);
+            g_free(h);
+            return FALSE;
+        }
+        im->idx[k] = (int)i;
+        g_free(h);
+    }
+    if (im->idx[COL_EMAIL] < 0) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: the header has no 'email' column", im->path);
+        return FALSE;
+    }
+    im->ncols = im->fields->len;
+    return TRUE;
+}
+
+/* The current record's field for column k, trimmed; "" when the header has
+ * no such column. */
+static char *row_field(const struct import *im, enum column k)
+{
+    return im->idx[k] >= 0 ? g_strstrip(g_strdup(im->fields->pdata[im->idx[k]])) : g_strdup("");
+}
+
+/* Builds the row of the current record (which has the header's number of
+ * fields): an empty status means active, the address is normalised and the
+ * name cleaned. An address that cannot be normalised is the row's first
+ * problem, so it is reported here (*why) before any other check. */
+static struct row *row_parse(const struct import *im, int start, char **why)
+{
+    struct row *r = g_new0(struct row, 1);
+    r->line = start;
+    char *email = row_field(im, COL_EMAIL);
+    r->name = row_field(im, COL_NAME);
+    r->tz = row_field(im, COL_TZ);
+    r->course = row_field(im, COL_COURSE);
+    r->status = row_field(im, COL_STATUS);
+    if (!*r->status) {
+        g_free(r->status);
+        r->status = g_strdup("active");
+    }
+    GError *e = NULL;
+    r->email = address_normalize(email, &e);
+    char *clean = address_clean_name(r->name, 200);
+    g_free(r->name);
+    r->name = clean;
+    if (!r->email) {
+        *why = g_strdup_printf("email: %s", e->message);
+        g_clear_error(&e);
+    }
+    g_free(email);
+    return r;
+}
+
+/* Checks the fields of a parsed row, first problem wins; *why names it as
+ * "field: reason". An address erased at its owner's request is refused
+ * unless the operator forces it: the erasure keeps only a keyed hash, so the
+ * key is needed to recognise it. FALSE only when the database fails. */
+static gboolean row_check(const struct import *im, const struct row *r, char **why, GError **err)
+{
+    if (*r->tz && !pace_tz_valid(r->tz)) {
+        *why = g_strdup_printf("tz: unknown time zone '%s'", r->tz);
+    } else if (*r->course && !course_find(im->app->courses, r->course)) {
+        *why = g_strdup_printf("course: no course '%s'", r->course);
+    } else if (!g_strv_contains(statuses, r->status)) {
+        *why = g_strdup_printf("status: '%s' is not one of active, paused, completed, unsubscribed, bounced",
+                               r->status);
+    } else if (g_hash_table_contains(im->seen, r->email)) {
+        *why = g_strdup_printf("email: %s appears again (first on line %d)", r->email,
+                               GPOINTER_TO_INT(g_hash_table_lookup(im->seen, r->email)));
+    } else if (!im->force && im->app->key) {
+        char *hash = token_hash_address(im->app->key, r->email);
+        int sup = store_suppressed(im->app->st, hash, err);
+        g_free(hash);
+        if (sup < 0)
+            return FALSE;
+        if (sup)
+            *why = g_strdup_printf("email: %s was erased at their request; --force imports it", r->email);
+    }
+    return TRUE;
+}
+
+/* Decides about the record read at line start: *out gets the row if it is
+ * good, else *why says what is wrong (exactly one of them is set). The
+ * shape of the record (an unclosed quote, the wrong number of fields) is
+ * checked before its contents, which cannot be trusted then. FALSE only
+ * when the database fails. */
+static gboolean record_check(const struct import *im, int start, gboolean bad, struct row **out, char **why,
+                             GError **err)
+{
+    if (bad) {
+        *why = g_strdup("a quoted field is not closed");
+        return TRUE;
+    }
+    if (im->fields->len != im->ncols) {
+        *why = g_strdup_printf("expected %u fields, found %u", im->ncols, im->fields->len);
+        return TRUE;
+    }
+    struct row *r = row_parse(im, start, why);
+    if (!*why && !row_check(im, r, why, err)) {
+        row_free(r);
+        return FALSE;
+    }
+    if (*why)
+        row_free(r);
+    else
+        *out = r;
+    return TRUE;
+}
+
+/* Pass 1: checks every record after the header. A bad row is counted and
+ * reported as "FILE:LINE: reason" and the rest go on being checked, so one
+ * run lists every problem of the file; the good rows are kept in im->rows.
+ * Blank lines are not rows. */
+static gboolean import_check(struct import *im, struct transfer_stats *stats, GPtrArray *problems,
+                             transfer_progress progress, void *arg, GError **err)
+{
+    for (;;) {
+        g_ptr_array_set_size(im->fields, 0);
+        int start = im->line;
+        /* Reset per record; an unclosed quote runs to the end of the input,
+         * so it is always the last record anyway. */
+        gboolean bad = FALSE;
+        if (!csv_record(&im->p, &im->line, im->fields, &bad))
+            return TRUE;
+        if (im->fields->len == 1 && !*(char *)im->fields->pdata[0])
+            continue; /* blank line */
+        stats->rows++;
+        struct row *r = NULL;
+        char *why = NULL;
+        if (!record_check(im, start, bad, &r, &why, err))
+            return FALSE;
+        if (r) {
+            g_hash_table_insert(im->seen, g_strdup(r->email), GINT_TO_POINTER(start));
+            g_ptr_array_add(im->rows, r);
+        } else {
+            g_ptr_array_add(problems, g_strdup_printf("%s:%d: %s", im->path, start, why));
+            g_free(why);
+            stats->bad++;
+        }
+        if (progress && stats->rows % 2000 == 0)
+            progress(stats->rows, 0, arg);
+    }
+}
+
+/* The subscriber a row is about (inside the transaction): the one already
+ * known, whose status and zone stand whatever the row says, or a new one
+ * with the row's name and zone. A new row that says unsubscribed or bounced
+ * keeps that fact. *status and *zone (g_free) are what the enrollment is
+ * decided and placed by. Returns the id, or -1 with err. */
+static gint64 import_subscriber(struct app *app, const struct row *r, gint64 now,
+                                struct transfer_stats *stats, enum sub_state *status, char **zone,
+                                GError **err)
 {
     GError *e = NULL;
     struct sub_row *s = store_sub_get(app->st, r->email, &e);
-    gint64 sub_id;
-    enum sub_state status = SUB_ACTIVE;
-    /* The zone slots are computed in is the subscriber's own: for someone
-     * already known, the stored one, whatever this row says. */
-    g_autofree char *zone = NULL;
     if (s) {
-        sub_id = s->id;
-        status = s->status;
-        zone = g_strdup(s->tz);
+        gint64 id = s->id;
+        *status = s->status;
+        *zone = g_strdup(s->tz);
         stats->existing++;
         store_sub_free(s);
-    } else if (e->code == CD_ERR_NOT_FOUND) {
-        g_clear_error(&e);
-        /* A row that says unsubscribed or bounced keeps that fact. */
-        int st = state_parse(ENT_SUB, r->status);
-        status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
-        zone = *r->tz ? g_strdup(r->tz) : NULL;
-        sub_id = store_sub_add(app->st, r->email, r->name, r->tz, status, now, err);
-        if (sub_id < 0)
-            return FALSE;
-        if (!store_event(app->st, now, sub_id, 0, "imported", "cli", "", err))
-            return FALSE;
-        stats->added++;
-    } else {
-        g_propagate_error(err, e);
-        return FALSE;
+        return id;
     }
-    /* Nobody who left or bounced is enrolled by an import: that is theirs
-     * to ask for again. */
-    if (!*r->course || status != SUB_ACTIVE || strcmp(r->status, "unsubscribed") == 0 ||
-        strcmp(r->status, "bounced") == 0)
-        return TRUE;
+    if (e->code != CD_ERR_NOT_FOUND) {
+        g_propagate_error(err, e);
+        return -1;
+    }
+    g_clear_error(&e);
+    int st = state_parse(ENT_SUB, r->status);
+    *status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
+    *zone = *r->tz ? g_strdup(r->tz) : NULL;
+    gint64 id = store_sub_add(app->st, r->email, r->name, r->tz, *status, now, err);
+    if (id < 0)
+        return -1;
+    if (!store_event(app->st, now, id, 0, "imported", "cli", "", err))
+        return -1;
+    stats->added++;
+    return id;
+}
+
+/* Whether a row enrolls its subscriber: only when it names a course and
+ * nobody left or bounced, by the row or as already known. Nobody who left
+ * or bounced is enrolled by an import: that is theirs to ask for again. */
+static gboolean row_enrolls(const struct row *r, enum sub_state status)
+{
+    return *r->course && status == SUB_ACTIVE && strcmp(r->status, "unsubscribed") != 0 &&
+           strcmp(r->status, "bounced") != 0;
+}
+
+/* The first slot of course c in zone (NULL: the course's). It depends only
+ * on course and zone, so an import of many rows computes it once per pair
+ * (first_slots: "course\nzone" -> gint64). */
+static gint64 first_slot(struct app *app, GHashTable *first_slots, const struct course *c, const char *zone,
+                         gint64 now)
+{
+    char *key = g_strconcat(c->slug, "\n", zone ? zone : c->tz, NULL);
+    const gint64 *cached = g_hash_table_lookup(first_slots, key);
+    if (cached) {
+        g_free(key);
+        return *cached;
+    }
+    gint64 first = schedule_first(app->cfg, c, zone, now);
+    g_hash_table_insert(first_slots, key, g_memdup2(&first, sizeof first));
+    return first;
+}
+
+/* Enrolls sub_id in the row's course unless already enrolled there. The
+ * row's status carries over: paused or completed is applied as the
+ * operator's, with nothing planned. */
+static gboolean import_enrollment(struct app *app, const struct row *r, gint64 sub_id, const char *zone,
+                                  GHashTable *first_slots, gint64 now, struct transfer_stats *stats,
+                                  GError **err)
+{
     gint64 have = store_enrollment_find(app->st, sub_id, r->course, err);
     if (have < 0)
         return FALSE;
     if (have > 0)
         return TRUE;
     const struct course *c = course_find(app->courses, r->course);
-    /* The first slot depends only on course and zone: compute it once. */
-    char *key = g_strconcat(r->course, "\n", zone ? zone : c->tz, NULL);
-    gpointer cached = g_hash_table_lookup(first_slots, key);
-    gint64 first;
-    if (cached) {
-        first = *(gint64 *)cached;
-        g_free(key);
-    } else {
-        first = schedule_first(app->cfg, c, zone, now);
-        g_hash_table_insert(first_slots, key, g_memdup2(&first, sizeof first));
-    }
+    gint64 first = first_slot(app, first_slots, c, zone, now);
     gint64 id = store_enroll(app->st, sub_id, c->slug, ENR_ACTIVE, first, now, now, err);
     if (id < 0)
         return FALSE;
@@ -160,158 +390,71 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
     return TRUE;
 }
 
+/* Writes one good row (inside the transaction). */
+static gboolean import_row(struct app *app, const struct row *r, GHashTable *first_slots, gint64 now,
+                           struct transfer_stats *stats, GError **err)
+{
+    enum sub_state status = SUB_ACTIVE;
+    /* The zone slots are computed in is the subscriber's own: for someone
+     * already known, the stored one, whatever this row says. */
+    g_autofree char *zone = NULL;
+    gint64 sub_id = import_subscriber(app, r, now, stats, &status, &zone, err);
+    if (sub_id < 0)
+        return FALSE;
+    if (!row_enrolls(r, status))
+        return TRUE;
+    return import_enrollment(app, r, sub_id, zone, first_slots, now, stats, err);
+}
+
+/* Pass 2: writes the good rows in one transaction, so a failure (disk full,
+ * a lock) leaves nothing half-imported; the counts of what was written are
+ * then zero again, as the database is. */
+static gboolean import_write(struct app *app, const GPtrArray *rows, gint64 now, transfer_progress progress,
+                             void *arg, struct transfer_stats *stats, GError **err)
+{
+    if (!store_begin(app->st, err))
+        return FALSE;
+    GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    gboolean ok = TRUE;
+    for (guint i = 0; ok && i < rows->len; i++) {
+        ok = import_row(app, rows->pdata[i], first_slots, now, stats, err);
+        if (ok && progress && (i % 2000 == 0 || i + 1 == rows->len))
+            progress(i + 1, rows->len, arg);
+    }
+    ok = ok && store_commit(app->st, err);
+    if (!ok) {
+        store_rollback(app->st);
+        stats->added = stats->enrolled = stats->existing = 0;
+    }
+    g_hash_table_destroy(first_slots);
+    return ok;
+}
+
 gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gboolean force, gint64 now,
                          transfer_progress progress, void *arg, struct transfer_stats *stats,
                          GPtrArray *problems, GError **err)
 {
     memset(stats, 0, sizeof *stats);
-    char *text = NULL;
-    gsize len = 0;
-    GError *e = NULL;
-    if (!g_file_get_contents(path, &text, &len, &e)) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
-        g_error_free(e);
+    char *text = import_load(path, err);
+    if (!text)
         return FALSE;
-    }
-    gboolean ok = FALSE;
-    GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)row_free);
-    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    GPtrArray *fields = g_ptr_array_new_with_free_func(g_free);
-    int idx[5] = { -1, -1, -1, -1, -1 };
-    if (memchr(text, '\0', len) || !g_utf8_validate(text, (gssize)len, NULL)) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: not UTF-8 text", path);
-        goto out;
-    }
-    const char *p = text;
-    if (g_str_has_prefix(p, "\xef\xbb\xbf"))
-        p += 3; /* a spreadsheet's byte order mark */
-    int line = 1, start;
-    gboolean bad = FALSE;
-    if (!csv_record(&p, &line, fields, &bad) || bad) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: missing header row (email,name,tz,course,status)",
-                    path);
-        goto out;
-    }
-    for (guint i = 0; i < fields->len; i++) {
-        char *h = g_strstrip(g_ascii_strdown(fields->pdata[i], -1));
-        int k = -1;
-        for (int j = 0; columns[j]; j++)
-            if (!strcmp(h, columns[j]))
-                k = j;
-        if (k < 0 || idx[k] >= 0) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
-                        "%s:1: %s column '%s' (known: email, name, tz, course, status)", path,
-                        k < 0 ? "unknown" : "repeated", h);
-            g_free(h);
-            goto out;
-        }
-        idx[k] = (int)i;
-        g_free(h);
-    }
-    if (idx[0] < 0) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: the header has no 'email' column", path);
-        goto out;
-    }
-    guint ncols = fields->len;
-    /* Pass 1: check every row. */
-    for (;;) {
-        g_ptr_array_set_size(fields, 0);
-        start = line;
-        if (!csv_record(&p, &line, fields, &bad))
-            break;
-        if (fields->len == 1 && !*(char *)fields->pdata[0])
-            continue; /* blank line */
-        stats->rows++;
-        char *why = NULL;
-        struct row *r = g_new0(struct row, 1);
-        r->line = start;
-        if (bad)
-            why = g_strdup("a quoted field is not closed");
-        else if (fields->len != ncols)
-            why = g_strdup_printf("expected %u fields, found %u", ncols, fields->len);
-        if (!why) {
-#define FIELD(k) (idx[k] >= 0 ? g_strstrip(g_strdup(fields->pdata[idx[k]])) : g_strdup(""))
-            char *email = FIELD(0);
-            r->name = FIELD(1);
-            r->tz = FIELD(2);
-            r->course = FIELD(3);
-            r->status = FIELD(4);
-#undef FIELD
-            if (!*r->status) {
-                g_free(r->status);
-                r->status = g_strdup("active");
-            }
-            r->email = address_normalize(email, &e);
-            char *clean = address_clean_name(r->name, 200);
-            g_free(r->name);
-            r->name = clean;
-            if (!r->email) {
-                why = g_strdup_printf("email: %s", e->message);
-                g_clear_error(&e);
-            } else if (*r->tz && !pace_tz_valid(r->tz)) {
-                why = g_strdup_printf("tz: unknown time zone '%s'", r->tz);
-            } else if (*r->course && !course_find(app->courses, r->course)) {
-                why = g_strdup_printf("course: no course '%s'", r->course);
-            } else if (!g_strv_contains(statuses, r->status)) {
-                why = g_strdup_printf(
-                    "status: '%s' is not one of active, paused, completed, unsubscribed, bounced", r->status);
-            } else if (g_hash_table_contains(seen, r->email)) {
-                why = g_strdup_printf("email: %s appears again (first on line %d)", r->email,
-                                      GPOINTER_TO_INT(g_hash_table_lookup(seen, r->email)));
-            } else if (!force && app->key) {
-                char *hash = token_hash_address(app->key, r->email);
-                int sup = store_suppressed(app->st, hash, err);
-                g_free(hash);
-                if (sup < 0) {
-                    g_free(email);
-                    row_free(r);
-                    goto out;
-                }
-                if (sup)
-                    why = g_strdup_printf("email: %s was erased at their request; --force imports it",
-                                          r->email);
-            }
-            g_free(email);
-        }
-        if (why) {
-            g_ptr_array_add(problems, g_strdup_printf("%s:%d: %s", path, start, why));
-            g_free(why);
-            row_free(r);
-            stats->bad++;
-        } else {
-            g_hash_table_insert(seen, g_strdup(r->email), GINT_TO_POINTER(start));
-            g_ptr_array_add(rows, r);
-        }
-        if (progress && stats->rows % 2000 == 0)
-            progress(stats->rows, 0, arg);
-    }
-    if (dry_run) {
-        ok = TRUE;
-        goto out;
-    }
-    /* Pass 2: write the good rows in one transaction. */
-    if (!store_begin(app->st, err))
-        goto out;
-    for (guint i = 0; i < rows->len; i++) {
-        if (!import_row(app, rows->pdata[i], first_slots, now, stats, err)) {
-            store_rollback(app->st);
-            stats->added = stats->enrolled = stats->existing = 0;
-            goto out;
-        }
-        if (progress && (i % 2000 == 0 || i + 1 == rows->len))
-            progress(i + 1, rows->len, arg);
-    }
-    ok = store_commit(app->st, err);
-    if (!ok) {
-        store_rollback(app->st);
-        stats->added = stats->enrolled = stats->existing = 0;
-    }
-out:
-    g_ptr_array_unref(fields);
-    g_hash_table_destroy(first_slots);
-    g_hash_table_destroy(seen);
-    g_ptr_array_unref(rows);
+    struct import im = {
+        .app = app,
+        .path = path,
+        .force = force,
+        .p = text,
+        .line = 1,
+        .idx = { -1, -1, -1, -1, -1 },
+        .fields = g_ptr_array_new_with_free_func(g_free),
+        .seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+        .rows = g_ptr_array_new_with_free_func((GDestroyNotify)row_free),
+    };
+    /* A dry run stops after pass 1: the counts and problems are its report. */
+    gboolean ok = import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
+                  (dry_run || import_write(app, im.rows, now, progress, arg, stats, err));
+    g_ptr_array_unref(im.fields);
+    g_hash_table_destroy(im.seen);
+    g_ptr_array_unref(im.rows);
     g_free(text);
     return ok;
 }
