@@ -54,6 +54,44 @@ static char *courses_list(struct app *app)
     return g_string_free(s, FALSE);
 }
 
+/* The recipient that counts: the last hard one, else the first policy
+ * refusal, else the first (soft). Its class, the worst reported, decides
+ * what happens. */
+static const struct bounce_rcpt *worst_bounce(const GPtrArray *bounces)
+{
+    enum bounce_class worst = BOUNCE_SOFT;
+    const struct bounce_rcpt *which = bounces->pdata[0];
+    for (guint i = 0; i < bounces->len; i++) {
+        const struct bounce_rcpt *b = bounces->pdata[i];
+        if (b->klass == BOUNCE_HARD || (b->klass == BOUNCE_POLICY && worst == BOUNCE_SOFT)) {
+            worst = b->klass;
+            which = b;
+        }
+    }
+    return which;
+}
+
+/* Records a soft bounce of delivery d; soft bounces on SOFT_DAYS different
+ * days within SOFT_WINDOW make *worst hard (a mailbox full for weeks is
+ * gone). */
+static gboolean count_soft(struct app *app, const struct delivery_row *d, const char *detail, gint64 now,
+                           enum bounce_class *worst, GString *res, GError **err)
+{
+    if (!life_bounce(app, d->subscriber_id, d->enrollment_id, BOUNCE_SOFT, detail, "email", now, err))
+        return FALSE;
+    gint64 days = store_event_days(app->st, d->subscriber_id, "bounce-soft", now - SOFT_WINDOW, err);
+    if (days < 0)
+        return FALSE;
+    if (days >= SOFT_DAYS) {
+        *worst = BOUNCE_HARD;
+        g_string_append_printf(res, "soft bounces on %" G_GINT64_FORMAT " days in 14: ", days);
+    } else {
+        g_string_append_printf(res, "soft bounce counted for %s (%" G_GINT64_FORMAT " day(s) in 14)",
+                               d->email, days);
+    }
+    return TRUE;
+}
+
 static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 now, GString *res, GError **err)
 {
     enum token_purpose p;
@@ -81,31 +119,13 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
         store_delivery_free(d);
         return TRUE;
     }
-    enum bounce_class worst = BOUNCE_SOFT;
-    const struct bounce_rcpt *which = r->bounces->pdata[0];
-    for (guint i = 0; i < r->bounces->len; i++) {
-        const struct bounce_rcpt *b = r->bounces->pdata[i];
-        if (b->klass == BOUNCE_HARD || (b->klass == BOUNCE_POLICY && worst == BOUNCE_SOFT)) {
-            worst = b->klass;
-            which = b;
-        }
-    }
+    const struct bounce_rcpt *which = worst_bounce(r->bounces);
+    enum bounce_class worst = which->klass;
     char *detail = g_strdup_printf("%s %s (%s) delivery %" G_GINT64_FORMAT, which->address, which->status,
                                    bounce_class_name(worst), d->id);
     gboolean ok = TRUE;
-    if (worst == BOUNCE_SOFT) {
-        ok = life_bounce(app, d->subscriber_id, d->enrollment_id, BOUNCE_SOFT, detail, "email", now, err);
-        gint64 days = ok ? store_event_days(app->st, d->subscriber_id, "bounce-soft", now - SOFT_WINDOW, err)
-                         : -1;
-        ok = days >= 0;
-        if (ok && days >= SOFT_DAYS) {
-            worst = BOUNCE_HARD;
-            g_string_append_printf(res, "soft bounces on %" G_GINT64_FORMAT " days in 14: ", days);
-        } else if (ok) {
-            g_string_append_printf(res, "soft bounce counted for %s (%" G_GINT64_FORMAT " day(s) in 14)",
-                                   d->email, days);
-        }
-    }
+    if (worst == BOUNCE_SOFT)
+        ok = count_soft(app, d, detail, now, &worst, res, err);
     /* The same lifecycle event as a 5xx at SMTP time: by construction. */
     if (ok && worst != BOUNCE_SOFT)
         ok = life_bounce(app, d->subscriber_id, d->enrollment_id, worst, detail, "email", now, err);
@@ -166,125 +186,280 @@ static gboolean leave_all(struct app *app, const struct inbound *r, const struct
     return ok;
 }
 
-static gboolean apply_command(struct app *app, const struct inbound *r, gint64 now, GString *res,
-                              GError **err)
+/* What a command's steps work on. s and enr are filled by the enrollment
+ * lookup, so only for commands whose row needs an enrollment (then both
+ * are set when the handler runs). A step sets done when it has answered
+ * the mail and nothing after it may run. */
+struct command_ctx {
+    struct app *app;
+    const struct inbound *r;
+    const struct course *c; /* the course of the address written to, or NULL */
+    gint64 now;
+    GString *res; /* the one-line result, logged and stored with the mail */
+    struct sub_row *s;
+    gint64 enr;
+    gboolean done;
+};
+
+typedef gboolean (*command_fn)(struct command_ctx *x, GError **err);
+
+static gboolean cmd_subscribe(struct command_ctx *x, GError **err)
 {
-    const struct course *c = course_find(app->courses, r->course);
-    const char *cmd = r->command;
+    const struct inbound *r = x->r;
+    const char *tz = r->tz;
+    gboolean guessed = r->tz_guessed;
+    if (tz && !pace_tz_valid(tz) && r->has_offset) {
+        tz = inbound_zone_for_offset(r->date_offset); /* a bad tz=: fall back to the guess */
+        guessed = tz != NULL;
+    }
+    int rc = optin_request(x->app, r->sender, r->course, r->name, tz, guessed, "email", x->now, err);
+    static const char *what[] = { "confirmation sent", "a confirmation was sent in the last 24h: nothing new",
+                                  "hourly confirmation cap reached: nothing sent",
+                                  "already subscribed: status sent" };
+    if (rc < 0)
+        return FALSE;
+    g_string_append_printf(x->res, "subscribe %s to %s: %s", r->sender, r->course, what[rc]);
+    return TRUE;
+}
+
+/* The help mail lists every course: it also answers whatever we could not
+ * read, so a confused sender learns what to write. */
+static gboolean send_help(struct command_ctx *x, const char *result, GError **err)
+{
+    char *list = courses_list(x->app);
+    struct render_var vars[] = { { "courses", list, TRUE } };
+    gboolean ok = reply(x->app, x->r, "help", x->c, 0, 0, vars, 1, x->now, err);
+    g_free(list);
+    g_string_append(x->res, result);
+    return ok;
+}
+
+static gboolean cmd_help(struct command_ctx *x, GError **err)
+{
+    return send_help(x, "help sent", err);
+}
+
+static gboolean cmd_unknown(struct command_ctx *x, GError **err)
+{
+    return send_help(x, "unknown command: help sent", err);
+}
+
+/* Runs before the sender is looked up, because neither needs the sender to
+ * be enrolled where the mail went: "unsubscribe all" leaves every course,
+ * and a token (List-Unsubscribe, +unsubscribe-TOKEN) names its enrollment
+ * whoever forwards it. A refused token falls back to the sender, and the
+ * result says so (the lookup's result follows it directly). */
+static gboolean unsubscribe_first(struct command_ctx *x, GError **err)
+{
+    if (x->r->all) {
+        x->done = TRUE;
+        return leave_all(x->app, x->r, x->c, x->now, x->res, err);
+    }
+    if (!x->r->token)
+        return TRUE;
     GError *e = NULL;
-    if (!strcmp(cmd, "subscribe")) {
-        const char *tz = r->tz;
-        gboolean guessed = r->tz_guessed;
-        if (tz && !pace_tz_valid(tz) && r->has_offset) {
-            tz = inbound_zone_for_offset(r->date_offset); /* a bad tz=: fall back to the guess */
-            guessed = tz != NULL;
-        }
-        int rc = optin_request(app, r->sender, r->course, r->name, tz, guessed, "email", now, err);
-        static const char *what[] = { "confirmation sent",
-                                      "a confirmation was sent in the last 24h: nothing new",
-                                      "hourly confirmation cap reached: nothing sent",
-                                      "already subscribed: status sent" };
-        if (rc < 0)
-            return FALSE;
-        g_string_append_printf(res, "subscribe %s to %s: %s", r->sender, r->course, what[rc]);
+    if (optin_leave_token(x->app, x->r->token, "email", x->now, &e)) {
+        g_string_append(x->res, "unsubscribed by token");
+        x->done = TRUE;
         return TRUE;
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "unknown")) {
-        char *list = courses_list(app);
-        struct render_var vars[] = { { "courses", list, TRUE } };
-        gboolean ok = reply(app, r, "help", c, 0, 0, vars, 1, now, err);
-        g_free(list);
-        g_string_append(res, !strcmp(cmd, "help") ? "help sent" : "unknown command: help sent");
+    if (e->code == CD_ERR_BUSY) {
+        g_propagate_error(err, e);
+        return FALSE;
+    }
+    g_string_append_printf(x->res, "unsubscribe token refused (%s); falling back to the sender", e->message);
+    g_clear_error(&e);
+    return TRUE;
+}
+
+static gboolean cmd_unsubscribe(struct command_ctx *x, GError **err)
+{
+    gboolean ok = optin_leave(x->app, x->enr, "email", x->now, err);
+    g_string_append_printf(x->res, "%s left %s", x->r->sender, x->r->course);
+    return ok;
+}
+
+static gboolean cmd_pause(struct command_ctx *x, GError **err)
+{
+    const struct inbound *r = x->r;
+    int n = enroll_pause(x->app, r->sender, r->course, r->pause_for ? x->now + r->pause_for : 0, "email",
+                         x->now, err);
+    gboolean ok = n >= 0 && notify_status(x->app, x->c, x->enr, TRUE, x->now, err);
+    g_string_append_printf(x->res, "paused%s; status sent", r->pause_for ? " for a while" : "");
+    return ok;
+}
+
+static gboolean cmd_resume(struct command_ctx *x, GError **err)
+{
+    int n = enroll_resume(x->app, x->r->sender, x->r->course, "email", x->now, err);
+    gboolean ok = n >= 0 && notify_status(x->app, x->c, x->enr, TRUE, x->now, err);
+    g_string_append(x->res, n > 0 ? "resumed; status sent" : "was not paused; status sent");
+    return ok;
+}
+
+static gboolean cmd_status(struct command_ctx *x, GError **err)
+{
+    gboolean ok = notify_status(x->app, x->c, x->enr, TRUE, x->now, err);
+    g_string_append(x->res, "status sent");
+    return ok;
+}
+
+/* A zone given by the subscriber is no longer a guess. */
+static gboolean cmd_tz(struct command_ctx *x, GError **err)
+{
+    const struct inbound *r = x->r;
+    if (!r->tz || !pace_tz_valid(r->tz)) {
+        char *why = g_strdup_printf(
+            "\"%s\" is not a time zone we know. Use a name like "
+            "Europe/Berlin or America/New_York.",
+            r->tz ? r->tz : "");
+        gboolean ok = reply_error(x->app, r, x->c, x->s->id, why, x->now, err);
+        g_free(why);
+        g_string_append(x->res, "tz: unknown zone; error mail sent");
         return ok;
     }
-    if (!strcmp(cmd, "unsubscribe") && r->all)
-        return leave_all(app, r, c, now, res, err);
-    if (!strcmp(cmd, "unsubscribe") && r->token) {
-        if (!optin_leave_token(app, r->token, "email", now, &e)) {
-            if (e->code == CD_ERR_BUSY) {
-                g_propagate_error(err, e);
-                return FALSE;
-            }
-            g_string_append_printf(res, "unsubscribe token refused (%s); falling back to the sender",
-                                   e->message);
-            g_clear_error(&e);
-        } else {
-            g_string_append(res, "unsubscribed by token");
-            return TRUE;
-        }
+    gboolean ok = subscriber_set(x->app, r->sender, NULL, r->tz, TRUE, "email", x->now, err) &&
+                  store_sub_set_guessed(x->app->st, x->s->id, FALSE, err) &&
+                  notify_status(x->app, x->c, x->enr, TRUE, x->now, err);
+    g_string_append_printf(x->res, "zone set to %s; status sent", r->tz);
+    return ok;
+}
+
+/* "next": the next lesson now, if the course allows it and one is planned
+ * (not one already queued or sent: that would be two at once). */
+static gboolean cmd_next(struct command_ctx *x, GError **err)
+{
+    const struct course *c = x->c;
+    struct enrollment_row *row = store_enrollment_get(x->app->st, x->enr, err);
+    gboolean ok = row != NULL;
+    if (ok && (!c->allow_next || row->state != ENR_ACTIVE || row->next_send_at <= 0)) {
+        const char *why = !c->allow_next ? "This course keeps its own pace: the next step comes at its time."
+                          : row->state != ENR_ACTIVE ? "Your course is not running (paused or finished)."
+                                                     : "Your next step is already on its way.";
+        ok = reply_error(x->app, x->r, c, x->s->id, why, x->now, err);
+        g_string_append(x->res, "next: not possible now; error mail sent");
+    } else if (ok) {
+        row->next_send_at = x->now;
+        char *msgid = compose_message_id(x->app->cfg, c->slug, row->id, row->next_lesson);
+        ok = store_queue(x->app->st, row, msgid, x->now, err) &&
+             store_event(x->app->st, x->now, x->s->id, x->enr, "next", "email", "", err);
+        g_free(msgid);
+        g_string_append_printf(x->res, "lesson %d queued now", row->next_lesson);
     }
-    struct sub_row *s = subscriber_get(app, r->sender, &e);
-    if (!s && e->code != CD_ERR_NOT_FOUND) {
+    store_enrollment_free(row);
+    return ok;
+}
+
+/* "confirm" without a token (the token is what confirms): say where it is. */
+static gboolean cmd_confirm(struct command_ctx *x, GError **err)
+{
+    gboolean ok = reply_error(x->app, x->r, x->c, x->s->id,
+                              "To confirm, reply to the confirmation mail itself, or use its link.", x->now,
+                              err);
+    g_string_append(x->res, "confirm without a token: error mail sent");
+    return ok;
+}
+
+/* The commands a mail can carry, by the name inbound.c gives them (its
+ * list of command words, and "unknown" for anything else).
+ *
+ * To add a command: one row here and one cmd_* handler above (and its word
+ * in inbound.c's list, which is what lets a mail carry it). The dispatcher
+ * (apply_command) runs a row as:
+ *   1. first, if set: steps that must not wait for the enrollment lookup;
+ *      it may answer the mail itself (done);
+ *   2. if needs_enrollment: the sender's subscriber and enrollment in the
+ *      course written to are looked up; without them the sender gets the
+ *      "not subscribed" error mail and run is not called;
+ *   3. run.
+ * Row 0 also answers a name missing from the table (inbound.c never
+ * produces one). */
+static const struct command_row {
+    const char *name;
+    gboolean needs_enrollment;
+    command_fn first;
+    command_fn run;
+} commands[] = {
+    { "unknown", FALSE, NULL, cmd_unknown },                     /* anything else: the help mail */
+    { "subscribe", FALSE, NULL, cmd_subscribe },                 /* double opt-in: a confirmation */
+    { "help", FALSE, NULL, cmd_help },                           /* the help mail */
+    { "unsubscribe", TRUE, unsubscribe_first, cmd_unsubscribe }, /* leave: all, by token, or this course */
+    { "pause", TRUE, NULL, cmd_pause },                          /* for a while or until resumed */
+    { "resume", TRUE, NULL, cmd_resume },                        /* carry on where it was left off */
+    { "status", TRUE, NULL, cmd_status },                        /* progress and the next date */
+    { "tz", TRUE, NULL, cmd_tz },                                /* the subscriber's zone */
+    { "next", TRUE, NULL, cmd_next },                            /* the next lesson now, if allowed */
+    { "confirm", TRUE, NULL, cmd_confirm },                      /* no token: say where it is */
+};
+
+static const struct command_row *command_row(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return &commands[0];
+}
+
+/* Step 2 of a row that needs an enrollment: fills x->s and x->enr, or
+ * answers with the "not subscribed" error mail and ends the command. */
+static gboolean find_enrollment(struct command_ctx *x, GError **err)
+{
+    const struct inbound *r = x->r;
+    GError *e = NULL;
+    x->s = subscriber_get(x->app, r->sender, &e);
+    if (!x->s && e->code != CD_ERR_NOT_FOUND) {
         g_propagate_error(err, e);
         return FALSE;
     }
     g_clear_error(&e);
-    gint64 enr = enrollment_of(app, s, r->course, err);
-    if (enr < 0) {
-        store_sub_free(s);
+    x->enr = enrollment_of(x->app, x->s, r->course, err);
+    if (x->enr < 0)
+        return FALSE;
+    if (x->s && x->enr)
+        return TRUE;
+    x->done = TRUE;
+    char *why = g_strdup_printf("%s is not subscribed to \"%s\".", r->sender, x->c ? x->c->title : r->course);
+    gboolean ok = reply_error(x->app, r, x->c, x->s ? x->s->id : 0, why, x->now, err);
+    g_string_append_printf(x->res, "%s: not subscribed; error mail sent", r->command);
+    g_free(why);
+    return ok;
+}
+
+/* Runs the command's row of the table (see there). */
+static gboolean apply_command(struct app *app, const struct inbound *r, gint64 now, GString *res,
+                              GError **err)
+{
+    const struct command_row *row = command_row(r->command);
+    struct command_ctx x = { app, r, course_find(app->courses, r->course), now, res, NULL, 0, FALSE };
+    gboolean ok = !row->first || row->first(&x, err);
+    if (ok && !x.done && row->needs_enrollment)
+        ok = find_enrollment(&x, err);
+    if (ok && !x.done)
+        ok = row->run(&x, err);
+    store_sub_free(x.s);
+    return ok;
+}
+
+/* A reply to the confirmation mail (its token in the address): starts the
+ * enrollment, or says by mail why not (expired, already used). */
+static gboolean apply_confirm(struct app *app, const struct inbound *r, gint64 now, GString *res,
+                              GError **err)
+{
+    GError *e = NULL;
+    gint64 id = optin_confirm(app, r->token, "email", now, &e);
+    if (id > 0) {
+        g_string_append_printf(res, "confirmed: enrollment %" G_GINT64_FORMAT " started, welcome sent", id);
+        return TRUE;
+    }
+    if (e->code == CD_ERR_BUSY) {
+        g_propagate_error(err, e);
         return FALSE;
     }
-    gboolean ok = TRUE;
-    if (!s || !enr) {
-        char *why = g_strdup_printf("%s is not subscribed to \"%s\".", r->sender, c ? c->title : r->course);
-        ok = reply_error(app, r, c, s ? s->id : 0, why, now, err);
-        g_string_append_printf(res, "%s: not subscribed; error mail sent", cmd);
-        g_free(why);
-    } else if (!strcmp(cmd, "unsubscribe")) {
-        ok = optin_leave(app, enr, "email", now, err);
-        g_string_append_printf(res, "%s left %s", r->sender, r->course);
-    } else if (!strcmp(cmd, "pause")) {
-        int n = enroll_pause(app, r->sender, r->course, r->pause_for ? now + r->pause_for : 0, "email", now,
-                             err);
-        ok = n >= 0 && notify_status(app, c, enr, TRUE, now, err);
-        g_string_append_printf(res, "paused%s; status sent", r->pause_for ? " for a while" : "");
-    } else if (!strcmp(cmd, "resume")) {
-        int n = enroll_resume(app, r->sender, r->course, "email", now, err);
-        ok = n >= 0 && notify_status(app, c, enr, TRUE, now, err);
-        g_string_append(res, n > 0 ? "resumed; status sent" : "was not paused; status sent");
-    } else if (!strcmp(cmd, "status")) {
-        ok = notify_status(app, c, enr, TRUE, now, err);
-        g_string_append(res, "status sent");
-    } else if (!strcmp(cmd, "tz")) {
-        if (!r->tz || !pace_tz_valid(r->tz)) {
-            char *why = g_strdup_printf(
-                "\"%s\" is not a time zone we know. Use a name like "
-                "Europe/Berlin or America/New_York.",
-                r->tz ? r->tz : "");
-            ok = reply_error(app, r, c, s->id, why, now, err);
-            g_free(why);
-            g_string_append(res, "tz: unknown zone; error mail sent");
-        } else {
-            ok = subscriber_set(app, r->sender, NULL, r->tz, TRUE, "email", now, err) &&
-                 store_sub_set_guessed(app->st, s->id, FALSE, err) &&
-                 notify_status(app, c, enr, TRUE, now, err);
-            g_string_append_printf(res, "zone set to %s; status sent", r->tz);
-        }
-    } else if (!strcmp(cmd, "next")) {
-        struct enrollment_row *row = store_enrollment_get(app->st, enr, err);
-        ok = row != NULL;
-        if (ok && (!c->allow_next || row->state != ENR_ACTIVE || row->next_send_at <= 0)) {
-            const char *why = !c->allow_next
-                                  ? "This course keeps its own pace: the next step comes at its time."
-                              : row->state != ENR_ACTIVE ? "Your course is not running (paused or finished)."
-                                                         : "Your next step is already on its way.";
-            ok = reply_error(app, r, c, s->id, why, now, err);
-            g_string_append(res, "next: not possible now; error mail sent");
-        } else if (ok) {
-            row->next_send_at = now;
-            char *msgid = compose_message_id(app->cfg, c->slug, row->id, row->next_lesson);
-            ok = store_queue(app->st, row, msgid, now, err) &&
-                 store_event(app->st, now, s->id, enr, "next", "email", "", err);
-            g_free(msgid);
-            g_string_append_printf(res, "lesson %d queued now", row->next_lesson);
-        }
-        store_enrollment_free(row);
-    } else if (!strcmp(cmd, "confirm")) {
-        ok = reply_error(app, r, c, s->id,
-                         "To confirm, reply to the confirmation mail itself, or use its link.", now, err);
-        g_string_append(res, "confirm without a token: error mail sent");
-    }
-    store_sub_free(s);
+    char *why = g_strdup_printf("We could not confirm: %s. To start again, write \"subscribe\".", e->message);
+    gboolean ok = reply_error(app, r, course_find(app->courses, r->course), 0, why, now, err);
+    g_string_append_printf(res, "confirmation refused (%s); error mail sent", e->message);
+    g_free(why);
+    g_clear_error(&e);
     return ok;
 }
 
@@ -308,23 +483,9 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
         g_string_append(res, "seen before: no second effect");
     else if (r->kind == INBOUND_BOUNCE)
         ok = apply_bounce(app, r, now, res, err);
-    else if (r->kind == INBOUND_CONFIRM) {
-        gint64 id = optin_confirm(app, r->token, "email", now, &e);
-        if (id > 0) {
-            g_string_append_printf(res, "confirmed: enrollment %" G_GINT64_FORMAT " started, welcome sent",
-                                   id);
-        } else if (e->code == CD_ERR_BUSY) {
-            g_propagate_error(err, e);
-            ok = FALSE;
-        } else {
-            char *why = g_strdup_printf("We could not confirm: %s. To start again, write \"subscribe\".",
-                                        e->message);
-            ok = reply_error(app, r, course_find(app->courses, r->course), 0, why, now, err);
-            g_string_append_printf(res, "confirmation refused (%s); error mail sent", e->message);
-            g_free(why);
-            g_clear_error(&e);
-        }
-    } else if (r->kind == INBOUND_COMMAND)
+    else if (r->kind == INBOUND_CONFIRM)
+        ok = apply_confirm(app, r, now, res, err);
+    else if (r->kind == INBOUND_COMMAND)
         ok = apply_command(app, r, now, res, err);
     else
         g_string_append_printf(res, "%s: %s", inbound_kind_name(r->kind), r->reason ? r->reason : "");
