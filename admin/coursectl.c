@@ -16,6 +16,8 @@
 #include "config.h"
 #include "doctor.h"
 #include "ctl_records.h"
+#include "ctl_course.h"
+#include "version.h"
 #include "tick.h"
 #include "transfer.h"
 #include "course.h"
@@ -151,6 +153,65 @@ static int cmd_course_list(struct ctl *ctl, int argc, char **argv)
     for (guint i = 0; i < ctl->app->courses->len; i++)
         ctl_out_row(o, rec_course(ctl->app->courses->pdata[i]));
     ctl_out_end(o);
+    return EXIT_OK;
+}
+
+/* course diff / plan: the course named, planned against its running
+ * version (lib/version.c). */
+static int course_version_cmd(struct ctl *ctl, int argc, char **argv, const char *usage, gboolean plan)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse(usage, entries, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    const struct course *c = course_find(ctl->app->courses, argv[1]);
+    if (!c) {
+        fprintf(stderr, "coursectl: no course '%s' in %s\n", argv[1], ctl->app->cfg->courses);
+        return EXIT_NOT_FOUND;
+    }
+    GError *err = NULL;
+    struct version_plan *p = version_plan(ctl->app, c, ctl->now, &err);
+    if (!p)
+        return fail(err);
+    if (plan)
+        ctl_show(stdout, FORMAT(json), &view_version_plan, rec_version_plan(p, c->tz));
+    else
+        ctl_show(stdout, FORMAT(json), &view_version_diff, rec_version_diff(p));
+    version_plan_free(p);
+    return EXIT_OK;
+}
+
+static int cmd_course_diff(struct ctl *ctl, int argc, char **argv)
+{
+    return course_version_cmd(ctl, argc, argv, "course diff SLUG [--json]", FALSE);
+}
+
+static int cmd_course_plan(struct ctl *ctl, int argc, char **argv)
+{
+    return course_version_cmd(ctl, argc, argv, "course plan SLUG [--json]", TRUE);
+}
+
+static int cmd_course_history(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("course history SLUG [--json]", entries, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    GPtrArray *vs = store_versions(ctl->app->st, argv[1], &err);
+    if (!vs)
+        return fail(err);
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_versions);
+    for (guint i = 0; i < vs->len; i++)
+        ctl_out_row(o, rec_version(vs->pdata[i]));
+    ctl_out_end(o);
+    g_ptr_array_unref(vs);
     return EXIT_OK;
 }
 
@@ -490,9 +551,10 @@ static gboolean schedule_rows(struct ctl *ctl, const struct enrollment_row *e, G
     if (!c)
         return TRUE;
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-    int first = 0;
-    if (!calendar_upcoming(ctl->app, e, c, slots, &first, err)) {
+    GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
+    if (!calendar_upcoming(ctl->app, e, c, slots, lessons, err)) {
         g_array_free(slots, TRUE);
+        g_array_free(lessons, TRUE);
         return FALSE;
     }
     if (slots->len == 0)
@@ -501,8 +563,10 @@ static gboolean schedule_rows(struct ctl *ctl, const struct enrollment_row *e, G
                                                                         : state_name(ENT_ENR, e->state)));
     const char *tz = schedule_zone(c, e->tz);
     for (guint k = 0; k < slots->len; k++)
-        g_ptr_array_add(rows, rec_slot(c, first + (int)k, g_array_index(slots, gint64, k), tz));
+        g_ptr_array_add(rows,
+                        rec_slot(c, g_array_index(lessons, int, k), g_array_index(slots, gint64, k), tz));
     g_array_free(slots, TRUE);
+    g_array_free(lessons, TRUE);
     return TRUE;
 }
 
@@ -1061,6 +1125,11 @@ static const struct cmd commands[] = {
     { "course list", cmd_course_list, 0, "[--json]", "list the courses found in the courses folder" },
     { "course check", cmd_course_check, APP_CONFIG_ONLY, "[SLUG]",
       "check courses and templates; every problem as file:line" },
+    { "course diff", cmd_course_diff, APP_STORE, "SLUG [--json]",
+      "what changed between the version coursed runs and the files" },
+    { "course plan", cmd_course_plan, APP_STORE, "SLUG [--json]",
+      "what applying the files would do to the people enrolled (changes nothing)" },
+    { "course history", cmd_course_history, APP_STORE, "SLUG [--json]", "the versions of a course that ran" },
     { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]",
       "write lesson N (or a system mail) as sent" },
     { "sub add", cmd_sub_add, APP_STORE | APP_KEY, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },

@@ -49,7 +49,9 @@ static void rec_enrollment(struct ctl_record *sub, const struct enrollment_row *
     ctl_int(r, "lessons_sent", e->lessons_sent);
     ctl_int(r, "next_lesson", e->next_lesson);
     ctl_time(r, "next_send_at", e->next_send_at);
-    char *progress = g_strdup_printf("%d/%d sent", e->lessons_sent, total);
+    gboolean why = (e->state == ENR_PAUSED || e->state == ENR_STOPPED) && e->reason != REASON_NONE;
+    char *progress = g_strdup_printf("%d/%d sent%s%s%s", e->lessons_sent, total, why ? " (" : "",
+                                     why ? state_reason_text(e->reason) : "", why ? ")" : "");
     ctl_cell(r, "progress", progress);
     g_free(progress);
     ctl_cell_int(r, "total", total);

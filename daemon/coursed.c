@@ -24,6 +24,7 @@
 #include "sdnotify.h"
 #include "log.h"
 #include "tick.h"
+#include "version.h"
 
 static volatile sig_atomic_t want_stop;
 static volatile sig_atomic_t want_reload;
@@ -141,6 +142,56 @@ static GOptionEntry entries[] = {
  * core or flood the log). */
 static double fail_wait;
 
+/* A course version the loop has not applied yet (after a SIGHUP whose
+ * apply failed): no tick runs until it is. */
+static gboolean versions_pending;
+
+/* Applies the loaded courses to the database (lib/version.c). Returns 0,
+ * or after logging why 75 (the database is busy or full: try again) or 1. */
+static int sync_versions(struct app *app)
+{
+    GError *err = NULL;
+    if (version_sync(app, clock_now(), NULL, &err))
+        return 0;
+    log_err("applying the courses to the database: %s", err->message);
+    int rc = err->code == CD_ERR_BUSY ? 75 : 1;
+    g_error_free(err);
+    return rc;
+}
+
+/* coursed -n: what applying each changed course would do, when the
+ * database is there to tell. */
+static void print_plans(struct app *app)
+{
+    GError *err = NULL;
+    if (!g_file_test(app->cfg->database, G_FILE_TEST_EXISTS))
+        return;
+    app->st = store_open(app->cfg->database, FALSE, &err);
+    if (!app->st) {
+        printf("coursed: course changes not shown: %s\n", err->message);
+        g_error_free(err);
+        return;
+    }
+    for (guint i = 0; i < app->courses->len; i++) {
+        struct version_plan *p = version_plan(app, app->courses->pdata[i], clock_now(), &err);
+        if (!p) {
+            printf("coursed: %s\n", err->message);
+            g_clear_error(&err);
+            continue;
+        }
+        if (p->changed) {
+            GString *s = g_string_new(NULL);
+            version_plan_summary(p, s);
+            printf("course %s: the files differ from version %d; SIGHUP applies this:\n%s", p->course,
+                   p->running, s->str);
+            g_string_free(s, TRUE);
+        }
+        version_plan_free(p);
+    }
+    store_close(app->st);
+    app->st = NULL;
+}
+
 static int run_tick(struct app *app)
 {
     struct tick_stats stats;
@@ -239,6 +290,7 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("coursed: %s ok: %u course(s) in %s\n", path, app->courses->len, app->cfg->courses);
+        print_plans(app);
         app_free(app);
         return 0;
     }
@@ -262,7 +314,9 @@ int main(int argc, char **argv)
     app->stop = (volatile int *)&want_stop;
     app->yield = (volatile int *)&want_reload;
     int rc = 0;
-    if (opt_once) {
+    if ((rc = sync_versions(app)) != 0) {
+        /* nothing goes out on courses the database does not know yet */
+    } else if (opt_once) {
         scan_inbound(app);
         rc = run_tick(app);
     } else {
@@ -296,6 +350,7 @@ int main(int argc, char **argv)
                 sdnotify("RELOADING=1");
                 if (app_reload(app, &err)) {
                     log_info("reloaded %s: %u course(s)", app->cfg->path, app->courses->len);
+                    versions_pending = TRUE;
                     watch_inbound(app);
                     /* The next page served runs on the new snapshot; the
                      * listener restarts only for a new address. */
@@ -319,7 +374,16 @@ int main(int argc, char **argv)
                 scan_inbound(app);
                 last_scan = mono;
             }
-            run_tick(app);
+            /* Lessons go out only once the database knows the courses
+             * the snapshot holds: a version not applied would send the
+             * lesson at a position of the new files to a plan made for
+             * the old ones. */
+            if (versions_pending)
+                versions_pending = sync_versions(app) != 0;
+            if (!versions_pending)
+                run_tick(app);
+            else
+                g_usleep(G_USEC_PER_SEC);
             if (opt_until_done) {
                 gboolean idle = store_idle(app->st, &err);
                 g_clear_error(&err);

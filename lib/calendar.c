@@ -26,10 +26,20 @@ static int day_load(struct app *app, const struct enrollment_row *e, const char 
     return inflight ? MAX(n, 1) : n + 1;
 }
 
-gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
-                           GArray *slots, int *first, GError **err)
+/* The positions still to come for e, in the order they go out: the lesson
+ * in flight first (when one is), then every position with no row. After an
+ * edit that reordered the course they need not be consecutive. */
+static gboolean lessons_to_come(struct app *app, const struct enrollment_row *e, const struct course *c,
+                                gboolean inflight, GArray *lessons, GError **err)
 {
-    *first = e->next_lesson;
+    if (inflight && e->next_lesson <= c->n_lessons)
+        g_array_append_val(lessons, e->next_lesson);
+    return store_owed(app->st, e->id, c->n_lessons, lessons, err);
+}
+
+gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
+                           GArray *slots, GArray *lessons, GError **err)
+{
     struct pace_rule rule = schedule_rule(c, e->tz);
     gint64 t = 0, placed = 0, attempt = 0, shown = 0;
     gboolean inflight = FALSE;
@@ -56,29 +66,31 @@ gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, cons
     }
     if (t <= 0 || e->next_lesson > c->n_lessons)
         return TRUE;
+    if (!lessons_to_come(app, e, c, inflight, lessons, err))
+        return FALSE;
     /* A lesson in flight counts on the day it was queued (perhaps late),
      * as the tick counts it. */
     placed = MAX(placed, t);
     int load = day_load(app, e, rule.tz, placed, inflight, err);
     if (load < 0)
         return FALSE;
-    schedule_project(app->cfg, &rule, e->anchor_at, t, placed, load, c->n_lessons - e->next_lesson + 1,
-                     slots);
+    if (lessons->len > 0)
+        schedule_project(app->cfg, &rule, e->anchor_at, t, placed, load, (int)lessons->len, slots);
     if (shown > 0 && slots->len > 0)
         g_array_index(slots, gint64, 0) = shown;
     return TRUE;
 }
 
-/* Appends events for lessons first.. of c at slots[]; strings keeps what
- * the events point to. */
-static void add_events(struct app *app, const struct course *c, gint64 enrollment_id, int first,
+/* Appends events for the lessons at positions lessons[] of c at slots[];
+ * strings keeps what the events point to. */
+static void add_events(struct app *app, const struct course *c, gint64 enrollment_id, GArray *lessons,
                        GArray *slots, GArray *events, GPtrArray *strings)
 {
     char *command = compose_command_address(app->cfg, c);
-    for (guint i = 0; i < slots->len; i++) {
-        int n = first + (int)i;
+    for (guint i = 0; i < slots->len && i < lessons->len; i++) {
+        int n = g_array_index(lessons, int, i);
         const struct lesson *l = course_lesson(c, n);
-        char *uid = compose_message_id(app->cfg, c->slug, enrollment_id, n);
+        char *uid = compose_lesson_id(app->cfg, c, enrollment_id, n);
         char *summary = g_strdup_printf("%s, step %d of %d: %s", c->title, n, c->n_lessons,
                                         l ? l->subject : "");
         char *desc = g_strdup_printf(
@@ -108,13 +120,14 @@ char *calendar_of(struct app *app, GPtrArray *enrollments, gint64 now, GError **
             continue;
         any = any ? any : c;
         GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-        int first = 0;
-        if (!calendar_upcoming(app, e, c, slots, &first, err)) {
-            g_array_free(slots, TRUE);
-            goto out;
-        }
-        add_events(app, c, e->id, first, slots, events, strings);
+        GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
+        gboolean ok = calendar_upcoming(app, e, c, slots, lessons, err);
+        if (ok)
+            add_events(app, c, e->id, lessons, slots, events, strings);
         g_array_free(slots, TRUE);
+        g_array_free(lessons, TRUE);
+        if (!ok)
+            goto out;
         seq = MAX(seq, e->calendar_seq);
     }
     out = pace_calendar((struct pace_event *)events->data, events->len, seq,
@@ -130,17 +143,25 @@ char *calendar_after(struct app *app, const struct course *c, gint64 id, const c
 {
     /* The lessons after `lesson`: the next one at `next` (the slot its
      * outcome will record), the rest by the same rule. */
+    (void)lesson; /* its row is there: what comes after is every position without one */
     struct pace_rule rule = schedule_rule(c, tz);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-    if (next > 0 && lesson < c->n_lessons)
-        schedule_project(app->cfg, &rule, anchor, next, 0, 1, c->n_lessons - lesson, slots);
+    GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
+    GError *e = NULL;
+    if (!store_owed(app->st, id, c->n_lessons, lessons, &e)) {
+        log_warn("calendar of enrollment %" G_GINT64_FORMAT ": %s", id, e->message);
+        g_clear_error(&e);
+    }
+    if (next > 0 && lessons->len > 0)
+        schedule_project(app->cfg, &rule, anchor, next, 0, 1, (int)lessons->len, slots);
     GArray *events = g_array_new(FALSE, FALSE, sizeof(struct pace_event));
     GPtrArray *strings = g_ptr_array_new_with_free_func(g_free);
-    add_events(app, c, id, lesson + 1, slots, events, strings);
+    add_events(app, c, id, lessons, slots, events, strings);
     char *out = pace_calendar((struct pace_event *)events->data, events->len, sequence, c->sender, c->title,
                               now);
     g_ptr_array_unref(strings);
     g_array_free(events, TRUE);
     g_array_free(slots, TRUE);
+    g_array_free(lessons, TRUE);
     return out;
 }

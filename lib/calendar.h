@@ -7,12 +7,14 @@
 #include "store.h"
 
 /* Fills slots (gint64, UTC) with the planned instants of the lessons still
- * to come, starting with lesson *first, by the same schedule_after() that
+ * to come and lessons (int) with their positions, in the order they go out
+ * (the lesson in flight first, then every position without a row), by the
+ * same schedule_after() that
  * places them (max_per_day included). A paused enrollment with an end is
  * projected from that end; an open pause or a finished course has none.
  * Returns FALSE with err on a database error. */
 gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
-                           GArray *slots, int *first, GError **err);
+                           GArray *slots, GArray *lessons, GError **err);
 
 /* Returns the .ics calendar (see pace_calendar) of the lessons still to
  * come in the given enrollments (struct enrollment_row), with the highest

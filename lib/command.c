@@ -340,8 +340,9 @@ static gboolean cmd_next(struct command_ctx *x, GError **err)
         g_string_append(x->res, "next: not possible now; error mail sent");
     } else if (ok) {
         row->next_send_at = x->now;
-        char *msgid = compose_message_id(x->app->cfg, c->slug, row->id, row->next_lesson);
-        ok = store_queue(x->app->st, row, msgid, x->now, err) &&
+        char *msgid = compose_lesson_id(x->app->cfg, c, row->id, row->next_lesson);
+        const struct lesson *l = course_lesson(c, row->next_lesson);
+        ok = store_queue(x->app->st, row, l ? l->slug : NULL, msgid, x->now, err) &&
              store_event(x->app->st, x->now, x->s->id, x->enr, "next", "email", "", err);
         g_free(msgid);
         g_string_append_printf(x->res, "lesson %d queued now", row->next_lesson);

@@ -21,6 +21,16 @@ char *compose_message_id(const struct config *cfg, const char *course, gint64 en
     return g_strdup_printf("lesson-%d.e%" G_GINT64_FORMAT ".%s@%s", n, enrollment_id, course, cfg->domain);
 }
 
+char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int n)
+{
+    /* The lesson's identity, not its position: an edit that moves it
+     * keeps its Message-ID and its calendar UID (docs/course-edits.md). */
+    const struct lesson *l = course_lesson(c, n);
+    if (!l)
+        return compose_message_id(cfg, c->slug, enrollment_id, n);
+    return g_strdup_printf("%s.e%" G_GINT64_FORMAT ".%s@%s", l->slug, enrollment_id, c->slug, cfg->domain);
+}
+
 char *compose_env_from(const struct config *cfg)
 {
     return g_strdup_printf("bounces@%s", cfg->domain);
@@ -206,7 +216,7 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
         return NULL;
     const struct lesson *l = course_lesson(c, n);
     char *unsub = g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto);
-    char *msgid = compose_message_id(app->cfg, c->slug, to->enrollment_id, n);
+    char *msgid = compose_lesson_id(app->cfg, c, to->enrollment_id, n);
     char *list_id = g_strdup_printf("%s <%s.%s>", c->title, c->slug, app->cfg->domain);
     char *tag = g_strdup_printf("%s %d/%d", c->slug, n, c->n_lessons);
     struct message_spec m = {

@@ -19,6 +19,12 @@ struct compose_to {
  * copy in the reader's mailbox. Caller g_free()s. */
 char *compose_message_id(const struct config *cfg, const char *course, gint64 enrollment_id, int n);
 
+/* Returns the Message-ID (without <>) of the lesson at position n of c for
+ * an enrollment, named by the lesson's identity (its slug):
+ * "<slug>.e<id>.<course>@<domain>". The same lesson keeps it when an edit
+ * moves it, and a resent copy folds with the first. Caller g_free()s. */
+char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int n);
+
 /* Returns the envelope sender for lessons. Caller g_free()s. */
 char *compose_env_from(const struct config *cfg);
 

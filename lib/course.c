@@ -11,9 +11,11 @@
 #include "config.h"
 #include "error.h"
 
-static const char *course_keys[] = { "title",        "description", "sender", "sender_name",
-                                     "source",       "schedule",    "time",   "timezone",
-                                     "first_within", "allow_next",  NULL };
+static const char *course_keys[] = { "title",       "description",      "sender",
+                                     "sender_name", "source",           "schedule",
+                                     "time",        "timezone",         "first_within",
+                                     "allow_next",  "on_insert_behind", "completed_get_new",
+                                     NULL };
 
 gboolean course_slug_valid(const char *slug)
 {
@@ -218,6 +220,15 @@ static gboolean lessons_load(struct course *c, GError **err)
                         l->path, l->slug);
             goto out;
         }
+        /* The slug is the lesson's identity (what was sent to whom): two
+         * lessons with one slug would be one lesson. */
+        for (guint k = 0; k < i; k++)
+            if (strcmp(c->lessons[k].slug, l->slug) == 0) {
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                            "%s: lesson slug '%s' is also the slug of %s; each lesson needs its own", l->path,
+                            l->slug, c->lessons[k].path);
+                goto out;
+            }
         if (!lesson_load(l, err))
             goto out;
     }
@@ -341,6 +352,28 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
             g_clear_error(&e);
             goto fail;
         }
+    }
+    if (g_key_file_has_key(kf, "course", "completed_get_new", NULL)) {
+        c->completed_get_new = g_key_file_get_boolean(kf, "course", "completed_get_new", &e);
+        if (e) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: completed_get_new must be true or false", ini,
+                        key_line(text, "completed_get_new"));
+            g_clear_error(&e);
+            goto fail;
+        }
+    }
+    char *oib = g_key_file_get_string(kf, "course", "on_insert_behind", NULL);
+    if (oib) {
+        g_strstrip(oib);
+        gboolean known = !strcmp(oib, "skip") || !strcmp(oib, "send");
+        c->insert_behind_send = !strcmp(oib, "send");
+        if (!known)
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                        "%s:%d: on_insert_behind must be skip or send, not '%s'", ini,
+                        key_line(text, "on_insert_behind"), oib);
+        g_free(oib);
+        if (!known)
+            goto fail;
     }
     c->rule.rrule = c->schedule;
     c->rule.tz = c->tz;

@@ -19,15 +19,18 @@ struct course {
     char *dir;
     char *title;
     char *description;
-    char *sender;          /* From address; default <slug>@<domain> */
-    char *sender_name;     /* From display name; default the title */
-    char *source;          /* credit line */
-    char *schedule;        /* RRULE */
-    char *time;            /* "HH:MM" */
-    char *tz;              /* default zone of subscribers */
-    gint64 first_within;   /* 0 = no cap */
-    gboolean allow_next;   /* the "next" command may send a lesson early */
-    struct pace_rule rule; /* points into the fields above */
+    char *sender;        /* From address; default <slug>@<domain> */
+    char *sender_name;   /* From display name; default the title */
+    char *source;        /* credit line */
+    char *schedule;      /* RRULE */
+    char *time;          /* "HH:MM" */
+    char *tz;            /* default zone of subscribers */
+    gint64 first_within; /* 0 = no cap */
+    gboolean allow_next; /* the "next" command may send a lesson early */
+    /* what an edit does to people already in the course (docs/course-edits.md) */
+    gboolean insert_behind_send; /* on_insert_behind = send: a lesson inserted behind someone comes next */
+    gboolean completed_get_new;  /* lessons appended after someone completed reach them */
+    struct pace_rule rule;       /* points into the fields above */
     int n_lessons;
     struct lesson *lessons;
 };

@@ -52,9 +52,25 @@ static gboolean enr_leave_active(struct app *app, gint64 id, enum state_event ev
            store_dlv_withdraw(app->st, id, text, err) >= 0;
 }
 
+int life_next_owed(struct app *app, const struct course *c, gint64 enr_id, GError **err)
+{
+    GArray *owed = g_array_new(FALSE, FALSE, sizeof(int));
+    int n = store_owed(app->st, enr_id, c->n_lessons, owed, err) ? 0 : -1;
+    if (n == 0 && owed->len > 0)
+        n = g_array_index(owed, int, 0);
+    g_array_free(owed, TRUE);
+    return n;
+}
+
 gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
 {
-    if (d->lesson >= c->n_lessons)
+    /* The next lesson is the first position with no row (d's own row is
+     * there): after an edit that reordered the course it need not be
+     * d->lesson + 1, and there may be none although positions follow. */
+    int next = life_next_owed(app, c, d->enrollment_id, err);
+    if (next < 0)
+        return -2;
+    if (next == 0)
         return -1;
     struct pace_rule rule = schedule_rule(c, d->tz);
     int in_day = 1;
@@ -97,8 +113,9 @@ gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, c
 static gboolean sent_body(struct app *app, const struct delivery_row *d, int code, const char *text,
                           gint64 next, gint64 now, GError **err)
 {
+    const struct course *c = course_find(app->courses, d->course);
     return store_dlv_apply(app->st, d->id, EV_DLV_SENT, code, text, now, err) &&
-           store_enr_lesson_done(app->st, d, next, d->calendar_dirty, now, err);
+           store_enr_lesson_done(app->st, d, c ? c->n_lessons : d->lesson, next, d->calendar_dirty, now, err);
 }
 
 gboolean life_sent(struct app *app, const struct delivery_row *d, int code, const char *text, gint64 next,
@@ -357,6 +374,17 @@ gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 fi
               event(app, now, e->subscriber_id, e->id, "confirmed", via, e->course, err));
 }
 
+/* The lessons before position n that the enrollment never had get a
+ * 'skipped' marker: the next lesson is always the first position with no
+ * row, so a lesson skipped by a move stays skipped. */
+static gboolean skip_before(struct app *app, const struct course *c, gint64 enr_id, int n, GError **err)
+{
+    for (int k = 1; k < n; k++)
+        if (!store_mark_skip(app->st, enr_id, k, course_lesson(c, k)->slug, err))
+            return FALSE;
+    return TRUE;
+}
+
 gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
                    GError **err)
 {
@@ -396,7 +424,7 @@ gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const
     char *detail = g_strdup_printf("%s to lesson %d", c->slug, n);
     gboolean ok = store_begin(app->st, err);
     ok = ok && store_dlv_withdraw(app->st, e->id, "moved", err) >= 0 &&
-         store_dlv_forget_from(app->st, e->id, n, now, err) &&
+         store_dlv_forget_from(app->st, e->id, n, now, err) && skip_before(app, c, e->id, n, err) &&
          (e->state != ENR_COMPLETED || store_enr_apply(app->st, e->id, EV_ENR_REOPEN, NULL, now, err));
     /* The next slot whose day is not full yet: a lesson sent today and
      * forgotten by this move still counts for max_per_day. */
@@ -444,10 +472,12 @@ gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err)
             return FALSE;
         }
     }
-    char *detail = g_strdup_printf("lesson %d", d->lesson);
+    const struct lesson *l = c ? course_lesson(c, d->lesson) : NULL;
+    char *detail = l ? g_strdup_printf("lesson %d (%s)", d->lesson, l->slug)
+                     : g_strdup_printf("lesson %d", d->lesson);
     gboolean ok = store_begin(app->st, err);
     ok = ok && store_dlv_apply(app->st, id, EV_DLV_CANCEL, 0, "cancelled by the operator", 0, err) &&
-         store_enr_lesson_done(app->st, d, c ? next : -1, FALSE, now, err) &&
+         store_enr_lesson_done(app->st, d, c ? c->n_lessons : d->lesson, c ? next : -1, FALSE, now, err) &&
          event(app, now, d->subscriber_id, d->enrollment_id, "cancelled", "cli", detail, err) &&
          store_commit(app->st, err);
     if (!ok)

@@ -15,6 +15,10 @@
 #include "bounce.h"
 #include "store.h"
 
+/* Returns the position of the first lesson of c the enrollment is still
+ * owed (the first position with no delivery row), 0 when none, -1 with err. */
+int life_next_owed(struct app *app, const struct course *c, gint64 enr_id, GError **err);
+
 /* Returns the slot of the lesson after d's: schedule_after() from d's slot,
  * with d's local day as loaded as the database says (max_per_day); -1 when
  * d's lesson is the last, -2 with err on a database error. Main thread

@@ -105,8 +105,9 @@ gboolean notify_status(struct app *app, const struct course *c, gint64 enrollmen
     else
         progress = g_strdup_printf("You have received %d of %d steps.", e->lessons_sent, c->n_lessons);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-    int first = 0;
-    gboolean ok = calendar_upcoming(app, e, c, slots, &first, err);
+    GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
+    gboolean ok = calendar_upcoming(app, e, c, slots, lessons, err);
+    g_array_free(lessons, TRUE);
     char *next = slots->len ? pace_format_local(g_array_index(slots, gint64, 0), zone)
                             : g_strdup("none planned");
     struct render_var vars[] = {

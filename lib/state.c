@@ -97,7 +97,7 @@ static const char *const reason_texts[REASON_N] = {
     "the address bounced (hard)",
     "refused by the recipient's server for policy (5.7.x); look into it, then 'coursectl retry'",
     "delivery kept failing until [delivery] give_up; 'coursectl retry' sends it again",
-    "the course is no longer loaded; restore it and 'coursectl resume'",
+    "the course is not loaded; it resumes when the course is back and coursed reloads",
 };
 
 const char *state_reason_name(enum enr_reason r)

@@ -148,6 +148,37 @@ static const char *migrations[] = {
     ("DROP INDEX deliveries_inflight;"
      "CREATE UNIQUE INDEX deliveries_inflight ON deliveries(enrollment_id)"
      "  WHERE state = 'queued' OR state = 'sending' OR state = 'deferred';"),
+    /* 10: lessons known by identity (docs/course-edits.md). A delivery
+     * names its lesson by slug; `lesson` is its position in the course as
+     * it runs now (renumbered when a new version is applied; a removed
+     * lesson's rows get the position -id, outside every course). The
+     * versions of each course that ran, their lesson texts by hash. And the
+     * rule the next lesson follows from here on, "the first position with
+     * no row", needs a row for every position an enrollment passed: the
+     * positions a `move` or an import skipped get a 'cancelled' row marked
+     * 'skipped' (queued_at 0, so no day counts it). */
+    ("ALTER TABLE deliveries ADD COLUMN slug TEXT;"
+     "ALTER TABLE delivery_history ADD COLUMN slug TEXT;"
+     "CREATE TABLE course_versions ("
+     "  id INTEGER PRIMARY KEY,"
+     "  course TEXT NOT NULL,"
+     "  version INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  lessons TEXT NOT NULL,"
+     "  summary TEXT NOT NULL DEFAULT '',"
+     "  UNIQUE (course, version));"
+     "CREATE TABLE lesson_texts ("
+     "  hash TEXT PRIMARY KEY,"
+     "  subject TEXT NOT NULL,"
+     "  body TEXT NOT NULL);"
+     "WITH RECURSIVE p(eid, n) AS (SELECT id, 1 FROM enrollments WHERE next_lesson > 1"
+     "  UNION ALL SELECT p.eid, p.n + 1 FROM p JOIN enrollments e ON e.id = p.eid WHERE p.n + 1 < "
+     "e.next_lesson)"
+     " INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at, queued_at,"
+     "  next_attempt_at, last_text)"
+     " SELECT eid, n, 'skipped-' || n || '.e' || eid, 'cancelled', 0, 0, 0, 'skipped'"
+     " FROM p WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.enrollment_id = p.eid AND d.lesson = "
+     "p.n);"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -716,16 +747,17 @@ void store_enrollment_free(struct enrollment_row *r)
 
 /* ---- deliveries ---- */
 
-gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id, gint64 now,
-                     GError **err)
+gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *slug,
+                     const char *message_id, gint64 now, GError **err)
 {
     sqlite3_stmt *s = prep(
         st,
         "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at, queued_at,"
-        " next_attempt_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5)"
+        " next_attempt_at, slug) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5, ?6)"
         /* A lesson cancelled by a pause, or failed before one, is queued
          * again on resume; a sent or pending one is never touched. */
         " ON CONFLICT (enrollment_id, lesson) DO UPDATE SET state = 'queued', attempts = 0,"
+        "  message_id = excluded.message_id, slug = excluded.slug,"
         "  slot_at = excluded.slot_at, queued_at = excluded.queued_at,"
         "  next_attempt_at = excluded.next_attempt_at, last_code = NULL, last_text = NULL"
         "  WHERE deliveries.state IN ('cancelled', 'failed')",
@@ -737,6 +769,7 @@ gboolean store_queue(struct store *st, const struct enrollment_row *e, const cha
     bind_text(s, 3, message_id);
     sqlite3_bind_int64(s, 4, e->next_send_at);
     sqlite3_bind_int64(s, 5, now);
+    bind_text(s, 6, slug);
     if (!step_done(st, s, "queue lesson", err))
         return FALSE;
     s = prep(st, "UPDATE enrollments SET next_send_at = NULL, updated_at = ?2 WHERE id = ?1", err);
@@ -1244,8 +1277,8 @@ int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, 
     return sqlite3_changes(st->db);
 }
 
-gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, gint64 next_send_at,
-                               gboolean carried_calendar, gint64 now, GError **err)
+gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, int n_lessons,
+                               gint64 next_send_at, gboolean carried_calendar, gint64 now, GError **err)
 {
     /* EV_ENR_PROGRESS or EV_ENR_COMPLETE for an active enrollment; a paused
      * or stopped one keeps its state and plans nothing (resume plans). The
@@ -1253,7 +1286,10 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, g
      * `move` in between has already re-pointed it). */
     sqlite3_stmt *s = prep(
         st,
-        "UPDATE enrollments SET next_lesson = ?2 + 1, updated_at = ?3,"
+        "UPDATE enrollments SET updated_at = ?3, next_lesson = coalesce((WITH RECURSIVE"
+        "  seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?7)"
+        "  SELECT min(x) FROM seq WHERE NOT EXISTS (SELECT 1 FROM deliveries d"
+        "  WHERE d.enrollment_id = ?1 AND d.lesson = seq.x)), ?7 + 1),"
         " next_send_at = CASE WHEN state = 'active' AND ?4 > 0 THEN ?4 ELSE NULL END,"
         " state = CASE WHEN state = 'active' AND ?4 <= 0 THEN 'completed' ELSE state END,"
         " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
@@ -1267,6 +1303,7 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, g
     sqlite3_bind_int64(s, 4, next_send_at);
     sqlite3_bind_int(s, 5, carried_calendar);
     sqlite3_bind_int(s, 6, d->calendar_seq);
+    sqlite3_bind_int(s, 7, n_lessons);
     return step_done(st, s, "advance enrollment", err);
 }
 
@@ -1789,4 +1826,295 @@ gboolean store_idle(struct store *st, GError **err)
     if (rc != SQLITE_ROW)
         return fail(st, rc, "idle check", err);
     return !busy;
+}
+
+/* ---- lessons by identity, and the versions of a course (schema 10) ---- */
+
+gboolean store_owed(struct store *st, gint64 enrollment_id, int n_lessons, GArray *out, GError **err)
+{
+    /* Walks only this enrollment's rows (the UNIQUE index leads with
+     * enrollment_id): n_lessons probes at most. */
+    sqlite3_stmt *s = prep(st,
+                           "WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?2)"
+                           " SELECT x FROM seq WHERE NOT EXISTS (SELECT 1 FROM deliveries d"
+                           " WHERE d.enrollment_id = ?1 AND d.lesson = seq.x) ORDER BY x",
+                           err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, n_lessons);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int x = sqlite3_column_int(s, 0);
+        g_array_append_val(out, x);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || fail(st, rc, "lessons still owed", err);
+}
+
+void store_version_free(struct store_version *v)
+{
+    if (!v)
+        return;
+    g_free(v->course);
+    g_free(v->lessons);
+    g_free(v->summary);
+    g_free(v);
+}
+
+static struct store_version *version_from(sqlite3_stmt *s)
+{
+    struct store_version *v = g_new0(struct store_version, 1);
+    v->course = col_text(s, 0);
+    v->version = sqlite3_column_int(s, 1);
+    v->created_at = sqlite3_column_int64(s, 2);
+    v->lessons = col_text(s, 3);
+    v->summary = col_text(s, 4);
+    return v;
+}
+
+struct store_version *store_version_latest(struct store *st, const char *course, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT course, version, created_at, lessons, summary FROM course_versions"
+                           " WHERE course = ?1 ORDER BY version DESC LIMIT 1",
+                           err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, course);
+    int rc = sqlite3_step(s);
+    struct store_version *v = rc == SQLITE_ROW ? version_from(s) : NULL;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        fail(st, rc, "latest course version", err);
+    return v;
+}
+
+GPtrArray *store_versions(struct store *st, const char *course, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT course, version, created_at, lessons, summary FROM course_versions"
+                           " WHERE course = ?1 ORDER BY version",
+                           err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, course);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_version_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, version_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "course versions", err);
+        return NULL;
+    }
+    return a;
+}
+
+GPtrArray *store_version_courses(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT DISTINCT course FROM course_versions UNION"
+                           " SELECT DISTINCT course FROM enrollments ORDER BY 1",
+                           err);
+    if (!s)
+        return NULL;
+    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, col_text(s, 0));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "courses known", err);
+        return NULL;
+    }
+    return a;
+}
+
+int store_version_add(struct store *st, const char *course, const char *lessons, const char *summary,
+                      gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "INSERT INTO course_versions (course, version, created_at, lessons, summary)"
+                           " SELECT ?1, coalesce(max(version), 0) + 1, ?2, ?3, ?4 FROM course_versions"
+                           " WHERE course = ?1 RETURNING version",
+                           err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, course);
+    sqlite3_bind_int64(s, 2, now);
+    bind_text(s, 3, lessons);
+    bind_text(s, 4, summary ? summary : "");
+    int rc = sqlite3_step(s);
+    int v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "record a course version", err);
+        return -1;
+    }
+    return v;
+}
+
+gboolean store_text_put(struct store *st, const char *hash, const char *subject, const char *body,
+                        GError **err)
+{
+    sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO lesson_texts (hash, subject, body) VALUES (?1, ?2, ?3)",
+                           err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, hash);
+    bind_text(s, 2, subject);
+    bind_text(s, 3, body);
+    return step_done(st, s, "keep a lesson text", err);
+}
+
+gboolean store_text_get(struct store *st, const char *hash, char **subject, char **body, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT subject, body FROM lesson_texts WHERE hash = ?1", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, hash);
+    int rc = sqlite3_step(s);
+    *subject = rc == SQLITE_ROW ? col_text(s, 0) : NULL;
+    *body = rc == SQLITE_ROW ? col_text(s, 1) : NULL;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE || fail(st, rc, "read a lesson text", err);
+}
+
+GPtrArray *store_course_enrollments(struct store *st, const char *course, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT " ENR_COLS
+                           " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE e.course = ?1 ORDER BY e.id",
+                           err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, course);
+    return enrollment_rows(st, s, err);
+}
+
+void store_mark_free(struct store_mark *m)
+{
+    if (!m)
+        return;
+    g_free(m->slug);
+    g_free(m);
+}
+
+GPtrArray *store_marks(struct store *st, gint64 enrollment_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT id, lesson, slug, " DLV_ORD("state") ", slot_at, coalesce(last_text, '')"
+                           " = 'skipped' FROM deliveries WHERE enrollment_id = ?1 ORDER BY lesson",
+                           err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_mark_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_mark *m = g_new0(struct store_mark, 1);
+        m->id = sqlite3_column_int64(s, 0);
+        m->lesson = sqlite3_column_int(s, 1);
+        m->slug = col_text(s, 2);
+        m->state = (enum dlv_state)sqlite3_column_int(s, 3);
+        m->slot_at = sqlite3_column_int64(s, 4);
+        m->skipped = sqlite3_column_int(s, 5);
+        g_ptr_array_add(a, m);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "lessons of an enrollment", err);
+        return NULL;
+    }
+    return a;
+}
+
+gboolean store_fill_slugs(struct store *st, const char *course, int lesson, const char *slug, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st,
+        "UPDATE deliveries SET slug = ?3 WHERE slug IS NULL AND lesson = ?2 AND enrollment_id"
+        " IN (SELECT id FROM enrollments WHERE course = ?1)",
+        err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    sqlite3_bind_int(s, 2, lesson);
+    bind_text(s, 3, slug);
+    if (!step_done(st, s, "name delivered lessons", err))
+        return FALSE;
+    s = prep(st,
+             "UPDATE delivery_history SET slug = ?3 WHERE slug IS NULL AND lesson = ?2 AND enrollment_id"
+             " IN (SELECT id FROM enrollments WHERE course = ?1)",
+             err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    sqlite3_bind_int(s, 2, lesson);
+    bind_text(s, 3, slug);
+    return step_done(st, s, "name forgotten lessons", err);
+}
+
+gboolean store_mark_place(struct store *st, gint64 id, int lesson, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE deliveries SET lesson = ?2 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, lesson);
+    return step_done(st, s, "renumber a lesson", err);
+}
+
+gboolean store_mark_skip(struct store *st, gint64 enrollment_id, int lesson, const char *slug, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st,
+        "INSERT INTO deliveries (enrollment_id, lesson, message_id, state, slot_at, queued_at,"
+        " next_attempt_at, last_text, slug) VALUES (?1, ?2, 'skipped-' || ?3 || '.e' || ?1,"
+        " 'cancelled', 0, 0, 0, 'skipped', ?3)"
+        " ON CONFLICT (enrollment_id, lesson) DO NOTHING",
+        err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int(s, 2, lesson);
+    bind_text(s, 3, slug ? slug : "");
+    return step_done(st, s, "mark a lesson skipped", err);
+}
+
+gboolean store_enr_repoint(struct store *st, gint64 id, int lesson, gint64 next_send_at, gboolean set_next,
+                           gint64 now, GError **err)
+{
+    /* Not a state transition: where the enrollment stands in its course
+     * moves, its state does not (the caller applies one if it changes). */
+    sqlite3_stmt *s = prep(st,
+                           "UPDATE enrollments SET next_lesson = ?2, updated_at = ?3,"
+                           " next_send_at = CASE WHEN ?5 THEN nullif(?4, 0) ELSE next_send_at END,"
+                           " calendar_seq = calendar_seq + 1, calendar_dirty = 1 WHERE id = ?1",
+                           err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, lesson);
+    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 4, next_send_at > 0 ? next_send_at : 0);
+    sqlite3_bind_int(s, 5, set_next);
+    return step_done(st, s, "re-point an enrollment", err);
+}
+
+gboolean store_mark_drop(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st, "DELETE FROM deliveries WHERE id = ?1 AND (state = 'cancelled' OR state = 'failed')", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    return step_done(st, s, "drop a withdrawn lesson", err);
 }

@@ -110,8 +110,8 @@ gint64 store_due_cost(struct store *st);
  * or failed one is queued again, EV_DLV_REQUEUE) and the enrollment marked
  * as having a lesson in flight. The partial unique index deliveries_inflight
  * refuses a second lesson in flight for one enrollment. */
-gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *message_id, gint64 now,
-                     GError **err);
+gboolean store_queue(struct store *st, const struct enrollment_row *e, const char *slug,
+                     const char *message_id, gint64 now, GError **err);
 
 /* Reads up to limit ready deliveries (queued, or deferred and due), oldest
  * first, with everything a message needs; d->live says whether its
@@ -164,8 +164,10 @@ int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, 
  * with none (<= 0), is completed (EV_ENR_COMPLETE); a paused or stopped one
  * only records the progress. The calendar counts as delivered only if the
  * plan did not change in between. */
-gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, gint64 next_send_at,
-                               gboolean carried_calendar, gint64 now, GError **err);
+/* Progress moves to the first position with no row (n_lessons + 1 when
+ * there is none). */
+gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, int n_lessons,
+                               gint64 next_send_at, gboolean carried_calendar, gint64 now, GError **err);
 /* Forgets the rows of lesson `lesson` and later ones (not one being sent) so
  * that they may be sent again (coursectl move). Those that went out move to
  * delivery_history, where store_day_count() still counts them. */
@@ -292,6 +294,69 @@ struct store_export_row {
 typedef void (*store_export_cb)(const struct store_export_row *r, void *arg);
 /* Calls cb for every (subscriber, enrollment) pair, streaming. */
 gboolean store_export(struct store *st, store_export_cb cb, void *arg, GError **err);
+
+/* ---- lessons by identity, and the versions of a course (schema 10).
+ * A delivery row names its lesson by slug; `lesson` is its position in
+ * the version of the course that runs. Every position an enrollment has
+ * passed has a row (sent, in flight, cancelled, or a 'skipped' marker), so
+ * the lessons it is still owed are exactly the positions with no row. ---- */
+
+/* Appends to out (GArray of int) the positions 1..n_lessons that have no
+ * row for this enrollment, in order. Costs n_lessons index probes. */
+gboolean store_owed(struct store *st, gint64 enrollment_id, int n_lessons, GArray *out, GError **err);
+
+struct store_version {
+    char *course;
+    int version;
+    gint64 created_at;
+    char *lessons; /* one line per lesson, in order: "slug hash" */
+    char *summary; /* what applying it did, one line per change */
+};
+void store_version_free(struct store_version *v);
+/* Returns the newest version of course, or NULL (err unset: none yet). */
+struct store_version *store_version_latest(struct store *st, const char *course, GError **err);
+/* Returns every version of course, oldest first (g_ptr_array_unref). */
+GPtrArray *store_versions(struct store *st, const char *course, GError **err);
+/* Returns the slugs of every course with a version or an enrollment
+ * (g_free'd strings; g_ptr_array_unref). */
+GPtrArray *store_version_courses(struct store *st, GError **err);
+/* Records the next version of course; returns its number or -1. */
+int store_version_add(struct store *st, const char *course, const char *lessons, const char *summary,
+                      gint64 now, GError **err);
+/* Keeps a lesson's text under its hash (once). */
+gboolean store_text_put(struct store *st, const char *hash, const char *subject, const char *body,
+                        GError **err);
+/* *subject and *body (g_free) of hash, both NULL when unknown. */
+gboolean store_text_get(struct store *st, const char *hash, char **subject, char **body, GError **err);
+/* Every enrollment in course, any state (g_ptr_array_unref). */
+GPtrArray *store_course_enrollments(struct store *st, const char *course, GError **err);
+
+/* One delivery row as the version rules see it. */
+struct store_mark {
+    gint64 id;
+    int lesson; /* position; < 0 for a lesson no longer in the course */
+    char *slug; /* NULL before schema 10 filled it */
+    enum dlv_state state;
+    gint64 slot_at;
+    gboolean skipped; /* a 'skipped' marker, never sent */
+};
+void store_mark_free(struct store_mark *m);
+/* Every row of an enrollment, by position (g_ptr_array_unref). */
+GPtrArray *store_marks(struct store *st, gint64 enrollment_id, GError **err);
+/* Names the rows of course at position lesson that have no slug yet. */
+gboolean store_fill_slugs(struct store *st, const char *course, int lesson, const char *slug, GError **err);
+/* Moves row id to position lesson (callers avoid UNIQUE clashes by first
+ * moving rows to -id). */
+gboolean store_mark_place(struct store *st, gint64 id, int lesson, GError **err);
+/* A 'skipped' marker at position lesson (nothing if a row is there). */
+gboolean store_mark_skip(struct store *st, gint64 enrollment_id, int lesson, const char *slug, GError **err);
+/* Deletes row id if it is cancelled or failed (a withdrawn lesson that an
+ * edit no longer puts next: it is queued again when its turn comes). */
+gboolean store_mark_drop(struct store *st, gint64 id, GError **err);
+/* Sets the enrollment's position (and, with set_next, its next slot; 0:
+ * none) and bumps its calendar. No state changes. */
+gboolean store_enr_repoint(struct store *st, gint64 id, int lesson, gint64 next_send_at, gboolean set_next,
+                           gint64 now, GError **err);
 
 /* Puts deliveries a crash left in 'sending' back to 'queued'. Returns how
  * many, or -1 with err. */

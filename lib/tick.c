@@ -92,8 +92,8 @@ static gboolean plan_one(struct app *app, const struct enrollment_row *e, gint64
         stats->moved++;
         return store_reschedule(app->st, e->id, moved, now, err);
     }
-    char *msgid = compose_message_id(app->cfg, c->slug, e->id, e->next_lesson);
-    gboolean ok = store_queue(app->st, e, msgid, now, err);
+    char *msgid = compose_lesson_id(app->cfg, c, e->id, e->next_lesson);
+    gboolean ok = store_queue(app->st, e, course_lesson(c, e->next_lesson)->slug, msgid, now, err);
     g_free(msgid);
     stats->queued++;
     return ok;

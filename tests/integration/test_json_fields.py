@@ -101,6 +101,9 @@ def outputs(world):
         ["stats", "--since", "30d", "--json"],
         ["log", "--json", "--limit", "0"],
         ["export", "--format", "json"],
+        ["course", "diff", "test", "--json"],
+        ["course", "plan", "test", "--json"],
+        ["course", "history", "test", "--json"],
     ]
     got = [(" ".join(a), ctl_json(env, *a)) for a in runs]
     for name, raw in inbound_mails().items():

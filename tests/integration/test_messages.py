@@ -73,7 +73,9 @@ def test_lesson_matches_golden_and_parses_strictly(real, slug, n):
     assert msg["From"].addresses[0].addr_spec == f"{slug}@courses.example.org"
     assert msg["To"].addresses[0].addr_spec == "reader@example.org"
     assert msg["Date"].datetime.isoformat() == "2026-03-02T10:00:00+00:00"
-    assert msg["Message-ID"] == f"<lesson-{n}.e0.{slug}@courses.example.org>"
+    # named by the lesson's identity (the slug of its file), not its position
+    ident = lesson.stem[3:]
+    assert msg["Message-ID"] == f"<{ident}.e0.{slug}@courses.example.org>"
     assert msg["MIME-Version"] == "1.0"
     assert msg["List-Id"].endswith(f"<{slug}.courses.example.org>")
     assert msg["X-Course-Lesson"] == f"{slug} {n}/{COURSES[slug]}"

@@ -707,7 +707,10 @@ class Run:
         if rc != 0:
             self.violate("http", f"coursed exited {rc} after the one-click POST")
         t = m.byid.get(eid)
-        if t is None or t.state == "erased":
+        # After an erasure SQLite may give the deleted enrollment's id to a
+        # new one of someone else: the old link must not touch that (the
+        # token names the address too; 404 is the documented answer).
+        if t is None or t.state == "erased" or t.email != em:
             return
         if status != 200:
             self.violate("http", f"one-click POST {path} -> {status}: {page[:300]}")

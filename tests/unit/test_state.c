@@ -518,7 +518,7 @@ static gint64 new_dlv(struct fx *f, enum dlv_state s, gint64 *enr_out)
     gint64 enr = new_enr(f, ENR_ACTIVE);
     struct enrollment_row *e = enr_get(f, enr);
     char *msgid = g_strdup_printf("<lesson.%" G_GINT64_FORMAT "@example.org>", enr);
-    g_assert_true(store_queue(f->st, e, msgid, 3000, &err));
+    g_assert_true(store_queue(f->st, e, "x", msgid, 3000, &err));
     g_assert_no_error(err);
     g_free(msgid);
     store_enrollment_free(e);
@@ -751,7 +751,7 @@ static void test_inflight_index(struct fx *f, gconstpointer data)
         e->next_send_at = 5000;
         GError *err = NULL;
         g_assert_true(store_begin(f->st, &err));
-        gboolean ok = store_queue(f->st, e, "<lesson2@example.org>", 5000, &err);
+        gboolean ok = store_queue(f->st, e, "x", "<lesson2@example.org>", 5000, &err);
         g_test_message("lesson 2 while lesson 1 is %s: %s", state_name(ENT_DLV, s),
                        ok ? "queued" : "refused");
         if (inflight) {
@@ -821,7 +821,7 @@ static void test_queue_again(struct fx *f, gconstpointer data)
         e->next_lesson = 1;
         e->next_send_at = 5000;
         GError *err = NULL;
-        gboolean ok = store_queue(f->st, e, "<again@example.org>", 5100, &err);
+        gboolean ok = store_queue(f->st, e, "x", "<again@example.org>", 5100, &err);
         g_test_message("lesson 1 queued again from %s: %s", state_name(ENT_DLV, s), ok ? "ok" : err->message);
         g_assert_no_error(err);
         g_assert_true(ok);

@@ -124,7 +124,7 @@ static void queue(struct store *st, const struct enrollment_row *e, const char *
     GError *err = NULL;
     g_assert_true(store_begin(st, &err));
     g_assert_no_error(err);
-    g_assert_true(store_queue(st, e, msgid, now, &err));
+    g_assert_true(store_queue(st, e, "x", msgid, now, &err));
     g_assert_no_error(err);
     g_assert_true(store_commit(st, &err));
     g_assert_no_error(err);
@@ -482,9 +482,9 @@ static void test_queue_once(struct fx *f, gconstpointer data)
 
     /* twice in one transaction, then once more in another */
     g_assert_true(store_begin(f->st, &err));
-    g_assert_true(store_queue(f->st, e, "<m1@example.org>", 150, &err));
+    g_assert_true(store_queue(f->st, e, "x", "<m1@example.org>", 150, &err));
     g_assert_no_error(err);
-    g_assert_true(store_queue(f->st, e, "<m1-again@example.org>", 151, &err));
+    g_assert_true(store_queue(f->st, e, "x", "<m1-again@example.org>", 151, &err));
     g_assert_no_error(err);
     g_assert_true(store_commit(f->st, &err));
     g_assert_no_error(err);
@@ -527,10 +527,10 @@ static void test_queue_rollback(struct fx *f, gconstpointer data)
     /* a second begin nests (a SAVEPOINT): its rollback undoes only its part */
     g_assert_true(store_begin(f->st, &err));
     g_assert_no_error(err);
-    g_assert_true(store_queue(f->st, e, "<m@example.org>", 150, &err));
+    g_assert_true(store_queue(f->st, e, "x", "<m@example.org>", 150, &err));
     store_rollback(f->st);
     g_assert_cmpint(counts(f->st).queued, ==, 0);
-    g_assert_true(store_queue(f->st, e, "<m@example.org>", 150, &err));
+    g_assert_true(store_queue(f->st, e, "x", "<m@example.org>", 150, &err));
     g_assert_cmpint(counts(f->st).queued, ==, 1);
     store_rollback(f->st);
     store_rollback(f->st); /* harmless outside a transaction */
@@ -649,7 +649,7 @@ static void mark_sent(struct store *st, const struct delivery_row *d, gint64 now
     g_assert_true(store_begin(st, &err));
     g_assert_true(store_dlv_apply(st, d->id, EV_DLV_SENT, 250, "2.0.0 Ok: queued", now, &err));
     g_assert_no_error(err);
-    g_assert_true(store_enr_lesson_done(st, d, next, d->calendar_dirty, now, &err));
+    g_assert_true(store_enr_lesson_done(st, d, 12, next, d->calendar_dirty, now, &err));
     g_assert_no_error(err);
     g_assert_true(store_commit(st, &err));
     g_assert_no_error(err);
@@ -717,7 +717,7 @@ static void test_mark_sent(struct fx *f, gconstpointer data)
     g_assert_false(store_dlv_apply(f->st, d1->id, EV_DLV_SENT, 250, "again", 3000, &err2));
     g_assert_error(err2, CD_ERROR, CD_ERR_STATE);
     g_clear_error(&err2);
-    g_assert_true(store_enr_lesson_done(f->st, d1, 9999, FALSE, 3000, &err2));
+    g_assert_true(store_enr_lesson_done(f->st, d1, 12, 9999, FALSE, 3000, &err2));
     g_assert_no_error(err2);
     g_assert_true(store_commit(f->st, &err2));
     struct delivery_row *again = store_delivery_full(f->st, d1->id, &err2);
