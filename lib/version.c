@@ -221,11 +221,15 @@ static char *text_diff(const char *a, const char *b)
         g_strfreev(y);
         return g_strdup("  (the text changed throughout)\n");
     }
-    int *L = g_new0(int, (gsize)(n + 1) * (gsize)(m + 1));
-#define AT(i, j) L[(gsize)(i) * (gsize)(m + 1) + (gsize)(j)]
-    for (int i = n - 1; i >= 0; i--)
-        for (int j = m - 1; j >= 0; j--)
-            AT(i, j) = strcmp(x[i], y[j]) == 0 ? AT(i + 1, j + 1) + 1 : MAX(AT(i + 1, j), AT(i, j + 1));
+    /* L[i][j]: the longest common run of x[i..] and y[j..]; indices are
+     * unsigned and counted down to 0, so none is ever below the block */
+    gsize rows = (gsize)n + 1, cols = (gsize)m + 1;
+    int *L = g_new0(int, rows *cols);
+#define AT(i, j) L[(gsize)(i)*cols + (gsize)(j)]
+    for (gsize ii = (gsize)n; ii-- > 0;)
+        for (gsize jj = (gsize)m; jj-- > 0;)
+            AT(ii, jj) = strcmp(x[ii], y[jj]) == 0 ? AT(ii + 1, jj + 1) + 1
+                                                   : MAX(AT(ii + 1, jj), AT(ii, jj + 1));
     GString *out = g_string_new(NULL);
     int shown = 0, more = 0;
     int i = 0, j = 0;
