@@ -62,7 +62,8 @@ int life_next_owed(struct app *app, const struct course *c, gint64 enr_id, GErro
     return n;
 }
 
-gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err)
+gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, int *next_lesson,
+                      GError **err)
 {
     /* The next lesson is the first position with no row (d's own row is
      * there): after an edit that reordered the course it need not be
@@ -70,6 +71,7 @@ gint64 life_next_slot(struct app *app, const struct course *c, const struct deli
     int next = life_next_owed(app, c, d->enrollment_id, err);
     if (next < 0)
         return -2;
+    *next_lesson = next ? next : c->n_lessons + 1;
     if (next == 0)
         return -1;
     struct pace_rule rule = schedule_rule(c, d->tz);
@@ -111,21 +113,21 @@ gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, c
 /* ---------------------------------------------------------------- outcomes */
 
 static gboolean sent_body(struct app *app, const struct delivery_row *d, int code, const char *text,
-                          gint64 next, gint64 now, GError **err)
+                          gint64 next, int next_lesson, gint64 now, GError **err)
 {
-    const struct course *c = course_find(app->courses, d->course);
     return store_dlv_apply(app->st, d->id, EV_DLV_SENT, code, text, now, err) &&
-           store_enr_lesson_done(app->st, d, c ? c->n_lessons : d->lesson, next, d->calendar_dirty, now, err);
+           store_enr_lesson_done(app->st, d, next_lesson > 0 ? next_lesson : d->lesson + 1, next,
+                                 d->calendar_dirty, now, err);
 }
 
 gboolean life_sent(struct app *app, const struct delivery_row *d, int code, const char *text, gint64 next,
-                   gint64 now, GError **err)
+                   int next_lesson, gint64 now, GError **err)
 {
     /* The hot path: two statements, no savepoint of its own (the tick's
      * group commit is the transaction; both writes or neither). */
     if (store_in_transaction(app->st))
-        return sent_body(app, d, code, text, next, now, err);
-    IN_TX(app, err, sent_body(app, d, code, text, next, now, err));
+        return sent_body(app, d, code, text, next, next_lesson, now, err);
+    IN_TX(app, err, sent_body(app, d, code, text, next, next_lesson, now, err));
 }
 
 gboolean life_deferred(struct app *app, const struct delivery_row *d, int code, const char *what,
@@ -465,8 +467,9 @@ gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err)
     }
     const struct course *c = course_find(app->courses, d->course);
     gint64 next = -1;
+    int next_lesson = d->lesson + 1;
     if (c) {
-        next = life_next_slot(app, c, d, err);
+        next = life_next_slot(app, c, d, &next_lesson, err);
         if (next == -2) {
             store_delivery_free(d);
             return FALSE;
@@ -477,7 +480,7 @@ gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err)
                      : g_strdup_printf("lesson %d", d->lesson);
     gboolean ok = store_begin(app->st, err);
     ok = ok && store_dlv_apply(app->st, id, EV_DLV_CANCEL, 0, "cancelled by the operator", 0, err) &&
-         store_enr_lesson_done(app->st, d, c ? c->n_lessons : d->lesson, c ? next : -1, FALSE, now, err) &&
+         store_enr_lesson_done(app->st, d, next_lesson, c ? next : -1, FALSE, now, err) &&
          event(app, now, d->subscriber_id, d->enrollment_id, "cancelled", "cli", detail, err) &&
          store_commit(app->st, err);
     if (!ok)

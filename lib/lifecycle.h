@@ -21,9 +21,11 @@ int life_next_owed(struct app *app, const struct course *c, gint64 enr_id, GErro
 
 /* Returns the slot of the lesson after d's: schedule_after() from d's slot,
  * with d's local day as loaded as the database says (max_per_day); -1 when
- * d's lesson is the last, -2 with err on a database error. Main thread
- * (libical). */
-gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, GError **err);
+ * d's lesson is the last, -2 with err on a database error. *next_lesson
+ * gets the next lesson's position (the first with no row; n_lessons + 1
+ * when none), which the outcome records. Main thread (libical). */
+gint64 life_next_slot(struct app *app, const struct course *c, const struct delivery_row *d, int *next_lesson,
+                      GError **err);
 /* Returns the first slot of c's rule (zone tz, anchor) after `after` whose
  * local day does not yet hold max_per_day lessons of enrollment enr_id
  * (those a move forgot included); -1 if the rule has no slot, -2 with err
@@ -35,10 +37,11 @@ gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, c
 /* --- outcomes of a claimed lesson (the tick) --- */
 
 /* Sent (2xx): the delivery is 'sent', the enrollment moves to its next
- * lesson at `next` (the slot schedule_after() gave; <= 0: it was the last
- * and the enrollment is completed). */
+ * lesson, at position next_lesson, at `next` (the slot and position
+ * life_next_slot() gave; next <= 0: it was the last and the enrollment is
+ * completed). */
 gboolean life_sent(struct app *app, const struct delivery_row *d, int code, const char *text, gint64 next,
-                   gint64 now, GError **err);
+                   int next_lesson, gint64 now, GError **err);
 /* Temporary failure: deferred until next_attempt, with an audit event. */
 gboolean life_deferred(struct app *app, const struct delivery_row *d, int code, const char *what,
                        gint64 next_attempt, gint64 now, GError **err);

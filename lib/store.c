@@ -171,6 +171,9 @@ static const char *migrations[] = {
      "  hash TEXT PRIMARY KEY,"
      "  subject TEXT NOT NULL,"
      "  body TEXT NOT NULL);"
+     /* applying a version, or holding a course that is gone, reads one
+      * course's enrollments (by state): not the whole table */
+     "CREATE INDEX enrollments_course ON enrollments(course, state);"
      "WITH RECURSIVE p(eid, n) AS (SELECT id, 1 FROM enrollments WHERE next_lesson > 1"
      "  UNION ALL SELECT p.eid, p.n + 1 FROM p JOIN enrollments e ON e.id = p.eid WHERE p.n + 1 < "
      "e.next_lesson)"
@@ -1277,7 +1280,7 @@ int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, 
     return sqlite3_changes(st->db);
 }
 
-gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, int n_lessons,
+gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, int next_lesson,
                                gint64 next_send_at, gboolean carried_calendar, gint64 now, GError **err)
 {
     /* EV_ENR_PROGRESS or EV_ENR_COMPLETE for an active enrollment; a paused
@@ -1286,10 +1289,7 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, i
      * `move` in between has already re-pointed it). */
     sqlite3_stmt *s = prep(
         st,
-        "UPDATE enrollments SET updated_at = ?3, next_lesson = coalesce((WITH RECURSIVE"
-        "  seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?7)"
-        "  SELECT min(x) FROM seq WHERE NOT EXISTS (SELECT 1 FROM deliveries d"
-        "  WHERE d.enrollment_id = ?1 AND d.lesson = seq.x)), ?7 + 1),"
+        "UPDATE enrollments SET updated_at = ?3, next_lesson = ?7,"
         " next_send_at = CASE WHEN state = 'active' AND ?4 > 0 THEN ?4 ELSE NULL END,"
         " state = CASE WHEN state = 'active' AND ?4 <= 0 THEN 'completed' ELSE state END,"
         " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
@@ -1303,7 +1303,7 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, i
     sqlite3_bind_int64(s, 4, next_send_at);
     sqlite3_bind_int(s, 5, carried_calendar);
     sqlite3_bind_int(s, 6, d->calendar_seq);
-    sqlite3_bind_int(s, 7, n_lessons);
+    sqlite3_bind_int(s, 7, next_lesson);
     return step_done(st, s, "advance enrollment", err);
 }
 
@@ -1914,10 +1914,7 @@ GPtrArray *store_versions(struct store *st, const char *course, GError **err)
 
 GPtrArray *store_version_courses(struct store *st, GError **err)
 {
-    sqlite3_stmt *s = prep(st,
-                           "SELECT DISTINCT course FROM course_versions UNION"
-                           " SELECT DISTINCT course FROM enrollments ORDER BY 1",
-                           err);
+    sqlite3_stmt *s = prep(st, "SELECT DISTINCT course FROM course_versions ORDER BY 1", err);
     if (!s)
         return NULL;
     GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
@@ -1985,17 +1982,27 @@ gboolean store_text_get(struct store *st, const char *hash, char **subject, char
     return rc == SQLITE_ROW || rc == SQLITE_DONE || fail(st, rc, "read a lesson text", err);
 }
 
-GPtrArray *store_course_enrollments(struct store *st, const char *course, GError **err)
+GPtrArray *store_course_enrollments(struct store *st, const char *course, int state, GError **err)
 {
     sqlite3_stmt *s = prep(st,
                            "SELECT " ENR_COLS
                            " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
-                           " WHERE e.course = ?1 ORDER BY e.id",
+                           " WHERE e.course = ?1 AND (?2 < 0 OR e.state = " ENR_NAME("?2") ") ORDER BY e.id",
                            err);
     if (!s)
         return NULL;
     bind_text(s, 1, course);
+    sqlite3_bind_int(s, 2, state);
     return enrollment_rows(st, s, err);
+}
+
+int store_course_count(struct store *st, const char *course, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT count(*) FROM enrollments WHERE course = ?1", err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, course);
+    return (int)count1(st, s, "count enrollments of a course", err);
 }
 
 void store_mark_free(struct store_mark *m)

@@ -164,9 +164,9 @@ int store_dlv_withdraw(struct store *st, gint64 enrollment_id, const char *why, 
  * with none (<= 0), is completed (EV_ENR_COMPLETE); a paused or stopped one
  * only records the progress. The calendar counts as delivered only if the
  * plan did not change in between. */
-/* Progress moves to the first position with no row (n_lessons + 1 when
- * there is none). */
-gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, int n_lessons,
+/* Progress moves to next_lesson: the first position with no row
+ * (n_lessons + 1 when there is none), as life_next_slot() found it. */
+gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, int next_lesson,
                                gint64 next_send_at, gboolean carried_calendar, gint64 now, GError **err);
 /* Forgets the rows of lesson `lesson` and later ones (not one being sent) so
  * that they may be sent again (coursectl move). Those that went out move to
@@ -317,8 +317,8 @@ void store_version_free(struct store_version *v);
 struct store_version *store_version_latest(struct store *st, const char *course, GError **err);
 /* Returns every version of course, oldest first (g_ptr_array_unref). */
 GPtrArray *store_versions(struct store *st, const char *course, GError **err);
-/* Returns the slugs of every course with a version or an enrollment
- * (g_free'd strings; g_ptr_array_unref). */
+/* Returns the slugs of every course with a version (g_free'd strings;
+ * g_ptr_array_unref). */
 GPtrArray *store_version_courses(struct store *st, GError **err);
 /* Records the next version of course; returns its number or -1. */
 int store_version_add(struct store *st, const char *course, const char *lessons, const char *summary,
@@ -328,8 +328,11 @@ gboolean store_text_put(struct store *st, const char *hash, const char *subject,
                         GError **err);
 /* *subject and *body (g_free) of hash, both NULL when unknown. */
 gboolean store_text_get(struct store *st, const char *hash, char **subject, char **body, GError **err);
-/* Every enrollment in course, any state (g_ptr_array_unref). */
-GPtrArray *store_course_enrollments(struct store *st, const char *course, GError **err);
+/* The enrollments in course in state (an enum enr_state; -1: any), by
+ * the (course, state) index (g_ptr_array_unref). */
+GPtrArray *store_course_enrollments(struct store *st, const char *course, int state, GError **err);
+/* How many enrollments course has, any state; -1 with err. */
+int store_course_count(struct store *st, const char *course, GError **err);
 
 /* One delivery row as the version rules see it. */
 struct store_mark {

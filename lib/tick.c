@@ -156,8 +156,9 @@ struct outgoing {
     const struct course *c;
     struct compose_to to;
     int lesson;
-    gint64 next; /* the next lesson's slot, -1: last */
-    char *ics;   /* the new calendar, or NULL */
+    gint64 next;     /* the next lesson's slot, -1: last */
+    int next_lesson; /* its position (n_lessons + 1: none) */
+    char *ics;       /* the new calendar, or NULL */
 };
 
 static void outgoing_free(struct outgoing *o)
@@ -209,9 +210,10 @@ struct report {
  * (and a reload) when the database refuses it for a while. */
 struct outcome {
     enum round_kind kind;
-    void *row;     /* owned: struct delivery_row * or struct outbox_row * */
-    gint64 next;   /* lessons: the next lesson's slot, -1: last */
-    gboolean gone; /* lessons: the course is not loaded */
+    void *row;       /* owned: struct delivery_row * or struct outbox_row * */
+    gint64 next;     /* lessons: the next lesson's slot, -1: last */
+    int next_lesson; /* lessons: its position, computed with the slot */
+    gboolean gone;   /* lessons: the course is not loaded */
     enum transport_outcome outcome;
     int code;
     char status[16];
@@ -431,7 +433,7 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
         r->out[i] = o;
         /* The slot the next lesson will get: shown in this mail, and
          * recorded with its outcome. */
-        o->next = life_next_slot(app, c, d, err);
+        o->next = life_next_slot(app, c, d, &o->next_lesson, err);
         if (o->next == -2) {
             round_free(r);
             return NULL;
@@ -556,7 +558,7 @@ static gboolean record_lesson(struct app *app, const struct outcome *o, gint64 n
         log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s not sent: stopping; queued again", d->id,
                  d->course, d->lesson, d->email);
     } else if (o->outcome == TRANSPORT_OK) {
-        ok = life_sent(app, d, o->code, o->text, o->next, now, err);
+        ok = life_sent(app, d, o->code, o->text, o->next, o->next_lesson, now, err);
         stats->sent++;
         log_info("delivery %" G_GINT64_FORMAT ": %s lesson %d to %s sent: %s", d->id, d->course, d->lesson,
                  d->email, what);
@@ -663,6 +665,7 @@ static gboolean take(struct app *app, struct report *rp)
         o->row = r->rows->pdata[rp->i];
         r->rows->pdata[rp->i] = NULL;
         o->next = r->out && r->out[rp->i] ? r->out[rp->i]->next : -1;
+        o->next_lesson = r->out && r->out[rp->i] ? r->out[rp->i]->next_lesson : 0;
         o->gone = r->gone && r->gone[rp->i];
         o->outcome = rp->outcome;
         o->code = rp->code;

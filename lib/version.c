@@ -476,9 +476,9 @@ struct version_plan *version_plan(struct app *app, const struct course *c, gint6
 
 /* -------------------------------------------------------------- apply */
 
-static gboolean apply_enrollment(struct app *app, const struct course *c, const struct vlist *old,
-                                 int version, const struct enrollment_row *e, GPtrArray *marks,
-                                 const struct enr_plan *p, gint64 now, GError **err)
+static gboolean apply_enrollment(struct app *app, const struct course *c, int version,
+                                 const struct enrollment_row *e, GPtrArray *marks, const struct enr_plan *p,
+                                 gint64 now, GError **err)
 {
     /* Rows to their new positions: those that move go to -id first, so
      * that no two rows of one enrollment ever share a position. */
@@ -528,7 +528,6 @@ static gboolean apply_enrollment(struct app *app, const struct course *c, const 
                                                            : "");
     gboolean ok = store_event(app->st, now, e->subscriber_id, e->id, "version", "daemon", detail, err);
     g_free(detail);
-    (void)old;
     return ok;
 }
 
@@ -558,7 +557,10 @@ static struct version_plan *plan_course(struct app *app, const struct course *c,
     struct version_plan *vp = plan_new(c, sv ? sv->version : 0);
     vp->changed = sv && strcmp(sv->lessons, fp) != 0;
     vp->changes = sv ? diff_versions(app, &old, c) : g_ptr_array_new_with_free_func(change_free);
-    GPtrArray *es = store_course_enrollments(app->st, c->slug, err);
+    /* Only a change is planned: an unchanged course (every start and
+     * SIGHUP) costs its hashes and one query, not a read of its people. */
+    GPtrArray *es = vp->changed ? store_course_enrollments(app->st, c->slug, -1, err)
+                                : g_ptr_array_new_with_free_func((GDestroyNotify)store_enrollment_free);
     gboolean ok = es != NULL;
     int version = (sv ? sv->version : 0) + 1;
     for (guint i = 0; ok && i < es->len; i++) {
@@ -571,12 +573,17 @@ static struct version_plan *plan_course(struct app *app, const struct course *c,
         struct enr_plan p = { 0 };
         plan_enrollment(&old, c, e, marks, &p);
         tally(vp, e, &p);
-        if (apply && vp->changed)
-            ok = apply_enrollment(app, c, &old, version, e, marks, &p, now, err);
+        if (apply)
+            ok = apply_enrollment(app, c, version, e, marks, &p, now, err);
         g_free(p.fate);
         g_ptr_array_unref(marks);
     }
     vp->enrollments = es ? (int)es->len : 0;
+    if (ok && !vp->changed) {
+        int n = store_course_count(app->st, c->slug, err);
+        ok = n >= 0;
+        vp->enrollments = n;
+    }
     if (ok && apply && !sv)
         for (int k = 1; ok && k <= c->n_lessons; k++)
             ok = store_fill_slugs(app->st, c->slug, k, c->lessons[k - 1].slug, err);
@@ -605,7 +612,8 @@ static struct version_plan *plan_course(struct app *app, const struct course *c,
  * back: resumed. */
 static gboolean gone_and_back(struct app *app, const char *slug, gboolean loaded, gint64 now, GError **err)
 {
-    GPtrArray *es = store_course_enrollments(app->st, slug, err);
+    /* the (course, state) index: the held ones, or the active ones */
+    GPtrArray *es = store_course_enrollments(app->st, slug, loaded ? ENR_PAUSED : ENR_ACTIVE, err);
     if (!es)
         return FALSE;
     int n = 0;

@@ -60,8 +60,10 @@ struct version_plan {
 void version_plan_free(struct version_plan *p);
 
 /* Returns what applying the files of course c would do, changing nothing,
- * or NULL with err. Reads every enrollment of the course and its delivery
- * rows: O(enrollments x lessons). */
+ * or NULL with err. When the files differ from the running version it
+ * reads every enrollment of the course and its delivery rows, O(enrollments
+ * x lessons); otherwise only the hashes and a count (the per-lesson counts
+ * stay 0). */
 struct version_plan *version_plan(struct app *app, const struct course *c, gint64 now, GError **err);
 
 /* Brings the database to the loaded courses, in one transaction per

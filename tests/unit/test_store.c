@@ -649,7 +649,7 @@ static void mark_sent(struct store *st, const struct delivery_row *d, gint64 now
     g_assert_true(store_begin(st, &err));
     g_assert_true(store_dlv_apply(st, d->id, EV_DLV_SENT, 250, "2.0.0 Ok: queued", now, &err));
     g_assert_no_error(err);
-    g_assert_true(store_enr_lesson_done(st, d, 12, next, d->calendar_dirty, now, &err));
+    g_assert_true(store_enr_lesson_done(st, d, d->lesson + 1, next, d->calendar_dirty, now, &err));
     g_assert_no_error(err);
     g_assert_true(store_commit(st, &err));
     g_assert_no_error(err);
@@ -717,7 +717,7 @@ static void test_mark_sent(struct fx *f, gconstpointer data)
     g_assert_false(store_dlv_apply(f->st, d1->id, EV_DLV_SENT, 250, "again", 3000, &err2));
     g_assert_error(err2, CD_ERROR, CD_ERR_STATE);
     g_clear_error(&err2);
-    g_assert_true(store_enr_lesson_done(f->st, d1, 12, 9999, FALSE, 3000, &err2));
+    g_assert_true(store_enr_lesson_done(f->st, d1, d1->lesson + 1, 9999, FALSE, 3000, &err2));
     g_assert_no_error(err2);
     g_assert_true(store_commit(f->st, &err2));
     struct delivery_row *again = store_delivery_full(f->st, d1->id, &err2);
