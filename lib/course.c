@@ -15,7 +15,7 @@ static const char *course_keys[] = { "title",       "description",      "sender"
                                      "sender_name", "source",           "schedule",
                                      "time",        "timezone",         "first_within",
                                      "allow_next",  "on_insert_behind", "completed_get_new",
-                                     NULL };
+                                     "next_course", "complete_mail",    NULL };
 
 gboolean course_slug_valid(const char *slug)
 {
@@ -84,6 +84,7 @@ void course_free(struct course *c)
     g_free(c->description);
     g_free(c->sender);
     g_free(c->sender_name);
+    g_free(c->next_course);
     g_free(c->source);
     g_free(c->schedule);
     g_free(c->time);
@@ -362,6 +363,30 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
             goto fail;
         }
     }
+    c->complete_mail = TRUE;
+    if (g_key_file_has_key(kf, "course", "complete_mail", NULL)) {
+        c->complete_mail = g_key_file_get_boolean(kf, "course", "complete_mail", &e);
+        if (e) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: complete_mail must be true or false", ini,
+                        key_line(text, "complete_mail"));
+            g_clear_error(&e);
+            goto fail;
+        }
+    }
+    char *nc = g_key_file_get_string(kf, "course", "next_course", NULL);
+    if (nc) {
+        g_strstrip(nc);
+        if (*nc && (!course_slug_valid(nc) || !strcmp(nc, slug))) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: next_course '%s' must be the slug of another course",
+                        ini, key_line(text, "next_course"), nc);
+            g_free(nc);
+            goto fail;
+        }
+        if (*nc)
+            c->next_course = nc;
+        else
+            g_free(nc);
+    }
     char *oib = g_key_file_get_string(kf, "course", "on_insert_behind", NULL);
     if (oib) {
         g_strstrip(oib);
@@ -446,7 +471,24 @@ GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError *
         g_ptr_array_add(set, c);
     }
     g_ptr_array_unref(slugs);
+    if (set && !course_check_links(set, err)) {
+        g_ptr_array_unref(set);
+        set = NULL;
+    }
     return set;
+}
+
+gboolean course_check_links(GPtrArray *set, GError **err)
+{
+    for (guint i = 0; i < set->len; i++) {
+        const struct course *c = set->pdata[i];
+        if (c->next_course && !course_find(set, c->next_course)) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s/course.ini: next_course '%s' is not a course here",
+                        c->dir, c->next_course);
+            return FALSE;
+        }
+    }
+    return TRUE;
 }
 
 char **course_slugs(GPtrArray *set)

@@ -30,6 +30,8 @@ struct course {
     /* what an edit does to people already in the course (docs/course-edits.md) */
     gboolean insert_behind_send; /* on_insert_behind = send: a lesson inserted behind someone comes next */
     gboolean completed_get_new;  /* lessons appended after someone completed reach them */
+    gboolean complete_mail;      /* the `complete` mail marks the end (default TRUE) */
+    char *next_course;           /* slug offered in the `complete` mail, or NULL */
     struct pace_rule rule;       /* points into the fields above */
     int n_lessons;
     struct lesson *lessons;
@@ -44,6 +46,10 @@ struct course *course_load(const char *dir, const char *slug, const char *domain
  * that owns them (g_ptr_array_unref frees all), or NULL with err naming the
  * first broken course. */
 GPtrArray *course_load_all(const char *courses_dir, const char *domain, GError **err);
+
+/* Checks what courses of set say of each other (next_course names one of
+ * them). FALSE with err naming the course.ini. */
+gboolean course_check_links(GPtrArray *set, GError **err);
 
 /* Returns the slugs of the course folders under courses_dir (those with a
  * course.ini), sorted, as a GPtrArray of g_free'd strings; NULL with err if

@@ -44,6 +44,9 @@ int lint_courses(const struct config *cfg, const char *slug, GPtrArray *problems
             g_clear_error(&err);
             continue;
         }
+        if (c->next_course && !g_ptr_array_find_with_equal_func(slugs, c->next_course, g_str_equal, NULL))
+            g_ptr_array_add(problems, g_strdup_printf("%s/course.ini: next_course '%s' is not a course here",
+                                                      c->dir, c->next_course));
         render_lint_course(c, problems);
         course_free(c);
     }
