@@ -72,13 +72,17 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
             return NULL;
         }
     }
+    /* To: carries an IDN domain in its ASCII form, as the envelope does. */
+    char *to_addr = m->to_addr ? address_to_ascii(m->to_addr, err) : NULL;
+    if (m->to_addr && !to_addr)
+        return NULL;
     char *from_name = address_clean_name(m->from_name ? m->from_name : "", 200);
     char *to_name = address_clean_name(m->to_name ? m->to_name : "", 200);
     char *subject = address_clean_name(m->subject ? m->subject : "", 400);
 
     GMimeMessage *msg = g_mime_message_new(TRUE);
     g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, from_name, m->from_addr);
-    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, to_name, m->to_addr);
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, to_name, to_addr);
     g_mime_message_set_subject(msg, subject, "utf-8");
     GDateTime *date = g_date_time_new_from_unix_utc(m->date);
     g_mime_message_set_date(msg, date);
@@ -142,6 +146,7 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
     g_object_unref(msg);
     g_free(from_name);
     g_free(to_name);
+    g_free(to_addr);
     g_free(subject);
     return result;
 }
@@ -468,6 +473,9 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
             return NULL;
         }
     }
+    char *to_addr = address_to_ascii(m->to_addr, err); /* an IDN domain in its ASCII form */
+    if (!to_addr)
+        return NULL;
     char *to_name = address_clean_name(m->to_name ? m->to_name : "", 200);
     char *boundary = p->has_html ? boundary_of(m->message_id, "alt") : NULL;
     const char *text = m->text ? m->text : "";
@@ -479,7 +487,7 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
         g_string_append_len(out, p->skel + from, (gssize)(s->at - from));
         switch (s->kind) {
         case SLOT_DATE: date_header(out, m->date); break;
-        case SLOT_TO: to_header(out, to_name, m->to_addr); break;
+        case SLOT_TO: to_header(out, to_name, to_addr); break;
         case SLOT_MSGID: g_string_append_printf(out, "Message-Id: <%s>\r\n", m->message_id); break;
         case SLOT_UNSUB: g_string_append_printf(out, "List-Unsubscribe: %s\r\n", m->list_unsubscribe); break;
         case SLOT_BOUNDARY: g_string_append(out, boundary); break;
@@ -494,6 +502,7 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
         g_string_append(out, "\r\n");
     g_free(boundary);
     g_free(to_name);
+    g_free(to_addr);
     *len = out->len;
     return g_string_free(out, FALSE);
 }

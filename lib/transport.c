@@ -25,6 +25,7 @@
 #include <auth-client.h>
 #include <libesmtp.h>
 #include "transport.h"
+#include "address.h"
 #include "config.h"
 #include "error.h"
 #include "log.h"
@@ -369,7 +370,11 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
         handles[i] = smtp_add_message(session);
         smtp_message_set_application_data_release(handles[i], (void *)(guintptr)(i + 1), NULL);
         smtp_set_reverse_path(handles[i], msgs[i].env_from);
-        rcpts[i] = smtp_add_recipient(handles[i], msgs[i].rcpt);
+        /* The envelope carries an IDN domain in its ASCII form (no SMTPUTF8);
+         * every stored address has one (address_normalize). */
+        char *rcpt = address_to_ascii(msgs[i].rcpt, NULL);
+        rcpts[i] = smtp_add_recipient(handles[i], rcpt ? rcpt : msgs[i].rcpt);
+        g_free(rcpt);
         smtp_set_messagecb(handles[i], message_cb, &msgs[i]);
     }
     /* The return value is 1 even after a refused certificate or a greeting
