@@ -1,13 +1,69 @@
-/* lint.c - owns the whole-course check. Loading a course stops at its first
- * error (a daemon must not run half a course), but an author fixing a
- * course wants every problem at once: so each course is loaded on its own,
- * its lessons are linted (raw HTML, placeholders, link schemes), and the
- * templates are checked for unknown placeholders. */
+/* lint.c - owns the whole-course check. Loading a course refuses it on
+ * its first fatal problem (a daemon must not run half a course), but an
+ * author fixing a course wants every problem at once: so each course is
+ * read as far as it goes (course_read collects the problems of its
+ * folder, course.ini and lesson files), its lessons' Markdown is linted
+ * (raw HTML, placeholders, link schemes), and the problems of one course
+ * are printed in file and line order. The templates are checked for
+ * unknown placeholders first. */
+#include <stdlib.h>
 #include <string.h>
 #include "lint.h"
 #include "course.h"
 #include "error.h"
 #include "render.h"
+
+/* Adds the "file:line: message" strings of render_lint_course about the
+ * lessons of c to problems as course problems, so that they sort among
+ * the others. */
+static void add_render_problems(const struct course *c, GPtrArray *texts, GPtrArray *problems)
+{
+    for (guint i = 0; i < texts->len; i++) {
+        const char *t = texts->pdata[i];
+        const struct lesson *l = NULL;
+        for (int k = 0; k < c->n_lessons && !l; k++) {
+            size_t n = strlen(c->lessons[k].path);
+            if (!strncmp(t, c->lessons[k].path, n) && t[n] == ':')
+                l = &c->lessons[k];
+        }
+        if (!l) {
+            course_problem_add(problems, TRUE, NULL, 0, "%s", t);
+            continue;
+        }
+        char *end = NULL;
+        long line = strtol(t + strlen(l->path) + 1, &end, 10);
+        if (end && end[0] == ':' && end[1] == ' ')
+            course_problem_add(problems, TRUE, l->path, (int)line, "%s", end + 2);
+        else
+            course_problem_add(problems, TRUE, l->path, 0, "%s", t + strlen(l->path) + 2);
+    }
+}
+
+/* Every problem of the course slug under cfg->courses (slugs: every
+ * course there), in file and line order, appended to problems as
+ * strings. */
+static void lint_course(const struct config *cfg, const char *slug, GPtrArray *slugs, GPtrArray *problems)
+{
+    char *dir = g_build_filename(cfg->courses, slug, NULL);
+    GPtrArray *found = course_problems_new();
+    struct course *c = course_read(dir, slug, cfg->domain, found);
+    if (c->next_course && !g_ptr_array_find_with_equal_func(slugs, c->next_course, g_str_equal, NULL)) {
+        char *ini = g_build_filename(dir, "course.ini", NULL);
+        course_problem_add(found, TRUE, ini, c->next_course_line, "next_course '%s' is not a course here",
+                           c->next_course);
+        g_free(ini);
+    }
+    GPtrArray *texts = g_ptr_array_new_with_free_func(g_free);
+    render_lint_course(c, texts);
+    add_render_problems(c, texts, found);
+    g_ptr_array_unref(texts);
+    course_problems_sort(found, dir);
+    for (guint i = 0; i < found->len; i++)
+        g_ptr_array_add(problems, course_problem_text(found->pdata[i]));
+    g_ptr_array_unref(found);
+    course_free(c);
+    g_free(dir);
+}
 
 int lint_courses(const struct config *cfg, const char *slug, GPtrArray *problems)
 {
@@ -17,40 +73,25 @@ int lint_courses(const struct config *cfg, const char *slug, GPtrArray *problems
         g_ptr_array_add(problems, g_strdup(err->message));
         g_clear_error(&err);
     }
+    render_free(tpl);
     GPtrArray *slugs = course_list_slugs(cfg->courses, &err);
     if (!slugs) {
         g_ptr_array_add(problems, g_strdup(err->message));
         g_error_free(err);
-        render_free(tpl);
         return -1;
     }
     if (slug && !g_ptr_array_find_with_equal_func(slugs, slug, g_str_equal, NULL)) {
         g_ptr_array_add(problems, g_strdup_printf("%s: no course '%s' here", cfg->courses, slug));
         g_ptr_array_unref(slugs);
-        render_free(tpl);
         return -1;
     }
     int checked = 0;
     for (guint i = 0; i < slugs->len; i++) {
-        const char *s = slugs->pdata[i];
-        if (slug && strcmp(slug, s) != 0)
+        if (slug && strcmp(slug, slugs->pdata[i]) != 0)
             continue;
         checked++;
-        char *dir = g_build_filename(cfg->courses, s, NULL);
-        struct course *c = course_load(dir, s, cfg->domain, &err);
-        g_free(dir);
-        if (!c) {
-            g_ptr_array_add(problems, g_strdup(err->message));
-            g_clear_error(&err);
-            continue;
-        }
-        if (c->next_course && !g_ptr_array_find_with_equal_func(slugs, c->next_course, g_str_equal, NULL))
-            g_ptr_array_add(problems, g_strdup_printf("%s/course.ini: next_course '%s' is not a course here",
-                                                      c->dir, c->next_course));
-        render_lint_course(c, problems);
-        course_free(c);
+        lint_course(cfg, slugs->pdata[i], slugs, problems);
     }
     g_ptr_array_unref(slugs);
-    render_free(tpl);
     return checked;
 }

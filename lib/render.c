@@ -300,49 +300,143 @@ out:
     return ok;
 }
 
+/* ---- the lint of lessons ---- */
+
+/* Line of the lesson file where node n starts (inline nodes without a
+ * position take the nearest block's). */
+static int lint_line(const struct lesson *l, cmark_node *n)
+{
+    while (n && cmark_node_get_start_line(n) == 0)
+        n = cmark_node_parent(n);
+    return l->body_line + (n ? cmark_node_get_start_line(n) : 1) - 1;
+}
+
+/* The Markdown for an HTML tag an author may have reached for, or NULL. */
+static const char *lint_html_hint(const char *tag)
+{
+    static const struct {
+        const char *tags, *hint;
+    } hints[] = {
+        { " b strong ", "write **bold** in Markdown" },
+        { " i em ", "write *emphasis* in Markdown" },
+        { " a ", "write [text](https://...) in Markdown" },
+        { " h1 h2 h3 h4 h5 h6 ", "start the line with # for a heading" },
+        { " ul ol li ", "start each line with - for a list" },
+        { " code pre ", "write `code` in Markdown" },
+        { " p br ", "a blank line starts a new paragraph" },
+    };
+    char *key = g_strdup_printf(" %s ", tag);
+    const char *hint = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(hints) && !hint; i++)
+        if (*tag && strstr(hints[i].tags, key))
+            hint = hints[i].hint;
+    g_free(key);
+    return hint;
+}
+
+/* The first tag of raw HTML (as written, at most 60 bytes) in *shown, its
+ * lower-case name in *name; returns TRUE for a closing tag. g_free() both. */
+static gboolean lint_html_tag(const char *html, char **shown, char **name)
+{
+    const char *end = strchr(html, '>');
+    size_t len = end ? (size_t)(end - html) + 1 : strcspn(html, "\n");
+    if (len > 60)
+        len = 60;
+    *shown = g_utf8_make_valid(html, (gssize)len);
+    const char *p = html + 1;
+    gboolean closing = *p == '/';
+    p += closing;
+    size_t n = 0;
+    while (g_ascii_isalnum(p[n]))
+        n++;
+    *name = g_ascii_strdown(p, (gssize)n);
+    return closing;
+}
+
+/* Raw HTML node n of lesson l at line: one problem per tag, naming it; the
+ * closing tag of one already reported (in open, the names of the inline
+ * tags reported and not closed yet) is not reported again. */
+static void lint_html(const struct lesson *l, cmark_node *n, int line, GPtrArray *open, GPtrArray *problems)
+{
+    char *shown = NULL, *name = NULL;
+    gboolean closing = lint_html_tag(cmark_node_get_literal(n), &shown, &name);
+    gboolean inline_tag = cmark_node_get_type(n) == CMARK_NODE_HTML_INLINE;
+    guint at = 0;
+    if (inline_tag && closing && g_ptr_array_find_with_equal_func(open, name, g_str_equal, &at)) {
+        g_ptr_array_remove_index(open, at);
+    } else {
+        const char *hint = lint_html_hint(name);
+        g_ptr_array_add(problems,
+                        g_strdup_printf("%s:%d: raw HTML is not allowed in a lesson: '%s'%s%s%s", l->path,
+                                        line, shown, hint ? " (" : "", hint ? hint : "", hint ? ")" : ""));
+        if (inline_tag && !closing && !g_str_has_suffix(shown, "/>") && *name) {
+            g_ptr_array_add(open, name);
+            name = NULL;
+        }
+    }
+    g_free(name);
+    g_free(shown);
+}
+
+/* Every '{{' of lesson l, each naming the placeholder it starts. */
+static void lint_braces(const struct lesson *l, GPtrArray *problems)
+{
+    int line = l->body_line;
+    const char *from = l->body;
+    for (const char *b = strstr(from, "{{"); b; b = strstr(from, "{{")) {
+        for (; from < b; from++)
+            line += *from == '\n';
+        size_t len = strcspn(b, "\n");
+        const char *close = g_strstr_len(b, (gssize)len, "}}");
+        len = close ? (size_t)(close - b) + 2 : MIN(len, 20);
+        char *shown = g_utf8_make_valid(b, (gssize)MIN(len, 60));
+        g_ptr_array_add(
+            problems, g_strdup_printf("%s:%d: '{{' is not allowed in a lesson: '%s' (placeholders belong in "
+                                      "templates)",
+                                      l->path, line, shown));
+        g_free(shown);
+        from = b + 2;
+    }
+}
+
+static void lint_link(const struct lesson *l, cmark_node *n, int line, GPtrArray *problems)
+{
+    const char *url = cmark_node_get_url(n);
+    if (url && !g_str_has_prefix(url, "https://") && !g_str_has_prefix(url, "http://") &&
+        !g_str_has_prefix(url, "mailto:"))
+        g_ptr_array_add(problems,
+                        g_strdup_printf("%s:%d: link '%s' must be an https://, http:// or mailto: URL",
+                                        l->path, line, url));
+}
+
+/* The Markdown of lesson l, in the order of its lines. */
+static void lint_lesson(const struct lesson *l, GPtrArray *problems)
+{
+    cmark_node *doc = cmark_parse_document(l->body, strlen(l->body), CMARK_OPT_VALIDATE_UTF8);
+    cmark_iter *it = cmark_iter_new(doc);
+    GPtrArray *open = g_ptr_array_new_with_free_func(g_free);
+    cmark_event_type ev;
+    while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+        cmark_node *n = cmark_iter_get_node(it);
+        if (ev != CMARK_EVENT_ENTER)
+            continue;
+        cmark_node_type t = cmark_node_get_type(n);
+        if (t == CMARK_NODE_HTML_BLOCK || t == CMARK_NODE_HTML_INLINE)
+            lint_html(l, n, lint_line(l, n), open, problems);
+        else if (t == CMARK_NODE_LINK)
+            lint_link(l, n, lint_line(l, n), problems);
+    }
+    g_ptr_array_unref(open);
+    cmark_iter_free(it);
+    cmark_node_free(doc);
+    lint_braces(l, problems);
+}
+
 gboolean render_lint_course(const struct course *c, GPtrArray *problems)
 {
     guint before = problems->len;
-    for (int i = 0; i < c->n_lessons; i++) {
-        const struct lesson *l = &c->lessons[i];
-        cmark_node *doc = cmark_parse_document(l->body, strlen(l->body), CMARK_OPT_VALIDATE_UTF8);
-        cmark_iter *it = cmark_iter_new(doc);
-        cmark_event_type ev;
-        while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-            cmark_node *n = cmark_iter_get_node(it);
-            if (ev != CMARK_EVENT_ENTER)
-                continue;
-            cmark_node_type t = cmark_node_get_type(n);
-            /* Inline nodes may carry no position: use the nearest block's. */
-            cmark_node *at = n;
-            while (at && cmark_node_get_start_line(at) == 0)
-                at = cmark_node_parent(at);
-            int line = l->body_line + (at ? cmark_node_get_start_line(at) : 1) - 1;
-            if (t == CMARK_NODE_HTML_BLOCK || t == CMARK_NODE_HTML_INLINE) {
-                g_ptr_array_add(problems,
-                                g_strdup_printf("%s:%d: raw HTML is not allowed in a lesson", l->path, line));
-            } else if (t == CMARK_NODE_LINK) {
-                const char *url = cmark_node_get_url(n);
-                if (url && !g_str_has_prefix(url, "https://") && !g_str_has_prefix(url, "http://") &&
-                    !g_str_has_prefix(url, "mailto:"))
-                    g_ptr_array_add(
-                        problems,
-                        g_strdup_printf("%s:%d: link '%s' must be an https://, http:// or mailto: URL",
-                                        l->path, line, url));
-            }
-        }
-        cmark_iter_free(it);
-        cmark_node_free(doc);
-        const char *brace = strstr(l->body, "{{");
-        if (brace) {
-            int line = l->body_line;
-            for (const char *p = l->body; p < brace; p++)
-                line += *p == '\n';
-            g_ptr_array_add(
-                problems,
-                g_strdup_printf("%s:%d: '{{' is not allowed in a lesson (placeholders belong in templates)",
-                                l->path, line));
-        }
-    }
+    for (int i = 0; i < c->n_lessons; i++)
+        if (c->lessons[i].body) /* NULL: a broken lesson of a course read for the check */
+            lint_lesson(&c->lessons[i], problems);
     return problems->len == before;
 }
