@@ -273,7 +273,7 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     int rc = EXIT_USAGE;
-    if (!parse("course preview SLUG N|confirm|welcome|goodbye|status|help|error [--to EMAIL] "
+    if (!parse("course preview SLUG N|confirm|welcome|goodbye|status|help|error|complete [--to EMAIL] "
                "[--html|--text|--eml]",
                entries, &argc, &argv, 2, 2))
         goto out;
@@ -404,14 +404,22 @@ out:
 
 static int cmd_enroll(struct ctl *ctl, int argc, char **argv)
 {
-    gboolean quiet = FALSE;
+    gboolean quiet = FALSE, restart = FALSE;
     GOptionEntry entries[] = {
         { "no-welcome", 0, 0, G_OPTION_ARG_NONE, &quiet, "Do not send the welcome mail", NULL },
+        { "restart", 0, 0, G_OPTION_ARG_NONE, &restart,
+          "Already enrolled: start the course again from lesson 1", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse("enroll EMAIL COURSE [--no-welcome]", entries, &argc, &argv, 2, 2))
+    if (!parse("enroll EMAIL COURSE [--no-welcome] [--restart]", entries, &argc, &argv, 2, 2))
         return EXIT_USAGE;
     GError *err = NULL;
+    if (restart) {
+        if (!enroll_restart(ctl->app, argv[1], argv[2], "cli", ctl->now, &err))
+            return fail(err);
+        printf("%s starts %s again from lesson 1\n", argv[1], argv[2]);
+        return EXIT_OK;
+    }
     gint64 id = enroll_start(ctl->app, argv[1], argv[2], !quiet, "cli", ctl->now, &err);
     if (id < 0)
         return fail(err);
@@ -1140,7 +1148,7 @@ static const struct cmd commands[] = {
       "remove; --erase keeps only a hashed suppression entry" },
     { "sub set", cmd_sub_set, APP_STORE, "EMAIL [--name N] [--tz ZONE]",
       "change a subscriber; a new zone re-plans future lessons" },
-    { "enroll", cmd_enroll, APP_STORE | APP_KEY, "EMAIL COURSE [--no-welcome]",
+    { "enroll", cmd_enroll, APP_STORE | APP_KEY, "EMAIL COURSE [--no-welcome] [--restart]",
       "start a course; the welcome mail carries its calendar" },
     { "unenroll", cmd_unenroll, APP_STORE, "EMAIL COURSE",
       "stop a course for a subscriber (no goodbye mail)" },

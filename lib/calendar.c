@@ -83,14 +83,14 @@ gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, cons
 
 /* Appends events for the lessons at positions lessons[] of c at slots[];
  * strings keeps what the events point to. */
-static void add_events(struct app *app, const struct course *c, gint64 enrollment_id, GArray *lessons,
-                       GArray *slots, GArray *events, GPtrArray *strings)
+static void add_events(struct app *app, const struct course *c, gint64 enrollment_id, int round,
+                       GArray *lessons, GArray *slots, GArray *events, GPtrArray *strings)
 {
     char *command = compose_command_address(app->cfg, c);
     for (guint i = 0; i < slots->len && i < lessons->len; i++) {
         int n = g_array_index(lessons, int, i);
         const struct lesson *l = course_lesson(c, n);
-        char *uid = compose_lesson_id(app->cfg, c, enrollment_id, n);
+        char *uid = compose_lesson_id(app->cfg, c, enrollment_id, round, n);
         char *summary = g_strdup_printf("%s, step %d of %d: %s", c->title, n, c->n_lessons,
                                         l ? l->subject : "");
         char *desc = g_strdup_printf(
@@ -123,7 +123,7 @@ char *calendar_of(struct app *app, GPtrArray *enrollments, gint64 now, GError **
         GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
         gboolean ok = calendar_upcoming(app, e, c, slots, lessons, err);
         if (ok)
-            add_events(app, c, e->id, lessons, slots, events, strings);
+            add_events(app, c, e->id, e->round, lessons, slots, events, strings);
         g_array_free(slots, TRUE);
         g_array_free(lessons, TRUE);
         if (!ok)
@@ -139,11 +139,11 @@ out:
 }
 
 char *calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz, gint64 anchor,
-                     int lesson, gint64 next, int sequence, gint64 now)
+                     int round, gint64 next, int sequence, gint64 now)
 {
-    /* The lessons after `lesson`: the next one at `next` (the slot its
-     * outcome will record), the rest by the same rule. */
-    (void)lesson; /* its row is there: what comes after is every position without one */
+    /* The lessons after the one being sent (its row is there: what comes
+     * after is every position without one): the next one at `next` (the
+     * slot its outcome will record), the rest by the same rule. */
     struct pace_rule rule = schedule_rule(c, tz);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
@@ -156,7 +156,7 @@ char *calendar_after(struct app *app, const struct course *c, gint64 id, const c
         schedule_project(app->cfg, &rule, anchor, next, 0, 1, (int)lessons->len, slots);
     GArray *events = g_array_new(FALSE, FALSE, sizeof(struct pace_event));
     GPtrArray *strings = g_ptr_array_new_with_free_func(g_free);
-    add_events(app, c, id, lessons, slots, events, strings);
+    add_events(app, c, id, round, lessons, slots, events, strings);
     char *out = pace_calendar((struct pace_event *)events->data, events->len, sequence, c->sender, c->title,
                               now);
     g_ptr_array_unref(strings);

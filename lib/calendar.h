@@ -22,9 +22,10 @@ gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, cons
  * g_free(). */
 char *calendar_of(struct app *app, GPtrArray *enrollments, gint64 now, GError **err);
 
-/* Returns the calendar of the lessons after `lesson` (the next at `next`) of
- * enrollment `id`, for the mail carrying that lesson. g_free(). */
+/* Returns the calendar of the lessons still owed after the one in flight
+ * (the next at `next`) of enrollment `id` in its round, for the mail
+ * carrying that lesson. g_free(). */
 char *calendar_after(struct app *app, const struct course *c, gint64 id, const char *tz, gint64 anchor,
-                     int lesson, gint64 next, int sequence, gint64 now);
+                     int round, gint64 next, int sequence, gint64 now);
 
 #endif

@@ -340,7 +340,7 @@ static gboolean cmd_next(struct command_ctx *x, GError **err)
         g_string_append(x->res, "next: not possible now; error mail sent");
     } else if (ok) {
         row->next_send_at = x->now;
-        char *msgid = compose_lesson_id(x->app->cfg, c, row->id, row->next_lesson);
+        char *msgid = compose_lesson_id(x->app->cfg, c, row->id, row->round, row->next_lesson);
         const struct lesson *l = course_lesson(c, row->next_lesson);
         ok = store_queue(x->app->st, row, l ? l->slug : NULL, msgid, x->now, err) &&
              store_event(x->app->st, x->now, x->s->id, x->enr, "next", "email", "", err);
@@ -349,6 +349,29 @@ static gboolean cmd_next(struct command_ctx *x, GError **err)
     }
     store_enrollment_free(row);
     return ok;
+}
+
+/* "restart": the course again from lesson 1 (life_restart says for whom);
+ * the status mail shows the new first date, or why not. */
+static gboolean cmd_restart(struct command_ctx *x, GError **err)
+{
+    GError *e = NULL;
+    if (enroll_restart(x->app, x->r->sender, x->r->course, "email", x->now, &e)) {
+        g_string_append(x->res, "restarted; status sent");
+        return notify_status(x->app, x->c, x->enr, TRUE, x->now, err);
+    }
+    if (e->code != CD_ERR_INVALID && e->code != CD_ERR_BUSY) {
+        g_propagate_error(err, e);
+        return FALSE;
+    }
+    gboolean busy = e->code == CD_ERR_BUSY;
+    g_clear_error(&e);
+    g_string_append(x->res, "restart: not possible now; error mail sent");
+    return reply_error(
+        x->app, x->r, x->c, x->s->id,
+        busy ? "A step of your course is being sent right now. Please try again in a few minutes."
+             : "Your course cannot start again from here. To join it again, subscribe once more.",
+        x->now, err);
 }
 
 /* "confirm" without a token (the token is what confirms): say where it is. */
@@ -390,6 +413,7 @@ static const struct command_row {
     { "status", TRUE, NULL, cmd_status },                        /* progress and the next date */
     { "tz", TRUE, NULL, cmd_tz },                                /* the subscriber's zone */
     { "next", TRUE, NULL, cmd_next },                            /* the next lesson now, if allowed */
+    { "restart", TRUE, NULL, cmd_restart },                      /* the course again from lesson 1 */
     { "confirm", TRUE, NULL, cmd_confirm },                      /* no token: say where it is */
 };
 

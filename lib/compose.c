@@ -21,13 +21,18 @@ char *compose_message_id(const struct config *cfg, const char *course, gint64 en
     return g_strdup_printf("lesson-%d.e%" G_GINT64_FORMAT ".%s@%s", n, enrollment_id, course, cfg->domain);
 }
 
-char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int n)
+char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int round,
+                        int n)
 {
     /* The lesson's identity, not its position: an edit that moves it
-     * keeps its Message-ID and its calendar UID (docs/course-edits.md). */
+     * keeps its Message-ID and its calendar UID (docs/course-edits.md).
+     * A restart begins a new round, whose copies are new messages. */
     const struct lesson *l = course_lesson(c, n);
     if (!l)
         return compose_message_id(cfg, c->slug, enrollment_id, n);
+    if (round > 0)
+        return g_strdup_printf("%s.e%" G_GINT64_FORMAT "r%d.%s@%s", l->slug, enrollment_id, round, c->slug,
+                               cfg->domain);
     return g_strdup_printf("%s.e%" G_GINT64_FORMAT ".%s@%s", l->slug, enrollment_id, c->slug, cfg->domain);
 }
 
@@ -216,7 +221,8 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
         return NULL;
     const struct lesson *l = course_lesson(c, n);
     char *unsub = g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto);
-    char *msgid = compose_lesson_id(app->cfg, c, to->enrollment_id, n);
+    char *msgid = to->message_id ? g_strdup(to->message_id)
+                                 : compose_lesson_id(app->cfg, c, to->enrollment_id, 0, n);
     char *list_id = g_strdup_printf("%s <%s.%s>", c->title, c->slug, app->cfg->domain);
     char *tag = g_strdup_printf("%s %d/%d", c->slug, n, c->n_lessons);
     struct message_spec m = {
@@ -285,6 +291,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "unsubscribe_url", url ? url : "", TRUE },
         { "reason", "", FALSE },
         { "courses", "", TRUE },
+        { "next_step", "", TRUE },
     };
     g_array_append_vals(vars, base, G_N_ELEMENTS(base));
     if (opts->n_vars)

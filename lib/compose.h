@@ -10,8 +10,9 @@
 struct compose_to {
     const char *email;
     const char *name;
-    const char *tz;       /* for dates shown in the text; NULL: the course's */
-    gint64 enrollment_id; /* 0 for a test send or a preview */
+    const char *tz;         /* for dates shown in the text; NULL: the course's */
+    gint64 enrollment_id;   /* 0 for a test send or a preview */
+    const char *message_id; /* a lesson's, as queued; NULL: made for round 0 */
 };
 
 /* Returns the Message-ID (without <>) of lesson n of an enrollment: a fixed
@@ -20,10 +21,13 @@ struct compose_to {
 char *compose_message_id(const struct config *cfg, const char *course, gint64 enrollment_id, int n);
 
 /* Returns the Message-ID (without <>) of the lesson at position n of c for
- * an enrollment, named by the lesson's identity (its slug):
- * "<slug>.e<id>.<course>@<domain>". The same lesson keeps it when an edit
- * moves it, and a resent copy folds with the first. Caller g_free()s. */
-char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int n);
+ * an enrollment in its round (restarts so far), named by the lesson's
+ * identity (its slug): "<slug>.e<id>.<course>@<domain>", and
+ * "<slug>.e<id>r<round>.<course>@<domain>" after a restart. The same
+ * lesson keeps it when an edit moves it, and a resent copy folds with the
+ * first. Caller g_free()s. */
+char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int round,
+                        int n);
 
 /* Returns the envelope sender for lessons. Caller g_free()s. */
 char *compose_env_from(const struct config *cfg);

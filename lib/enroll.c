@@ -206,6 +206,18 @@ gboolean enroll_stop(struct app *app, const char *email, const char *course, con
     return ok;
 }
 
+gboolean enroll_restart(struct app *app, const char *email, const char *course, const char *via, gint64 now,
+                        GError **err)
+{
+    const struct course *c;
+    struct enrollment_row *e = find_one(app, email, course, &c, err);
+    if (!e)
+        return FALSE;
+    gboolean ok = life_restart(app, e, via, now, err);
+    store_enrollment_free(e);
+    return ok;
+}
+
 gboolean enroll_move(struct app *app, const char *email, const char *course, int n, const char *via,
                      gint64 now, GError **err)
 {

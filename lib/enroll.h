@@ -33,6 +33,11 @@ int enroll_resume_due(struct app *app, gint64 now, GError **err);
 gboolean enroll_stop(struct app *app, const char *email, const char *course, const char *via, gint64 now,
                      GError **err);
 
+/* Starts email's enrollment in course again from lesson 1 (see
+ * life_restart). FALSE with err (CD_ERR_NOT_FOUND when not enrolled). */
+gboolean enroll_restart(struct app *app, const char *email, const char *course, const char *via, gint64 now,
+                        GError **err);
+
 /* Moves email's enrollment in course so that lesson n is the next one, at
  * the next slot; lessons from n on may be sent again. */
 gboolean enroll_move(struct app *app, const char *email, const char *course, int n, const char *via,

@@ -19,8 +19,8 @@
 #include "json.h"
 #include "message.h"
 
-static const char *const commands[] = { "subscribe", "confirm", "unsubscribe", "pause", "resume",
-                                        "status",    "help",    "next",        "tz",    NULL };
+static const char *const commands[] = { "subscribe", "confirm", "unsubscribe", "pause", "resume", "status",
+                                        "help",      "next",    "restart",     "tz",    NULL };
 
 const char *inbound_kind_name(enum inbound_kind k)
 {

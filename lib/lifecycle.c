@@ -110,6 +110,15 @@ gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, c
     return slot;
 }
 
+/* The subscriber leaves (EV_SUB_LEFT) or bounced (EV_SUB_BOUNCE): the mails
+ * nobody asked for that still wait (a welcome, the end of a course) are
+ * withdrawn with it. Replies to their own mails, and the goodbye, go. */
+static gboolean sub_gone(struct app *app, gint64 sub_id, enum state_event ev, gint64 now, GError **err)
+{
+    return store_sub_apply(app->st, sub_id, ev, now, err) &&
+           store_outbox_withdraw_unasked(app->st, sub_id, err);
+}
+
 /* ---------------------------------------------------------------- outcomes */
 
 static gboolean sent_body(struct app *app, const struct delivery_row *d, int code, const char *text,
@@ -209,7 +218,7 @@ static gboolean bounce_body(struct app *app, gint64 sub_id, gint64 enr_id, enum 
         }
         gboolean applies = !who || state_allows(EV_SUB_BOUNCE, who->sub_status);
         store_enrollment_free(who);
-        ok = (!applies || store_sub_apply(app->st, sub_id, EV_SUB_BOUNCE, now, err)) &&
+        ok = (!applies || sub_gone(app, sub_id, EV_SUB_BOUNCE, now, err)) &&
              event(app, now, sub_id, enr_id, "bounced", via, detail, err);
         for (guint i = 0; ok && i < es->len; i++) {
             const struct enrollment_row *e = es->pdata[i];
@@ -316,7 +325,7 @@ static gboolean stop_body(struct app *app, const struct enrollment_row *e, enum 
         return FALSE;
     /* A bounced subscriber stays bounced: that is the stronger fact. */
     if (none && e->sub_status != SUB_BOUNCED && state_allows(EV_SUB_LEFT, e->sub_status))
-        return store_sub_apply(app->st, e->subscriber_id, EV_SUB_LEFT, now, err);
+        return sub_gone(app, e->subscriber_id, EV_SUB_LEFT, now, err);
     return TRUE;
 }
 
@@ -345,7 +354,7 @@ static gboolean leave_all_body(struct app *app, const struct sub_row *s, const c
     /* Nothing was running: the person still asked to hear nothing more
      * (stop_body already did this when a course was left). */
     if (ok && *left == 0 && state_allows(EV_SUB_LEFT, s->status))
-        ok = store_sub_apply(app->st, s->id, EV_SUB_LEFT, now, err);
+        ok = sub_gone(app, s->id, EV_SUB_LEFT, now, err);
     return ok && event(app, now, s->id, 0, "left-all", via, "", err);
 }
 
@@ -387,27 +396,25 @@ static gboolean skip_before(struct app *app, const struct course *c, gint64 enr_
     return TRUE;
 }
 
-gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
-                   GError **err)
+/* The checks a move and a restart share: the course is loaded, the
+ * subscriber may be mailed, and no lesson of e is on the wire (its outcome
+ * would land on the new plan). Returns the course, or NULL with err. */
+static const struct course *may_repoint(struct app *app, const struct enrollment_row *e, GError **err)
 {
     const struct course *c = course_find(app->courses, e->course);
     if (!c) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", e->course);
-        return FALSE;
-    }
-    if (n < 1 || n > c->n_lessons) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s has lessons 1 to %d", c->slug, c->n_lessons);
-        return FALSE;
+        return NULL;
     }
     if (e->sub_status != SUB_ACTIVE && e->sub_status != SUB_PENDING) {
         /* Nobody who left or bounced is mailed again by an operator's move. */
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s is %s; they can subscribe again by mail", e->email,
                     state_name(ENT_SUB, e->sub_status));
-        return FALSE;
+        return NULL;
     }
     GPtrArray *sending = store_queue_list(app->st, DLV_SENDING, 0, err);
     if (!sending)
-        return FALSE;
+        return NULL;
     gboolean busy = FALSE;
     for (guint i = 0; i < sending->len; i++)
         busy |= ((struct delivery_row *)sending->pdata[i])->enrollment_id == e->id;
@@ -417,6 +424,74 @@ gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const
                     "a lesson of %s in %s is being sent right now; try again "
                     "in a minute",
                     e->email, c->slug);
+        return NULL;
+    }
+    return c;
+}
+
+gboolean life_restart(struct app *app, const struct enrollment_row *e, const char *via, gint64 now,
+                      GError **err)
+{
+    const struct course *c = may_repoint(app, e, err);
+    if (!c)
+        return FALSE;
+    if (e->state == ENR_PENDING || e->state == ENR_STOPPED) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s's enrollment in %s is %s: %s", e->email, c->slug,
+                    state_name(ENT_ENR, e->state),
+                    e->state == ENR_PENDING ? "it starts when they confirm" : "they can subscribe again");
+        return FALSE;
+    }
+    /* A pause the person chose ends with the restart; a hold of the
+     * daemon's or the operator's (policy, gave-up, course-gone, operator)
+     * stays: the course starts again from lesson 1 when it is lifted. */
+    gboolean held = e->state == ENR_PAUSED && e->reason != REASON_SUBSCRIBER && e->reason != REASON_NONE;
+    struct enr_change ch = { .set_next = !held,
+                             .set_lesson = TRUE,
+                             .next_lesson = 1,
+                             .set_pause = !held,
+                             .set_reason = !held,
+                             .reason = REASON_NONE,
+                             .replan = TRUE,
+                             .anchor_at = now,
+                             .new_round = TRUE };
+    gboolean ok = store_begin(app->st, err);
+    /* Every row moves to delivery_history (what went out stays in the
+     * audit, and today's lessons still count for max_per_day). */
+    ok = ok && store_dlv_withdraw(app->st, e->id, "restarted", err) >= 0 &&
+         store_dlv_forget_from(app->st, e->id, 1, now, err);
+    if (ok && !held) {
+        /* Lesson 1 as for a new subscriber, unless today is already full. */
+        ch.next_send_at = schedule_first(app->cfg, c, e->tz, now);
+        gint64 start, end;
+        struct pace_rule rule = schedule_rule(c, e->tz);
+        if (ch.next_send_at > 0 && pace_day_bounds(rule.tz, ch.next_send_at, &start, &end)) {
+            int n = store_day_count(app->st, e->id, start, end, err);
+            ok = n >= 0;
+            if (ok && n >= app->cfg->max_per_day)
+                ch.next_send_at = life_slot_after(app, c, e->id, e->tz, now, ch.next_send_at, err);
+        }
+        ok = ok && ch.next_send_at != -2;
+        if (ok && ch.next_send_at <= 0) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "course '%s' has no slot after now", c->slug);
+            ok = FALSE;
+        }
+    }
+    ok = ok && store_enr_apply(app->st, e->id, held ? EV_ENR_PAUSE : EV_ENR_RESTART, &ch, now, err) &&
+         event(app, now, e->subscriber_id, e->id, "restarted", via, c->slug, err) &&
+         store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    return ok;
+}
+
+gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
+                   GError **err)
+{
+    const struct course *c = may_repoint(app, e, err);
+    if (!c)
+        return FALSE;
+    if (n < 1 || n > c->n_lessons) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s has lessons 1 to %d", c->slug, c->n_lessons);
         return FALSE;
     }
     struct enr_change ch = { .set_next = e->state != ENR_STOPPED && e->state != ENR_PENDING,
@@ -498,6 +573,15 @@ static gboolean retry_one(struct app *app, const struct delivery_row *d, gint64 
         return FALSE;
     gboolean failure = e->reason == REASON_BOUNCED || e->reason == REASON_POLICY ||
                        e->reason == REASON_GAVE_UP;
+    if (e->state == ENR_ACTIVE && e->next_send_at <= 0 && d->state == DLV_FAILED) {
+        /* Resumed since, and its next lesson is already in flight: one at
+         * a time. The failed one stays failed for a later retry. */
+        log_info("delivery %" G_GINT64_FORMAT ": another lesson of enrollment %" G_GINT64_FORMAT
+                 " is in flight; retry this one when it is done",
+                 d->id, e->id);
+        store_enrollment_free(e);
+        return TRUE;
+    }
     gboolean ok = store_dlv_apply(app->st, d->id, EV_DLV_RETRY, 0, NULL, now, err);
     /* The delivery is in flight again: the enrollment's plan waits for it. */
     struct enr_change ch = {
@@ -505,7 +589,14 @@ static gboolean retry_one(struct app *app, const struct delivery_row *d, gint64 
     };
     if (ok && failure && state_allows(EV_ENR_RETRY, e->state))
         ok = store_enr_apply(app->st, e->id, EV_ENR_RETRY, &ch, now, err);
-    else if (ok && e->state != ENR_ACTIVE) {
+    else if (ok && e->state == ENR_ACTIVE) {
+        /* Resumed since the failure, so a later lesson is planned: the
+         * retried one goes first and the plan waits for its outcome (one
+         * lesson in flight or a next slot, never both). */
+        ok = e->next_send_at <= 0 ||
+             store_enr_apply(app->st, e->id, EV_ENR_PROGRESS,
+                             &(struct enr_change){ .set_next = TRUE, .replan = TRUE }, now, err);
+    } else if (ok) {
         /* left or paused by the person: the lesson waits for them, not sent */
         ok = store_dlv_withdraw(app->st, e->id, "not active", err) >= 0;
     }

@@ -115,6 +115,16 @@ gboolean life_confirm(struct app *app, const struct enrollment_row *e, gint64 fi
  * bounced. */
 gboolean life_move(struct app *app, const struct enrollment_row *e, int n, const char *via, gint64 now,
                    GError **err);
+/* Starts e's course again from lesson 1 (the `restart` command and
+ * `coursectl enroll --restart`): a new round (new Message-IDs and calendar
+ * UIDs), its calendar anchored now, lesson 1 at the first slot as for a
+ * new subscriber; every earlier delivery moves to delivery_history. An
+ * active, completed or paused-by-the-person enrollment becomes active; a
+ * hold (policy, gave-up, course-gone, operator) stays, pointed at lesson
+ * 1. CD_ERR_INVALID for a pending or stopped enrollment or a subscriber
+ * who left or bounced; CD_ERR_BUSY while a lesson of e is being sent. */
+gboolean life_restart(struct app *app, const struct enrollment_row *e, const char *via, gint64 now,
+                      GError **err);
 /* The operator cancels delivery id (queued, deferred or failed): its
  * enrollment moves past that lesson to the next slot (or completes). */
 gboolean life_cancel(struct app *app, gint64 id, gint64 now, GError **err);

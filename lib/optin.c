@@ -40,6 +40,98 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     return ok;
 }
 
+/* How long the offer of a next course may be taken up: longer than a
+ * confirmation's [inbound] confirm_ttl, since the person did not just ask. */
+#define OFFER_TTL (30 * 86400)
+
+/* The paragraph of the complete mail that offers c's next course to the
+ * subscriber of e, with a confirm link for a pending enrollment in it
+ * (made here; nothing starts unless they confirm). "" when there is
+ * nothing to offer: no next course, or they are in it, finished it, or
+ * left it (leaving is an answer). Returns Markdown, or NULL with err. */
+static char *offer_next(struct app *app, const struct course *c, const struct enrollment_row *e, gint64 now,
+                        GError **err)
+{
+    const struct course *nc = course_find(app->courses, c->next_course);
+    if (!nc || !app->key)
+        return g_strdup("");
+    gint64 id = store_enrollment_find(app->st, e->subscriber_id, nc->slug, err);
+    if (id < 0)
+        return NULL;
+    struct enrollment_row *row = id ? store_enrollment_get(app->st, id, err) : NULL;
+    if (id && !row)
+        return NULL;
+    gboolean offer = !row || row->state == ENR_PENDING;
+    store_enrollment_free(row);
+    if (!offer)
+        return g_strdup("");
+    if (!id)
+        id = store_enroll(app->st, e->subscriber_id, nc->slug, ENR_PENDING, 0, now, now, err);
+    if (id < 0 ||
+        !store_enr_apply(app->st, id, EV_ENR_REQUEST, &(struct enr_change){ .confirm_sent_at = now }, now,
+                         err) ||
+        !store_event(app->st, now, e->subscriber_id, id, "offered", "daemon", c->slug, err))
+        return NULL;
+    char *tok = token_make(app->key, TOKEN_CONFIRM, id, e->email, nc->slug,
+                           now + MAX(OFFER_TTL, app->cfg->confirm_ttl));
+    char *md = g_strdup_printf(
+        "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
+        "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
+        nc->title, nc->n_lessons, *nc->description ? ": " : "", nc->description, app->cfg->base_url, tok);
+    g_free(tok);
+    return md;
+}
+
+/* Queues the complete mail of enrollment id, if it is still completed,
+ * its subscriber active and its course wants one. */
+static gboolean complete_one(struct app *app, gint64 id, gint64 now, GError **err)
+{
+    struct enrollment_row *e = store_enrollment_get(app->st, id, err);
+    if (!e)
+        return FALSE;
+    const struct course *c = course_find(app->courses, e->course);
+    gboolean ok = TRUE;
+    if (c && c->complete_mail && e->state == ENR_COMPLETED && e->sub_status == SUB_ACTIVE) {
+        char *next = c->next_course ? offer_next(app, c, e, now, err) : g_strdup("");
+        ok = next != NULL;
+        if (ok) {
+            struct render_var vars[] = { { "next_step", next, TRUE } };
+            struct compose_system_opts opts = { vars, G_N_ELEMENTS(vars), NULL, NULL, TRUE };
+            struct compose_to to = { e->email, e->name, e->tz, e->id, NULL };
+            ok = notify_queue(app, "complete", c, &to, e->subscriber_id, &opts, FALSE, NULL, now, err);
+        }
+        g_free(next);
+    }
+    store_enrollment_free(e);
+    return ok && store_complete_clear(app->st, id, err);
+}
+
+int optin_complete_due(struct app *app, gint64 now, GError **err)
+{
+    /* Pages of 100, one transaction each, until none is left (bounded):
+     * a daemon that waited a tick per page would keep --until-done and
+     * the people who just finished waiting. */
+    int n = 0;
+    for (int page = 0; page < 1000; page++) {
+        GArray *ids = store_complete_due(app->st, 100, err);
+        if (!ids)
+            return -1;
+        guint len = ids->len;
+        gboolean ok = len == 0 || store_begin(app->st, err);
+        for (guint i = 0; ok && i < len; i++)
+            ok = complete_one(app, g_array_index(ids, gint64, i), now, err);
+        g_array_free(ids, TRUE);
+        if (len == 0)
+            break;
+        if (!ok || !store_commit(app->st, err)) {
+            store_rollback(app->st);
+            return -1;
+        }
+        n += (int)len;
+    }
+    return n;
+}
+
 int optin_request(struct app *app, const char *email, const char *course, const char *name, const char *tz,
                   gboolean zone_guessed, const char *via, gint64 now, GError **err)
 {

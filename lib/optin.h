@@ -32,6 +32,16 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
 struct enrollment_row *optin_token_enrollment(struct app *app, const char *token, int purpose, gint64 now,
                                               GError **err);
 
+/* Queues the `complete` mail of up to 100 enrollments whose last lesson
+ * went out (the course's complete_mail on, the subscriber still active):
+ * the end of the course, how to take it again (`restart`), and, when the
+ * course names a next_course the person is not in, finished or left, an
+ * offer to join it: a pending enrollment and its confirm link, valid 30
+ * days. Never an enrollment without a confirmation. One transaction per
+ * page of 100, until none is owed. Returns how many were handled, or -1
+ * with err. */
+int optin_complete_due(struct app *app, gint64 now, GError **err);
+
 /* Leaves enrollment id (unsubscribe): stopped at once, queued lessons
  * withdrawn, goodbye mail queued. The subscriber becomes 'unsubscribed'
  * when no course is left. Returns FALSE with err. */

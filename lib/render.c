@@ -46,6 +46,7 @@ static const char *const system_vars[] = { "name",
                                            "unsubscribe_url",
                                            "reason",
                                            "courses",
+                                           "next_step",
                                            NULL };
 /* The confirmation goes to an address nobody has verified yet: it must not
  * echo anything the requester typed (a name, a reason), or it becomes a
@@ -53,9 +54,8 @@ static const char *const system_vars[] = { "name",
 static const char *const confirm_vars[] = { "email",    "course_title", "course_description", "steps",
                                             "schedule", "confirm_url",  "command_address",    NULL };
 
-static const char *const system_mails[] = {
-    "confirm", "welcome", "goodbye", "status", "help", "error", NULL
-};
+static const char *const system_mails[] = { "confirm", "welcome", "goodbye",  "status",
+                                            "help",    "error",   "complete", NULL };
 
 static const struct {
     const char *file;

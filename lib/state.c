@@ -38,6 +38,8 @@ static const struct state_transition table[EV_N] = {
       "stop enrollment" },
     { EV_ENR_COMPLETE, ENT_ENR, B(ENR_ACTIVE), ENR_COMPLETED, "complete enrollment" },
     { EV_ENR_REOPEN, ENT_ENR, B(ENR_COMPLETED), ENR_ACTIVE, "reopen enrollment" },
+    { EV_ENR_RESTART, ENT_ENR, B(ENR_ACTIVE) | B(ENR_PAUSED) | B(ENR_COMPLETED), ENR_ACTIVE,
+      "restart enrollment" },
     { EV_ENR_RETRY, ENT_ENR, B(ENR_PAUSED) | B(ENR_STOPPED), ENR_ACTIVE, "retry enrollment" },
     { EV_ENR_PROGRESS, ENT_ENR, B(ENR_ACTIVE), ENR_ACTIVE, "advance enrollment" },
 

@@ -51,6 +51,7 @@ enum state_event {
     EV_ENR_STOP,     /* left, unenrolled, bounced */
     EV_ENR_COMPLETE, /* the last lesson was sent */
     EV_ENR_REOPEN,   /* moved back into a completed course */
+    EV_ENR_RESTART,  /* the course again from lesson 1, in a new round */
     EV_ENR_RETRY,    /* the operator retries what a failure stopped */
     EV_ENR_PROGRESS, /* a lesson was sent or skipped: progress, same state */
     /* deliveries */

@@ -182,6 +182,16 @@ static const char *migrations[] = {
      " SELECT eid, n, 'skipped-' || n || '.e' || eid, 'cancelled', 0, 0, 0, 'skipped'"
      " FROM p WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.enrollment_id = p.eid AND d.lesson = "
      "p.n);"),
+    /* 11: a course taken again, and the end of a course. `round` counts
+     * restarts: the Message-IDs and calendar UIDs of a new round differ
+     * from the last one's (a mail app would fold a repeated Message-ID into
+     * the old copy, or drop it). complete_due marks an enrollment whose
+     * last lesson went out and whose `complete` mail is not queued yet (the
+     * tick queues it outside the hot path); enrollments completed before
+     * this version never get one. */
+    ("ALTER TABLE enrollments ADD COLUMN round INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE enrollments ADD COLUMN complete_due INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX enrollments_complete_due ON enrollments(id) WHERE complete_due = 1;"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -659,7 +669,7 @@ gint64 store_enroll(struct store *st, gint64 subscriber_id, const char *course, 
     "e.id, e.subscriber_id, s.email, s.name, s.tz, e.course, " ENR_ORD("e.state") ", e.next_lesson," \
     " e.next_send_at, e.anchor_at, e.created_at,"                                       \
     " (SELECT count(*) FROM deliveries d WHERE d.enrollment_id = e.id AND d.state = 'sent'),"  \
-    " coalesce(e.paused_until, 0), e.calendar_seq, e.calendar_dirty, e.reason"
+    " coalesce(e.paused_until, 0), e.calendar_seq, e.calendar_dirty, e.reason, e.round"
 
 static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
 {
@@ -681,6 +691,7 @@ static struct enrollment_row *enrollment_from(sqlite3_stmt *s)
     r->calendar_dirty = sqlite3_column_int(s, 14);
     int reason = state_reason_parse((const char *)sqlite3_column_text(s, 15));
     r->reason = reason < 0 ? REASON_NONE : (enum enr_reason)reason;
+    r->round = sqlite3_column_int(s, 16);
     return r;
 }
 
@@ -928,9 +939,9 @@ struct enrollment_row *store_enrollment_get(struct store *st, gint64 id, GError 
     struct enrollment_row *r = NULL;
     if (rc == SQLITE_ROW) {
         r = enrollment_from(s);
-        r->confirm_sent_at = sqlite3_column_int64(s, 16);
-        r->sub_status = (enum sub_state)sqlite3_column_int(s, 17);
-        r->tz_guessed = sqlite3_column_int(s, 18);
+        r->confirm_sent_at = sqlite3_column_int64(s, 17);
+        r->sub_status = (enum sub_state)sqlite3_column_int(s, 18);
+        r->tz_guessed = sqlite3_column_int(s, 19);
     } else if (rc == SQLITE_DONE) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no enrollment %" G_GINT64_FORMAT, id);
     } else {
@@ -1099,7 +1110,7 @@ gboolean store_unsuppress(struct store *st, const char *hash, GError **err)
 #define QUEUE_COLS \
     "d.id, d.enrollment_id, e.subscriber_id, d.lesson, d.message_id, " DLV_ORD("d.state") ", d.attempts,"\
     " d.slot_at, d.queued_at, d.next_attempt_at, coalesce(d.sent_at, 0), coalesce(d.last_code, 0),"\
-    " d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at, e.calendar_seq, e.calendar_dirty"
+    " d.last_text, s.email, s.name, s.tz, e.course, e.anchor_at, e.calendar_seq, e.calendar_dirty, e.round"
 
 static struct delivery_row *delivery_from(sqlite3_stmt *s)
 {
@@ -1124,6 +1135,7 @@ static struct delivery_row *delivery_from(sqlite3_stmt *s)
     d->anchor_at = sqlite3_column_int64(s, 17);
     d->calendar_seq = sqlite3_column_int(s, 18);
     d->calendar_dirty = sqlite3_column_int(s, 19);
+    d->round = sqlite3_column_int(s, 20);
     return d;
 }
 
@@ -1147,6 +1159,7 @@ gboolean store_enr_apply(struct store *st, gint64 id, enum state_event ev, const
         " calendar_dirty = CASE WHEN ?12 THEN 1 ELSE calendar_dirty END,"
         " anchor_at = CASE WHEN ?13 > 0 THEN ?13 ELSE anchor_at END,"
         " confirm_sent_at = CASE WHEN ?14 > 0 THEN ?14 ELSE confirm_sent_at END,"
+        " round = round + ?16, complete_due = CASE WHEN ?16 THEN 0 ELSE complete_due END,"
         " updated_at = ?15"
         " WHERE id = ?1 AND (?3 >> " ENR_ORD("state") ") & 1", err);
     if (!s)
@@ -1166,6 +1179,7 @@ gboolean store_enr_apply(struct store *st, gint64 id, enum state_event ev, const
     sqlite3_bind_int64(s, 13, ch->anchor_at);
     sqlite3_bind_int64(s, 14, ch->confirm_sent_at);
     sqlite3_bind_int64(s, 15, now);
+    sqlite3_bind_int(s, 16, ch->new_round ? 1 : 0);
     if (!step_done(st, s, t->name, err))
         return FALSE;
     return sqlite3_changes(st->db) == 1 || refuse(st, "enrollments", id, ev, err);
@@ -1292,6 +1306,7 @@ gboolean store_enr_lesson_done(struct store *st, const struct delivery_row *d, i
         "UPDATE enrollments SET updated_at = ?3, next_lesson = ?7,"
         " next_send_at = CASE WHEN state = 'active' AND ?4 > 0 THEN ?4 ELSE NULL END,"
         " state = CASE WHEN state = 'active' AND ?4 <= 0 THEN 'completed' ELSE state END,"
+        " complete_due = CASE WHEN state = 'active' AND ?4 <= 0 THEN 1 ELSE complete_due END,"
         " calendar_dirty = CASE WHEN ?5 AND calendar_seq = ?6 THEN 0 ELSE calendar_dirty END"
         " WHERE id = ?1 AND next_lesson = ?2",
         err);
@@ -1352,9 +1367,9 @@ GPtrArray *store_ready(struct store *st, gint64 now, int limit, GError **err)
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct delivery_row *d = delivery_from(s);
-        d->live = sqlite3_column_int(s, 20) != 0;
-        d->enr_state = (enum enr_state)sqlite3_column_int(s, 21);
-        d->sub_status = (enum sub_state)sqlite3_column_int(s, 22);
+        d->live = sqlite3_column_int(s, 21) != 0;
+        d->enr_state = (enum enr_state)sqlite3_column_int(s, 22);
+        d->sub_status = (enum sub_state)sqlite3_column_int(s, 23);
         g_ptr_array_add(a, d);
     }
     sqlite3_reset(s);
@@ -1816,7 +1831,8 @@ gboolean store_idle(struct store *st, GError **err)
         st,
         "SELECT EXISTS (SELECT 1 FROM enrollments WHERE state = 'active')"
         " OR EXISTS (SELECT 1 FROM deliveries WHERE state IN ('queued','deferred','sending'))"
-        " OR EXISTS (SELECT 1 FROM outbox WHERE state IN ('queued','deferred','sending'))",
+        " OR EXISTS (SELECT 1 FROM outbox WHERE state IN ('queued','deferred','sending'))"
+        " OR EXISTS (SELECT 1 FROM enrollments WHERE complete_due = 1)",
         err);
     if (!s)
         return FALSE;
@@ -2124,4 +2140,51 @@ gboolean store_mark_drop(struct store *st, gint64 id, GError **err)
         return FALSE;
     sqlite3_bind_int64(s, 1, id);
     return step_done(st, s, "drop a withdrawn lesson", err);
+}
+
+GArray *store_complete_due(struct store *st, int limit, GError **err)
+{
+    /* The partial index enrollments_complete_due holds only the marked
+     * rows: a tick with nothing owed costs one empty index probe. */
+    sqlite3_stmt *s = prep(st, "SELECT id FROM enrollments WHERE complete_due = 1 ORDER BY id LIMIT ?1", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int(s, 1, limit);
+    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        gint64 id = sqlite3_column_int64(s, 0);
+        g_array_append_val(ids, id);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_array_free(ids, TRUE);
+        fail(st, rc, "enrollments owed a complete mail", err);
+        return NULL;
+    }
+    return ids;
+}
+
+gboolean store_complete_clear(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE enrollments SET complete_due = 0 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    return step_done(st, s, "complete mail done", err);
+}
+
+gboolean store_outbox_withdraw_unasked(struct store *st, gint64 subscriber_id, GError **err)
+{
+    /* Deleted, not failed: a mail that never left has nothing to audit,
+     * and a 'failed' row would alarm the operator for nothing. */
+    sqlite3_stmt *s = prep(
+        st,
+        "DELETE FROM outbox WHERE subscriber_id = ?1 AND (state = 'queued' OR state = 'deferred')"
+        " AND (kind = 'welcome' OR kind = 'complete')",
+        err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    return step_done(st, s, "withdraw unasked system mails", err);
 }

@@ -31,6 +31,7 @@ struct enrollment_row {
     gint64 paused_until; /* 0: none */
     int calendar_seq;    /* bumped by every change of plan */
     int calendar_dirty;  /* the next mail must carry the calendar */
+    int round;           /* restarts so far (0: the first time through) */
     /* filled by store_enrollment_get() only */
     gint64 confirm_sent_at;
     enum sub_state sub_status;
@@ -52,6 +53,7 @@ struct delivery_row {
     char *email, *name, *tz, *course;
     gint64 anchor_at;
     int calendar_seq, calendar_dirty;
+    int round;     /* the enrollment's restarts so far */
     gboolean live; /* store_ready(): enrollment and subscriber active */
     enum enr_state enr_state;
     enum sub_state sub_status;
@@ -139,6 +141,7 @@ struct enr_change {
     gboolean replan;        /* the calendar's SEQUENCE goes up; the next mail carries it */
     gint64 anchor_at;       /* > 0: set */
     gint64 confirm_sent_at; /* > 0: set */
+    gboolean new_round;     /* a restart: round + 1, no `complete` mail owed */
 };
 gboolean store_enr_apply(struct store *st, gint64 id, enum state_event ev, const struct enr_change *ch,
                          gint64 now, GError **err);
@@ -351,6 +354,15 @@ gboolean store_fill_slugs(struct store *st, const char *course, int lesson, cons
 /* Moves row id to position lesson (callers avoid UNIQUE clashes by first
  * moving rows to -id). */
 gboolean store_mark_place(struct store *st, gint64 id, int lesson, GError **err);
+/* Returns the ids (gint64) of up to limit enrollments whose last lesson
+ * went out and whose `complete` mail is not queued yet, oldest first;
+ * g_array_free(, TRUE). NULL with err. */
+GArray *store_complete_due(struct store *st, int limit, GError **err);
+/* Withdraws the subscriber's system mails nobody asked for (welcome,
+ * complete) that have not gone out: they left or bounced. */
+gboolean store_outbox_withdraw_unasked(struct store *st, gint64 subscriber_id, GError **err);
+/* The `complete` mail of enrollment id is queued (or not wanted). */
+gboolean store_complete_clear(struct store *st, gint64 id, GError **err);
 /* A 'skipped' marker at position lesson (nothing if a row is there). */
 gboolean store_mark_skip(struct store *st, gint64 enrollment_id, int lesson, const char *slug, GError **err);
 /* Deletes row id if it is cancelled or failed (a withdrawn lesson that an

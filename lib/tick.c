@@ -21,6 +21,7 @@
 #include "error.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "optin.h"
 #include "pace.h"
 #include "schedule.h"
 gint64 tick_backoff(const struct config *cfg, int attempts)
@@ -92,7 +93,7 @@ static gboolean plan_one(struct app *app, const struct enrollment_row *e, gint64
         stats->moved++;
         return store_reschedule(app->st, e->id, moved, now, err);
     }
-    char *msgid = compose_lesson_id(app->cfg, c, e->id, e->next_lesson);
+    char *msgid = compose_lesson_id(app->cfg, c, e->id, e->round, e->next_lesson);
     gboolean ok = store_queue(app->st, e, course_lesson(c, e->next_lesson)->slug, msgid, now, err);
     g_free(msgid);
     stats->queued++;
@@ -428,7 +429,8 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
         }
         struct outgoing *o = g_new0(struct outgoing, 1);
         o->c = c;
-        o->to = (struct compose_to){ d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id };
+        o->to = (struct compose_to){ d->email, d->name, d->tz ? d->tz : c->tz, d->enrollment_id,
+                                     d->message_id };
         o->lesson = d->lesson;
         r->out[i] = o;
         /* The slot the next lesson will get: shown in this mail, and
@@ -441,7 +443,7 @@ static struct round *lesson_round(struct app *app, GPtrArray *rows, gint64 now, 
         /* After a pause, resume or zone change the plan moved: this mail
          * carries the new calendar, with a higher SEQUENCE. */
         if (d->calendar_dirty)
-            o->ics = calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->lesson, o->next,
+            o->ics = calendar_after(app, c, d->enrollment_id, d->tz, d->anchor_at, d->round, o->next,
                                     d->calendar_seq, now);
     }
     return r;
@@ -869,7 +871,9 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
     while ((rp = g_async_queue_try_pop(snd.done)))
         take(app, rp);
     g_async_queue_unref(snd.done);
-    return ok;
+    /* The ends of courses reached in this tick: their complete mails go
+     * with the next tick's system mails. */
+    return ok && optin_complete_due(app, now, err) >= 0;
 }
 
 gboolean tick_send_test(struct app *app, const char *email, const char *course, int n, gint64 now,

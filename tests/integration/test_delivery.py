@@ -112,11 +112,15 @@ def test_every_lesson_once_in_order_at_its_slot(env_factory, sink):
     assert len(sink.lessons()) == LESSONS * len(SUBSCRIBERS)
     ids = [m["msg"]["Message-ID"] for m in sink.messages]
     assert len(set(ids)) == len(ids), "a mail arrived twice"
-    # each subscriber was welcomed once, before the first lesson
+    # each subscriber was welcomed once, before the first lesson, and told
+    # once, after the last, that the course is complete
     for email, name, zone, enrolled in SUBSCRIBERS:
-        welcome = sink.system(email)
-        assert [w["msg"]["Auto-Submitted"] for w in welcome] == ["auto-replied"]
-        assert sink.messages.index(welcome[0]) < sink.messages.index(received_by(sink, email)[0])
+        system = sink.system(email)
+        assert [w["msg"]["Subject"].split()[0] for w in system] == ["Welcome", "You"], system
+        assert [w["msg"]["Auto-Submitted"] for w in system] == ["auto-replied"] * 2
+        assert sink.messages.index(system[0]) < sink.messages.index(received_by(sink, email)[0])
+        assert sink.messages.index(system[1]) > sink.messages.index(received_by(sink, email)[-1])
+        assert system[1]["msg"]["Subject"].startswith("You have finished")
     for email, name, zone, _ in SUBSCRIBERS:
         got = received_by(sink, email)
         assert [m["msg"]["X-Course-Lesson"] for m in got] == \

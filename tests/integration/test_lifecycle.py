@@ -317,3 +317,37 @@ def test_schedule_shows_a_deferred_lesson_at_its_next_attempt(env_factory):
             env.tick(t)
         got = [iso(parsedate_to_datetime(m["msg"]["Date"])) for m in sink.lessons("ann@example.org")]
         assert got == shown, got
+
+
+def test_retry_after_resume_does_not_leave_two_lessons_planned(env_factory):
+    """Found by the model-based soak (seed 356411669): a 5.7.1 refusal holds
+    the course; the person resumes it (lesson 2 planned at its slot); then
+    the operator retries the refused lesson 1. Both were planned at once:
+    the enrollment was active with a next slot and a lesson in flight, and
+    queueing lesson 2 beside lesson 1 broke the one-in-flight rule. Now the
+    retried lesson goes first and the plan waits for it."""
+    refuse = {"on": True}
+
+    def decide(envelope, msg, attempt):
+        return "550 5.7.1 blocked by policy" if refuse["on"] else None
+
+    with Sink(decide) as sink:
+        env = env_factory(smtp_port=sink.port)
+        write_course(env.courses, "one", 3, schedule="FREQ=DAILY", tz="UTC")
+        t0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
+        env.ctl("init", now=iso(t0))
+        env.ctl("sub", "add", "ann@example.org", "--tz", "UTC", now=iso(t0))
+        env.ctl("enroll", "ann@example.org", "one", "--no-welcome", now=iso(t0))
+        env.tick("2026-05-04T09:00:00Z")
+        assert env.sql("SELECT state, reason FROM enrollments") == [("paused", "policy")]
+        refuse["on"] = False
+        env.ctl("resume", "ann@example.org", "one", now="2026-05-04T10:00:00Z")
+        env.ctl("retry", "--all-failed", now="2026-05-04T10:00:00Z")
+        inflight = env.sql("SELECT count(*) FROM deliveries WHERE state IN ('queued','deferred','sending')")[0][0]
+        planned = env.sql("SELECT next_send_at IS NOT NULL FROM enrollments")[0][0]
+        assert (inflight, planned) == (1, 0), "a lesson in flight and another planned"
+        for h in range(0, 24 * 4, 3):
+            env.tick(iso(datetime(2026, 5, 4, 10, tzinfo=UTC) + timedelta(hours=h)))
+    got = [m["msg"]["X-Course-Lesson"] for m in sink.lessons("ann@example.org")]
+    assert got == ["one 1/3", "one 2/3", "one 3/3"], got
+    assert env.sql("SELECT state FROM enrollments") == [("completed",)]

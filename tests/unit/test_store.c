@@ -968,6 +968,14 @@ static void test_idle_and_next_due(struct fx *f, gconstpointer data)
     g_assert_false(store_idle(f->st, &err)); /* in flight */
     mark_sent(f->st, a->pdata[0], 501, -1);
     g_ptr_array_unref(a);
+    /* both completed: their complete mails are owed until queued */
+    g_assert_false(store_idle(f->st, &err));
+    GArray *due = store_complete_due(f->st, 10, &err);
+    g_assert_nonnull(due);
+    g_assert_cmpuint(due->len, ==, 2);
+    for (guint i = 0; i < due->len; i++)
+        g_assert_true(store_complete_clear(f->st, g_array_index(due, gint64, i), &err));
+    g_array_free(due, TRUE);
     g_assert_true(store_idle(f->st, &err));
     g_assert_no_error(err);
     g_assert_cmpint(store_next_due(f->st, &err), ==, 0);
