@@ -447,7 +447,8 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
     r->message_id = g_strdup(m->message_id);
     r->has_offset = m->has_date;
     r->date_offset = m->date_offset;
-    r->sender = m->from_addr ? address_normalize(m->from_addr, NULL) : NULL;
+    GError *from_err = NULL; /* why a From address is not usable, for the log */
+    r->sender = m->from_addr ? address_normalize(m->from_addr, &from_err) : NULL;
     r->sender_name = m->from_name ? address_clean_name(m->from_name, 100) : NULL;
     const char *env_sender = envelope_sender ? envelope_sender : m->return_path;
     gboolean from_daemon = (env_sender && !*env_sender) || is_daemon_address(env_sender) ||
@@ -462,7 +463,8 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
     } else if (!g_strv_contains(courses, d.local)) {
         r->reason = g_strdup_printf("%s@%s is not a course address", d.local, cfg->domain);
     } else if (!r->sender) {
-        r->reason = g_strdup("no usable From address");
+        r->reason = from_err ? g_strdup_printf("no usable From address: %s", from_err->message)
+                             : g_strdup("no usable From address");
     } else {
         r->kind = INBOUND_COMMAND;
         if (d.ext && *d.ext)
@@ -472,6 +474,7 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
         settle_course(r, m, d.local, courses);
     }
     r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender && !from_daemon;
+    g_clear_error(&from_err);
     g_free(d.local);
     g_free(d.ext);
     message_in_free(m);

@@ -125,6 +125,7 @@ def test_non_ascii_local_part_refused_by_inbound_subscribe(env, sink):
     assert p.returncode == 0, p.stderr
     out = p.stdout.decode()
     assert out.startswith("ignored") and "From" in out, out   # the result, for the MTA's log
+    assert "SMTPUTF8" in out, out                               # and why
     env.tick(iso(T0))
     assert env.sql("SELECT count(*) FROM subscribers") == [(0,)]
     assert env.sql("SELECT count(*) FROM outbox") == [(0,)]
