@@ -26,6 +26,7 @@
 #include "enroll.h"
 #include "error.h"
 #include "lint.h"
+#include "message.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "pace.h"
@@ -232,30 +233,195 @@ static int cmd_course_check(struct ctl *ctl, int argc, char **argv)
     return rc;
 }
 
-/* Returns lesson `which` of c as sent to rcpt (part "text" or "html" only,
- * or NULL: the whole message) with its length in *len, or NULL with err.
- * g_free(). */
-static char *preview_lesson(struct ctl *ctl, const struct course *c, const char *which,
-                            const struct compose_to *rcpt, const char *part, gsize *len, GError **err)
+/* One mail of a preview: the message as sent, its headers read back, and
+ * its subject and parts. */
+struct preview_mail {
+    char *id;    /* "lesson-3", "confirm": the anchor of its section */
+    char *label; /* "Lesson 3 of 5", "System mail: confirm" */
+    char *eml;
+    gsize len;
+    struct message_in *in;
+    struct compose_parts parts;
+};
+
+static void preview_mail_free(gpointer p)
 {
-    char *end = NULL;
-    long n = strtol(which, &end, 10);
-    if (*end || n < 1 || n > c->n_lessons) {
-        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'", c->slug,
-                    c->n_lessons, which);
+    struct preview_mail *pm = p;
+    g_free(pm->id);
+    g_free(pm->label);
+    g_free(pm->eml);
+    message_in_free(pm->in);
+    g_free(pm->parts.subject);
+    g_free(pm->parts.text);
+    g_free(pm->parts.html);
+    g_free(pm);
+}
+
+/* Returns lesson n of c as sent to rcpt, or NULL with err. */
+static struct preview_mail *preview_lesson(struct ctl *ctl, const struct course *c, int n,
+                                           const struct compose_to *rcpt, GError **err)
+{
+    struct preview_mail *pm = g_new0(struct preview_mail, 1);
+    gint64 next = schedule_preview_next(c, rcpt->tz, n, ctl->now);
+    pm->id = g_strdup_printf("lesson-%d", n);
+    pm->label = g_strdup_printf("Lesson %d of %d", n, c->n_lessons);
+    pm->eml = compose_lesson(ctl->app, c, n, rcpt, ctl->now, next, NULL, &pm->len, err);
+    if (!pm->eml ||
+        !compose_lesson_parts(ctl->app, c, n, rcpt, next, &pm->parts.text, &pm->parts.html, err)) {
+        preview_mail_free(pm);
         return NULL;
     }
-    gint64 next = schedule_preview_next(c, rcpt->tz, (int)n, ctl->now);
-    if (!part)
-        return compose_lesson(ctl->app, c, (int)n, rcpt, ctl->now, next, NULL, len, err);
-    char *t = NULL, *h = NULL, *body = NULL;
-    if (compose_lesson_parts(ctl->app, c, (int)n, rcpt, next, &t, &h, err)) {
-        body = g_strdup(!strcmp(part, "html") ? h : t);
-        *len = strlen(body);
+    pm->parts.subject = g_strdup(course_lesson(c, n)->subject);
+    return pm;
+}
+
+/* Returns system mail `which` of c as a real send fills it (lib/tick.c). */
+static struct preview_mail *preview_system(struct ctl *ctl, const struct course *c, const char *which,
+                                           const struct compose_to *rcpt, GError **err)
+{
+    struct preview_mail *pm = g_new0(struct preview_mail, 1);
+    pm->id = g_strdup(which);
+    pm->label = g_strdup_printf("System mail: %s", which);
+    pm->eml = tick_sample_system(ctl->app, which, c, rcpt, ctl->now, &pm->parts, &pm->len, err);
+    if (!pm->eml) {
+        preview_mail_free(pm);
+        return NULL;
     }
-    g_free(t);
-    g_free(h);
-    return body;
+    return pm;
+}
+
+/* Appends to mails what `which` names: lesson N, a system mail, or all
+ * (lessons 1..N, then the system mails in the order a reader meets them). */
+static gboolean preview_collect(struct ctl *ctl, const struct course *c, const char *which,
+                                const struct compose_to *rcpt, GPtrArray *mails, GError **err)
+{
+    gboolean all = !strcmp(which, "all");
+    if (!all && !render_is_system(which)) {
+        char *end = NULL;
+        long n = strtol(which, &end, 10);
+        if (*end || n < 1 || n > c->n_lessons) {
+            g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'", c->slug,
+                        c->n_lessons, which);
+            return FALSE;
+        }
+        struct preview_mail *pm = preview_lesson(ctl, c, (int)n, rcpt, err);
+        if (pm)
+            g_ptr_array_add(mails, pm);
+        return pm != NULL;
+    }
+    for (int n = 1; all && n <= c->n_lessons; n++) {
+        struct preview_mail *pm = preview_lesson(ctl, c, n, rcpt, err);
+        if (!pm)
+            return FALSE;
+        g_ptr_array_add(mails, pm);
+    }
+    for (const char *const *w = tick_test_system_mails(); *w; w++) {
+        if (!all && strcmp(*w, which) != 0)
+            continue;
+        struct preview_mail *pm = preview_system(ctl, c, *w, rcpt, err);
+        if (!pm)
+            return FALSE;
+        g_ptr_array_add(mails, pm);
+    }
+    for (guint i = 0; i < mails->len; i++) {
+        struct preview_mail *pm = mails->pdata[i];
+        pm->in = message_parse(pm->eml, pm->len, err);
+        if (!pm->in)
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static const char *const preview_headers[] = {
+    "From", "To", "Subject", "Reply-To", "List-Unsubscribe", NULL
+};
+
+static void html_escaped(FILE *out, const char *s)
+{
+    char *e = g_markup_escape_text(s ? s : "", -1);
+    fputs(e, out);
+    g_free(e);
+}
+
+/* Every mail of mails as one HTML document: each in a section with its
+ * headers, its own HTML inside an iframe's srcdoc (a document of its own,
+ * so no mail's styles reach another or the page). */
+static void preview_page(FILE *out, const struct course *c, const struct compose_to *rcpt, GPtrArray *mails)
+{
+    fputs(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
+        out);
+    html_escaped(out, c->title);
+    fputs(
+        ": every mail, as sent</title>\n<style>\n"
+        "  body { margin: 0; padding: 16px; background: #e9e6e1; font-family: sans-serif; color: #222; }\n"
+        "  .mail { max-width: 760px; margin: 0 auto 32px; background: #fff; border: 1px solid #ccc; "
+        "border-radius: 6px; padding: 12px 16px; }\n"
+        "  .mail h2 { font-size: 18px; margin: 4px 0 8px; }\n"
+        "  .headers { font-size: 13px; margin: 0 0 12px; overflow-wrap: anywhere; }\n"
+        "  .headers dt { float: left; clear: left; width: 9em; color: #666; }\n"
+        "  .headers dd { margin: 0 0 2px 9em; }\n"
+        "  iframe { width: 100%; height: 900px; border: 1px solid #ddd; }\n"
+        "</style>\n</head>\n<body>\n<h1>",
+        out);
+    html_escaped(out, c->title);
+    fprintf(out, "</h1>\n<p>Every mail of the course <code>%s</code>, in order, as ", c->slug);
+    html_escaped(out, rcpt->email);
+    fputs(" would receive it. Links carry the token <code>" COMPOSE_PREVIEW_TOKEN
+          "</code>, which works nowhere.</p>\n<nav>\n<ol>\n",
+          out);
+    for (guint i = 0; i < mails->len; i++) {
+        const struct preview_mail *pm = mails->pdata[i];
+        fprintf(out, "<li><a href=\"#%s\">%s: ", pm->id, pm->label);
+        html_escaped(out, pm->parts.subject);
+        fputs("</a></li>\n", out);
+    }
+    fputs("</ol>\n</nav>\n", out);
+    for (guint i = 0; i < mails->len; i++) {
+        const struct preview_mail *pm = mails->pdata[i];
+        fprintf(out, "<section class=\"mail\" id=\"%s\">\n<h2>%s: ", pm->id, pm->label);
+        html_escaped(out, pm->parts.subject);
+        fputs("</h2>\n<dl class=\"headers\">\n", out);
+        for (const char *const *h = preview_headers; *h; h++) {
+            const char *v = !strcmp(*h, "Subject") ? pm->in->subject : message_in_header(pm->in, *h);
+            if (!v)
+                continue;
+            fprintf(out, "<dt>%s</dt><dd>", *h);
+            html_escaped(out, v);
+            fputs("</dd>\n", out);
+        }
+        fputs("</dl>\n<iframe sandbox=\"allow-same-origin\" title=\"", out);
+        html_escaped(out, pm->parts.subject);
+        fputs(
+            "\" onload=\"this.style.height = (this.contentDocument.documentElement.scrollHeight + 24) + "
+            "'px'\" srcdoc=\"",
+            out);
+        html_escaped(out, pm->parts.html);
+        fputs("\"></iframe>\n</section>\n", out);
+    }
+    fputs("</body>\n</html>\n", out);
+}
+
+/* Every mail's text part under a heading of its own and its headers. */
+static void preview_texts(FILE *out, GPtrArray *mails)
+{
+    for (guint i = 0; i < mails->len; i++) {
+        const struct preview_mail *pm = mails->pdata[i];
+        if (mails->len > 1) {
+            fprintf(out, "%s%s\n", i ? "\n\n" : "",
+                    "==============================================================================");
+            fprintf(out, "%s: %s\n", pm->label, pm->parts.subject);
+            for (const char *const *h = preview_headers; *h; h++) {
+                const char *v = !strcmp(*h, "Subject") ? pm->in->subject : message_in_header(pm->in, *h);
+                if (v)
+                    fprintf(out, "%s: %s\n", *h, v);
+            }
+            fprintf(out, "%s\n\n",
+                    "==============================================================================");
+        }
+        fputs(pm->parts.text, out);
+    }
 }
 
 static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
@@ -265,20 +431,26 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
     GOptionEntry entries[] = {
         { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "Address to render for (default reader@example.org)",
           "EMAIL" },
-        { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "Name to render for (default Reader)", "NAME" },
+        { "name", 0, 0, G_OPTION_ARG_FILENAME, &name, "Name to render for (default none: \"Hello there,\")",
+          "NAME" },
         { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "Zone for dates (default: the course's)", "ZONE" },
-        { "html", 0, 0, G_OPTION_ARG_NONE, &html, "Write the text/html part", NULL },
-        { "text", 0, 0, G_OPTION_ARG_NONE, &text, "Write the text/plain part", NULL },
+        { "html", 0, 0, G_OPTION_ARG_NONE, &html, "Write the text/html part (all: one page)", NULL },
+        { "text", 0, 0, G_OPTION_ARG_NONE, &text, "Write the text/plain part (all: every one)", NULL },
         { "eml", 0, 0, G_OPTION_ARG_NONE, &eml, "Write the whole message (default)", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     int rc = EXIT_USAGE;
-    if (!parse("course preview SLUG N|confirm|welcome|goodbye|status|help|error|complete [--to EMAIL] "
-               "[--html|--text|--eml]",
+    GPtrArray *mails = g_ptr_array_new_with_free_func(preview_mail_free);
+    if (!parse("course preview SLUG N|all|confirm|welcome|status|help|error|complete|goodbye [--to EMAIL] "
+               "[--name NAME] [--tz ZONE] [--html|--text|--eml]",
                entries, &argc, &argv, 2, 2))
         goto out;
     if (html + text + eml > 1) {
         fprintf(stderr, "coursectl: choose one of --html, --text, --eml\n");
+        goto out;
+    }
+    if (!strcmp(argv[2], "all") && !html && !text) {
+        fprintf(stderr, "coursectl: preview all writes --html (one page) or --text\n");
         goto out;
     }
     GError *err = NULL;
@@ -293,28 +465,25 @@ static int cmd_course_preview(struct ctl *ctl, int argc, char **argv)
         rc = fail(err);
         goto out;
     }
-    struct compose_to rcpt = { to ? to : "reader@example.org", name ? name : "Reader", tz, 0 };
-    char *body = NULL;
-    gsize len = 0;
-    if (render_is_system(argv[2])) {
-        struct compose_system_opts opts = { .list_headers = strcmp(argv[2], "confirm") != 0 };
-        body = compose_system(ctl->app, argv[2], c, &rcpt, &opts, ctl->now, &len, &err);
-        if (body && (html || text)) {
-            fprintf(stderr, "coursectl: --html/--text are for lessons; system mails preview as --eml\n");
-            g_free(body);
-            goto out;
-        }
-    } else {
-        body = preview_lesson(ctl, c, argv[2], &rcpt, html ? "html" : text ? "text" : NULL, &len, &err);
-    }
-    if (!body) {
+    struct compose_to rcpt = {
+        .email = to ? to : "reader@example.org", .name = name, .tz = tz, .preview = TRUE
+    };
+    if (!preview_collect(ctl, c, argv[2], &rcpt, mails, &err)) {
         rc = fail(err);
         goto out;
     }
-    fwrite(body, 1, len, stdout);
-    g_free(body);
+    if (!strcmp(argv[2], "all") && html)
+        preview_page(stdout, c, &rcpt, mails);
+    else if (text)
+        preview_texts(stdout, mails);
+    else if (html)
+        fputs(((struct preview_mail *)mails->pdata[0])->parts.html, stdout);
+    else
+        fwrite(((struct preview_mail *)mails->pdata[0])->eml, 1,
+               ((struct preview_mail *)mails->pdata[0])->len, stdout);
     rc = EXIT_OK;
 out:
+    g_ptr_array_unref(mails);
     g_free(to);
     g_free(name);
     g_free(tz);
@@ -1113,18 +1282,27 @@ static int cmd_doctor(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_send_test(struct ctl *ctl, int argc, char **argv)
 {
-    if (!parse("send-test EMAIL COURSE N", NULL, &argc, &argv, 3, 3))
+    if (!parse("send-test EMAIL COURSE N|MAIL|all", NULL, &argc, &argv, 3, 3))
         return EXIT_USAGE;
-    char *end = NULL;
-    long n = strtol(argv[3], &end, 10);
-    if (*end || n < 1) {
-        fprintf(stderr, "coursectl: '%s' is not a lesson number\n", argv[3]);
-        return EXIT_USAGE;
+    const char *which = argv[3];
+    if (strcmp(which, "all") != 0 && !render_is_system(which)) {
+        char *end = NULL;
+        long n = strtol(which, &end, 10);
+        if (*end || n < 1) {
+            fprintf(stderr, "coursectl: '%s' is not a lesson number, a system mail or all\n", which);
+            return EXIT_USAGE;
+        }
     }
     GError *err = NULL;
-    if (!tick_send_test(ctl->app, argv[1], argv[2], (int)n, ctl->now, &err))
+    int sent = tick_send_test(ctl->app, argv[1], argv[2], which, ctl->now, &err);
+    if (sent < 0)
         return fail(err);
-    printf("sent lesson %ld of %s to %s\n", n, argv[2], argv[1]);
+    if (!strcmp(which, "all"))
+        printf("sent %d test mails of %s to %s\n", sent, argv[2], argv[1]);
+    else if (render_is_system(which))
+        printf("sent the %s mail of %s to %s\n", which, argv[2], argv[1]);
+    else
+        printf("sent lesson %s of %s to %s\n", which, argv[2], argv[1]);
     return EXIT_OK;
 }
 
@@ -1138,8 +1316,8 @@ static const struct cmd commands[] = {
     { "course plan", cmd_course_plan, APP_STORE, "SLUG [--json]",
       "what applying the files would do to the people enrolled (changes nothing)" },
     { "course history", cmd_course_history, APP_STORE, "SLUG [--json]", "the versions of a course that ran" },
-    { "course preview", cmd_course_preview, APP_KEY, "SLUG N [--to EMAIL] [--html|--text|--eml]",
-      "write lesson N (or a system mail) as sent" },
+    { "course preview", cmd_course_preview, 0, "SLUG N|MAIL|all [--html|--text|--eml]",
+      "write lesson N, a system mail, or all of them, as sent" },
     { "sub add", cmd_sub_add, APP_STORE | APP_KEY, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
     { "sub show", cmd_sub_show, APP_STORE, "EMAIL [--json]", "show a subscriber and their courses" },
     { "sub list", cmd_sub_list, APP_STORE, "[--status S] [--course C] [--search T] ...",
@@ -1166,8 +1344,8 @@ static const struct cmd commands[] = {
       "funnel per course, or activity per day" },
     { "log", cmd_log, APP_STORE, "[EMAIL] [--json]", "the audit trail" },
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
-    { "send-test", cmd_send_test, APP_TRANSPORT | APP_KEY, "EMAIL COURSE N",
-      "send lesson N to any address now" },
+    { "send-test", cmd_send_test, APP_TRANSPORT, "EMAIL COURSE N|MAIL|all",
+      "send lesson N, a system mail or all, marked [TEST], now" },
     { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE",
       "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
     { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics|--json]",

@@ -60,12 +60,14 @@ char *compose_command_address(const struct config *cfg, const struct course *c)
 static gboolean unsubscribe_links(const struct app *app, const struct course *c, const struct compose_to *to,
                                   char **url, char **mailto, GError **err)
 {
-    if (!app->key) {
+    if (!to->preview && !app->key) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no secret key at %s: run 'coursectl init'",
                     app->cfg->secret_key);
         return FALSE;
     }
-    char *tok = token_make(app->key, TOKEN_UNSUBSCRIBE, to->enrollment_id, to->email, c->slug, 0);
+    char *tok = to->preview
+                    ? g_strdup(COMPOSE_PREVIEW_TOKEN)
+                    : token_make(app->key, TOKEN_UNSUBSCRIBE, to->enrollment_id, to->email, c->slug, 0);
     *url = g_strdup_printf("%s/u/%s", app->cfg->base_url, tok);
     *mailto = g_strdup_printf("%s+unsubscribe-%s@%s", c->slug, tok, app->cfg->domain);
     g_free(tok);
@@ -225,12 +227,13 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
                                  : compose_lesson_id(app->cfg, c, to->enrollment_id, 0, n);
     char *list_id = g_strdup_printf("%s <%s.%s>", c->title, c->slug, app->cfg->domain);
     char *tag = g_strdup_printf("%s %d/%d", c->slug, n, c->n_lessons);
+    char *subject = g_strconcat(to->subject_prefix ? to->subject_prefix : "", l->subject, NULL);
     struct message_spec m = {
         .from_name = c->sender_name,
         .from_addr = c->sender,
         .to_name = to->name,
         .to_addr = to->email,
-        .subject = l->subject,
+        .subject = subject,
         .message_id = msgid,
         .date = date,
         .list_id = list_id,
@@ -242,6 +245,7 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
         .calendar = calendar,
     };
     char *out = message_proto_build(lesson_proto(app, l, &m), &m, len, err);
+    g_free(subject);
     g_free(tag);
     g_free(list_id);
     g_free(msgid);
@@ -318,6 +322,11 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         goto done;
     char *uuid = g_uuid_string_random();
     char *msgid = g_strdup_printf("%s.%s@%s", which, uuid, cfg->domain);
+    if (to->subject_prefix) {
+        char *prefixed = g_strconcat(to->subject_prefix, subject, NULL);
+        g_free(subject);
+        subject = prefixed;
+    }
     char *list_id = c && opts->list_headers ? g_strdup_printf("%s <%s.%s>", c->title, c->slug, cfg->domain)
                                             : NULL;
     char *unsub = url ? g_strdup_printf("<%s>, <mailto:%s?subject=unsubscribe>", url, mailto) : NULL;
@@ -338,6 +347,11 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         .calendar = opts->calendar,
     };
     out = message_build(&m, len, err);
+    if (out && opts->parts) {
+        opts->parts->subject = g_strdup(subject);
+        opts->parts->text = g_strdup(text);
+        opts->parts->html = g_strdup(html);
+    }
     g_free(unsub);
     g_free(list_id);
     g_free(msgid);

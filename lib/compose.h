@@ -10,9 +10,22 @@
 struct compose_to {
     const char *email;
     const char *name;
-    const char *tz;         /* for dates shown in the text; NULL: the course's */
-    gint64 enrollment_id;   /* 0 for a test send or a preview */
-    const char *message_id; /* a lesson's, as queued; NULL: made for round 0 */
+    const char *tz;             /* for dates shown in the text; NULL: the course's */
+    gint64 enrollment_id;       /* 0 for a test send or a preview */
+    const char *message_id;     /* a lesson's, as queued; NULL: made for round 0 */
+    gboolean preview;           /* a preview or test send: links carry COMPOSE_PREVIEW_TOKEN, no key needed */
+    const char *subject_prefix; /* put before the subject ("[TEST] "), or NULL */
+};
+
+/* The token of every link in a preview or a test send: clearly not one
+ * that works, and no secret key is needed to make it. */
+#define COMPOSE_PREVIEW_TOKEN "PREVIEW-NOT-A-REAL-TOKEN"
+
+/* What a message is made of, for previews: each g_free()d by the caller. */
+struct compose_parts {
+    char *subject; /* as in the Subject header (the prefix included) */
+    char *text;    /* the text/plain part */
+    char *html;    /* the text/html part */
 };
 
 /* Returns the Message-ID (without <>) of lesson n of an enrollment: a fixed
@@ -60,9 +73,10 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
 struct compose_system_opts {
     const struct render_var *vars; /* extra values (zone_hint, confirm_url, reason...) */
     size_t n_vars;
-    const char *reply_to;  /* e.g. release+confirm-TOKEN@domain */
-    const char *calendar;  /* .ics attachment, or NULL */
-    gboolean list_headers; /* List-Id and List-Unsubscribe (not on confirm) */
+    const char *reply_to;        /* e.g. release+confirm-TOKEN@domain */
+    const char *calendar;        /* .ics attachment, or NULL */
+    gboolean list_headers;       /* List-Id and List-Unsubscribe (not on confirm) */
+    struct compose_parts *parts; /* if not NULL: gets the subject and both parts, as sent */
 };
 
 /* Returns system mail `which` (confirm, welcome, goodbye, status, help,
