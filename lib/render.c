@@ -13,7 +13,8 @@
  * cmark runs in safe mode: raw HTML is dropped and javascript: links
  * emptied; lessons with raw HTML are refused outright by the lint. */
 #include <string.h>
-#include <cmark.h>
+#include <cmark-gfm.h>
+#include <cmark-gfm-core-extensions.h>
 #include "render.h"
 #include "course.h"
 #include "error.h"
@@ -155,19 +156,13 @@ static char *fill(const char *text, const char *file, const struct render_var *v
             escaped = g_markup_escape_text(value, -1);
         else if (!var->raw && esc == ESC_MARKDOWN)
             escaped = md_escape(value);
+        else if (!var->raw && esc == ESC_NONE && !strcmp(file, "lesson.txt") && !strcmp(var->name, "lesson"))
+            escaped = render_markdown_text(value); /* the lesson's Markdown, its tables laid out */
         g_string_append(out, escaped ? escaped : value);
         g_free(escaped);
         p = close + 2;
     }
     return g_string_free(out, FALSE);
-}
-
-char *render_markdown(const char *md)
-{
-    char *html = cmark_markdown_to_html(md, strlen(md), CMARK_OPT_DEFAULT | CMARK_OPT_VALIDATE_UTF8);
-    char *out = g_strdup(html);
-    free(html);
-    return out;
 }
 
 static gboolean read_template(const char *dir, const char *file, char **text, GError **err)
@@ -300,6 +295,218 @@ out:
     return ok;
 }
 
+/* ---- Markdown (cmark-gfm) ---- */
+
+/* The Markdown a lesson may use is CommonMark plus two extensions of
+ * GitHub's: tables and ~~strikethrough~~ (two tildes only, so "~5 minutes"
+ * stays as written). The lint parses with more (task lists, footnotes) to
+ * find them and say they are not supported; docs/course-check.md lists
+ * both. */
+static const char *const md_extensions[] = { "table", "strikethrough", NULL };
+static const char *const md_refused_extensions[] = { "tasklist", NULL };
+#define MD_OPTIONS (CMARK_OPT_VALIDATE_UTF8 | CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE)
+
+/* Registering the extensions writes a process-wide list: once, whichever
+ * thread renders first. */
+static void md_register(void)
+{
+    static gsize once = 0;
+    if (g_once_init_enter(&once)) {
+        cmark_gfm_core_extensions_ensure_registered();
+        g_once_init_leave(&once, 1);
+    }
+}
+
+/* Parses md with the extensions of exts (and of more, if not NULL); returns
+ * the document, the parser (for its extensions) in *parser. Free both. */
+static cmark_node *md_parse(const char *md, int options, const char *const *more, cmark_parser **parser)
+{
+    md_register();
+    cmark_parser *p = cmark_parser_new(options);
+    for (const char *const *e = md_extensions; *e; e++)
+        cmark_parser_attach_syntax_extension(p, cmark_find_syntax_extension(*e));
+    for (const char *const *e = more; e && *e; e++)
+        cmark_parser_attach_syntax_extension(p, cmark_find_syntax_extension(*e));
+    cmark_parser_feed(p, md, strlen(md));
+    *parser = p;
+    return cmark_parser_finish(p);
+}
+
+static gboolean md_is(cmark_node *n, const char *type)
+{
+    return strcmp(cmark_node_get_type_string(n), type) == 0;
+}
+
+/* Mail apps drop <style> blocks, so what the layout needs of cmark's tags
+ * goes into them: an image never wider than the mail, a table with room
+ * between its columns (scrolling sideways rather than widening the mail).
+ * cmark escapes every '<' of the text and drops raw HTML, so each "<img "
+ * or "<td" of its output is a tag it wrote. */
+static const struct {
+    const char *tag, *with;
+} md_styles[] = {
+    { "<img ", "<img style=\"max-width: 100%; height: auto; border: 0;\" " },
+    { "<table>",
+      "<div style=\"overflow-x: auto;\"><table style=\"border-collapse: collapse; margin: 0 0 16px;\">" },
+    { "</table>", "</table></div>" },
+    { "<th>", "<th style=\"padding: 4px 12px 4px 0; border-bottom: 1px solid #e4ded4; text-align: left;\">" },
+    { "<th ", "<th style=\"padding: 4px 12px 4px 0; border-bottom: 1px solid #e4ded4;\" " },
+    { "<td>",
+      "<td style=\"padding: 4px 12px 4px 0; border-bottom: 1px solid #eeeae3; vertical-align: top;\">" },
+    { "<td ",
+      "<td style=\"padding: 4px 12px 4px 0; border-bottom: 1px solid #eeeae3; vertical-align: top;\" " },
+};
+
+static char *md_style(const char *html)
+{
+    GString *out = g_string_sized_new(strlen(html) + 256);
+    for (const char *p = html; *p;) {
+        size_t i = 0;
+        if (*p == '<')
+            while (i < G_N_ELEMENTS(md_styles) && !g_str_has_prefix(p, md_styles[i].tag))
+                i++;
+        if (*p != '<' || i == G_N_ELEMENTS(md_styles)) {
+            g_string_append_c(out, *p++);
+            continue;
+        }
+        g_string_append(out, md_styles[i].with);
+        p += strlen(md_styles[i].tag);
+    }
+    return g_string_free(out, FALSE);
+}
+
+char *render_markdown(const char *md)
+{
+    cmark_parser *parser = NULL;
+    cmark_node *doc = md_parse(md, MD_OPTIONS, NULL, &parser);
+    char *html = cmark_render_html(doc, CMARK_OPT_DEFAULT, cmark_parser_get_syntax_extensions(parser));
+    char *out = md_style(html);
+    free(html);
+    cmark_node_free(doc);
+    cmark_parser_free(parser);
+    return out;
+}
+
+/* The columns a reader's fixed-width font gives s. */
+static size_t md_width(const char *s)
+{
+    size_t w = 0;
+    for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (!g_unichar_iszerowidth(c))
+            w += g_unichar_iswide(c) ? 2 : 1;
+    }
+    return w;
+}
+
+/* The text of the inline nodes under n, for a table cell of the text part:
+ * markup dropped, a link's URL after its text, ~~struck~~ as written. */
+static void md_cell_text(cmark_node *n, GString *out)
+{
+    for (cmark_node *c = cmark_node_first_child(n); c; c = cmark_node_next(c)) {
+        cmark_node_type t = cmark_node_get_type(c);
+        if (t == CMARK_NODE_TEXT || t == CMARK_NODE_CODE || t == CMARK_NODE_HTML_INLINE) {
+            for (const char *p = cmark_node_get_literal(c); p && *p; p++)
+                g_string_append_c(out, (unsigned char)*p < ' ' ? ' ' : *p);
+        } else if (t == CMARK_NODE_SOFTBREAK || t == CMARK_NODE_LINEBREAK) {
+            g_string_append_c(out, ' ');
+        } else if (t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) {
+            gsize from = out->len;
+            md_cell_text(c, out);
+            const char *url = cmark_node_get_url(c);
+            const char *shown = url && g_str_has_prefix(url, "mailto:") ? url + 7 : url;
+            if (url && *url && strcmp(out->str + from, shown) != 0)
+                g_string_append_printf(out, out->len > from ? " (%s)" : "%s", url);
+        } else if (md_is(c, "strikethrough")) {
+            g_string_append(out, "~~");
+            md_cell_text(c, out);
+            g_string_append(out, "~~");
+        } else {
+            md_cell_text(c, out);
+        }
+    }
+}
+
+/* Table t laid out for the text part: columns aligned as the table says,
+ * two spaces apart, a line of dashes under the header row. */
+static void md_text_table(cmark_node *t, GString *out)
+{
+    guint n_cols = cmark_gfm_extensions_get_table_columns(t);
+    const uint8_t *align = cmark_gfm_extensions_get_table_alignments(t);
+    GPtrArray *cells = g_ptr_array_new_with_free_func(g_free); /* row by row, n_cols each */
+    size_t *width = g_new0(size_t, n_cols ? n_cols : 1);
+    for (cmark_node *row = cmark_node_first_child(t); row; row = cmark_node_next(row)) {
+        cmark_node *cell = cmark_node_first_child(row);
+        for (guint i = 0; i < n_cols; i++) {
+            GString *s = g_string_new(NULL);
+            if (cell) {
+                md_cell_text(cell, s);
+                cell = cmark_node_next(cell);
+            }
+            g_strstrip(s->str);
+            width[i] = MAX(width[i], MAX(md_width(s->str), 1));
+            g_ptr_array_add(cells, g_string_free(s, FALSE));
+        }
+    }
+    for (guint k = 0; k < cells->len; k++) {
+        guint i = k % n_cols;
+        const char *s = cells->pdata[k];
+        size_t pad = width[i] - md_width(s);
+        size_t before = align && align[i] == 'r' ? pad : align && align[i] == 'c' ? pad / 2 : 0;
+        g_string_append_printf(out, "%*s%s%*s", (int)before, "", s, (int)(pad - before), "");
+        if (i + 1 < n_cols) {
+            g_string_append(out, "  ");
+            continue;
+        }
+        while (out->len > 0 && out->str[out->len - 1] == ' ')
+            g_string_truncate(out, out->len - 1);
+        g_string_append_c(out, '\n');
+        for (guint j = 0; k + 1 == n_cols && j < n_cols; j++) {
+            for (size_t w = 0; w < width[j]; w++)
+                g_string_append_c(out, '-');
+            g_string_append(out, j + 1 < n_cols ? "  " : "\n");
+        }
+    }
+    g_free(width);
+    g_ptr_array_unref(cells);
+}
+
+/* The end of the line that starts at p (CRLF, LF or CR, as cmark counts
+ * lines), past its line break. */
+static const char *md_next_line(const char *p)
+{
+    p += strcspn(p, "\r\n");
+    if (*p == '\r' && p[1] == '\n')
+        return p + 2;
+    return *p ? p + 1 : p;
+}
+
+char *render_markdown_text(const char *md)
+{
+    cmark_parser *parser = NULL;
+    cmark_node *doc = md_parse(md, MD_OPTIONS, NULL, &parser);
+    GString *out = g_string_sized_new(strlen(md) + 256);
+    const char *p = md;
+    int line = 1;
+    for (cmark_node *n = cmark_node_first_child(doc); n; n = cmark_node_next(n)) {
+        int first = cmark_node_get_start_line(n), last = cmark_node_get_end_line(n);
+        if (!md_is(n, "table") || first < line || last < first)
+            continue;
+        for (; *p && line < first; line++) {
+            const char *next = md_next_line(p);
+            g_string_append_len(out, p, next - p);
+            p = next;
+        }
+        for (; *p && line <= last; line++)
+            p = md_next_line(p);
+        md_text_table(n, out);
+    }
+    g_string_append(out, p);
+    cmark_node_free(doc);
+    cmark_parser_free(parser);
+    return g_string_free(out, FALSE);
+}
+
 /* ---- the lint of lessons ---- */
 
 /* Line of the lesson file where node n starts (inline nodes without a
@@ -409,10 +616,87 @@ static void lint_link(const struct lesson *l, cmark_node *n, int line, GPtrArray
                                         l->path, line, url));
 }
 
+/* What an image's URL is, for the message that refuses it. */
+static const char *lint_image_hint(const char *url)
+{
+    if (g_ascii_strncasecmp(url, "http://", 7) == 0)
+        return "write https://; mail apps block or warn about pictures over http";
+    if (g_ascii_strncasecmp(url, "data:", 5) == 0)
+        return "most mail apps drop data: pictures; put the picture on a web server";
+    if (!strchr(url, ':'))
+        return "a lesson is sent without its files; put the picture on a web server and give its whole "
+               "https:// URL";
+    return "put the picture on a web server and give its https:// URL";
+}
+
+/* Image n: over https, with alt text (what the reader gets when pictures
+ * are off, and a screen reader reads). */
+static void lint_image(const struct lesson *l, cmark_node *n, int line, GPtrArray *problems)
+{
+    const char *url = cmark_node_get_url(n);
+    const char *u = url ? url : "", *cut = u + MIN(strlen(u), 60);
+    while (cut > u && (*cut & 0xc0) == 0x80) /* not inside a character */
+        cut--;
+    char *shown = g_strdup_printf("%.*s%s", (int)(cut - u), u, *cut ? "..." : "");
+    if (g_ascii_strncasecmp(u, "https://", 8) != 0 || !u[8])
+        g_ptr_array_add(problems, g_strdup_printf("%s:%d: image '%s' must be an https:// URL (%s)", l->path,
+                                                  line, shown, lint_image_hint(u)));
+    GString *alt = g_string_new(NULL);
+    md_cell_text(n, alt);
+    if (!*g_strstrip(alt->str))
+        g_ptr_array_add(problems,
+                        g_strdup_printf("%s:%d: image '%s' has no alt text: write ![what it shows](%s)",
+                                        l->path, line, shown, shown));
+    g_string_free(alt, TRUE);
+    g_free(shown);
+}
+
+/* The source text at line (of the lesson text) from column col up to the
+ * first ']' (at most 40 bytes), for quoting a construct. g_free(). */
+static char *lint_source(const struct lesson *l, int line, int col)
+{
+    const char *p = l->body;
+    for (int i = 1; i < line && *p; i++)
+        p = md_next_line(p);
+    size_t len = strcspn(p, "\r\n");
+    if (col < 1 || (size_t)col > len)
+        col = 1;
+    p += col - 1;
+    len = strcspn(p, "]\r\n");
+    len += p[len] == ']';
+    return g_utf8_make_valid(p, (gssize)MIN(len, 40));
+}
+
+/* Constructs the renderer does not support (the lint parses them only to
+ * find them): task lists and footnotes. */
+static gboolean lint_refused(const struct lesson *l, cmark_node *n, int line, GPtrArray *problems)
+{
+    cmark_node_type t = cmark_node_get_type(n);
+    const char *what = "a footnote", *hint = "write the note into the text, or as a paragraph at the end";
+    char *shown = NULL;
+    if (md_is(n, "tasklist")) {
+        what = "a task list item";
+        hint = "mail apps cannot tick boxes: write a plain list ('- ...')";
+        shown = g_strdup(cmark_gfm_extensions_get_tasklist_item_checked(n) ? "[x]" : "[ ]");
+    } else if (t == CMARK_NODE_FOOTNOTE_REFERENCE) {
+        shown = lint_source(l, cmark_node_get_start_line(n), cmark_node_get_start_column(n));
+    } else if (t == CMARK_NODE_FOOTNOTE_DEFINITION) {
+        what = "a footnote's text";
+        shown = lint_source(l, cmark_node_get_start_line(n), 1);
+    } else {
+        return FALSE;
+    }
+    g_ptr_array_add(problems, g_strdup_printf("%s:%d: %s is not supported in a lesson: '%s' (%s)", l->path,
+                                              line, what, shown, hint));
+    g_free(shown);
+    return TRUE;
+}
+
 /* The Markdown of lesson l, in the order of its lines. */
 static void lint_lesson(const struct lesson *l, GPtrArray *problems)
 {
-    cmark_node *doc = cmark_parse_document(l->body, strlen(l->body), CMARK_OPT_VALIDATE_UTF8);
+    cmark_parser *parser = NULL;
+    cmark_node *doc = md_parse(l->body, MD_OPTIONS | CMARK_OPT_FOOTNOTES, md_refused_extensions, &parser);
     cmark_iter *it = cmark_iter_new(doc);
     GPtrArray *open = g_ptr_array_new_with_free_func(g_free);
     cmark_event_type ev;
@@ -425,10 +709,15 @@ static void lint_lesson(const struct lesson *l, GPtrArray *problems)
             lint_html(l, n, lint_line(l, n), open, problems);
         else if (t == CMARK_NODE_LINK)
             lint_link(l, n, lint_line(l, n), problems);
+        else if (t == CMARK_NODE_IMAGE)
+            lint_image(l, n, lint_line(l, n), problems);
+        else
+            lint_refused(l, n, lint_line(l, n), problems);
     }
     g_ptr_array_unref(open);
     cmark_iter_free(it);
     cmark_node_free(doc);
+    cmark_parser_free(parser);
     lint_braces(l, problems);
 }
 

@@ -35,13 +35,22 @@ gboolean render_system(const struct render_set *set, const char *which, const st
 /* Returns TRUE if which names a system mail. */
 gboolean render_is_system(const char *which);
 
-/* Returns md rendered to HTML by cmark in safe mode (raw HTML omitted,
- * javascript: links emptied, UTF-8 validated). g_free(). */
+/* Returns md rendered to HTML by cmark-gfm in safe mode (raw HTML omitted,
+ * javascript: links emptied, UTF-8 validated), with tables and
+ * ~~strikethrough~~; images and tables carry inline styles (an image is
+ * never wider than the mail). g_free(). */
 char *render_markdown(const char *md);
 
-/* Checks every lesson of c: no raw HTML, no {{ }}; appends one
- * "file:line: message" string per problem to problems (g_free'd strings).
- * Returns TRUE if there was none. */
+/* Returns md for a text/plain part: the Markdown as written, except that
+ * each table (outside lists and quotes) is laid out in aligned columns.
+ * The `lesson` value of lesson.txt goes through it. g_free(). */
+char *render_markdown_text(const char *md);
+
+/* Checks every lesson of c: no raw HTML, no {{ }}, links and images (https,
+ * alt text), no construct the renderer does not support (task lists,
+ * footnotes: docs/course-check.md); appends one "file:line: message"
+ * string per problem to problems (g_free'd strings). Returns TRUE if there
+ * was none. */
 gboolean render_lint_course(const struct course *c, GPtrArray *problems);
 
 #endif
