@@ -86,7 +86,19 @@ static GPtrArray *parsed_args;
 static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char ***argv, int min_pos,
                       int max_pos)
 {
-    GOptionContext *oc = g_option_context_new(usage);
+    /* GOption writes "Usage: <prgname> [OPTION...] <parameters>": the
+     * command's name is the program's, the rest of usage the parameters. */
+    const char *name = (*argv)[0];
+    const char *params = usage;
+    if (g_str_has_prefix(usage, name)) {
+        params = usage + strlen(name);
+        while (*params == ' ')
+            params++;
+    }
+    char *prgname = g_strdup_printf("coursectl %s", name);
+    g_set_prgname(prgname);
+    g_free(prgname);
+    GOptionContext *oc = g_option_context_new(params);
     if (entries)
         g_option_context_add_main_entries(oc, entries, NULL);
     g_option_context_set_help_enabled(oc, TRUE);
@@ -486,6 +498,74 @@ out:
     g_ptr_array_unref(mails);
     g_free(to);
     g_free(name);
+    g_free(tz);
+    return rc;
+}
+
+/* The instant --start names: a day (the start of that local day in zone)
+ * or an instant as --now takes it. */
+static gboolean timeline_start(const char *text, const char *zone, gint64 *out, GError **err)
+{
+    int y, m, d;
+    char rest;
+    if (sscanf(text, "%4d-%2d-%2d%c", &y, &m, &d, &rest) == 3) {
+        *out = pace_local_to_utc(zone, y, m, d, 0, 0);
+        if (*out >= 0 && g_date_valid_dmy((GDateDay)d, (GDateMonth)m, (GDateYear)y))
+            return TRUE;
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "--start: '%s' is not a day", text);
+        return FALSE;
+    }
+    return clock_parse(text, out, err);
+}
+
+static int cmd_course_timeline(struct ctl *ctl, int argc, char **argv)
+{
+    char *start = NULL, *tz = NULL;
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "start", 0, 0, G_OPTION_ARG_FILENAME, &start,
+          "The day (00:00 in the zone) or instant the subscriber starts (default now)", "DATE" },
+        { "tz", 0, 0, G_OPTION_ARG_FILENAME, &tz, "The subscriber's zone (default: the course's)", "ZONE" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int rc = EXIT_USAGE;
+    GError *err = NULL;
+    if (!parse("course timeline SLUG [--start DATE] [--tz ZONE] [--json]", entries, &argc, &argv, 1, 1))
+        goto out;
+    const struct course *c = course_find(ctl->app->courses, argv[1]);
+    if (!c) {
+        g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", argv[1]);
+        rc = fail(err);
+        goto out;
+    }
+    if (tz && !pace_tz_valid(tz)) {
+        g_set_error(&err, CD_ERROR, CD_ERR_INVALID, "unknown time zone '%s'", tz);
+        rc = fail(err);
+        goto out;
+    }
+    const char *zone = schedule_zone(c, tz);
+    gint64 t0 = ctl->now;
+    if (start && !timeline_start(start, zone, &t0, &err)) {
+        rc = fail(err);
+        goto out;
+    }
+    /* As for someone enrolled at t0: the first slot (first_lesson,
+     * first_within), then each next one as the tick places it
+     * (max_per_day), anchored at t0. */
+    struct pace_rule rule = schedule_rule(c, tz);
+    gint64 first = schedule_first(ctl->app->cfg, c, tz, t0);
+    GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
+    if (first > 0)
+        schedule_project(ctl->app->cfg, &rule, t0, first, 0, 1, c->n_lessons, slots);
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_timeline);
+    for (guint k = 0; k < slots->len; k++)
+        ctl_out_row(o, rec_timeline(c, (int)k + 1, g_array_index(slots, gint64, k), zone));
+    ctl_out_end(o);
+    g_array_free(slots, TRUE);
+    rc = EXIT_OK;
+out:
+    g_free(start);
     g_free(tz);
     return rc;
 }
@@ -1316,12 +1396,13 @@ static const struct cmd commands[] = {
     { "course plan", cmd_course_plan, APP_STORE, "SLUG [--json]",
       "what applying the files would do to the people enrolled (changes nothing)" },
     { "course history", cmd_course_history, APP_STORE, "SLUG [--json]", "the versions of a course that ran" },
-    { "course preview", cmd_course_preview, 0, "SLUG N|MAIL|all [--html|--text|--eml]",
-      "write lesson N, a system mail, or all of them, as sent" },
+    { "course preview", cmd_course_preview, 0, "SLUG N|MAIL|all [--html|--text]",
+      "write lesson N, a system mail or all, as sent" },
+    { "course timeline", cmd_course_timeline, 0, "SLUG [--start DATE] [--json]",
+      "each lesson's weekday, date and time for a start" },
     { "sub add", cmd_sub_add, APP_STORE | APP_KEY, "EMAIL [--name N] [--tz ZONE]", "add a subscriber" },
     { "sub show", cmd_sub_show, APP_STORE, "EMAIL [--json]", "show a subscriber and their courses" },
-    { "sub list", cmd_sub_list, APP_STORE, "[--status S] [--course C] [--search T] ...",
-      "list subscribers, filtered" },
+    { "sub list", cmd_sub_list, APP_STORE, "[--status S] [--course C] ...", "list subscribers, filtered" },
     { "sub rm", cmd_sub_rm, APP_STORE | APP_KEY, "EMAIL [--erase]",
       "remove; --erase keeps only a hashed suppression entry" },
     { "sub set", cmd_sub_set, APP_STORE, "EMAIL [--name N] [--tz ZONE]",
@@ -1345,13 +1426,25 @@ static const struct cmd commands[] = {
     { "log", cmd_log, APP_STORE, "[EMAIL] [--json]", "the audit trail" },
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
     { "send-test", cmd_send_test, APP_TRANSPORT, "EMAIL COURSE N|MAIL|all",
-      "send lesson N, a system mail or all, marked [TEST], now" },
+      "send lesson N, a system mail or all now, as [TEST]" },
     { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE",
       "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
     { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics|--json]",
       "upcoming lessons, local and UTC, or as iCalendar" },
     { "status", cmd_status, APP_STORE, "EMAIL [--json]", "show a subscriber's courses and progress" },
 };
+
+/* One line of the command list; the help column starts where the
+ * longest command line of the table ends, so that every line lines up. */
+static void command_line(FILE *out, const struct cmd *c)
+{
+    int width = 40;
+    for (size_t k = 0; k < G_N_ELEMENTS(commands); k++)
+        width = MAX(width, (int)(strlen(commands[k].name) + 1 + strlen(commands[k].args)));
+    char *left = g_strdup_printf("%s %s", c->name, c->args);
+    fprintf(out, "  %-*s %s\n", width, left, c->help);
+    g_free(left);
+}
 
 static void usage(FILE *out)
 {
@@ -1362,15 +1455,36 @@ static void usage(FILE *out)
             "  --now TIME         act as if it were TIME (ISO 8601, e.g. 2026-03-02T09:00:00Z)\n"
             "  -h, --help         this help; COMMAND --help shows a command's options\n\n"
             "Commands:\n");
-    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
-        char *left = g_strdup_printf("%s %s", commands[i].name, commands[i].args);
-        fprintf(out, "  %-40s %s\n", left, commands[i].help);
-        g_free(left);
-    }
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+        command_line(out, &commands[i]);
     fprintf(out,
             "\nExit status:\n"
             "  0 success, 1 error, 2 usage or invalid input, 3 not found,\n"
             "  4 already exists, 75 database busy or disk full (try again)\n");
+}
+
+/* `coursectl course`, `coursectl course --help`, `coursectl sub -h`,
+ * `coursectl course bogus`: the commands of that group. Returns FALSE when
+ * words[0] names no group, else TRUE with *rc. */
+static gboolean group_usage(int argc, char **words, int *rc)
+{
+    gboolean help = argc > 1 && (!strcmp(words[1], "--help") || !strcmp(words[1], "-h"));
+    size_t len = strlen(words[0]);
+    gboolean found = FALSE;
+    for (size_t k = 0; k < G_N_ELEMENTS(commands) && !found; k++)
+        found = !strncmp(commands[k].name, words[0], len) && commands[k].name[len] == ' ';
+    if (!found)
+        return FALSE;
+    FILE *out = help ? stdout : stderr;
+    if (argc > 1 && !help)
+        fprintf(stderr, "coursectl: unknown command '%s %s'\n", words[0], words[1]);
+    fprintf(out, "usage: coursectl [-c FILE] [--now TIME] %s COMMAND [ARGS]\n\nCommands:\n", words[0]);
+    for (size_t k = 0; k < G_N_ELEMENTS(commands); k++)
+        if (!strncmp(commands[k].name, words[0], len) && commands[k].name[len] == ' ')
+            command_line(out, &commands[k]);
+    fprintf(out, "\n'coursectl %s COMMAND --help' shows a command's options.\n", words[0]);
+    *rc = help ? EXIT_OK : EXIT_USAGE;
+    return TRUE;
 }
 
 /* Returns the command that the first one or two of words name (*n: how
@@ -1444,6 +1558,8 @@ int main(int argc, char **argv)
     }
     int words = 0;
     const struct cmd *cmd = find_command(argc - i, argv + i, &words);
+    if (!cmd && group_usage(argc - i, argv + i, &rc))
+        return rc;
     if (!cmd) {
         fprintf(stderr, "coursectl: unknown command '%s'\n", argv[i]);
         usage(stderr);

@@ -125,6 +125,37 @@ struct ctl_record *rec_funnel(const struct course *c, const GArray *reached,
     return r;
 }
 
+/* The English weekday and the local time of instant t in zone tz (as
+ * pace_format_local shows the zone: unknown names are UTC); with parts,
+ * also its local date and time of day, and the weekday in JSON too. */
+static void add_local(struct ctl_record *r, gint64 t, const char *tz, gboolean parts)
+{
+    static const char *days[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+    GTimeZone *gz = g_time_zone_new_identifier(tz && *tz ? tz : "UTC");
+    if (!gz)
+        gz = g_time_zone_new_utc();
+    GDateTime *u = g_date_time_new_from_unix_utc(t);
+    GDateTime *l = g_date_time_to_timezone(u, gz);
+    const char *day = days[(g_date_time_get_day_of_week(l) + 6) % 7];
+    if (parts)
+        ctl_text(r, "weekday", day);
+    else
+        ctl_cell(r, "weekday", day); /* schedule's JSON stays as it was */
+    if (parts) {
+        char *date = g_date_time_format(l, "%Y-%m-%d"), *time = g_date_time_format(l, "%H:%M");
+        ctl_text(r, "local_date", date);
+        ctl_text(r, "local_time", time);
+        g_free(date);
+        g_free(time);
+    }
+    char *local = pace_format_local(t, tz);
+    ctl_text(r, "local", local);
+    g_free(local);
+    g_date_time_unref(l);
+    g_date_time_unref(u);
+    g_time_zone_unref(gz);
+}
+
 struct ctl_record *rec_slot(const struct course *c, int lesson, gint64 t, const char *tz)
 {
     struct ctl_record *r = ctl_record_new();
@@ -133,9 +164,21 @@ struct ctl_record *rec_slot(const struct course *c, int lesson, gint64 t, const 
     char *step = g_strdup_printf("%d/%d", lesson, c->n_lessons);
     ctl_cell(r, "step", step);
     g_free(step);
-    char *local = pace_format_local(t, tz);
-    ctl_text(r, "local", local);
-    g_free(local);
+    add_local(r, t, tz, FALSE);
+    ctl_time(r, "utc", t);
+    return r;
+}
+
+struct ctl_record *rec_timeline(const struct course *c, int lesson, gint64 t, const char *tz)
+{
+    struct ctl_record *r = ctl_record_new();
+    const struct lesson *l = course_lesson(c, lesson);
+    ctl_text(r, "course", c->slug);
+    ctl_int(r, "lesson", lesson);
+    ctl_text(r, "slug", l ? l->slug : NULL);
+    ctl_text(r, "subject", l ? l->subject : NULL);
+    ctl_text(r, "zone", tz);
+    add_local(r, t, tz, TRUE);
     ctl_time(r, "utc", t);
     return r;
 }
@@ -196,8 +239,10 @@ void rec_export_enrollment(struct ctl_record *sub, const struct store_export_row
 /* ---- views ---- */
 
 static const struct ctl_column courses_cols[] = {
-    { "COURSE", "slug", 20, 0, NULL, 0 },   { "LESSONS", "lessons", 7, 0, NULL, 0 },
-    { "SCHEDULE", "when", 30, 0, NULL, 0 }, { "TITLE", "title", 0, 0, NULL, 0 },
+    { "COURSE", "slug", 6, CTL_COL_AUTO, NULL, 0 },
+    { "LESSONS", "lessons", 7, CTL_COL_RIGHT, NULL, 0 },
+    { "SCHEDULE", "when", 8, CTL_COL_AUTO, NULL, 0 },
+    { "TITLE", "title", 0, 0, NULL, 0 },
     { NULL, NULL, 0, 0, NULL, 0 },
 };
 const struct ctl_view view_courses = { .columns = courses_cols, .header = TRUE };
@@ -256,13 +301,22 @@ static void status_text(FILE *out, const struct ctl_record *r, void *arg)
 const struct ctl_view view_status = { .text = status_text };
 
 static const struct ctl_column schedule_cols[] = {
-    { "COURSE", "course", 16, 0, NULL, 0 },
-    { "STEP", "step", 5, 0, NULL, 0 },
-    { "LOCAL TIME", "local", 26, 0, NULL, 0 },
-    { "UTC", "utc", 0, 0, NULL, 0 },
-    { NULL, NULL, 0, 0, NULL, 0 },
+    { "COURSE", "course", 16, 0, NULL, 0 }, { "STEP", "step", 5, 0, NULL, 0 },
+    { "DAY", "weekday", 3, 0, NULL, 0 },    { "LOCAL TIME", "local", 26, 0, NULL, 0 },
+    { "UTC", "utc", 0, 0, NULL, 0 },        { NULL, NULL, 0, 0, NULL, 0 },
 };
 const struct ctl_view view_schedule = { .columns = schedule_cols, .header = TRUE };
+
+static const struct ctl_column timeline_cols[] = {
+    { "#", "lesson", 3, CTL_COL_RIGHT | CTL_COL_AUTO, NULL, 0 },
+    { "DAY", "weekday", 3, 0, NULL, 0 },
+    { "LOCAL TIME", "local", 10, CTL_COL_AUTO, NULL, 0 },
+    { "SUBJECT", "subject", 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, NULL, 0 },
+};
+const struct ctl_view view_timeline = { .columns = timeline_cols,
+                                        .header = TRUE,
+                                        .empty = "no slot: the schedule has no date after the start" };
 
 static const struct ctl_column queue_cols[] = {
     { "ID", "id", 7, 0, NULL, 0 },

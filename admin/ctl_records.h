@@ -22,8 +22,11 @@ struct ctl_record *rec_day(const struct store_day *d);
 /* A course's funnel; reached[k-1] = enrollments sent lesson k. */
 struct ctl_record *rec_funnel(const struct course *c, const GArray *reached,
                               const struct store_funnel_states *sc);
-/* An upcoming lesson at t, shown in zone tz. */
+/* An upcoming lesson at t, shown in zone tz (with its weekday). */
 struct ctl_record *rec_slot(const struct course *c, int lesson, gint64 t, const char *tz);
+/* A lesson of `course timeline`: lesson, slug, subject, zone, weekday,
+ * local_date, local_time, local and utc of its slot t in zone tz. */
+struct ctl_record *rec_timeline(const struct course *c, int lesson, gint64 t, const char *tz);
 /* The line of schedule for a course without upcoming lessons (text only). */
 struct ctl_record *rec_slot_note(const char *course, const char *what);
 struct ctl_record *rec_check(const struct doctor_check *c);
@@ -39,6 +42,7 @@ extern const struct ctl_view view_subscribers;
 extern const struct ctl_view view_subscriber; /* sub show */
 extern const struct ctl_view view_status;
 extern const struct ctl_view view_schedule;
+extern const struct ctl_view view_timeline;
 extern const struct ctl_view view_queue;
 extern const struct ctl_view view_days;
 extern const struct ctl_view view_events;

@@ -31,6 +31,7 @@ struct ctl_out {
     const struct ctl_view *view;
     struct json_writer *w;
     guint rows;
+    GPtrArray *held; /* a table with CTL_COL_AUTO columns: its rows, printed at the end */
 };
 
 /* ---- records ---- */
@@ -369,6 +370,47 @@ static void print_text(FILE *out, const struct ctl_view *view, const struct ctl_
 
 /* ---- the renderer ---- */
 
+static gboolean has_auto(const struct ctl_view *view)
+{
+    for (int i = 0; view && view->columns && view->columns[i].field; i++)
+        if (view->columns[i].flags & CTL_COL_AUTO)
+            return TRUE;
+    return FALSE;
+}
+
+/* Prints the held rows of o, each CTL_COL_AUTO column as wide as its
+ * widest cell (or its header), and frees them. */
+static void print_held(struct ctl_out *o)
+{
+    const struct ctl_column *src = o->view->columns;
+    int n = 0;
+    while (src[n].field)
+        n++;
+    struct ctl_column *cols = g_new0(struct ctl_column, (gsize)n + 1);
+    memcpy(cols, src, sizeof(*cols) * (gsize)n);
+    for (int i = 0; i < n; i++) {
+        if (!(cols[i].flags & CTL_COL_AUTO))
+            continue;
+        cols[i].width = MAX(cols[i].width, (int)g_utf8_strlen(cols[i].header, -1));
+        for (guint k = 0; k < o->held->len; k++) {
+            const struct ctl_field *f = find(o->held->pdata[k], cols[i].field);
+            if (!f)
+                continue;
+            char *cell = field_text(f, cols[i].null_text);
+            glong len = g_utf8_strlen(cell, -1);
+            cols[i].width = MAX(cols[i].width, (int)(cols[i].cut > 0 ? MIN(len, cols[i].cut) : len));
+            g_free(cell);
+        }
+    }
+    if (o->view->header)
+        print_row(o->out, cols, NULL);
+    for (guint k = 0; k < o->held->len; k++)
+        print_row(o->out, cols, o->held->pdata[k]);
+    g_free(cols);
+    g_ptr_array_unref(o->held);
+    o->held = NULL;
+}
+
 struct ctl_out *ctl_out_new(FILE *out, enum ctl_format fmt, const struct ctl_view *view)
 {
     struct ctl_out *o = g_new0(struct ctl_out, 1);
@@ -378,6 +420,8 @@ struct ctl_out *ctl_out_new(FILE *out, enum ctl_format fmt, const struct ctl_vie
     if (fmt == CTL_FMT_JSON) {
         o->w = jw_new_file(out, JW_LINES);
         jw_array(o->w);
+    } else if (has_auto(view)) {
+        o->held = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_record_free);
     } else if (view && view->columns && view->header) {
         print_row(out, view->columns, NULL);
     }
@@ -386,18 +430,24 @@ struct ctl_out *ctl_out_new(FILE *out, enum ctl_format fmt, const struct ctl_vie
 
 void ctl_out_row(struct ctl_out *o, struct ctl_record *r)
 {
+    o->rows++;
+    if (o->held) {
+        g_ptr_array_add(o->held, r);
+        return;
+    }
     if (o->fmt == CTL_FMT_JSON) {
         if (!r->text_only)
             json_record(o->w, r);
     } else if (o->view) {
         print_text(o->out, o->view, r);
     }
-    o->rows++;
     ctl_record_free(r);
 }
 
 void ctl_out_end(struct ctl_out *o)
 {
+    if (o->held)
+        print_held(o);
     if (o->fmt == CTL_FMT_JSON) {
         jw_array_end(o->w);
         jw_end(o->w);

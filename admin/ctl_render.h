@@ -63,6 +63,7 @@ const gint64 *ctl_get_ints(const struct ctl_record *r, const char *name, guint *
 enum ctl_col_flags {
     CTL_COL_CLIP = 1 << 0,  /* cut to the width with an ellipsis */
     CTL_COL_RIGHT = 1 << 1, /* aligned to the right */
+    CTL_COL_AUTO = 1 << 2,  /* as wide as its widest cell (width: the least); the rows wait for the end */
 };
 
 struct ctl_column {

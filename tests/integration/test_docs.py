@@ -230,7 +230,8 @@ def test_completion_of_a_command():
 
 def test_completion_of_sub_commands():
     assert sorted(complete("coursectl sub ")) == sorted(["add", "show", "set", "list", "rm"])
-    assert sorted(complete("coursectl course ")) == sorted(["list", "check", "diff", "plan", "history", "preview"])
+    assert sorted(complete("coursectl course ")) == sorted(["list", "check", "diff", "plan", "history", "preview",
+                                                                 "timeline"])
 
 
 def test_completion_of_queue_states():

@@ -104,6 +104,8 @@ def outputs(world):
         ["course", "diff", "test", "--json"],
         ["course", "plan", "test", "--json"],
         ["course", "history", "test", "--json"],
+        ["course", "timeline", "test", "--json"],
+        ["course", "timeline", "other", "--start", "2026-03-27", "--tz", "America/New_York", "--json"],
     ]
     got = [(" ".join(a), ctl_json(env, *a)) for a in runs]
     for name, raw in inbound_mails().items():
