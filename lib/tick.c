@@ -683,6 +683,152 @@ static gboolean take(struct app *app, struct report *rp)
     return end;
 }
 
+/* The state of one tick's delivery loop (deliver_all and its steps). */
+struct loop {
+    guint sessions;    /* [smtp] sessions */
+    guint running;     /* jobs pushed and not yet ended */
+    guint outbox_left; /* of which system mails: lessons wait for them */
+    int rounds;
+    int inflight;  /* rows claimed whose outcome has not come back */
+    gboolean more; /* claiming goes on */
+    gboolean ok;   /* no database error yet (err is set once) */
+    gint64 next_claim, deadline, next_flush, flush_wait, last_flush;
+};
+
+/* A stopping daemon takes no new work and gives the sessions
+ * stop_timeout; a waiting reload lets the rounds in flight finish (on the
+ * snapshot they started with) and be recorded, claims nothing, and the
+ * tick returns so that the loop can swap: a long tick never holds a
+ * SIGHUP back. */
+static void loop_check_signals(const struct app *app, struct loop *L)
+{
+    if (app->stop && *app->stop) {
+        L->more = FALSE;
+        if (!L->deadline)
+            L->deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
+    }
+    if (app->yield && *app->yield)
+        L->more = FALSE;
+}
+
+/* Group commit: whatever arrived is written in one transaction. A commit
+ * costs an fsync, so at least a few milliseconds of outcomes (or a few
+ * hundred) are gathered per commit, which keeps the crash window at a
+ * message or two per session. While the database refuses, retry at
+ * growing intervals, logging once per step, and claim nothing. */
+static void loop_group_commit(struct app *app, struct loop *L, gint64 mono, gint64 now,
+                              struct tick_stats *stats, GError **err)
+{
+    if (app->unrecorded->len > 0 && L->flush_wait == 0 && app->unrecorded->len < 256 &&
+        mono < L->last_flush + TICK_COMMIT_US && L->running > 0)
+        L->next_flush = L->last_flush + TICK_COMMIT_US;
+    if (app->unrecorded->len == 0 || mono < L->next_flush)
+        return;
+    GError *e = NULL;
+    L->last_flush = mono;
+    if (flush(app, now, stats, &e)) {
+        L->flush_wait = 0;
+        L->next_flush = 0;
+        return;
+    }
+    L->flush_wait = L->flush_wait ? MIN(L->flush_wait * 2, G_USEC_PER_SEC) : G_USEC_PER_SEC / 20;
+    L->next_flush = mono + L->flush_wait;
+    log_err(
+        "cannot record %u outcomes: %s; they are kept and written when the database "
+        "accepts them (retry in %" G_GINT64_FORMAT " ms); nothing new is claimed",
+        app->unrecorded->len, e->message, L->flush_wait / 1000);
+    if (L->ok)
+        g_propagate_error(err, e);
+    else
+        g_error_free(e);
+    L->ok = L->more = FALSE;
+}
+
+/* Keeps the sessions fed: claims a round while fewer than [smtp] sessions
+ * jobs wait for a thread (rate_per_second: rounds a second apart; without
+ * threads a round runs inline and is recorded before the next). Nothing is
+ * claimed once a group commit failed, or while system mails are out.
+ * Returns TRUE when the loop should go round again at once. */
+static gboolean loop_claim(struct app *app, struct sender *snd, struct loop *L, gint64 mono, gint64 now,
+                           GError **err)
+{
+    gboolean hungry = snd->pool ? g_thread_pool_unprocessed(snd->pool) < L->sessions
+                                : snd->threads || L->running == 0;
+    if (!L->more || L->outbox_left > 0 || !hungry)
+        return FALSE;
+    if (mono < L->next_claim && L->running == 0) {
+        g_usleep((gulong)(L->next_claim - mono));
+        return TRUE;
+    }
+    if (mono < L->next_claim)
+        return FALSE;
+    struct round *r = NULL;
+    if (!claim(app, snd, now, L->inflight + (int)app->unrecorded->len, &r, err)) {
+        L->ok = L->more = FALSE;
+        return FALSE;
+    }
+    if (!r) {
+        L->more = FALSE;
+        return FALSE;
+    }
+    L->running += r->n_jobs;
+    L->inflight += (int)r->rows->len;
+    if (r->kind == ROUND_OUTBOX)
+        L->outbox_left = r->n_jobs;
+    if (app->cfg->rate_per_second > 0)
+        L->next_claim = mono + G_USEC_PER_SEC;
+    if (++L->rounds >= 1000)
+        L->more = FALSE;
+    return TRUE;
+}
+
+/* Waits for the next report of a session (at most until the next claim or
+ * commit is due, and a tenth of a second) and drains what is there: one
+ * commit for all of it. FALSE with CD_ERR_ABANDONED when the daemon is
+ * stopping and stop_timeout ran out. */
+static gboolean loop_collect(struct app *app, struct sender *snd, struct loop *L, gint64 mono, GError **err)
+{
+    gint64 wait = G_USEC_PER_SEC / 10;
+    if (L->more && L->next_claim > mono)
+        wait = MIN(wait, L->next_claim - mono);
+    if (app->unrecorded->len > 0 && L->next_flush > mono)
+        wait = MIN(wait, L->next_flush - mono);
+    /* While outcomes gather for the next commit, sleep until it is due
+     * rather than wake for every report. */
+    struct report *rp;
+    if (app->unrecorded->len > 0 && L->next_flush > mono && L->flush_wait == 0) {
+        g_usleep((gulong)MAX(wait, 100));
+        rp = g_async_queue_try_pop(snd->done);
+        if (!rp)
+            return TRUE;
+    } else {
+        rp = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
+    }
+    if (!rp) {
+        if (L->deadline && g_get_monotonic_time() >= L->deadline) {
+            log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
+                     "s; abandoned, their deliveries are recovered at the next start",
+                     L->running, app->cfg->stop_timeout);
+            g_clear_error(err);
+            g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
+            return FALSE;
+        }
+        return TRUE;
+    }
+    int drained = 0;
+    do {
+        gboolean outbox = rp->job->r->kind == ROUND_OUTBOX;
+        if (take(app, rp)) {
+            L->running--;
+            if (outbox)
+                L->outbox_left--;
+        } else {
+            L->inflight--;
+        }
+    } while (++drained < 10000 && (rp = g_async_queue_try_pop(snd->done)));
+    return TRUE;
+}
+
 /* Sends everything ready. Returns FALSE with err on a database error
  * (outcomes not written stay in app->unrecorded for the next tick), or
  * with CD_ERR_ABANDONED when the daemon is stopping and sessions still ran
@@ -691,132 +837,20 @@ static gboolean take(struct app *app, struct report *rp)
 static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, struct tick_stats *stats,
                             GError **err)
 {
-    guint sessions = (guint)MAX(app->cfg->smtp_sessions, 1);
-    guint running = 0;     /* jobs pushed and not yet ended */
-    guint outbox_left = 0; /* of which system mails: lessons wait for them */
-    int rounds = 0;
-    int inflight = 0; /* rows claimed whose outcome has not come back */
-    gboolean more = TRUE, ok = TRUE;
-    gint64 next_claim = 0, deadline = 0, next_flush = 0, flush_wait = 0, last_flush = 0;
+    struct loop L = { .sessions = (guint)MAX(app->cfg->smtp_sessions, 1), .more = TRUE, .ok = TRUE };
     for (;;) {
-        if (app->stop && *app->stop) {
-            more = FALSE; /* a stopping daemon takes no new work */
-            if (!deadline)
-                deadline = g_get_monotonic_time() + app->cfg->stop_timeout * G_USEC_PER_SEC;
-        }
-        /* A reload is waiting: the rounds in flight finish (on the snapshot
-         * they started with) and are recorded, nothing new is claimed, and
-         * the tick returns so that the loop can swap; the next tick goes on
-         * with the new snapshot. A long tick never holds a SIGHUP back. */
-        if (app->yield && *app->yield)
-            more = FALSE;
+        loop_check_signals(app, &L);
         gint64 mono = g_get_monotonic_time();
-        /* Group commit: whatever arrived is written now, in one
-         * transaction. While the database refuses, retry at growing
-         * intervals, logging once per step, and claim nothing. */
-        /* A commit costs an fsync: gather at least a few milliseconds of
-         * outcomes (or a few hundred) per commit, which keeps the crash
-         * window at a message or two per session. */
-        if (app->unrecorded->len > 0 && flush_wait == 0 && app->unrecorded->len < 256 &&
-            mono < last_flush + TICK_COMMIT_US && running > 0)
-            next_flush = last_flush + TICK_COMMIT_US;
-        if (app->unrecorded->len > 0 && mono >= next_flush) {
-            GError *e = NULL;
-            last_flush = mono;
-            if (flush(app, now, stats, &e)) {
-                flush_wait = 0;
-                next_flush = 0;
-            } else {
-                flush_wait = flush_wait ? MIN(flush_wait * 2, G_USEC_PER_SEC) : G_USEC_PER_SEC / 20;
-                next_flush = mono + flush_wait;
-                log_err(
-                    "cannot record %u outcomes: %s; they are kept and written when the database "
-                    "accepts them (retry in %" G_GINT64_FORMAT " ms); nothing new is claimed",
-                    app->unrecorded->len, e->message, flush_wait / 1000);
-                if (ok)
-                    g_propagate_error(err, e);
-                else
-                    g_error_free(e);
-                ok = FALSE;
-                more = FALSE;
-            }
-        }
-        /* Keep the sessions fed: claim while fewer than [smtp] sessions
-         * jobs wait for a thread. rate_per_second: rounds a second apart. */
-        /* without threads a round runs inline: record it before the next */
-        gboolean hungry = snd->pool ? g_thread_pool_unprocessed(snd->pool) < sessions
-                                    : snd->threads || running == 0;
-        /* (more is FALSE once a group commit failed: nothing new is claimed
-         * while outcomes wait to be written.) */
-        if (more && outbox_left == 0 && hungry) {
-            if (mono < next_claim && running == 0) {
-                g_usleep((gulong)(next_claim - mono));
-                continue;
-            }
-            if (mono >= next_claim) {
-                struct round *r = NULL;
-                if (!claim(app, snd, now, inflight + (int)app->unrecorded->len, &r, err)) {
-                    ok = more = FALSE;
-                } else if (!r) {
-                    more = FALSE;
-                } else {
-                    running += r->n_jobs;
-                    inflight += (int)r->rows->len;
-                    if (r->kind == ROUND_OUTBOX)
-                        outbox_left = r->n_jobs;
-                    if (app->cfg->rate_per_second > 0)
-                        next_claim = mono + G_USEC_PER_SEC;
-                    if (++rounds >= 1000)
-                        more = FALSE;
-                    continue;
-                }
-            }
-        }
-        if (running == 0) {
-            if (app->unrecorded->len == 0 || !more)
+        loop_group_commit(app, &L, mono, now, stats, err);
+        if (loop_claim(app, snd, &L, mono, now, err))
+            continue;
+        if (L.running == 0) {
+            if (app->unrecorded->len == 0 || !L.more)
                 break;
             continue;
         }
-        gint64 wait = G_USEC_PER_SEC / 10;
-        if (more && next_claim > mono)
-            wait = MIN(wait, next_claim - mono);
-        if (app->unrecorded->len > 0 && next_flush > mono)
-            wait = MIN(wait, next_flush - mono);
-        /* While outcomes gather for the next commit, sleep until it is due
-         * rather than wake for every report. */
-        struct report *rp;
-        if (app->unrecorded->len > 0 && next_flush > mono && flush_wait == 0) {
-            g_usleep((gulong)MAX(wait, 100));
-            rp = g_async_queue_try_pop(snd->done);
-            if (!rp)
-                continue;
-        } else {
-            rp = g_async_queue_timeout_pop(snd->done, (guint64)MAX(wait, 1000));
-        }
-        if (!rp) {
-            if (deadline && g_get_monotonic_time() >= deadline) {
-                log_warn("stopping: %u SMTP session(s) still running after %" G_GINT64_FORMAT
-                         "s; abandoned, their deliveries are recovered at the next start",
-                         running, app->cfg->stop_timeout);
-                g_clear_error(err);
-                g_set_error(err, CD_ERROR, CD_ERR_ABANDONED, "stopping with SMTP sessions in flight");
-                return FALSE;
-            }
-            continue;
-        }
-        /* Drain what is there: one commit for all of it. */
-        int drained = 0;
-        do {
-            struct round *r = rp->job->r;
-            gboolean outbox = r->kind == ROUND_OUTBOX;
-            if (take(app, rp)) {
-                running--;
-                if (outbox)
-                    outbox_left--;
-            } else {
-                inflight--;
-            }
-        } while (++drained < 10000 && (rp = g_async_queue_try_pop(snd->done)));
+        if (!loop_collect(app, snd, &L, mono, err))
+            return FALSE;
     }
     /* The last outcomes of the tick. */
     if (app->unrecorded->len > 0) {
@@ -824,14 +858,14 @@ static gboolean deliver_all(struct app *app, struct sender *snd, gint64 now, str
         if (!flush(app, now, stats, &e)) {
             log_err("cannot record %u outcomes: %s; they are kept for the next tick", app->unrecorded->len,
                     e->message);
-            if (ok)
+            if (L.ok)
                 g_propagate_error(err, e);
             else
                 g_error_free(e);
-            ok = FALSE;
+            L.ok = FALSE;
         }
     }
-    return ok;
+    return L.ok;
 }
 
 gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError **err)
@@ -876,190 +910,35 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
     return ok && optin_complete_due(app, now, err) >= 0;
 }
 
-/* The system mails in the order a reader meets them (each one of
- * render_is_system()), for previews and send-test of a whole course. */
-static const char *const test_mails[] = { "confirm", "welcome",  "status",  "help",
-                                          "error",   "complete", "goodbye", NULL };
-
-const char *const *tick_test_system_mails(void)
-{
-    return test_mails;
-}
-
-/* The list of courses the help mail shows, as command.c writes it. */
-static char *sample_courses(const struct app *app)
-{
-    GString *s = g_string_new(NULL);
-    for (guint i = 0; i < app->courses->len; i++) {
-        const struct course *c = app->courses->pdata[i];
-        g_string_append_printf(s, "- %s: write to %s@%s%s%s\n", c->title, c->slug, app->cfg->domain,
-                               *c->description ? ". " : "", c->description);
-    }
-    return g_string_free(s, FALSE);
-}
-
-/* The paragraph of the complete mail offering c's next course, with the
- * fake token in its confirm link ("" without a next course). */
-static char *sample_next_step(const struct app *app, const struct course *c)
-{
-    const struct course *nc = c->next_course ? course_find(app->courses, c->next_course) : NULL;
-    if (!nc)
-        return g_strdup("");
-    return g_strdup_printf(
-        "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
-        "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
-        nc->title, nc->n_lessons, *nc->description ? ": " : "", nc->description, app->cfg->base_url,
-        COMPOSE_PREVIEW_TOKEN);
-}
-
-char *tick_sample_system(const struct app *app, const char *which, const struct course *c,
-                         const struct compose_to *to, gint64 now, struct compose_parts *parts, gsize *len,
-                         GError **err)
-{
-    const char *zone = schedule_zone(c, to->tz);
-    gint64 first = schedule_first(app->cfg, c, to->tz, now);
-    char *first_date = first > 0 ? pace_format_local(first, zone) : g_strdup("none planned");
-    char *next = first > 0 && c->n_lessons > 1
-                     ? pace_format_local(schedule_preview_next(c, to->tz, 1, first), zone)
-                     : g_strdup("none planned");
-    int had = MIN(2, c->n_lessons);
-    char *progress = !strcmp(which, "goodbye")
-                         ? g_strdup_printf("You received %d of %d steps.", had, c->n_lessons)
-                         : g_strdup_printf("You have received 1 of %d steps.", c->n_lessons);
-    char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
-    char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, COMPOSE_PREVIEW_TOKEN, app->cfg->domain);
-    char *courses = sample_courses(app);
-    char *next_step = sample_next_step(app, c);
-    struct render_var vars[] = {
-        { "first_date", first_date, FALSE },
-        { "zone", zone, FALSE },
-        { "next_date", next, FALSE },
-        { "progress", progress, FALSE },
-        { "confirm_url", url, TRUE },
-        { "courses", courses, TRUE },
-        { "next_step", next_step, TRUE },
-        { "reason",
-          "\"Europe/Paaris\" is not a time zone we know. Use a name like Europe/Berlin or "
-          "America/New_York.",
-          FALSE },
-    };
-    /* As the real ones go: the confirmation, help, error and goodbye
-     * without List-Unsubscribe (there is nothing, or not yet, to leave). */
-    gboolean confirm = !strcmp(which, "confirm");
-    struct compose_system_opts opts = {
-        .vars = vars,
-        .n_vars = G_N_ELEMENTS(vars),
-        .reply_to = confirm ? reply_to : NULL,
-        .list_headers = !strcmp(which, "welcome") || !strcmp(which, "status") || !strcmp(which, "complete"),
-        .parts = parts,
-    };
-    char *out = compose_system(app, which, c, to, &opts, now, len, err);
-    g_free(next_step);
-    g_free(courses);
-    g_free(reply_to);
-    g_free(url);
-    g_free(progress);
-    g_free(next);
-    g_free(first_date);
-    return out;
-}
-
-/* Lesson n of c as a test: "[TEST] " first in the subject and a Message-ID
- * of its own, so that a mail program never folds re-tests together. */
-static char *test_lesson(const struct app *app, const struct course *c, int n, const struct compose_to *to,
-                         gint64 now, gsize *len, GError **err)
-{
-    const struct lesson *l = course_lesson(c, n);
-    char *uuid = g_uuid_string_random();
-    char *msgid = g_strdup_printf("%s.test-%s.%s@%s", l ? l->slug : "lesson", uuid, c->slug,
-                                  app->cfg->domain);
-    struct compose_to t = *to;
-    t.message_id = msgid;
-    char *body = compose_lesson(app, c, n, &t, now, schedule_preview_next(c, to->tz, n, now), NULL, len, err);
-    g_free(msgid);
-    g_free(uuid);
-    return body;
-}
-
-/* Adds what `which` names ("N", a system mail, or "all") to msgs. */
-static gboolean test_messages(const struct app *app, const struct course *c, const char *which,
-                              const struct compose_to *to, gint64 now, GArray *msgs, GError **err)
-{
-    gboolean all = !strcmp(which, "all");
-    int from = 0, to_n = -1;
-    if (all) {
-        from = 1;
-        to_n = c->n_lessons;
-    } else if (!render_is_system(which)) {
-        char *end = NULL;
-        gint64 n = g_ascii_strtoll(which, &end, 10);
-        if (*end || n < 1 || n > c->n_lessons) {
-            g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'", c->slug,
-                        c->n_lessons, which);
-            return FALSE;
-        }
-        from = to_n = (int)n;
-    }
-    for (int n = from; n >= 1 && n <= to_n; n++) {
-        struct transport_msg m = { 0 };
-        m.data = test_lesson(app, c, n, to, now, &m.len, err);
-        if (!m.data)
-            return FALSE;
-        g_array_append_val(msgs, m);
-    }
-    for (const char *const *w = test_mails; *w; w++) {
-        if (!all && strcmp(*w, which) != 0)
-            continue;
-        struct transport_msg m = { 0 };
-        m.data = tick_sample_system(app, *w, c, to, now, NULL, &m.len, err);
-        if (!m.data)
-            return FALSE;
-        g_array_append_val(msgs, m);
-    }
-    return TRUE;
-}
-
-int tick_send_test(struct app *app, const char *email, const char *course, const char *which, gint64 now,
-                   GError **err)
+gboolean tick_send_test(struct app *app, const char *email, const char *course, int n, gint64 now,
+                        GError **err)
 {
     const struct course *c = course_find(app->courses, course);
     if (!c) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", course);
-        return -1;
+        return FALSE;
     }
     char *addr = address_normalize(email, err);
     if (!addr)
-        return -1;
-    struct compose_to to = { .email = addr, .preview = TRUE, .subject_prefix = "[TEST] " };
-    GArray *msgs = g_array_new(FALSE, TRUE, sizeof(struct transport_msg));
-    char *from = compose_env_from(app->cfg);
-    int sent = -1;
-    if (test_messages(app, c, which, &to, now, msgs, err)) {
-        for (guint i = 0; i < msgs->len; i++) {
-            struct transport_msg *m = &g_array_index(msgs, struct transport_msg, i);
-            m->env_from = from;
-            m->rcpt = addr;
-        }
-        transport_send(app->tr, (struct transport_msg *)(void *)msgs->data, msgs->len, NULL, NULL);
-        sent = 0;
-        for (guint i = 0; i < msgs->len; i++) {
-            const struct transport_msg *m = &g_array_index(msgs, struct transport_msg, i);
-            if (m->outcome == TRANSPORT_OK)
-                sent++;
-            else if (err && !*err)
-                g_set_error(err, CD_ERROR, m->outcome == TRANSPORT_PERM ? CD_ERR_INVALID : CD_ERR_BUSY,
-                            "not sent: %d %s %s", m->code, m->status, m->text ? m->text : "");
-        }
-        if (sent < (int)msgs->len)
-            sent = -1;
+        return FALSE;
+    struct compose_to to = { addr, NULL, NULL, 0 };
+    struct pace_rule rule = schedule_rule(c, NULL);
+    gint64 next = n < c->n_lessons ? pace_next_slot(&rule, now, now) : -1;
+    gsize len = 0;
+    char *body = compose_lesson(app, c, n, &to, now, next, NULL, &len, err);
+    gboolean ok = FALSE;
+    if (body) {
+        char *from = compose_env_from(app->cfg);
+        struct transport_msg m = { .env_from = from, .rcpt = addr, .data = body, .len = len };
+        transport_send(app->tr, &m, 1, NULL, NULL);
+        ok = m.outcome == TRANSPORT_OK;
+        if (!ok)
+            g_set_error(err, CD_ERROR, m.outcome == TRANSPORT_PERM ? CD_ERR_INVALID : CD_ERR_BUSY,
+                        "not sent: %d %s %s", m.code, m.status, m.text ? m.text : "");
+        transport_msg_clear(&m);
+        g_free(from);
+        g_free(body);
     }
-    for (guint i = 0; i < msgs->len; i++) {
-        struct transport_msg *m = &g_array_index(msgs, struct transport_msg, i);
-        g_free((char *)m->data);
-        transport_msg_clear(m);
-    }
-    g_array_free(msgs, TRUE);
-    g_free(from);
     g_free(addr);
-    return sent;
+    return ok;
 }
