@@ -236,7 +236,7 @@ static char *text_diff(const char *a, const char *b)
     while (i < n || j < m) {
         if (i < n && j < m && strcmp(x[i], y[j]) == 0) {
             i++, j++;
-        } else if (j < m && (i == n || AT(i, j + 1) >= AT(i + 1, j))) {
+        } else if (j < m && (i == n || AT(i, j + 1) > AT(i + 1, j))) { /* a tie: "-" first, as diff does */
             if (shown++ < 12)
                 g_string_append_printf(out, "  + %s\n", y[j]);
             else

@@ -11,10 +11,12 @@ for ten more days and asserts, from the mails received, exactly which
 lessons each reader got after the edit, in which order, at 09:00 UTC slots,
 and that no Message-ID ever arrived twice."""
 import json
+import os
 import shutil
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +242,30 @@ def test_course_history_and_coursed_n(course, sink):
     assert "a b new c d e f" in text, text
     # the files are now the version that runs
     assert "which runs" in env.ctl("course", "diff", "edit").stdout
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def test_diff_and_plan_match_golden(course, sink):
+    """One edit of every kind at once (insert, remove, reorder, edit text,
+    rename) against the five readers: `course diff` and `course plan` as an
+    author reads them, compared with tests/golden/course-{diff,plan}.txt
+    (COURSED_UPDATE_GOLDEN=1 rewrites them; review the diff)."""
+    env, now = course
+    # a b c d e f  ->  a new b e d f2: new inserted, c removed, e edited and
+    # moved before d, f renamed f2
+    write_lessons(env, ["a", "new", "b", "e", "d", "f2"], texts={"e": "A better text of e."})
+    out = {}
+    for what in ("diff", "plan"):
+        p = env.ctl("course", what, "edit", now=iso(now))
+        out[what] = p.stdout.replace(str(env.dir), "<dir>")
+        golden = GOLDEN / f"course-{what}.txt"
+        if os.environ.get("COURSED_UPDATE_GOLDEN"):
+            golden.write_text(out[what])
+        assert out[what] == golden.read_text(), f"{golden} differs:\n{out[what]}"
+    # and the plan is what happens
+    after = run_on(env, sink, now)
+    # "new" is behind ann, bob and cy (each had b, which now follows it)
+    assert after == {"ann": ["e", "f2"], "bob": ["e", "d", "f2"], "cy": ["e", "d", "f2"],
+                     "dee": ["new", "b", "e", "d", "f2"], "zed": []}, after
