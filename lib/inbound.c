@@ -215,6 +215,16 @@ static void parse_command_line(struct inbound *r, const char *line, const char *
         g_free(arg);
     } else if (!strcmp(r->command, "pause")) {
         r->pause_for = parse_pause(r->args);
+    } else if (!strcmp(r->command, "restart")) {
+        /* Starting over sets progress back to lesson 1: only a line that
+         * says nothing else ("restart", "restart release") counts, not a
+         * reader's "Restart everything? I wish I could." */
+        char *lw = g_ascii_strdown(r->args, -1);
+        if (*lw && !g_strv_contains(courses, lw)) {
+            g_free(r->command);
+            r->command = g_strdup("unknown");
+        }
+        g_free(lw);
     } else if (!strcmp(r->command, "tz")) {
         const char *z = r->args;
         char *end = strpbrk(r->args, " \t");

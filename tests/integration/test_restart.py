@@ -151,3 +151,15 @@ def test_restart_refused_where_it_cannot_apply(env, sink):
     env.tick(iso(day(0)))
     assert sink.lessons("eve@example.net") == []
     assert lessons(sink) == []
+
+
+def test_restart_only_from_a_line_that_says_only_that(env, sink):
+    """A reader's sentence that starts with the word is not a command."""
+    finish_first(env, sink)
+    raw = mail(ANN, "first@courses.example.org", "Re: Step 3",
+               "Restart everything? I wish I could. Thank you for this.")
+    assert inbound(env, raw, now=day(3, 8)).returncode == 0
+    assert env.sql("SELECT state, round FROM enrollments WHERE course = 'first'") == [("completed", 0)]
+    raw = mail(ANN, "first@courses.example.org", "restart first")
+    assert inbound(env, raw, now=day(3, 9)).returncode == 0
+    assert env.sql("SELECT state, round FROM enrollments WHERE course = 'first'") == [("active", 1)]
