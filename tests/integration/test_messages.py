@@ -15,7 +15,7 @@ from conftest import REPO, Env, write_course
 GOLDEN = REPO / "tests" / "golden"
 NOW = "2026-03-02T10:00:00Z"
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-COURSES = {"release": 14, "leaving-kindly": 6}
+COURSES = {"release": 14, "leaving-kindly": 8}
 SYSTEM = ["confirm", "welcome", "goodbye", "status", "help", "error", "complete"]
 
 
