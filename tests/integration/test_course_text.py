@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 COURSES_DIR = REPO / "courses"
 ARTICLE = Path(os.environ.get("COURSED_ARTICLE") or (REPO.parent / "shared" / "article.txt"))
 
+# what an edit does to readers already in the course (docs/course-edits.md)
+OPTIONAL_KEYS = {"on_insert_behind", "completed_get_new", "next_course", "complete_mail"}
 REQUIRED_KEYS = {
     "title",
     "description",
@@ -113,8 +115,9 @@ def test_course_ini(course):
     parser = read_ini(course)
     assert parser.sections() == ["course"], f"{course.name}: only a [course] group is allowed"
     keys = set(parser["course"].keys())
-    assert keys == REQUIRED_KEYS, (
-        f"{course.name}: missing {sorted(REQUIRED_KEYS - keys)}, unexpected {sorted(keys - REQUIRED_KEYS)}"
+    assert keys - OPTIONAL_KEYS == REQUIRED_KEYS, (
+        f"{course.name}: missing {sorted(REQUIRED_KEYS - keys)}, "
+        f"unexpected {sorted(keys - REQUIRED_KEYS - OPTIONAL_KEYS)}"
     )
     for key in REQUIRED_KEYS:
         value = parser["course"][key]
