@@ -89,16 +89,12 @@ static gboolean parse(const char *usage, GOptionEntry *entries, int *argc, char 
     /* GOption writes "Usage: <prgname> [OPTION...] <parameters>": the
      * command's name is the program's, the rest of usage the parameters. */
     const char *name = (*argv)[0];
-    const char *params = usage;
-    if (g_str_has_prefix(usage, name)) {
-        params = usage + strlen(name);
-        while (*params == ' ')
-            params++;
-    }
+    char *params = g_strchug(g_strdup(g_str_has_prefix(usage, name) ? usage + strlen(name) : usage));
     char *prgname = g_strdup_printf("coursectl %s", name);
     g_set_prgname(prgname);
     g_free(prgname);
     GOptionContext *oc = g_option_context_new(params);
+    g_free(params);
     if (entries)
         g_option_context_add_main_entries(oc, entries, NULL);
     g_option_context_set_help_enabled(oc, TRUE);
@@ -269,15 +265,28 @@ static void preview_mail_free(gpointer p)
     g_free(pm);
 }
 
-/* Returns lesson n of c as sent to rcpt, or NULL with err. */
+/* Appends to slots (gint64) the instants of c's lessons for someone in
+ * zone tz (NULL: the course's) who enrolls at t0, as the daemon places
+ * them: the first slot (first_lesson, first_within), then each next one
+ * (max_per_day), anchored at t0. */
+static void course_slots(struct ctl *ctl, const struct course *c, const char *tz, gint64 t0, GArray *slots)
+{
+    struct pace_rule rule = schedule_rule(c, tz);
+    gint64 first = schedule_first(ctl->app->cfg, c, tz, t0);
+    if (first > 0)
+        schedule_project(ctl->app->cfg, &rule, t0, first, 0, 1, c->n_lessons, slots);
+}
+
+/* Returns lesson n of c as sent to rcpt, or NULL with err: dated `date`,
+ * announcing the next step at `next` (-1: the last step). */
 static struct preview_mail *preview_lesson(struct ctl *ctl, const struct course *c, int n,
-                                           const struct compose_to *rcpt, GError **err)
+                                           const struct compose_to *rcpt, gint64 date, gint64 next,
+                                           GError **err)
 {
     struct preview_mail *pm = g_new0(struct preview_mail, 1);
-    gint64 next = schedule_preview_next(c, rcpt->tz, n, ctl->now);
     pm->id = g_strdup_printf("lesson-%d", n);
     pm->label = g_strdup_printf("Lesson %d of %d", n, c->n_lessons);
-    pm->eml = compose_lesson(ctl->app, c, n, rcpt, ctl->now, next, NULL, &pm->len, err);
+    pm->eml = compose_lesson(ctl->app, c, n, rcpt, date, next, NULL, &pm->len, err);
     if (!pm->eml ||
         !compose_lesson_parts(ctl->app, c, n, rcpt, next, &pm->parts.text, &pm->parts.html, err)) {
         preview_mail_free(pm);
@@ -293,7 +302,7 @@ static struct preview_mail *preview_system(struct ctl *ctl, const struct course 
 {
     struct preview_mail *pm = g_new0(struct preview_mail, 1);
     pm->id = g_strdup(which);
-    pm->label = g_strdup_printf("System mail: %s", which);
+    pm->label = g_strdup_printf("System mail (%s)", which);
     pm->eml = tick_sample_system(ctl->app, which, c, rcpt, ctl->now, &pm->parts, &pm->len, err);
     if (!pm->eml) {
         preview_mail_free(pm);
@@ -303,7 +312,11 @@ static struct preview_mail *preview_system(struct ctl *ctl, const struct course 
 }
 
 /* Appends to mails what `which` names: lesson N, a system mail, or all
- * (lessons 1..N, then the system mails in the order a reader meets them). */
+ * (lessons 1..N, then the system mails in the order a reader meets them).
+ * Lesson N alone is dated now with the next slot after now as its next
+ * step; in all, each lesson is dated at its slot for someone enrolling
+ * now and names the slot of the one after it, as `course timeline`
+ * shows them. */
 static gboolean preview_collect(struct ctl *ctl, const struct course *c, const char *which,
                                 const struct compose_to *rcpt, GPtrArray *mails, GError **err)
 {
@@ -316,17 +329,27 @@ static gboolean preview_collect(struct ctl *ctl, const struct course *c, const c
                         c->n_lessons, which);
             return FALSE;
         }
-        struct preview_mail *pm = preview_lesson(ctl, c, (int)n, rcpt, err);
+        struct preview_mail *pm = preview_lesson(ctl, c, (int)n, rcpt, ctl->now,
+                                                 schedule_preview_next(c, rcpt->tz, (int)n, ctl->now), err);
         if (pm)
             g_ptr_array_add(mails, pm);
         return pm != NULL;
     }
+    GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
+    if (all)
+        course_slots(ctl, c, rcpt->tz, ctl->now, slots);
     for (int n = 1; all && n <= c->n_lessons; n++) {
-        struct preview_mail *pm = preview_lesson(ctl, c, n, rcpt, err);
-        if (!pm)
+        guint k = (guint)n - 1;
+        gint64 date = k < slots->len ? g_array_index(slots, gint64, k) : ctl->now;
+        gint64 next = k + 1 < slots->len ? g_array_index(slots, gint64, k + 1) : -1;
+        struct preview_mail *pm = preview_lesson(ctl, c, n, rcpt, date, next, err);
+        if (!pm) {
+            g_array_free(slots, TRUE);
             return FALSE;
+        }
         g_ptr_array_add(mails, pm);
     }
+    g_array_free(slots, TRUE);
     for (const char *const *w = tick_test_system_mails(); *w; w++) {
         if (!all && strcmp(*w, which) != 0)
             continue;
@@ -344,9 +367,9 @@ static gboolean preview_collect(struct ctl *ctl, const struct course *c, const c
     return TRUE;
 }
 
-static const char *const preview_headers[] = {
-    "From", "To", "Subject", "Reply-To", "List-Unsubscribe", NULL
-};
+static const char *const preview_headers[] = { "Date",    "From",     "To",
+                                               "Subject", "Reply-To", "List-Unsubscribe",
+                                               NULL };
 
 static void html_escaped(FILE *out, const char *s)
 {
@@ -406,7 +429,7 @@ static void preview_page(FILE *out, const struct course *c, const struct compose
         fputs("</dl>\n<iframe sandbox=\"allow-same-origin\" title=\"", out);
         html_escaped(out, pm->parts.subject);
         fputs(
-            "\" onload=\"this.style.height = (this.contentDocument.documentElement.scrollHeight + 24) + "
+            "\" onload=\"this.style.height = (this.contentDocument.body.scrollHeight + 24) + "
             "'px'\" srcdoc=\"",
             out);
         html_escaped(out, pm->parts.html);
@@ -550,14 +573,8 @@ static int cmd_course_timeline(struct ctl *ctl, int argc, char **argv)
         rc = fail(err);
         goto out;
     }
-    /* As for someone enrolled at t0: the first slot (first_lesson,
-     * first_within), then each next one as the tick places it
-     * (max_per_day), anchored at t0. */
-    struct pace_rule rule = schedule_rule(c, tz);
-    gint64 first = schedule_first(ctl->app->cfg, c, tz, t0);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
-    if (first > 0)
-        schedule_project(ctl->app->cfg, &rule, t0, first, 0, 1, c->n_lessons, slots);
+    course_slots(ctl, c, tz, t0, slots);
     struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_timeline);
     for (guint k = 0; k < slots->len; k++)
         ctl_out_row(o, rec_timeline(c, (int)k + 1, g_array_index(slots, gint64, k), zone));

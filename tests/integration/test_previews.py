@@ -6,6 +6,7 @@ change, and `send-test ... all` into the test SMTP server ([TEST] in every
 subject, a Message-ID of its own for every mail of every run)."""
 import email
 import email.policy
+import email.utils
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -120,14 +121,21 @@ def test_preview_all_html_is_one_page_of_every_mail(env):
         assert which in p.headings[3 + k]
     assert TOKEN in out
     assert all(h for h in p.hrefs), p.hrefs
-    # each mail is a document of its own, exactly the HTML part a preview of it writes
+    # each mail is a document of its own: a system mail exactly the HTML part
+    # a preview of it writes; a lesson names the next one's date as the
+    # timeline of someone enrolling now has it
+    slots = json.loads(env.ctl("course", "timeline", "test", "--json", now=NOW).stdout)
     for which, frame in zip(p.sections, p.iframes):
         inner = page(frame["srcdoc"])
         assert all(h for h in inner.hrefs), (which, inner.hrefs)
-        one = which.replace("lesson-", "")
-        assert frame["srcdoc"] == env.ctl("course", "preview", "test", one, "--html", now=NOW).stdout, which
         if which.startswith("lesson-"):
+            n = int(which[len("lesson-"):])
             assert f"/u/{TOKEN}" in frame["srcdoc"] and "Hello there," in frame["srcdoc"]
+            nxt = slots[n]["local"] if n < len(slots) else "none: this is the last step"
+            assert f"Next step: <strong style=\"color:#3d3934;\">{nxt}</strong>" in frame["srcdoc"], which
+        else:
+            one = env.ctl("course", "preview", "test", which, "--html", now=NOW).stdout
+            assert frame["srcdoc"] == one, which
     confirm = p.iframes[3]["srcdoc"]
     assert f"https://courses.example.org/c/{TOKEN}" in confirm, "the confirm preview shows its link"
     # the headers a reader sees, with the fake token in List-Unsubscribe and the confirm's Reply-To
@@ -142,16 +150,24 @@ def test_preview_all_text_has_every_plain_part_under_a_heading(env):
     # "", then (heading, body) pairs
     assert blocks[0] == ""
     heads, bodies = blocks[1::2], blocks[2::2]
-    names = [f"Lesson {k} of 3" for k in (1, 2, 3)] + [f"System mail: {w}" for w in SYSTEM]
+    names = [f"Lesson {k} of 3" for k in (1, 2, 3)] + [f"System mail ({w})" for w in SYSTEM]
     assert len(heads) == len(names) == len(bodies)
     for name, head in zip(names, heads):
         assert head.splitlines()[0].startswith(name + ": "), head
     for k, subject in enumerate(subjects(env, "test", 3)):
         assert heads[k].splitlines()[0] == f"Lesson {k + 1} of 3: {subject}"
         assert f"Subject: {subject}" in heads[k]
-    for which, body in zip(["1", "2", "3"] + SYSTEM, bodies):
+    for which, body in zip(SYSTEM, bodies[3:]):
         one = env.ctl("course", "preview", "test", which, "--text", now=NOW).stdout
         assert body.strip("\n") == one.strip("\n"), which
+    # each lesson dated at its slot, naming the next one's (course timeline)
+    slots = json.loads(env.ctl("course", "timeline", "test", "--json", now=NOW).stdout)
+    for k, (head, body) in enumerate(zip(heads[:3], bodies[:3])):
+        when = datetime.strptime(slots[k]["utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        assert f"Date: {email.utils.format_datetime(when)}" in head, head
+        nxt = slots[k + 1]["local"] if k + 1 < len(slots) else "none: this is the last step"
+        assert f"Next step: {nxt}" in body
+        assert f"# Step {k + 1} of the test" in body
     assert f"https://courses.example.org/c/{TOKEN}" in bodies[3]
     assert f"https://courses.example.org/u/{TOKEN}" in bodies[0]
     assert "Hello there," in bodies[0] and "Hello there," in bodies[4]
