@@ -420,9 +420,11 @@ static const struct course *may_repoint(struct app *app, const struct enrollment
         busy |= ((struct delivery_row *)sending->pdata[i])->enrollment_id == e->id;
     g_ptr_array_unref(sending);
     if (busy) {
+        /* 'sending' is also what a coursed killed mid-session leaves
+         * behind, until it starts again and queues the row anew. */
         g_set_error(err, CD_ERROR, CD_ERR_BUSY,
-                    "a lesson of %s in %s is being sent right now; try again "
-                    "in a minute",
+                    "a lesson of %s in %s is being sent (or was, when coursed stopped: it is queued "
+                    "again when coursed starts); try again once it is sent",
                     e->email, c->slug);
         return NULL;
     }
