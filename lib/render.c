@@ -634,11 +634,13 @@ static const char *lint_image_hint(const char *url)
 static void lint_image(const struct lesson *l, cmark_node *n, int line, GPtrArray *problems)
 {
     const char *url = cmark_node_get_url(n);
-    const char *u = url ? url : "", *cut = u + MIN(strlen(u), 60);
+    const char *u = url ? url : "";
+    size_t len = strlen(u);
+    const char *cut = u + MIN(len, 60);
     while (cut > u && (*cut & 0xc0) == 0x80) /* not inside a character */
         cut--;
     char *shown = g_strdup_printf("%.*s%s", (int)(cut - u), u, *cut ? "..." : "");
-    if (g_ascii_strncasecmp(u, "https://", 8) != 0 || !u[8])
+    if (len <= 8 || g_ascii_strncasecmp(u, "https://", 8) != 0)
         g_ptr_array_add(problems, g_strdup_printf("%s:%d: image '%s' must be an https:// URL (%s)", l->path,
                                                   line, shown, lint_image_hint(u)));
     GString *alt = g_string_new(NULL);

@@ -1,0 +1,49 @@
+/* libFuzzer target: any lesson text through what render.c does with
+ * Markdown. The HTML (cmark-gfm with tables and strikethrough, inline
+ * styles added) and the text part (tables laid out) must be valid UTF-8,
+ * the text part must keep every line outside a table as written, and the
+ * lint must give each problem as "file:line: message" with a line inside
+ * the lesson. Run it with a build made as tests/fuzz/CMakeLists.txt says:
+ *   build-fuzz/tests/fuzz/fuzz_render -max_total_time=30 -max_len=4096 */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib.h>
+#include "course.h"
+#include "render.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *md = g_strndup((const char *)data, size); /* up to the first NUL, as a file read */
+    if (!g_utf8_validate(md, -1, NULL)) {           /* course.c refuses other lessons */
+        g_free(md);
+        return 0;
+    }
+    char *html = render_markdown(md);
+    char *text = render_markdown_text(md);
+    if (!g_utf8_validate(html, -1, NULL) || !g_utf8_validate(text, -1, NULL))
+        __builtin_trap();
+    if (!strchr(md, '|') && strcmp(text, md) != 0) /* no table: the text as written */
+        __builtin_trap();
+    struct lesson l = { .n = 1, .slug = "a", .path = "01-a.md", .subject = "S", .body = md, .body_line = 3 };
+    struct course c = { .slug = "c", .n_lessons = 1, .lessons = &l };
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    render_lint_course(&c, problems);
+    int lines = 3;
+    for (const char *p = md; *p; p++)
+        lines += *p == '\n' || (*p == '\r' && p[1] != '\n');
+    for (guint i = 0; i < problems->len; i++) {
+        const char *s = problems->pdata[i];
+        char *end = NULL;
+        long line = g_str_has_prefix(s, "01-a.md:") ? strtol(s + 8, &end, 10) : 0;
+        if (line < 3 || line > lines || !end || strncmp(end, ": ", 2) != 0 || !g_utf8_validate(s, -1, NULL))
+            __builtin_trap();
+    }
+    g_ptr_array_unref(problems);
+    g_free(text);
+    g_free(html);
+    g_free(md);
+    return 0;
+}
