@@ -7,7 +7,10 @@ anything but https, without alt text or by a relative path, task lists and
 footnotes are each refused by the check with one message naming file and
 line (docs/course-check.md)."""
 import re
+import shutil
+import struct
 import subprocess
+import zlib
 from html.parser import HTMLParser
 
 import pytest
@@ -196,3 +199,37 @@ def test_a_broken_image_refuses_the_course_in_the_daemon(tmp_path):
     assert p.returncode == 1
     err = p.stderr.replace(str(env.courses), "courses")
     assert "courses/bad/lessons/01-a.md:5: image 'http://example.org/x.png' must be an https:// URL" in err
+
+
+def wide_png(path, width=1200, height=300):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x80\x40\x20" * width for _ in range(height))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium")
+def test_a_1200px_image_stays_inside_a_phone_screen(tmp_path):
+    """The preview's HTML in headless Chromium at phone width, the image
+    swapped for a local 1,200 px picture: the page is no wider than the
+    window, the picture no wider than the mail's card."""
+    env = Env(tmp_path)
+    course(env, "md", LESSON)
+    env.ctl("init", now=NOW)
+    html = env.ctl("course", "preview", "md", "1", "--html", now=NOW).stdout
+    wide_png(tmp_path / "wide.png")
+    probe = ("<script>window.onload = function () { document.body.setAttribute('data-probe', "
+             "document.documentElement.scrollWidth + ' ' + window.innerWidth + ' ' + "
+             "document.querySelector('.lesson img').getBoundingClientRect().width); };</script></body>")
+    page = tmp_path / "page.html"
+    page.write_text(html.replace("https://example.org/lake.jpg", "wide.png").replace("</body>", probe))
+    p = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--window-size=390,800",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000",
+                        "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    m = re.search(r'data-probe="(\d+) (\d+) ([\d.]+)"', p.stdout)
+    assert m, p.stdout[-2000:] + p.stderr[-2000:]
+    page_width, window, img = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    assert page_width <= window, f"the page is {page_width} px wide in a {window} px window"
+    assert 100 < img < 600, img
