@@ -2,12 +2,23 @@
  * confirmation replies, and bounces.
  *
  * Bounce rule (documented in the README): a VERP token names the delivery,
- * so a forged bounce cannot touch anyone. The worst class reported counts:
+ * so a forged bounce cannot touch anyone. A bounce without a valid token
+ * (to a course address, to bounces@ bare, a forged token) is matched by its
+ * failed addresses and only recorded as a soft signal ('unverified-bounce'
+ * in the audit trail): it never changes a state, and is not counted with
+ * the soft bounces below. The worst class reported counts:
  *   hard (5.x.x but 5.7.x)  subscriber 'bounced', every course stopped;
  *   policy (5.7.x)          courses paused, the operator warned in the log
  *                           and in the audit trail (coursectl log / status);
  *   soft (4.x.x)            counted; soft bounces on 3 or more different
- *                           days within 14 days count as one hard bounce. */
+ *                           days within 14 days count as one hard bounce.
+ *
+ * Complaints (ARF): matched to one subscriber through the original they
+ * carry (a VERP or unsubscribe token, checked; else the lesson Message-ID
+ * <slug>.e<enrollment>[r<round>].<course>@domain, with the complained
+ * address when the report names one); that subscriber leaves every course
+ * and is suppressed (no import brings them back; their own confirmation
+ * does); never answered. */
 #include <string.h>
 #include "command.h"
 #include "bounce.h"
@@ -92,6 +103,44 @@ static gboolean count_soft(struct app *app, const struct delivery_row *d, const 
     return TRUE;
 }
 
+/* A bounce that no token vouches for can be forged by anyone: its failed
+ * addresses that are subscribers get an 'unverified-bounce' event (a soft
+ * signal for the operator), and nothing else happens. */
+static gboolean apply_unverified_bounce(struct app *app, const struct inbound *r, gint64 now, GString *res,
+                                        const char *why, GError **err)
+{
+    int matched = 0;
+    for (guint i = 0; i < r->bounces->len && i < 10; i++) {
+        const struct bounce_rcpt *b = r->bounces->pdata[i];
+        GError *e = NULL;
+        struct sub_row *s = subscriber_get(app, b->address, &e);
+        if (!s) {
+            if (e->code != CD_ERR_NOT_FOUND && e->code != CD_ERR_INVALID) {
+                g_propagate_error(err, e);
+                return FALSE;
+            }
+            g_error_free(e);
+            continue;
+        }
+        char *detail = g_strdup_printf("%s %s (%s), %s", b->address, b->status, bounce_class_name(b->klass),
+                                       why);
+        gboolean ok = store_event(app->st, now, s->id, 0, "unverified-bounce", "email", detail, err);
+        g_free(detail);
+        store_sub_free(s);
+        if (!ok)
+            return FALSE;
+        matched++;
+    }
+    if (matched)
+        g_string_append_printf(res,
+                               "bounce %s: %d subscriber(s) matched by address, recorded as a soft signal "
+                               "only (a forged bounce must not stop anyone)",
+                               why, matched);
+    else
+        g_string_append_printf(res, "bounce %s: ignored (a forged bounce must not unsubscribe anyone)", why);
+    return TRUE;
+}
+
 static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 now, GString *res, GError **err)
 {
     enum token_purpose p;
@@ -100,12 +149,8 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
         g_string_append(res, "bounce naming no failed recipient: nothing to do");
         return TRUE;
     }
-    if (!r->token || !app->key || !token_peek(r->token, &p, &id, NULL) || p != TOKEN_BOUNCE) {
-        g_string_append(res,
-                        "bounce without a valid VERP token: ignored (a forged bounce must not "
-                        "unsubscribe anyone)");
-        return TRUE;
-    }
+    if (!r->token || !app->key || !token_peek(r->token, &p, &id, NULL) || p != TOKEN_BOUNCE)
+        return apply_unverified_bounce(app, r, now, res, "without a valid VERP token", err);
     GError *e = NULL;
     struct delivery_row *d = store_delivery_full(app->st, id, &e);
     if (!d || !token_verify(app->key, r->token, TOKEN_BOUNCE, d->email, d->course, now, NULL)) {
@@ -115,9 +160,8 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
             return FALSE;
         }
         g_clear_error(&e);
-        g_string_append(res, "bounce with a forged or unknown VERP token: ignored");
         store_delivery_free(d);
-        return TRUE;
+        return apply_unverified_bounce(app, r, now, res, "with a forged or unknown VERP token", err);
     }
     const struct bounce_rcpt *which = worst_bounce(r->bounces);
     enum bounce_class worst = which->klass;
@@ -488,6 +532,110 @@ static gboolean apply_confirm(struct app *app, const struct inbound *r, gint64 n
     return ok;
 }
 
+/* The enrollment a complaint's original names: through a token (checked),
+ * else through the lesson Message-ID <slug>.e<id>[r<round>].<course>@domain
+ * (and the complained address, when the report names one). 0 if none, -1
+ * on error. *how says which. */
+static gint64 complaint_enrollment(struct app *app, const struct inbound *r, gint64 now, const char **how,
+                                   GError **err)
+{
+    enum token_purpose p;
+    gint64 id = 0;
+    if (r->token && app->key && token_peek(r->token, &p, &id, NULL)) {
+        GError *e = NULL;
+        if (p == TOKEN_BOUNCE) {
+            struct delivery_row *d = store_delivery_full(app->st, id, &e);
+            gint64 enr = d && token_verify(app->key, r->token, TOKEN_BOUNCE, d->email, d->course, now, NULL)
+                             ? d->enrollment_id
+                             : 0;
+            store_delivery_free(d);
+            if (e && e->code != CD_ERR_NOT_FOUND) {
+                g_propagate_error(err, e);
+                return -1;
+            }
+            g_clear_error(&e);
+            *how = "its VERP envelope";
+            if (enr > 0)
+                return enr;
+        } else if (p == TOKEN_UNSUBSCRIBE) {
+            struct enrollment_row *en = optin_token_enrollment(app, r->token, TOKEN_UNSUBSCRIBE, now, &e);
+            gint64 enr = en ? en->id : 0;
+            store_enrollment_free(en);
+            g_clear_error(&e);
+            *how = "its unsubscribe token";
+            if (enr > 0)
+                return enr;
+        }
+    }
+    if (!r->original_id)
+        return 0;
+    char *dom = g_regex_escape_string(app->cfg->domain, -1);
+    char *pattern = g_strdup_printf("^[^@\\s]+\\.e(\\d{1,18})(?:r\\d{1,9})?\\.([a-z0-9_-]{1,64})@%s$", dom);
+    GRegex *re = g_regex_new(pattern, G_REGEX_CASELESS, 0, NULL);
+    GMatchInfo *mi = NULL;
+    gint64 enr = 0;
+    if (re && g_regex_match(re, r->original_id, 0, &mi)) {
+        char *n = g_match_info_fetch(mi, 1), *course = g_match_info_fetch(mi, 2);
+        GError *e = NULL;
+        struct enrollment_row *en = store_enrollment_get(app->st, g_ascii_strtoll(n, NULL, 10), &e);
+        if (!en && e && e->code != CD_ERR_NOT_FOUND) {
+            g_propagate_error(err, e);
+            enr = -1;
+        } else if (en && g_ascii_strcasecmp(en->course, course) == 0 &&
+                   (!r->complainant || g_ascii_strcasecmp(en->email, r->complainant) == 0)) {
+            enr = en->id;
+            *how = "the Message-ID of our lesson";
+        }
+        g_clear_error(&e);
+        store_enrollment_free(en);
+        g_free(n);
+        g_free(course);
+    }
+    g_match_info_free(mi);
+    if (re)
+        g_regex_unref(re);
+    g_free(pattern);
+    g_free(dom);
+    return enr;
+}
+
+/* A complaint: the reader leaves everything, is suppressed, and is never
+ * answered. */
+static gboolean apply_complaint(struct app *app, const struct inbound *r, gint64 now, GString *res,
+                                GError **err)
+{
+    const char *how = "nothing";
+    gint64 enr_id = complaint_enrollment(app, r, now, &how, err);
+    if (enr_id < 0)
+        return FALSE;
+    struct enrollment_row *en = enr_id > 0 ? store_enrollment_get(app->st, enr_id, err) : NULL;
+    if (enr_id > 0 && !en)
+        return FALSE;
+    if (!en) {
+        g_string_append(res, "complaint whose original names none of our readers: nothing to do, no reply");
+        return TRUE;
+    }
+    struct sub_row *s = subscriber_get(app, en->email, err);
+    store_enrollment_free(en);
+    if (!s)
+        return FALSE;
+    char *detail = g_strdup_printf("%s complaint about %s, matched by %s",
+                                   r->feedback_type ? r->feedback_type : "abuse",
+                                   r->original_id ? r->original_id : "a mail of ours", how);
+    char *hash = app->key ? token_hash_address(app->key, s->email) : NULL;
+    gboolean ok = life_leave_all(app, s, "email", now, err) >= 0 &&
+                  (!hash || store_suppress(app->st, hash, "complaint", now, err)) &&
+                  store_event(app->st, now, s->id, enr_id, "complaint", "email", detail, err);
+    if (ok) {
+        g_string_append_printf(res, "complaint: %s left every course and is suppressed; no reply", s->email);
+        log_warn("complaint: %s (%s)", s->email, detail);
+    }
+    g_free(hash);
+    g_free(detail);
+    store_sub_free(s);
+    return ok;
+}
+
 gboolean command_apply(struct app *app, const struct inbound *r, const char *via, gint64 now, char **result,
                        GError **err)
 {
@@ -508,6 +656,8 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
         g_string_append(res, "seen before: no second effect");
     else if (r->kind == INBOUND_BOUNCE)
         ok = apply_bounce(app, r, now, res, err);
+    else if (r->kind == INBOUND_COMPLAINT)
+        ok = apply_complaint(app, r, now, res, err);
     else if (r->kind == INBOUND_CONFIRM)
         ok = apply_confirm(app, r, now, res, err);
     else if (r->kind == INBOUND_COMMAND)
@@ -530,7 +680,14 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
 char *command_describe(const struct inbound *r)
 {
     switch (r->kind) {
-    case INBOUND_BOUNCE: return g_strdup("record the bounce against the delivery its VERP token names");
+    case INBOUND_BOUNCE:
+        return g_strdup(r->token ? "record the bounce against the delivery its VERP token names"
+                                 : "no VERP token: record a soft signal against the subscribers it names, "
+                                   "stop nobody");
+    case INBOUND_COMPLAINT:
+        return g_strdup(
+            "unsubscribe the reader the original names from every course, suppress the address, "
+            "log it; no reply");
     case INBOUND_CONFIRM:
         return g_strdup("confirm the pending subscription its token names and send the welcome mail");
     case INBOUND_COMMAND:

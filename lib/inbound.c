@@ -24,7 +24,7 @@ static const char *const commands[] = { "subscribe", "confirm", "unsubscribe", "
 
 const char *inbound_kind_name(enum inbound_kind k)
 {
-    static const char *names[] = { "command", "confirm", "bounce", "auto-reply", "ignored" };
+    static const char *names[] = { "command", "confirm", "bounce", "auto-reply", "ignored", "complaint" };
     return names[k];
 }
 
@@ -42,6 +42,9 @@ void inbound_free(struct inbound *r)
     g_free(r->tz);
     g_free(r->name);
     g_free(r->token);
+    g_free(r->feedback_type);
+    g_free(r->complainant);
+    g_free(r->original_id);
     g_free(r->reason);
     if (r->bounces)
         g_ptr_array_unref(r->bounces);
@@ -299,8 +302,100 @@ static gboolean is_daemon_address(const char *a)
     return a && g_regex_match_simple("(?i)^(mailer-daemon|postmaster|mail-daemon)@", a, 0, 0);
 }
 
-/* Bounces and loops first, whatever else the message says: TRUE when r is
- * classified (bounce, auto-reply or ignored) and no command is read. */
+/* The VERP token of one of our envelope senders, bounces+TOKEN@domain, in
+ * value; or NULL. */
+static char *verp_token_in(const char *value, const char *domain)
+{
+    if (!value)
+        return NULL;
+    char *dom = g_regex_escape_string(domain, -1);
+    char *pattern = g_strdup_printf("(?i)\\bbounces?\\+([A-Za-z0-9_-]{16,64})@%s(?![A-Za-z0-9.-])", dom);
+    char *tok = NULL;
+    GRegex *re = g_regex_new(pattern, 0, 0, NULL);
+    GMatchInfo *mi = NULL;
+    if (re && g_regex_match(re, value, 0, &mi))
+        tok = g_match_info_fetch(mi, 1);
+    g_match_info_free(mi);
+    if (re)
+        g_regex_unref(re);
+    g_free(pattern);
+    g_free(dom);
+    return tok;
+}
+
+/* The token of a List-Unsubscribe value: <mailto:slug+unsubscribe-TOKEN@>
+ * or the /u/TOKEN page link; or NULL. */
+static char *unsubscribe_token_in(const char *value)
+{
+    if (!value)
+        return NULL;
+    GMatchInfo *mi = NULL;
+    char *tok = NULL;
+    if (g_regex_match_simple("unsubscribe-", value, 0, 0)) {
+        GRegex *re = g_regex_new("\\+unsubscribe-([A-Za-z0-9_-]{16,64})@", 0, 0, NULL);
+        if (g_regex_match(re, value, 0, &mi))
+            tok = g_match_info_fetch(mi, 1);
+        g_match_info_free(mi);
+        g_regex_unref(re);
+    }
+    return tok;
+}
+
+/* A complaint (ARF, RFC 5965), wherever it arrives: matched later through
+ * the original it carries (its VERP envelope, its List-Unsubscribe token or
+ * its Message-ID). An authentication-failure report is about our DNS, not
+ * about a reader: the operator's, and nobody is touched. TRUE when m is a
+ * feedback report of any kind. */
+static gboolean classify_complaint(struct inbound *r, const struct message_in *m, const struct config *cfg,
+                                   const struct destination *d)
+{
+    struct bounce_complaint *c = bounce_complaint_read(m);
+    if (!c)
+        return FALSE;
+    if (!strcmp(c->type, "auth-failure") || !strcmp(c->type, "dkim") || !strcmp(c->type, "not-spam")) {
+        r->kind = INBOUND_IGNORED;
+        r->reason = g_strdup_printf(
+            "a feedback report of type %s: about our mail's authentication, not "
+            "a reader's complaint; for the operator",
+            c->type);
+        bounce_complaint_free(c);
+        return TRUE;
+    }
+    r->kind = INBOUND_COMPLAINT;
+    r->feedback_type = g_strdup(c->type);
+    r->complainant = g_strdup(c->recipient);
+    r->original_id = g_strdup(c->original_id);
+    r->token = verp_token_in(c->return_path, cfg->domain);
+    if (!r->token)
+        r->token = unsubscribe_token_in(c->list_unsubscribe);
+    if (!r->token && d->local && d->ext && g_str_has_prefix(d->ext, "unsubscribe-"))
+        r->token = g_strdup(d->ext + 12);
+    r->reason = g_strdup_printf(
+        "a complaint (feedback report, %s): unsubscribe the reader from "
+        "everything, never answer",
+        c->type);
+    bounce_complaint_free(c);
+    return TRUE;
+}
+
+/* A bounce: its failed recipients, and the VERP token of the address it
+ * came to (or of the returned original's envelope sender). */
+static void classify_bounce(struct inbound *r, const struct message_in *m, const struct config *cfg,
+                            const struct destination *d, const char *why)
+{
+    r->kind = INBOUND_BOUNCE;
+    r->bounces = bounce_parse(m, cfg->domain);
+    if (!r->token)
+        r->token = verp_token_in(message_in_original_header(m, "Return-Path"), cfg->domain);
+    (void)d;
+    r->reason = g_strdup_printf("%s%s", why,
+                                bounce_is_delay(m) ? " (a delay warning: soft, nobody is stopped)" : "");
+}
+
+/* Machines first, whatever else the message says: complaints, then bounces
+ * (a bounce with Precedence: bulk, Auto-Submitted or a null sender is still
+ * a bounce), then loops and automatic replies. TRUE when r is classified
+ * (complaint, bounce, auto-reply or ignored) and no command is read. */
 static gboolean classify_machine(struct inbound *r, const struct message_in *m, const struct config *cfg,
                                  const struct destination *d, gboolean from_daemon)
 {
@@ -308,12 +403,15 @@ static gboolean classify_machine(struct inbound *r, const struct message_in *m, 
     const char *list_id = message_in_header(m, "List-Id");
     char *our_list = g_strdup_printf(".%s>", cfg->domain);
     gboolean done = TRUE;
-    if (d->local && (!strcmp(d->local, "bounces") || !strcmp(d->local, "bounce"))) {
+    gboolean to_bounces = d->local && (!strcmp(d->local, "bounces") || !strcmp(d->local, "bounce"));
+    if (to_bounces)
         r->token = g_strdup(d->ext);
-        r->bounces = bounce_parse(m, cfg->domain);
-        if (r->bounces->len > 0) {
-            r->kind = INBOUND_BOUNCE;
-            r->reason = g_strdup("delivery failure report to the bounce address");
+    if (classify_complaint(r, m, cfg, d)) {
+        /* a complaint or another feedback report */
+    } else if (to_bounces) {
+        GPtrArray *failed = bounce_parse(m, cfg->domain);
+        if (failed->len > 0) {
+            classify_bounce(r, m, cfg, d, "delivery failure report to the bounce address");
         } else if (m->is_dsn) {
             r->reason = g_strdup("a delivery report that reports no failure");
         } else if (header_says_auto(m, &auto_why)) {
@@ -322,10 +420,9 @@ static gboolean classify_machine(struct inbound *r, const struct message_in *m, 
         } else {
             r->reason = g_strdup("sent to the bounce address, but reports no failed recipient");
         }
+        g_ptr_array_unref(failed);
     } else if (bounce_is_report(m)) {
-        r->kind = INBOUND_BOUNCE;
-        r->bounces = bounce_parse(m, cfg->domain);
-        r->reason = g_strdup("a delivery failure report, not sent to a VERP address");
+        classify_bounce(r, m, cfg, d, "a delivery failure report, not sent to a VERP address");
     } else if (list_id && g_str_has_suffix(list_id, our_list)) {
         r->kind = INBOUND_AUTOREPLY;
         r->reason = g_strdup_printf("carries our own List-Id (%s): one of our mails came back, a loop",
@@ -548,6 +645,14 @@ char *inbound_to_json(const struct inbound *r, const char *action)
     jw_key(w, "message_id");
     jw_string(w, r->message_id);
     inbound_json_bounces(w, r->bounces);
+    if (r->kind == INBOUND_COMPLAINT) {
+        jw_key(w, "feedback_type");
+        jw_string(w, r->feedback_type);
+        jw_key(w, "complainant");
+        jw_string(w, r->complainant);
+        jw_key(w, "original_message_id");
+        jw_string(w, r->original_id);
+    }
     jw_key(w, "may_reply");
     jw_bool(w, r->may_reply);
     jw_key(w, "reason");

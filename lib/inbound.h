@@ -10,6 +10,7 @@ enum inbound_kind {
     INBOUND_BOUNCE,
     INBOUND_AUTOREPLY,
     INBOUND_IGNORED,
+    INBOUND_COMPLAINT, /* a feedback report (ARF): someone called our mail spam */
 };
 
 struct inbound {
@@ -26,10 +27,13 @@ struct inbound {
     char *name;          /* subscribe's name */
     gint64 pause_for;    /* pause for N days|weeks, seconds; 0 = until resumed */
     gboolean all;        /* unsubscribe all: every course, not only this one */
-    char *token;         /* confirm-, unsubscribe- or VERP token */
+    char *token;         /* confirm-, unsubscribe- or VERP token (a complaint: either) */
     gboolean has_offset; /* Date header offset, to guess a zone */
     int date_offset;
     GPtrArray *bounces;  /* struct bounce_rcpt * */
+    char *feedback_type; /* a complaint's Feedback-Type (abuse, opt-out ...) */
+    char *complainant;   /* a complaint's Original-Rcpt-To or original To, or NULL */
+    char *original_id;   /* a complaint's original Message-ID (without <>), or NULL */
     gboolean may_reply;  /* RFC 3834 and loop rules allow an automatic reply */
     char *reason;        /* why it was classified so */
     gboolean unparsable; /* not a message at all: quarantine it */

@@ -562,6 +562,10 @@ void message_in_free(struct message_in *m)
         g_hash_table_destroy(m->headers);
     if (m->dsn)
         g_ptr_array_unref(m->dsn);
+    if (m->feedback)
+        g_hash_table_destroy(m->feedback);
+    if (m->original)
+        g_hash_table_destroy(m->original);
     g_free(m);
 }
 
@@ -571,6 +575,71 @@ const char *message_in_header(const struct message_in *m, const char *name)
     const char *v = g_hash_table_lookup(m->headers, key);
     g_free(key);
     return v;
+}
+
+static const char *table_lookup(GHashTable *t, const char *name)
+{
+    if (!t)
+        return NULL;
+    char *key = g_ascii_strdown(name, -1);
+    const char *v = g_hash_table_lookup(t, key);
+    g_free(key);
+    return v;
+}
+
+const char *message_in_original_header(const struct message_in *m, const char *name)
+{
+    return table_lookup(m->original, name);
+}
+
+const char *message_in_feedback(const struct message_in *m, const char *name)
+{
+    return table_lookup(m->feedback, name);
+}
+
+/* The headers of obj, lower-cased name -> first value (raw, cleaned). */
+static GHashTable *header_table(GMimeObject *obj)
+{
+    GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+    int nh = hl ? g_mime_header_list_get_count(hl) : 0;
+    for (int i = 0; i < nh && i < 1000; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+        const char *name = g_mime_header_get_name(h);
+        if (!name)
+            continue;
+        char *key = g_ascii_strdown(name, -1);
+        if (g_hash_table_contains(t, key)) {
+            g_free(key);
+            continue;
+        }
+        const char *raw = g_mime_header_get_raw_value(h);
+        g_hash_table_insert(t, key, clean_line(raw ? raw : ""));
+    }
+    return t;
+}
+
+/* The header fields of text (a feedback report, text/rfc822-headers),
+ * read by GMime's header parser. */
+static GHashTable *header_table_of_text(const char *text)
+{
+    char **blocks = g_regex_split_simple("\\n[ \\t]*\\n", text, 0, 0);
+    GHashTable *t = NULL;
+    if (blocks[0]) {
+        char *hdr = g_strconcat(blocks[0], "\n\n", NULL);
+        GMimeStream *st = g_mime_stream_mem_new_with_buffer(hdr, strlen(hdr));
+        GMimeParser *p = g_mime_parser_new_with_stream(st);
+        GMimeObject *obj = g_mime_parser_construct_part(p, NULL);
+        if (obj) {
+            t = header_table(obj);
+            g_object_unref(obj);
+        }
+        g_object_unref(p);
+        g_object_unref(st);
+        g_free(hdr);
+    }
+    g_strfreev(blocks);
+    return t;
 }
 
 static void dsn_free(struct message_dsn *d)
@@ -686,14 +755,32 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
             const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
             if (rt && g_ascii_strcasecmp(rt, "delivery-status") == 0)
                 w->m->is_dsn = TRUE;
+            if (rt && g_ascii_strcasecmp(rt, "feedback-report") == 0)
+                w->m->is_feedback = TRUE;
         }
         int n = g_mime_multipart_get_count((GMimeMultipart *)obj);
         for (int i = 0; i < n && i < 64; i++)
             walk(w, g_mime_multipart_get_part((GMimeMultipart *)obj, i), depth + 1);
         return;
     }
-    if (GMIME_IS_MESSAGE_PART(obj))
-        return; /* an attached or returned original: not the sender's words */
+    if (GMIME_IS_MESSAGE_PART(obj)) {
+        /* an attached or returned original: not the sender's words, but
+         * its headers say which of our mails it was */
+        GMimeMessage *orig = g_mime_message_part_get_message((GMimeMessagePart *)obj);
+        if (orig && !w->m->original)
+            w->m->original = header_table((GMimeObject *)orig);
+        return;
+    }
+    if (ct && (g_mime_content_type_is_type(ct, "message", "feedback-report") ||
+               g_mime_content_type_is_type(ct, "text", "rfc822-headers"))) {
+        char *body = part_text(obj);
+        gboolean fb = g_mime_content_type_is_type(ct, "message", "feedback-report");
+        GHashTable **slot = fb ? &w->m->feedback : &w->m->original;
+        if (body && !*slot)
+            *slot = header_table_of_text(body);
+        g_free(body);
+        return;
+    }
     if (ct && (g_mime_content_type_is_type(ct, "message", "delivery-status") ||
                g_mime_content_type_is_type(ct, "message", "global-delivery-status"))) {
         char *body = part_text(obj);

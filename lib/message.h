@@ -61,12 +61,16 @@ struct message_in {
     char *return_path; /* envelope sender from Return-Path; "" for <>; NULL if absent */
     GPtrArray *rcpts;  /* addresses from Delivered-To, X-Original-To, To, Cc (char *) */
     gboolean has_date;
-    int date_offset;     /* Date header's UTC offset in minutes */
-    GHashTable *headers; /* lower-cased name -> first value (unfolded) */
-    char *text;          /* the body's text: text/plain, else text/html as text */
-    gboolean html_only;  /* text came from an HTML part */
-    gboolean is_dsn;     /* multipart/report; report-type=delivery-status */
-    GPtrArray *dsn;      /* struct message_dsn *, one per recipient block */
+    int date_offset;      /* Date header's UTC offset in minutes */
+    GHashTable *headers;  /* lower-cased name -> first value (unfolded) */
+    char *text;           /* the body's text: text/plain, else text/html as text */
+    gboolean html_only;   /* text came from an HTML part */
+    gboolean is_dsn;      /* multipart/report; report-type=delivery-status */
+    GPtrArray *dsn;       /* struct message_dsn *, one per recipient block */
+    gboolean is_feedback; /* multipart/report; report-type=feedback-report (ARF) */
+    GHashTable *feedback; /* message/feedback-report fields (lower-cased name -> first value), or NULL */
+    GHashTable *original; /* headers of the returned original (message/rfc822 or
+                           * text/rfc822-headers part), lower-cased name -> first value, or NULL */
 };
 
 /* Returns the parsed message, or NULL with err when the bytes are not a
@@ -77,5 +81,12 @@ void message_in_free(struct message_in *m);
 
 /* Returns the first value of header `name` (any case), or NULL. Borrowed. */
 const char *message_in_header(const struct message_in *m, const char *name);
+
+/* Returns the first value of header `name` of the original message a report
+ * returns (m->original), or NULL. Borrowed. */
+const char *message_in_original_header(const struct message_in *m, const char *name);
+
+/* Returns field `name` of the feedback report (m->feedback), or NULL. */
+const char *message_in_feedback(const struct message_in *m, const char *name);
 
 #endif

@@ -2188,3 +2188,17 @@ gboolean store_outbox_withdraw_unasked(struct store *st, gint64 subscriber_id, G
     sqlite3_bind_int64(s, 1, subscriber_id);
     return step_done(st, s, "withdraw unasked system mails", err);
 }
+
+gboolean store_suppress(struct store *st, const char *hash, const char *reason, gint64 now, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "INSERT INTO suppressions (hash, created_at, reason) VALUES (?1, ?2, ?3)"
+                           " ON CONFLICT (hash) DO NOTHING",
+                           err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, hash);
+    sqlite3_bind_int64(s, 2, now);
+    bind_text(s, 3, reason);
+    return step_done(st, s, "suppress", err);
+}

@@ -389,4 +389,9 @@ gboolean store_idle(struct store *st, GError **err);
  * or 0 if none. */
 gint64 store_next_due(struct store *st, GError **err);
 
+/* Keeps hash (token_hash_address) as a suppression entry with reason
+ * ("complaint"): no import brings the address back; the person's own
+ * confirmation lifts it. */
+gboolean store_suppress(struct store *st, const char *hash, const char *reason, gint64 now, GError **err);
+
 #endif
