@@ -306,30 +306,35 @@ static const char *const md_extensions[] = { "table", "strikethrough", NULL };
 static const char *const md_refused_extensions[] = { "tasklist", NULL };
 #define MD_OPTIONS (CMARK_OPT_VALIDATE_UTF8 | CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE)
 
-/* Registering the extensions writes a process-wide list: once, whichever
- * thread renders first. */
-static void md_register(void)
-{
-    static gsize once = 0;
-    if (g_once_init_enter(&once)) {
-        cmark_gfm_core_extensions_ensure_registered();
-        g_once_init_leave(&once, 1);
-    }
-}
+/* cmark-gfm parses under one lock: registering the extensions writes a
+ * process-wide list (twice at once aborts), and every parse adds the
+ * extensions' characters ('~') to a process-wide table when it finishes
+ * and takes them out after, so a parse in another thread meanwhile misses
+ * them (~~struck~~ left as written: 1,631 of 200,000 renders in 4
+ * threads). Lessons are parsed once at load; system mails, one at a time
+ * where they are decided (the loop, the pages' thread). */
+static GMutex md_lock;
 
-/* Parses md with the extensions of exts (and of more, if not NULL); returns
- * the document, the parser (for its extensions) in *parser. Free both. */
+/* Parses md with md_extensions (and those named in more, if not NULL);
+ * returns the document, and the parser (its extensions are the renderer's)
+ * in *parser. Free both. */
 static cmark_node *md_parse(const char *md, int options, const char *const *more, cmark_parser **parser)
 {
-    md_register();
+    static gboolean registered;
+    g_mutex_lock(&md_lock);
+    if (!registered)
+        cmark_gfm_core_extensions_ensure_registered();
+    registered = TRUE;
     cmark_parser *p = cmark_parser_new(options);
     for (const char *const *e = md_extensions; *e; e++)
         cmark_parser_attach_syntax_extension(p, cmark_find_syntax_extension(*e));
     for (const char *const *e = more; e && *e; e++)
         cmark_parser_attach_syntax_extension(p, cmark_find_syntax_extension(*e));
     cmark_parser_feed(p, md, strlen(md));
+    cmark_node *doc = cmark_parser_finish(p);
+    g_mutex_unlock(&md_lock);
     *parser = p;
-    return cmark_parser_finish(p);
+    return doc;
 }
 
 static gboolean md_is(cmark_node *n, const char *type)
