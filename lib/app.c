@@ -18,6 +18,7 @@ static void use_snapshot(struct app *app, struct snapshot *snap)
     app->cfg = snap->cfg;
     app->courses = snap->courses;
     app->tpl = snap->tpl;
+    app->course_tpl = snap->course_tpl;
     app->key = snap->key;
 }
 
@@ -101,6 +102,13 @@ struct app app_view(struct snapshot *snap, struct store *st)
     use_snapshot(&view, snap);
     view.st = st;
     return view;
+}
+
+const struct render_set *app_templates(const struct app *app, const struct course *c)
+{
+    const struct render_set *own = c && app->course_tpl ? g_hash_table_lookup(app->course_tpl, c->slug)
+                                                        : NULL;
+    return own ? own : app->tpl;
 }
 
 void app_free(struct app *app)

@@ -12,20 +12,21 @@
 struct snapshot;
 
 /* One thread's view: the snapshot it runs on, and its own database
- * connection and transport. cfg, courses, tpl and key are borrowed
+ * connection and transport. cfg, courses, tpl, course_tpl and key are borrowed
  * from snap (kept as fields because every layer reads them). */
 struct app {
     struct snapshot *snap; /* one reference, owned */
     struct config *cfg;
     GPtrArray *courses; /* of struct course */
     struct render_set *tpl;
-    struct token_key *key; /* NULL until 'coursectl init' made the key */
-    struct store *st;      /* NULL unless APP_STORE */
-    struct transport *tr;  /* NULL unless APP_TRANSPORT */
-    volatile int *stop;    /* set by the daemon on SIGTERM; NULL elsewhere */
-    volatile int *yield;   /* set on SIGHUP: the tick ends after the rounds in flight */
-    GPtrArray *unrecorded; /* tick.c: outcomes the database has not accepted yet */
-    int flags;             /* enum app_flags it was opened with */
+    GHashTable *course_tpl; /* slug -> a course's own templates (see app_templates) */
+    struct token_key *key;  /* NULL until 'coursectl init' made the key */
+    struct store *st;       /* NULL unless APP_STORE */
+    struct transport *tr;   /* NULL unless APP_TRANSPORT */
+    volatile int *stop;     /* set by the daemon on SIGTERM; NULL elsewhere */
+    volatile int *yield;    /* set on SIGHUP: the tick ends after the rounds in flight */
+    GPtrArray *unrecorded;  /* tick.c: outcomes the database has not accepted yet */
+    int flags;              /* enum app_flags it was opened with */
 };
 
 enum app_flags {
@@ -51,6 +52,12 @@ gboolean app_reload(struct app *app, GError **err);
  * borrowed: the view is valid while the caller holds them), for a thread
  * that serves requests on the current snapshot (the HTTP pages). */
 struct app app_view(struct snapshot *snap, struct store *st);
+
+struct course;
+/* Returns the templates of course c's mails (c may be NULL): the course's
+ * own (courses/<slug>/templates/, falling back file by file to the shared
+ * ones) or the shared ones. Borrowed from the app's snapshot. */
+const struct render_set *app_templates(const struct app *app, const struct course *c);
 
 /* Frees the app, its store, its transport and its snapshot reference.
  * Accepts NULL. */

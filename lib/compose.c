@@ -123,11 +123,12 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "command_address", v.command, FALSE },
         { "source", c->source, FALSE },
     };
-    *text = render_apply(app->tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
+    const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
+    *text = render_apply(tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
     if (*text) {
         vars[7].value = lesson_html; /* "lesson": cmark's HTML, inserted as is */
         vars[7].raw = TRUE;
-        *html = render_apply(app->tpl, "lesson.html", vars, G_N_ELEMENTS(vars), err);
+        *html = render_apply(tpl, "lesson.html", vars, G_N_ELEMENTS(vars), err);
     }
     g_free(lesson_html);
     if (*html && unsub_url) {
@@ -257,6 +258,53 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
     return out;
 }
 
+/* The welcome's one sentence on the zone its dates are in (zone): the
+ * subscriber's own, one guessed from their mail, or the course's while
+ * theirs is not known. g_free(). */
+static char *zone_sentence(const char *zone, gboolean known, gboolean guessed)
+{
+    const char *fix = "reply with \"tz\" and your zone, for example \"tz Europe/Berlin\".";
+    if (known && guessed)
+        return g_strdup_printf(
+            "We guessed your time zone (%s) from your mail, and all times are in it. If it is "
+            "wrong, %s",
+            zone, fix);
+    if (known)
+        return g_strdup_printf("All times are in your time zone, %s. If that is not right, %s", zone, fix);
+    return g_strdup_printf(
+        "We do not know your time zone yet, so all times are in the course's, %s. To have them in yours, %s",
+        zone, fix);
+}
+
+/* The former zone_hint placeholder (templates that still have the zone
+ * line and {{zone_hint}} below it): said only when the zone is not the
+ * person's own. g_free(). */
+static char *zone_hint(const char *zone, gboolean known, gboolean guessed)
+{
+    if (known && guessed)
+        return g_strdup_printf(
+            "We guessed your time zone (%s) from your mail. If it is wrong, reply with \"tz\" and your zone, "
+            "for example \"tz Europe/Berlin\".",
+            zone);
+    if (!known)
+        return g_strdup_printf(
+            "We do not know your time zone yet, so the times follow the course's zone, %s.", zone);
+    return g_strdup("");
+}
+
+/* How the person came in, as the welcome says it. */
+static const char *joined_sentence(enum compose_joined how)
+{
+    switch (how) {
+    case COMPOSE_JOINED_OPERATOR:
+        return "You have been added to this course by its organiser. If you did not expect this, reply with "
+               "\"unsubscribe\" and you will hear no more from it.";
+    case COMPOSE_JOINED_UNSAID: return "";
+    case COMPOSE_JOINED_CONFIRMED:
+    default: return "Thank you for confirming.";
+    }
+}
+
 char *compose_system(const struct app *app, const char *which, const struct course *c,
                      const struct compose_to *to, const struct compose_system_opts *opts, gint64 date,
                      gsize *len, GError **err)
@@ -273,6 +321,10 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         return NULL;
     }
     const char *title = c ? c->title : "coursed";
+    gboolean known = to->tz && *to->tz; /* else the dates are in the course's zone */
+    const char *zone = known ? to->tz : (c ? c->tz : "UTC");
+    char *zone_says = zone_sentence(zone, known, opts->tz_guessed);
+    char *hint = zone_hint(zone, known, opts->tz_guessed);
     /* Sensible defaults for a welcome or a preview; callers override. */
     char *first = c ? pace_format_local(schedule_first(cfg, c, to->tz, date), to->tz ? to->tz : c->tz)
                     : g_strdup("");
@@ -285,8 +337,10 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "source", c ? c->source : "", FALSE },
         { "steps", steps, FALSE },
         { "schedule", schedule, FALSE },
-        { "zone", to->tz ? to->tz : (c ? c->tz : "UTC"), FALSE },
-        { "zone_hint", "", FALSE },
+        { "zone", zone, FALSE },
+        { "zone_hint", hint, FALSE },
+        { "zone_sentence", zone_says, FALSE },
+        { "joined", joined_sentence(opts->joined), FALSE },
         { "first_date", first, FALSE },
         { "next_date", "", FALSE },
         { "progress", "", FALSE },
@@ -303,8 +357,9 @@ char *compose_system(const struct app *app, const char *which, const struct cour
 
     char *subject = NULL, *text_md = NULL, *body_html = NULL, *text = NULL, *html = NULL;
     char *out = NULL;
-    if (!render_system(app->tpl, which, (struct render_var *)vars->data, vars->len, &subject, &text_md,
-                       &body_html, err))
+    const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
+    if (!render_system(tpl, which, (struct render_var *)vars->data, vars->len, &subject, &text_md, &body_html,
+                       err))
         goto done;
     struct render_var lv[] = {
         { "subject", subject, FALSE },
@@ -312,12 +367,12 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "course_title", title, FALSE },
         { "command_address", command, FALSE },
     };
-    text = render_apply(app->tpl, "system.txt", lv, G_N_ELEMENTS(lv), err);
+    text = render_apply(tpl, "system.txt", lv, G_N_ELEMENTS(lv), err);
     if (!text)
         goto done;
     lv[1].value = body_html;
     lv[1].raw = TRUE;
-    html = render_apply(app->tpl, "system.html", lv, G_N_ELEMENTS(lv), err);
+    html = render_apply(tpl, "system.html", lv, G_N_ELEMENTS(lv), err);
     if (!html)
         goto done;
     char *uuid = g_uuid_string_random();
@@ -365,6 +420,8 @@ done:
     g_free(url);
     g_free(mailto);
     g_array_free(vars, TRUE);
+    g_free(hint);
+    g_free(zone_says);
     g_free(first);
     g_free(schedule);
     g_free(steps);

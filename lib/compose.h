@@ -70,6 +70,13 @@ gboolean compose_lesson_parts(const struct app *app, const struct course *c, int
                               const struct compose_to *to, gint64 next_at, char **text, char **html,
                               GError **err);
 
+/* How a person came into a course, as the welcome says it ({{joined}}). */
+enum compose_joined {
+    COMPOSE_JOINED_CONFIRMED, /* confirmed their own request (and previews) */
+    COMPOSE_JOINED_OPERATOR,  /* added by an operator (coursectl enroll) */
+    COMPOSE_JOINED_UNSAID,    /* not known: nothing said */
+};
+
 struct compose_system_opts {
     const struct render_var *vars; /* extra values (zone_hint, confirm_url, reason...) */
     size_t n_vars;
@@ -77,6 +84,8 @@ struct compose_system_opts {
     const char *calendar;        /* .ics attachment, or NULL */
     gboolean list_headers;       /* List-Id and List-Unsubscribe (not on confirm) */
     struct compose_parts *parts; /* if not NULL: gets the subject and both parts, as sent */
+    enum compose_joined joined;  /* welcome: how the person came in */
+    gboolean tz_guessed;         /* to->tz was guessed from their mail (zone_sentence, zone_hint) */
 };
 
 /* Returns system mail `which` (confirm, welcome, goodbye, status, help,

@@ -57,6 +57,7 @@ static void lint_course(const struct config *cfg, const char *slug, GPtrArray *s
     render_lint_course(c, texts);
     add_render_problems(c, texts, found);
     g_ptr_array_unref(texts);
+    render_lint_overrides(dir, found); /* courses/<slug>/templates/ */
     course_problems_sort(found, dir);
     for (guint i = 0; i < found->len; i++)
         g_ptr_array_add(problems, course_problem_text(found->pdata[i]));

@@ -39,38 +39,56 @@ gboolean notify_queue(struct app *app, const char *which, const struct course *c
     return ok;
 }
 
+/* How the person came into enrollment e, as this transaction's audit
+ * trail says: 'confirmed' (their own request, optin_confirm) or
+ * 'enrolled' (an operator, enroll_start), the newest event of e of
+ * either kind; -1 on error. */
+static int joined_how(struct app *app, const struct enrollment_row *e, GError **err)
+{
+    GPtrArray *evs = store_events(app->st, e->subscriber_id, 20, err);
+    if (!evs)
+        return -1;
+    int how = COMPOSE_JOINED_UNSAID;
+    for (guint i = 0; i < evs->len && how == COMPOSE_JOINED_UNSAID; i++) {
+        const struct event_row *ev = evs->pdata[i];
+        if (ev->enrollment_id != e->id)
+            continue;
+        if (strcmp(ev->kind, "confirmed") == 0)
+            how = COMPOSE_JOINED_CONFIRMED;
+        else if (strcmp(ev->kind, "enrolled") == 0)
+            how = COMPOSE_JOINED_OPERATOR;
+    }
+    g_ptr_array_unref(evs);
+    return how;
+}
+
 gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollment_id, gint64 now,
                         GError **err)
 {
     struct enrollment_row *e = store_enrollment_get(app->st, enrollment_id, err);
     if (!e)
         return FALSE;
+    int how = joined_how(app, e, err);
     GPtrArray *one = g_ptr_array_new();
     g_ptr_array_add(one, e);
     gboolean ok = FALSE;
-    char *ics = calendar_of(app, one, now, err);
+    char *ics = how < 0 ? NULL : calendar_of(app, one, now, err);
     if (ics) {
-        const char *zone = schedule_zone(c, e->tz);
-        char *first = pace_format_local(e->next_send_at, zone);
-        char *hint = e->tz_guessed
-                         ? g_strdup_printf(
-                               "We guessed your time zone (%s) from your mail. If it is wrong, reply "
-                               "with \"tz\" and your zone, for example \"tz Europe/Berlin\".",
-                               zone)
-                     : !e->tz ? g_strdup_printf(
-                                    "We do not know your time zone yet, so the times follow the "
-                                    "course's zone, %s.",
-                                    zone)
-                              : g_strdup("");
+        const char *tz = e->tz && *e->tz ? e->tz : NULL; /* NULL: not known */
+        char *first = pace_format_local(e->next_send_at, schedule_zone(c, tz));
         struct render_var vars[] = {
             { "first_date", first, FALSE },
-            { "zone", zone, FALSE },
-            { "zone_hint", hint, FALSE },
         };
-        struct compose_system_opts opts = { vars, G_N_ELEMENTS(vars), NULL, ics, TRUE };
-        struct compose_to to = { e->email, e->name, e->tz, e->id };
+        /* zone, zone_sentence and zone_hint follow e->tz (NULL: the course's
+         * zone, said to be the course's) and whether it was guessed */
+        struct compose_system_opts opts = { .vars = vars,
+                                            .n_vars = G_N_ELEMENTS(vars),
+                                            .calendar = ics,
+                                            .list_headers = TRUE,
+                                            .joined = (enum compose_joined)how,
+                                            .tz_guessed = tz && e->tz_guessed };
+        struct compose_to to = { e->email, e->name, tz, e->id };
         ok = notify_queue(app, "welcome", c, &to, e->subscriber_id, &opts, FALSE, NULL, now, err);
-        g_free(hint);
         g_free(first);
         g_free(ics);
     }

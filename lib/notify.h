@@ -16,7 +16,12 @@ gboolean notify_queue(struct app *app, const char *which, const struct course *c
                       gint64 subscriber_id, const struct compose_system_opts *opts, gboolean limit,
                       gboolean *limited, gint64 now, GError **err);
 
-/* Queues the welcome mail of enrollment id, with the course calendar. */
+/* Queues the welcome mail of enrollment id, with the course calendar. It
+ * says how the person came in ({{joined}}), from the event this
+ * transaction wrote before it: 'confirmed' (optin_confirm: they confirmed
+ * their own request) or 'enrolled' (enroll_start: an operator added them);
+ * and one sentence on the zone of its dates ({{zone_sentence}}): theirs,
+ * guessed from their mail, or the course's while theirs is not known. */
 gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollment_id, gint64 now,
                         GError **err);
 

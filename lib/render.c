@@ -23,6 +23,9 @@ struct render_set {
     char *dir;
     GHashTable *text;    /* file name -> template text (system mails: body only) */
     GHashTable *subject; /* system mail -> subject template */
+    /* A course's overrides: the files it does not have come from here
+     * (borrowed; NULL for the shared set). */
+    const struct render_set *fallback;
 };
 
 static const char *const lesson_vars[] = { "name",      "email",           "course_title",    "course_slug",
@@ -39,6 +42,8 @@ static const char *const system_vars[] = { "name",
                                            "schedule",
                                            "zone",
                                            "zone_hint",
+                                           "zone_sentence",
+                                           "joined",
                                            "first_date",
                                            "next_date",
                                            "progress",
@@ -74,10 +79,14 @@ gboolean render_is_system(const char *which)
 }
 
 /* Returns TRUE if every placeholder of text is in allowed (NULL-terminated);
- * else FALSE with err naming file:line and the placeholder. */
-static gboolean render_check(const char *text, const char *file, const char *const *allowed, GError **err)
+ * else FALSE with err naming file:line and the placeholder: the first
+ * problem, or, when problems (of struct course_problem) is not NULL, every
+ * one appended there instead. */
+static gboolean render_check(const char *text, const char *file, const char *const *allowed,
+                             GPtrArray *problems, GError **err)
 {
     int line = 1;
+    gboolean all_ok = TRUE;
     for (const char *p = text; *p; p++) {
         if (*p == '\n')
             line++;
@@ -85,20 +94,26 @@ static gboolean render_check(const char *text, const char *file, const char *con
             continue;
         const char *end = strstr(p + 2, "}}");
         if (!end || memchr(p + 2, '\n', (size_t)(end - p - 2))) {
-            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: '{{' without a closing '}}'", file, line);
+            if (problems)
+                course_problem_add(problems, TRUE, file, line, "'{{' without a closing '}}'");
+            else
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: '{{' without a closing '}}'", file, line);
             return FALSE;
         }
         char *name = g_strstrip(g_strndup(p + 2, (gsize)(end - p - 2)));
         gboolean ok = g_strv_contains(allowed, name);
-        if (!ok)
+        if (!ok && problems)
+            course_problem_add(problems, TRUE, file, line, "unknown placeholder '{{%s}}'", name);
+        else if (!ok)
             g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: unknown placeholder '{{%s}}'", file, line,
                         name);
         g_free(name);
-        if (!ok)
+        if (!ok && !problems)
             return FALSE;
+        all_ok = all_ok && ok;
         p = end + 1;
     }
-    return TRUE;
+    return all_ok;
 }
 
 /* Backslash-escape every ASCII punctuation character (CommonMark treats any
@@ -183,60 +198,201 @@ static gboolean read_template(const char *dir, const char *file, char **text, GE
     return ok;
 }
 
+/* What is wrong with the "Subject: ...", blank line, body shape of a
+ * system mail template text (and *line: where), or NULL. */
+static const char *subject_problem(const char *text, int *line)
+{
+    *line = 1;
+    if (!g_str_has_prefix(text, "Subject:"))
+        return "expected 'Subject: ...'";
+    const char *nl = strchr(text, '\n');
+    *line = 2;
+    if (!nl || nl[1] != '\n')
+        return "expected a blank line after the subject";
+    return NULL;
+}
+
 /* Split "Subject: ...\n\nbody" of a system mail template. */
 static gboolean split_subject(const char *path, char *text, char **subject, char **body, GError **err)
 {
-    if (!g_str_has_prefix(text, "Subject:")) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: expected 'Subject: ...'", path);
+    int line = 0;
+    const char *problem = subject_problem(text, &line);
+    if (problem) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: %s", path, line, problem);
         return FALSE;
     }
     char *nl = strchr(text, '\n');
-    if (!nl || nl[1] != '\n') {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:2: expected a blank line after the subject", path);
-        return FALSE;
-    }
     *subject = g_strstrip(g_strndup(text + 8, (gsize)(nl - text - 8)));
     *body = g_strdup(nl + 2);
     return TRUE;
 }
 
-struct render_set *render_load(const char *dir, GError **err)
+/* The placeholders template `file` may use (*system: it is a system mail,
+ * NAME.md), or NULL if coursed has no template of that name. */
+static const char *const *template_vars(const char *file, gboolean *system)
+{
+    *system = FALSE;
+    for (size_t i = 0; i < G_N_ELEMENTS(layouts); i++)
+        if (strcmp(file, layouts[i].file) == 0)
+            return layouts[i].vars;
+    for (const char *const *w = system_mails; *w; w++) {
+        size_t n = strlen(*w);
+        if (strncmp(file, *w, n) == 0 && strcmp(file + n, ".md") == 0) {
+            *system = TRUE;
+            return strcmp(*w, "confirm") == 0 ? confirm_vars : system_vars;
+        }
+    }
+    return NULL;
+}
+
+/* The file names of every template: the layouts, then NAME.md of each
+ * system mail. g_strfreev(). */
+static char **template_files(void)
+{
+    GPtrArray *a = g_ptr_array_new();
+    for (size_t i = 0; i < G_N_ELEMENTS(layouts); i++)
+        g_ptr_array_add(a, g_strdup(layouts[i].file));
+    for (const char *const *w = system_mails; *w; w++)
+        g_ptr_array_add(a, g_strconcat(*w, ".md", NULL));
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, FALSE);
+}
+
+static struct render_set *set_new(const char *dir, const struct render_set *fallback)
 {
     struct render_set *set = g_new0(struct render_set, 1);
     set->dir = g_strdup(dir);
     set->text = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     set->subject = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    for (size_t i = 0; i < G_N_ELEMENTS(layouts); i++) {
-        char *text = NULL;
-        char *path = g_build_filename(dir, layouts[i].file, NULL);
-        gboolean ok = read_template(dir, layouts[i].file, &text, err) &&
-                      render_check(text, path, layouts[i].vars, err);
-        g_free(path);
-        if (!ok) {
-            g_free(text);
-            render_free(set);
-            return NULL;
-        }
-        g_hash_table_insert(set->text, g_strdup(layouts[i].file), text);
-    }
-    for (const char *const *w = system_mails; *w; w++) {
-        char *file = g_strconcat(*w, ".md", NULL);
-        char *path = g_build_filename(dir, file, NULL);
-        char *text = NULL, *subject = NULL, *body = NULL;
-        const char *const *allowed = strcmp(*w, "confirm") == 0 ? confirm_vars : system_vars;
-        gboolean ok = read_template(dir, file, &text, err) && render_check(text, path, allowed, err) &&
-                      split_subject(path, text, &subject, &body, err);
+    set->fallback = fallback;
+    return set;
+}
+
+/* Reads template `file` (a name template_files() lists) of dir into set,
+ * checked for unknown placeholders and, for a system mail, its subject. */
+static gboolean load_file(struct render_set *set, const char *dir, const char *file, GError **err)
+{
+    gboolean system = FALSE;
+    const char *const *allowed = template_vars(file, &system);
+    char *path = g_build_filename(dir, file, NULL);
+    char *text = NULL, *subject = NULL, *body = NULL;
+    gboolean ok = read_template(dir, file, &text, err) && render_check(text, path, allowed, NULL, err) &&
+                  (!system || split_subject(path, text, &subject, &body, err));
+    if (ok && system) {
+        g_hash_table_insert(set->subject, g_strndup(file, strlen(file) - 3), subject);
+        g_hash_table_insert(set->text, g_strdup(file), body);
         g_free(text);
-        g_free(path);
-        if (!ok) {
-            g_free(file);
-            render_free(set);
-            return NULL;
-        }
-        g_hash_table_insert(set->subject, g_strdup(*w), subject);
-        g_hash_table_insert(set->text, file, body);
+    } else if (ok) {
+        g_hash_table_insert(set->text, g_strdup(file), text);
+    } else {
+        g_free(text);
+    }
+    g_free(path);
+    return ok;
+}
+
+struct render_set *render_load(const char *dir, GError **err)
+{
+    struct render_set *set = set_new(dir, NULL);
+    char **files = template_files();
+    gboolean ok = TRUE;
+    for (char **f = files; ok && *f; f++)
+        ok = load_file(set, dir, *f, err);
+    g_strfreev(files);
+    if (!ok) {
+        render_free(set);
+        return NULL;
     }
     return set;
+}
+
+gboolean render_load_overrides(const char *course_dir, const struct render_set *shared,
+                               struct render_set **out, GError **err)
+{
+    *out = NULL;
+    char *dir = g_build_filename(course_dir, "templates", NULL);
+    gboolean ok = TRUE;
+    if (!g_file_test(dir, G_FILE_TEST_EXISTS)) {
+        g_free(dir);
+        return TRUE;
+    }
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "%s: not a folder (a course's templates/ holds the templates it overrides)", dir);
+        g_free(dir);
+        return FALSE;
+    }
+    struct render_set *set = set_new(dir, shared);
+    char **files = template_files();
+    for (char **f = files; ok && *f; f++) {
+        char *path = g_build_filename(dir, *f, NULL);
+        gboolean here = g_file_test(path, G_FILE_TEST_EXISTS);
+        g_free(path);
+        if (here)
+            ok = load_file(set, dir, *f, err);
+    }
+    g_strfreev(files);
+    g_free(dir);
+    if (ok && g_hash_table_size(set->text) > 0)
+        *out = set;
+    else
+        render_free(set);
+    return ok;
+}
+
+/* The problems of one template of a course's templates/ (file is its
+ * name, path where it is), appended to problems. */
+static void lint_override(const char *path, const char *file, GPtrArray *problems)
+{
+    gboolean system = FALSE;
+    const char *const *allowed = template_vars(file, &system);
+    char *text = NULL;
+    GError *e = NULL;
+    if (!g_file_get_contents(path, &text, NULL, &e)) {
+        course_problem_add(problems, TRUE, path, 0, "%s", e->message);
+        g_error_free(e);
+        return;
+    }
+    int line = 0;
+    const char *problem = NULL;
+    if (!g_utf8_validate(text, -1, NULL)) {
+        course_problem_add(problems, TRUE, path, 1, "not valid UTF-8");
+    } else {
+        if (system && (problem = subject_problem(text, &line)))
+            course_problem_add(problems, TRUE, path, line, "%s", problem);
+        render_check(text, path, allowed, problems, NULL);
+    }
+    g_free(text);
+}
+
+void render_lint_overrides(const char *course_dir, GPtrArray *problems)
+{
+    char *dir = g_build_filename(course_dir, "templates", NULL);
+    char **files = template_files();
+    char *known = g_strjoinv(", ", files);
+    GDir *d = g_file_test(dir, G_FILE_TEST_IS_DIR) ? g_dir_open(dir, 0, NULL) : NULL;
+    if (!d && g_file_test(dir, G_FILE_TEST_EXISTS))
+        course_problem_add(problems, TRUE, dir, 0,
+                           "not a folder: a course's templates/ holds the templates it overrides (%s)",
+                           known);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        if (name[0] == '.')
+            continue;
+        char *path = g_build_filename(dir, name, NULL);
+        if (g_strv_contains((const char *const *)files, name) && !g_file_test(path, G_FILE_TEST_IS_DIR))
+            lint_override(path, name, problems);
+        else
+            course_problem_add(problems, FALSE, path, 0,
+                               "%s coursed does not use: a course's templates/ may hold %s",
+                               g_file_test(path, G_FILE_TEST_IS_DIR) ? "a folder" : "a file", known);
+        g_free(path);
+    }
+    if (d)
+        g_dir_close(d);
+    g_free(known);
+    g_strfreev(files);
+    g_free(dir);
 }
 
 void render_free(struct render_set *set)
@@ -249,10 +405,21 @@ void render_free(struct render_set *set)
     g_free(set);
 }
 
+/* The set on set's chain (its overrides, then what they fall back to) that
+ * has template file, or NULL. */
+static const struct render_set *holder(const struct render_set *set, const char *file)
+{
+    for (; set; set = set->fallback)
+        if (g_hash_table_contains(set->text, file))
+            return set;
+    return NULL;
+}
+
 char *render_apply(const struct render_set *set, const char *name, const struct render_var *vars,
                    size_t n_vars, GError **err)
 {
-    const char *text = g_hash_table_lookup(set->text, name);
+    const struct render_set *h = holder(set, name);
+    const char *text = h ? g_hash_table_lookup(h->text, name) : NULL;
     if (!text) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s/%s: no such template", set->dir, name);
         return NULL;
@@ -265,8 +432,9 @@ gboolean render_system(const struct render_set *set, const char *which, const st
 {
     *subject = *text = *html = NULL;
     char *file = g_strconcat(which, ".md", NULL);
-    const char *body = g_hash_table_lookup(set->text, file);
-    const char *subj = g_hash_table_lookup(set->subject, which);
+    const struct render_set *h = holder(set, file);
+    const char *body = h ? g_hash_table_lookup(h->text, file) : NULL;
+    const char *subj = h ? g_hash_table_lookup(h->subject, which) : NULL;
     char *md = NULL;
     gboolean ok = FALSE;
     if (!body || !subj) {

@@ -19,14 +19,31 @@ struct render_set;
 struct render_set *render_load(const char *dir, GError **err);
 void render_free(struct render_set *set);
 
+/* A course's own templates: every template file (a layout or NAME.md of a
+ * system mail) in course_dir/templates/, checked as render_load() checks
+ * the shared ones (the same placeholders per file). *out gets a set that
+ * falls back file by file to shared (borrowed: it must outlive the set),
+ * or NULL when the course has no templates/ folder or no template in it.
+ * FALSE with err as "file:line: message" on the first problem. Files
+ * there that are not templates are left alone (render_lint_overrides
+ * reports them). */
+gboolean render_load_overrides(const char *course_dir, const struct render_set *shared,
+                               struct render_set **out, GError **err);
+
+/* Appends every problem of course_dir/templates/ to problems (of struct
+ * course_problem, course.h): each unknown placeholder of each template
+ * with its line, a system mail without its Subject line, and files there
+ * that are not templates (not fatal: the daemon leaves them alone). */
+void render_lint_overrides(const char *course_dir, GPtrArray *problems);
+
 /* Returns layout template `name` (lesson.txt, lesson.html, system.txt,
- * system.html) filled with vars; values are HTML-escaped in .html layouts
+ * system.html) of set (or of what it falls back to) filled with vars; values are HTML-escaped in .html layouts
  * unless raw. NULL with err if a placeholder has no value. g_free(). */
 char *render_apply(const struct render_set *set, const char *name, const struct render_var *vars,
                    size_t n_vars, GError **err);
 
 /* Fills system mail `which` (confirm, welcome, goodbye, status, help,
- * error). *subject gets the subject, *text the Markdown for the text part
+ * error, complete) of set (or of what it falls back to). *subject gets the subject, *text the Markdown for the text part
  * (values as they are), *html the body rendered to HTML (values escaped for
  * Markdown first, so a name can never become markup). g_free() all three. */
 gboolean render_system(const struct render_set *set, const char *which, const struct render_var *vars,

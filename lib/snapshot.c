@@ -9,6 +9,22 @@
 #include "error.h"
 #include "log.h"
 
+/* The templates of each course that has its own (courses/<slug>/templates/),
+ * falling back to the shared ones, checked like them. */
+static gboolean load_course_templates(struct snapshot *s, GError **err)
+{
+    s->course_tpl = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)render_free);
+    for (guint i = 0; i < s->courses->len; i++) {
+        const struct course *c = s->courses->pdata[i];
+        struct render_set *own = NULL;
+        if (!render_load_overrides(c->dir, s->tpl, &own, err))
+            return FALSE;
+        if (own)
+            g_hash_table_insert(s->course_tpl, g_strdup(c->slug), own);
+    }
+    return TRUE;
+}
+
 /* Courses and templates, linted together, each lesson rendered once (the
  * Markdown is the same for everyone). */
 static gboolean load_courses(struct snapshot *s, GError **err)
@@ -17,7 +33,7 @@ static gboolean load_courses(struct snapshot *s, GError **err)
     if (!s->courses)
         return FALSE;
     s->tpl = render_load(s->cfg->templates, err);
-    if (!s->tpl)
+    if (!s->tpl || !load_course_templates(s, err))
         return FALSE;
     GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < s->courses->len; i++)
@@ -86,6 +102,8 @@ void snapshot_unref(struct snapshot *s)
         s->cache_free(s->cache);
     g_mutex_clear(&s->cache_lock);
     token_key_free(s->key);
+    if (s->course_tpl) /* before tpl, which they fall back to */
+        g_hash_table_destroy(s->course_tpl);
     render_free(s->tpl);
     if (s->courses)
         g_ptr_array_unref(s->courses);

@@ -20,7 +20,11 @@ struct snapshot {
     struct config *cfg;
     GPtrArray *courses;     /* of struct course */
     struct render_set *tpl; /* NULL with SNAP_CONFIG_ONLY */
-    struct token_key *key;  /* NULL while no key file exists (before 'coursectl init') */
+    /* slug -> struct render_set * of each course with templates of its own
+     * (courses/<slug>/templates/), each falling back to tpl file by file;
+     * NULL with SNAP_CONFIG_ONLY */
+    GHashTable *course_tpl;
+    struct token_key *key; /* NULL while no key file exists (before 'coursectl init') */
     /* Lesson skeletons of these courses: compose.c fills this slot on
      * first use, under cache_lock, and owns what is in it (cache_free). */
     gpointer cache;
@@ -36,8 +40,8 @@ enum snapshot_flags {
 };
 
 /* Returns a new snapshot with one reference, or NULL with err naming the
- * file (and line) that is wrong. Reads every course and template, lints
- * them and renders every lesson once: the cost of a start or a reload. */
+ * file (and line) that is wrong. Reads every course and template (the
+ * shared ones and each course's own), lints them and renders every lesson once: the cost of a start or a reload. */
 struct snapshot *snapshot_load(const char *config_path, int flags, GError **err);
 
 /* Returns s with one more reference (thread-safe). */
