@@ -130,9 +130,12 @@ static const char *const patterns[RX_COUNT] = {
         "non d(é|e)livr|rapport de non|remise (diff(é|e)r|impossible)|unzustellbar|"
         "nicht zustellbar|zustellung|konnte nicht (zugestellt|ausgeliefert)|r(ü|ue)ckl(ä|ae)ufer|"
         "fehlgeschlagen|nicht (zugestellt|ausgeliefert)|notificaci(ó|o)n de estado|"
-        "non recapitabile|mail could not",
+        "non recapitabile|mail could not|\\bdelayed\\b|"
+        "\u30a8\u30e9\u30fc|\u672a\u914d\u9054|\u9000\u4fe1|\u6295\u9012\u5931\u8d25|"
+        "\u672a\u80fd\u9001\u8fbe",
     [RX_TEXT] =
-        "(?i)qmail-send program|could not be delivered|could not be sent|"
+        "(?i)qmail-send program|could not be delivered|could not be sent|not yet been delivered|"
+        "requested action not taken|user unknown|no such user|invalid user address|"
         "was not delivered|wasn'?t delivered|couldn'?t be delivered|not be delivered|undeliverable|"
         "delivery to the following recipient|permanent fatal errors|delivery has failed|failed permanently|"
         "did not reach|unable to deliver|delivery failed|delivery problems|non-deliverable|"
@@ -147,7 +150,7 @@ static const char *const patterns[RX_COUNT] = {
         "n'a pas pu (ê|e)tre (remis|distribu|d(é|e)livr|livr|envoy)|impossible de (remettre|distribuer|"
         "d(é|e)livrer)|non remis|(é|e)chec de (la )?(remise|distribution|livraison)",
     [RX_DAEMON] =
-        "(?i)^(mailer[-_.]?daemon|postmaster|mail[-_.]?daemon|mail[-_.]?delivery([-_.]?(system|"
+        "(?i)^(mailer[-_.]?daemon|post[-_.]?master|mail[-_.]?daemon|mail[-_.]?delivery([-_.]?(system|"
         "subsystem))?|mdaemon|mail[-_.]?admin|administrator|sysadmin|double[-_.]?bounce|"
         "bounces?|mailer|smtp|nobody|root|mail|mail[-_.]?robot|mailmaster|mail[-_.]?system|"
         "post[-_.]?office|notification|dsn|returned|undeliverable|automail)(@|$)",
@@ -168,7 +171,8 @@ static const char *const patterns[RX_COUNT] = {
         "(?i)following (address|recipient|destination)|failed addresses|failed recipient|"
         "recipients? (failed|returned|could not|was rejected)|could not be delivered to|"
         "did not reach|not delivered to|delivery to the following|undeliverable to|"
-        "permanent fatal errors|delivery problems|errors? for|folgende(n|r)? (empf(ä|ae)nger|"
+        "permanent fatal errors|delivery problems|errors? for|failure reasons?|folgende(n|r)? "
+        "(empf(ä|ae)nger|"
         "adresse)|destinataires? suivants?|adresses? suivantes?|addressed to|"
         "recipient address(es)?:|original[- ]recipient|final[- ]recipient|unknown user|"
         "failed to deliver|your message to",
@@ -432,16 +436,28 @@ gboolean bounce_is_report(const struct message_in *m)
 
 /* ------------------------------------------------------------ reading */
 
-static void from_dsn(struct reader *rd)
+/* Reads the DSN's recipients; returns how many entries report a failure
+ * whose recipient is no usable address (a file, a bare local part, a source
+ * route): then the text must say who. */
+static int from_dsn(struct reader *rd)
 {
     const struct message_in *m = rd->m;
+    int unusable = 0;
     for (guint i = 0; i < m->dsn->len && rd->out->len < MAX_RCPTS; i++) {
         const struct message_dsn *d = m->dsn->pdata[i];
         char *addr = address_in(d->recipient);
-        if (!addr || excluded(rd, addr, FALSE) ||
-            (d->action && (g_ascii_strcasecmp(d->action, "delivered") == 0 ||
-                           g_ascii_strcasecmp(d->action, "relayed") == 0 ||
-                           g_ascii_strcasecmp(d->action, "expanded") == 0))) {
+        gboolean done = d->action && (g_ascii_strcasecmp(d->action, "delivered") == 0 ||
+                                      g_ascii_strcasecmp(d->action, "relayed") == 0 ||
+                                      g_ascii_strcasecmp(d->action, "expanded") == 0);
+        if (!done && (!addr || strchr(d->recipient, ':') || strchr(d->recipient, '/')))
+            unusable++;
+        if (!addr || strchr(d->recipient, ':') || strchr(d->recipient, '/')) {
+            g_free(addr);
+            continue;
+        }
+        if (excluded(rd, addr, FALSE) || (d->action && (g_ascii_strcasecmp(d->action, "delivered") == 0 ||
+                                                        g_ascii_strcasecmp(d->action, "relayed") == 0 ||
+                                                        g_ascii_strcasecmp(d->action, "expanded") == 0))) {
             g_free(addr);
             continue;
         }
@@ -464,6 +480,7 @@ static void from_dsn(struct reader *rd)
         add(rd, addr, status);
         g_free(addr);
     }
+    return unusable;
 }
 
 static gboolean blank(const char *s)
@@ -552,6 +569,29 @@ static void from_header(struct reader *rd, const char *value, const char *status
     g_match_info_free(mi);
 }
 
+/* The To: of an original returned inline, after the report's text (old
+ * Sendmail's "Unsent message follows"). */
+static void from_inline_original(struct reader *rd, const char *full, const char *status)
+{
+    char *text = report_text(rd->m);
+    gsize skip = strlen(text);
+    g_free(text);
+    if (!full || strlen(full) <= skip)
+        return;
+    char **lines = g_strsplit(full + skip, "\n", 200);
+    for (int i = 0; lines[i] && i < 200; i++) {
+        if (!*lines[i] && i > 2)
+            break; /* the end of the original's header */
+        if (g_ascii_strncasecmp(lines[i], "To:", 3) == 0) {
+            char *v = g_strndup(lines[i] + 3, MAX_LINE);
+            from_header(rd, v, status, TRUE);
+            g_free(v);
+            break;
+        }
+    }
+    g_strfreev(lines);
+}
+
 /* The status of the text around addr in text, else fallback. */
 static void status_near(const char *text, const char *addr, const char *fallback, char out[16])
 {
@@ -574,10 +614,10 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
 {
     struct reader rd = { m, our_domain, g_ptr_array_new_with_free_func((GDestroyNotify)bounce_rcpt_free),
                          not_failed_of(m), bounce_is_delay(m) };
-    from_dsn(&rd);
+    int unusable = from_dsn(&rd);
     /* A DSN that lists only successes or delays is not a failure: do not
      * go looking for one in its prose. */
-    if (rd.out->len > 0 || m->dsn->len > 0 || !m->text) {
+    if (rd.out->len > 0 || (m->dsn->len > 0 && unusable == 0) || !m->text) {
         g_ptr_array_unref(rd.not_failed);
         return rd.out;
     }
@@ -602,12 +642,15 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
         }
         g_match_info_free(mi);
     }
-    if (rd.out->len == 0)
-        from_text(&rd, text, whole);
+    /* the text may name more than the header (or the header a relay's
+     * rewriting of it) */
+    from_text(&rd, text, whole);
     /* The report named no address with a reason: the returned original's
      * recipients, else the first foreign address of the text. */
     if (rd.out->len == 0 && bounce_is_report(m))
         from_header(&rd, message_in_original_header(m, "to"), whole, TRUE);
+    if (rd.out->len == 0 && bounce_is_report(m))
+        from_inline_original(&rd, m->text, whole);
     if (rd.out->len == 0 && bounce_is_report(m)) {
         GMatchInfo *mi = NULL;
         g_regex_match(rx(RX_ADDR), text, 0, &mi);

@@ -626,7 +626,10 @@ static GHashTable *header_table_of_text(const char *text)
     char **blocks = g_regex_split_simple("\\n[ \\t]*\\n", text, 0, 0);
     GHashTable *t = NULL;
     if (blocks[0]) {
-        char *hdr = g_strconcat(blocks[0], "\n\n", NULL);
+        const char *blk = blocks[0];
+        while (*blk == '\n')
+            blk++;
+        char *hdr = g_strconcat(blk, "\n\n", NULL);
         GMimeStream *st = g_mime_stream_mem_new_with_buffer(hdr, strlen(hdr));
         GMimeParser *p = g_mime_parser_new_with_stream(st);
         GMimeObject *obj = g_mime_parser_construct_part(p, NULL);
@@ -708,7 +711,10 @@ static void parse_dsn(GPtrArray *out, const char *body)
 {
     char **blocks = g_regex_split_simple("\\n[ \\t]*\\n", body, 0, 0);
     for (char **b = blocks; *b && out->len < 100; b++) {
-        char *hdr = g_strconcat(*b, "\n\n", NULL);
+        const char *blk = *b;
+        while (*blk == '\n') /* the blank lines of a block that follows several */
+            blk++;
+        char *hdr = g_strconcat(blk, "\n\n", NULL);
         GMimeStream *st = g_mime_stream_mem_new_with_buffer(hdr, strlen(hdr));
         GMimeParser *p = g_mime_parser_new_with_stream(st);
         GMimeObject *obj = g_mime_parser_construct_part(p, NULL);
@@ -743,6 +749,7 @@ static void parse_dsn(GPtrArray *out, const char *body)
 struct walk {
     struct message_in *m;
     char *plain, *html;
+    char *prologue; /* text before a multipart's first part (broken reports have only that) */
 };
 
 static void walk(struct walk *w, GMimeObject *obj, int depth)
@@ -758,6 +765,9 @@ static void walk(struct walk *w, GMimeObject *obj, int depth)
             if (rt && g_ascii_strcasecmp(rt, "feedback-report") == 0)
                 w->m->is_feedback = TRUE;
         }
+        const char *pro = g_mime_multipart_get_prologue((GMimeMultipart *)obj);
+        if (pro && !w->prologue)
+            w->prologue = clean_text(pro, INBOUND_TEXT_MAX);
         int n = g_mime_multipart_get_count((GMimeMultipart *)obj);
         for (int i = 0; i < n && i < 64; i++)
             walk(w, g_mime_multipart_get_part((GMimeMultipart *)obj, i), depth + 1);
@@ -860,7 +870,7 @@ struct message_in *message_parse(const char *data, gsize len, GError **err)
         m->has_date = TRUE;
         m->date_offset = (int)(g_date_time_get_utc_offset(date) / G_TIME_SPAN_MINUTE);
     }
-    struct walk w = { m, NULL, NULL };
+    struct walk w = { m, NULL, NULL, NULL };
     walk(&w, g_mime_message_get_mime_part(msg), 0);
     if (w.plain && *g_strstrip(w.plain)) {
         m->text = w.plain;
@@ -868,11 +878,18 @@ struct message_in *message_parse(const char *data, gsize len, GError **err)
     } else if (w.html) {
         m->text = html_to_text(w.html, INBOUND_TEXT_MAX);
         m->html_only = TRUE;
+    } else if (w.prologue && m->is_dsn && m->dsn->len == 0 && g_mime_message_get_mime_part(msg) &&
+               GMIME_IS_MULTIPART(g_mime_message_get_mime_part(msg)) &&
+               g_mime_multipart_get_count((GMimeMultipart *)g_mime_message_get_mime_part(msg)) == 0) {
+        /* a multipart with no parts at all: its text is all there is */
+        m->text = w.prologue;
+        w.prologue = NULL;
     }
     if (!m->text)
         m->text = g_strdup("");
     g_free(w.plain);
     g_free(w.html);
+    g_free(w.prologue);
     g_object_unref(msg);
     g_mime_parser_options_free(opts);
     return m;
