@@ -87,7 +87,8 @@ static const char *const patterns[RX_COUNT] = {
         "mailbox (unavailable|not found|does not exist|is unavailable)|does not exist|doesn'?t exist|"
         "recipient (not found|unknown|does not exist|address rejected|rejected)|address (not found|unknown)|"
         "unknown (recipient|address|local|mailbox|or illegal alias)|invalid (recipient|mailbox|address|user)|"
-        "no mailbox|not a valid (mailbox|user|recipient)|name is not recognized|not listed in|"
+        "no mailbox|not a valid (mailbox|user|recipient)|invalid final delivery|no valid recipients|"
+        "name is not recognized|not listed in|"
         "not a known user|user not found|unrouteable address|no such|not our customer|"
         "is not a member|not have an? .*account|doesn'?t have an? .*account|"
         "benutzer unbekannt|unbekannte?r? (empf(ä|ae)nger|benutzer|adresse)|existiert nicht|gibt es nicht|"
@@ -214,6 +215,13 @@ static gboolean has(enum rx which, const char *s)
     return s && g_regex_match(rx(which), s, 0, NULL);
 }
 
+/* The text a report is read in: the body's text, else the preamble of a
+ * multipart whose boundary is broken. */
+static const char *body_of(const struct message_in *m)
+{
+    return m->text && *m->text ? m->text : m->preamble ? m->preamble : "";
+}
+
 /* ------------------------------------------------------------ statuses */
 
 /* The first enhanced status code in text, into out; FALSE if none. */
@@ -239,7 +247,8 @@ static void derive_status(const char *text, char out[16])
     gboolean four = has(RX_SMTP4, text);
     gboolean perm = five || (!four && has(RX_PERMANENT, text));
     gboolean temp = four || has(RX_TEMPORARY, text);
-    char c = perm && !four ? '5' : temp ? '4' : '5';
+    /* a 5xx reply anywhere is the verdict (the 4xx before it were retried) */
+    char c = five ? '5' : four ? '4' : perm ? '5' : temp ? '4' : '5';
     const char *detail;
     if (has(RX_FULL, text)) {
         /* a full mailbox is temporary unless the text says otherwise */
@@ -381,17 +390,17 @@ gboolean bounce_is_delay(const struct message_in *m)
         if (delayed)
             return TRUE;
     }
-    gboolean said = has(RX_DELAY_SUBJECT, m->subject) || has(RX_DELAY_TEXT, m->text);
+    gboolean said = has(RX_DELAY_SUBJECT, m->subject) || has(RX_DELAY_TEXT, body_of(m));
     return said && !g_regex_match_simple(
                        "(?i)permanent|fatal|failed permanently|giving up|gave up|"
                        "will not (be )?retr|not be delivered|could not be delivered",
-                       m->text ? m->text : "", 0, 0);
+                       body_of(m), 0, 0);
 }
 
 /* The text up to where the returned original starts, at most 64 KB. */
 static char *report_text(const struct message_in *m)
 {
-    const char *t = m->text ? m->text : "";
+    const char *t = body_of(m);
     gsize n = MIN(strlen(t), (gsize)64 * 1024);
     GString *out = g_string_sized_new(n + 1);
     const char *p = t;
@@ -617,7 +626,7 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
     int unusable = from_dsn(&rd);
     /* A DSN that lists only successes or delays is not a failure: do not
      * go looking for one in its prose. */
-    if (rd.out->len > 0 || (m->dsn->len > 0 && unusable == 0) || !m->text) {
+    if (rd.out->len > 0 || (m->dsn->len > 0 && unusable == 0)) {
         g_ptr_array_unref(rd.not_failed);
         return rd.out;
     }
@@ -650,7 +659,7 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
     if (rd.out->len == 0 && bounce_is_report(m))
         from_header(&rd, message_in_original_header(m, "to"), whole, TRUE);
     if (rd.out->len == 0 && bounce_is_report(m))
-        from_inline_original(&rd, m->text, whole);
+        from_inline_original(&rd, body_of(m), whole);
     if (rd.out->len == 0 && bounce_is_report(m)) {
         GMatchInfo *mi = NULL;
         g_regex_match(rx(RX_ADDR), text, 0, &mi);

@@ -556,6 +556,7 @@ void message_in_free(struct message_in *m)
     g_free(m->subject);
     g_free(m->return_path);
     g_free(m->text);
+    g_free(m->preamble);
     if (m->rcpts)
         g_ptr_array_unref(m->rcpts);
     if (m->headers)
@@ -709,7 +710,24 @@ static char *part_text(GMimeObject *obj)
  * blocks separated by blank lines) with GMime's header parser. */
 static void parse_dsn(GPtrArray *out, const char *body)
 {
-    char **blocks = g_regex_split_simple("\\n[ \\t]*\\n", body, 0, 0);
+    /* some MTAs (AOL) leave out the blank line between two recipients:
+     * a second Final-Recipient starts a block of its own */
+    GString *sep = g_string_new(NULL);
+    gboolean final = FALSE;
+    char **lines = g_strsplit(body, "\n", 10000);
+    for (char **l = lines; *l; l++) {
+        gboolean is_final = g_ascii_strncasecmp(*l, "Final-Recipient:", 16) == 0;
+        if (!**l || **l == '\r')
+            final = FALSE;
+        else if (is_final && final)
+            g_string_append_c(sep, '\n');
+        final = final || is_final;
+        g_string_append(sep, *l);
+        g_string_append_c(sep, '\n');
+    }
+    g_strfreev(lines);
+    char **blocks = g_regex_split_simple("\\n[ \\t]*\\n", sep->str, 0, 0);
+    g_string_free(sep, TRUE);
     for (char **b = blocks; *b && out->len < 100; b++) {
         const char *blk = *b;
         while (*blk == '\n') /* the blank lines of a block that follows several */
@@ -878,11 +896,11 @@ struct message_in *message_parse(const char *data, gsize len, GError **err)
     } else if (w.html) {
         m->text = html_to_text(w.html, INBOUND_TEXT_MAX);
         m->html_only = TRUE;
-    } else if (w.prologue && m->is_dsn && m->dsn->len == 0 && g_mime_message_get_mime_part(msg) &&
-               GMIME_IS_MULTIPART(g_mime_message_get_mime_part(msg)) &&
-               g_mime_multipart_get_count((GMimeMultipart *)g_mime_message_get_mime_part(msg)) == 0) {
-        /* a multipart with no parts at all: its text is all there is */
-        m->text = w.prologue;
+    }
+    if ((!m->text || !*m->text) && w.prologue && *g_strstrip(w.prologue)) {
+        /* a multipart whose parts are all lost (a broken boundary): not the
+         * sender's words for a command, but a broken bounce's only text */
+        m->preamble = w.prologue;
         w.prologue = NULL;
     }
     if (!m->text)

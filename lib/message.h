@@ -65,6 +65,8 @@ struct message_in {
     GHashTable *headers;  /* lower-cased name -> first value (unfolded) */
     char *text;           /* the body's text: text/plain, else text/html as text */
     gboolean html_only;   /* text came from an HTML part */
+    char *preamble;       /* when text is empty: a multipart's text before parts that are lost
+                           * (a broken boundary), for bounce reading only; or NULL */
     gboolean is_dsn;      /* multipart/report; report-type=delivery-status */
     GPtrArray *dsn;       /* struct message_dsn *, one per recipient block */
     gboolean is_feedback; /* multipart/report; report-type=feedback-report (ARF) */
