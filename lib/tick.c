@@ -910,35 +910,190 @@ gboolean tick_run(struct app *app, gint64 now, struct tick_stats *stats, GError 
     return ok && optin_complete_due(app, now, err) >= 0;
 }
 
-gboolean tick_send_test(struct app *app, const char *email, const char *course, int n, gint64 now,
-                        GError **err)
+/* The system mails in the order a reader meets them (each one of
+ * render_is_system()), for previews and send-test of a whole course. */
+static const char *const test_mails[] = { "confirm", "welcome",  "status",  "help",
+                                          "error",   "complete", "goodbye", NULL };
+
+const char *const *tick_test_system_mails(void)
+{
+    return test_mails;
+}
+
+/* The list of courses the help mail shows, as command.c writes it. */
+static char *sample_courses(const struct app *app)
+{
+    GString *s = g_string_new(NULL);
+    for (guint i = 0; i < app->courses->len; i++) {
+        const struct course *c = app->courses->pdata[i];
+        g_string_append_printf(s, "- %s: write to %s@%s%s%s\n", c->title, c->slug, app->cfg->domain,
+                               *c->description ? ". " : "", c->description);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* The paragraph of the complete mail offering c's next course, with the
+ * fake token in its confirm link ("" without a next course). */
+static char *sample_next_step(const struct app *app, const struct course *c)
+{
+    const struct course *nc = c->next_course ? course_find(app->courses, c->next_course) : NULL;
+    if (!nc)
+        return g_strdup("");
+    return g_strdup_printf(
+        "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
+        "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
+        nc->title, nc->n_lessons, *nc->description ? ": " : "", nc->description, app->cfg->base_url,
+        COMPOSE_PREVIEW_TOKEN);
+}
+
+char *tick_sample_system(const struct app *app, const char *which, const struct course *c,
+                         const struct compose_to *to, gint64 now, struct compose_parts *parts, gsize *len,
+                         GError **err)
+{
+    const char *zone = schedule_zone(c, to->tz);
+    gint64 first = schedule_first(app->cfg, c, to->tz, now);
+    char *first_date = first > 0 ? pace_format_local(first, zone) : g_strdup("none planned");
+    char *next = first > 0 && c->n_lessons > 1
+                     ? pace_format_local(schedule_preview_next(c, to->tz, 1, first), zone)
+                     : g_strdup("none planned");
+    int had = MIN(2, c->n_lessons);
+    char *progress = !strcmp(which, "goodbye")
+                         ? g_strdup_printf("You received %d of %d steps.", had, c->n_lessons)
+                         : g_strdup_printf("You have received 1 of %d steps.", c->n_lessons);
+    char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
+    char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, COMPOSE_PREVIEW_TOKEN, app->cfg->domain);
+    char *courses = sample_courses(app);
+    char *next_step = sample_next_step(app, c);
+    struct render_var vars[] = {
+        { "first_date", first_date, FALSE },
+        { "zone", zone, FALSE },
+        { "next_date", next, FALSE },
+        { "progress", progress, FALSE },
+        { "confirm_url", url, TRUE },
+        { "courses", courses, TRUE },
+        { "next_step", next_step, TRUE },
+        { "reason",
+          "\"Europe/Paaris\" is not a time zone we know. Use a name like Europe/Berlin or "
+          "America/New_York.",
+          FALSE },
+    };
+    /* As the real ones go: the confirmation, help, error and goodbye
+     * without List-Unsubscribe (there is nothing, or not yet, to leave). */
+    gboolean confirm = !strcmp(which, "confirm");
+    struct compose_system_opts opts = {
+        .vars = vars,
+        .n_vars = G_N_ELEMENTS(vars),
+        .reply_to = confirm ? reply_to : NULL,
+        .list_headers = !strcmp(which, "welcome") || !strcmp(which, "status") || !strcmp(which, "complete"),
+        .parts = parts,
+    };
+    char *out = compose_system(app, which, c, to, &opts, now, len, err);
+    g_free(next_step);
+    g_free(courses);
+    g_free(reply_to);
+    g_free(url);
+    g_free(progress);
+    g_free(next);
+    g_free(first_date);
+    return out;
+}
+
+/* Lesson n of c as a test: "[TEST] " first in the subject and a Message-ID
+ * of its own, so that a mail program never folds re-tests together. */
+static char *test_lesson(const struct app *app, const struct course *c, int n, const struct compose_to *to,
+                         gint64 now, gsize *len, GError **err)
+{
+    const struct lesson *l = course_lesson(c, n);
+    char *uuid = g_uuid_string_random();
+    char *msgid = g_strdup_printf("%s.test-%s.%s@%s", l ? l->slug : "lesson", uuid, c->slug,
+                                  app->cfg->domain);
+    struct compose_to t = *to;
+    t.message_id = msgid;
+    char *body = compose_lesson(app, c, n, &t, now, schedule_preview_next(c, to->tz, n, now), NULL, len, err);
+    g_free(msgid);
+    g_free(uuid);
+    return body;
+}
+
+/* Adds what `which` names ("N", a system mail, or "all") to msgs. */
+static gboolean test_messages(const struct app *app, const struct course *c, const char *which,
+                              const struct compose_to *to, gint64 now, GArray *msgs, GError **err)
+{
+    gboolean all = !strcmp(which, "all");
+    int from = 0, to_n = -1;
+    if (all) {
+        from = 1;
+        to_n = c->n_lessons;
+    } else if (!render_is_system(which)) {
+        char *end = NULL;
+        gint64 n = g_ascii_strtoll(which, &end, 10);
+        if (*end || n < 1 || n > c->n_lessons) {
+            g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' has lessons 1 to %d, not '%s'", c->slug,
+                        c->n_lessons, which);
+            return FALSE;
+        }
+        from = to_n = (int)n;
+    }
+    for (int n = from; n >= 1 && n <= to_n; n++) {
+        struct transport_msg m = { 0 };
+        m.data = test_lesson(app, c, n, to, now, &m.len, err);
+        if (!m.data)
+            return FALSE;
+        g_array_append_val(msgs, m);
+    }
+    for (const char *const *w = test_mails; *w; w++) {
+        if (!all && strcmp(*w, which) != 0)
+            continue;
+        struct transport_msg m = { 0 };
+        m.data = tick_sample_system(app, *w, c, to, now, NULL, &m.len, err);
+        if (!m.data)
+            return FALSE;
+        g_array_append_val(msgs, m);
+    }
+    return TRUE;
+}
+
+int tick_send_test(struct app *app, const char *email, const char *course, const char *which, gint64 now,
+                   GError **err)
 {
     const struct course *c = course_find(app->courses, course);
     if (!c) {
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", course);
-        return FALSE;
+        return -1;
     }
     char *addr = address_normalize(email, err);
     if (!addr)
-        return FALSE;
-    struct compose_to to = { addr, NULL, NULL, 0 };
-    struct pace_rule rule = schedule_rule(c, NULL);
-    gint64 next = n < c->n_lessons ? pace_next_slot(&rule, now, now) : -1;
-    gsize len = 0;
-    char *body = compose_lesson(app, c, n, &to, now, next, NULL, &len, err);
-    gboolean ok = FALSE;
-    if (body) {
-        char *from = compose_env_from(app->cfg);
-        struct transport_msg m = { .env_from = from, .rcpt = addr, .data = body, .len = len };
-        transport_send(app->tr, &m, 1, NULL, NULL);
-        ok = m.outcome == TRANSPORT_OK;
-        if (!ok)
-            g_set_error(err, CD_ERROR, m.outcome == TRANSPORT_PERM ? CD_ERR_INVALID : CD_ERR_BUSY,
-                        "not sent: %d %s %s", m.code, m.status, m.text ? m.text : "");
-        transport_msg_clear(&m);
-        g_free(from);
-        g_free(body);
+        return -1;
+    struct compose_to to = { .email = addr, .preview = TRUE, .subject_prefix = "[TEST] " };
+    GArray *msgs = g_array_new(FALSE, TRUE, sizeof(struct transport_msg));
+    char *from = compose_env_from(app->cfg);
+    int sent = -1;
+    if (test_messages(app, c, which, &to, now, msgs, err)) {
+        for (guint i = 0; i < msgs->len; i++) {
+            struct transport_msg *m = &g_array_index(msgs, struct transport_msg, i);
+            m->env_from = from;
+            m->rcpt = addr;
+        }
+        transport_send(app->tr, (struct transport_msg *)(void *)msgs->data, msgs->len, NULL, NULL);
+        sent = 0;
+        for (guint i = 0; i < msgs->len; i++) {
+            const struct transport_msg *m = &g_array_index(msgs, struct transport_msg, i);
+            if (m->outcome == TRANSPORT_OK)
+                sent++;
+            else if (err && !*err)
+                g_set_error(err, CD_ERROR, m->outcome == TRANSPORT_PERM ? CD_ERR_INVALID : CD_ERR_BUSY,
+                            "not sent: %d %s %s", m->code, m->status, m->text ? m->text : "");
+        }
+        if (sent < (int)msgs->len)
+            sent = -1;
     }
+    for (guint i = 0; i < msgs->len; i++) {
+        struct transport_msg *m = &g_array_index(msgs, struct transport_msg, i);
+        g_free((char *)m->data);
+        transport_msg_clear(m);
+    }
+    g_array_free(msgs, TRUE);
+    g_free(from);
     g_free(addr);
-    return ok;
+    return sent;
 }
