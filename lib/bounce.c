@@ -278,8 +278,8 @@ static void derive_status(const char *text, char out[16])
 /* ------------------------------------------------------------ addresses */
 
 /* The bare address in s (smtp=user@x, <user@x>, rfc822;user@x,
- * "@relay:user@x", "|/prog user@x"), lower-cased; or NULL. */
-static char *address_in(const char *s)
+ * "@relay:user@x", "|/prog user@x"), as written; or NULL. */
+static char *address_as_written(const char *s)
 {
     if (!s)
         return NULL;
@@ -288,9 +288,14 @@ static char *address_in(const char *s)
     if (g_regex_match(rx(RX_ADDR), s, 0, &mi))
         found = g_match_info_fetch(mi, 0);
     g_match_info_free(mi);
-    if (!found)
-        return NULL;
-    char *low = g_ascii_strdown(found, -1);
+    return found;
+}
+
+/* The same, lower-cased. */
+static char *address_in(const char *s)
+{
+    char *found = address_as_written(s);
+    char *low = found ? g_ascii_strdown(found, -1) : NULL;
     g_free(found);
     return low;
 }
@@ -725,7 +730,8 @@ struct bounce_complaint *bounce_complaint_read(const struct message_in *m)
     c->recipient = address_in(rcpt ? rcpt : jmrp ? jmrp : message_in_original_header(m, "To"));
     c->original_id = bare_id(message_in_original_header(m, "Message-ID"));
     const char *mail_from = message_in_feedback(m, "Original-Mail-From");
-    c->return_path = address_in(mail_from ? mail_from : message_in_original_header(m, "Return-Path"));
+    /* as written: a VERP token in it is case-sensitive */
+    c->return_path = address_as_written(mail_from ? mail_from : message_in_original_header(m, "Return-Path"));
     const char *lu = message_in_original_header(m, "List-Unsubscribe");
     c->list_unsubscribe = lu ? g_strdup(lu) : NULL;
     return c;

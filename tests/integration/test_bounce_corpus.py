@@ -22,11 +22,12 @@ The corpus is never copied into the repository; without it the test skips.
 import json
 import os
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, COURSECTL, REPO
+from conftest import BUILD, COURSECTL, REPO, write_course
 
 CORPUS = Path(os.environ.get("COURSED_BOUNCE_CORPUS", REPO.parent / "shared" / "bounce-corpus"))
 
@@ -143,3 +144,103 @@ def test_fixtures_keep_machines_and_people_apart(figures):
     x = figures["fixtures"]
     assert x["taken_for_bounce"] == 0, x["misses"]
     assert x["taken_for_command"] == 0, x["misses"]
+
+
+# --- what a complaint and a bounce without a token do (no corpus needed) ---
+
+UTC = timezone.utc
+T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)        # a Monday
+
+
+def iso(t):
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def inbound(env, raw, now):
+    return subprocess.run([COURSECTL, "-c", str(env.conf), "--now", iso(now), "inbound", "--json"],
+                          input=raw, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def sent(env_factory, sink):
+    """One reader with one lesson sent; returns (env, the lesson as sent)."""
+    env = env_factory(smtp_port=sink.port)
+    write_course(env.courses, "test", 3)
+    env.ctl("init", now=iso(T0))
+    env.ctl("sub", "add", "reader@example.net", now=iso(T0))
+    env.ctl("enroll", "reader@example.net", "test", "--no-welcome", now=iso(T0))
+    env.tick(iso(datetime(2026, 5, 4, 16, 0, tzinfo=UTC)))
+    env.tick(iso(datetime(2026, 5, 6, 7, 0, tzinfo=UTC)))
+    lesson = sink.lessons("reader@example.net")[0]
+    return env, lesson
+
+
+def arf(original_headers, to="abuse@courses.example.org", rcpt="reader@example.net", mail_from=None):
+    fields = "Feedback-Type: abuse\r\nVersion: 1\r\nUser-Agent: TestFBL/1.0\r\n"
+    if mail_from:
+        fields += f"Original-Mail-From: <{mail_from}>\r\n"
+    if rcpt:
+        fields += f"Original-Rcpt-To: <{rcpt}>\r\n"
+    return (f"From: fbl@isp.example\r\nTo: {to}\r\nSubject: FW: abuse report\r\n"
+            f"Message-ID: <{os.urandom(6).hex()}@isp.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n"
+            "--f\r\nContent-Type: text/plain\r\n\r\nA complaint about a message.\r\n"
+            f"--f\r\nContent-Type: message/feedback-report\r\n\r\n{fields}\r\n"
+            f"--f\r\nContent-Type: text/rfc822-headers\r\n\r\n{original_headers}\r\n--f--\r\n").encode()
+
+
+def headers_of(raw):
+    return raw.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def test_complaint_unsubscribes_suppresses_and_never_answers(sent, tmp_path):
+    env, lesson = sent
+    p = inbound(env, arf(headers_of(lesson["raw"]), mail_from=lesson["mail_from"]),
+                datetime(2026, 5, 6, 9, 0, tzinfo=UTC))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["kind"] == "complaint" and out["may_reply"] is False, out
+    assert "left every course and is suppressed" in out["action"], out
+    assert env.sql("SELECT status FROM subscribers") == [("unsubscribed",)]
+    assert env.sql("SELECT state FROM enrollments") == [("stopped",)]
+    assert env.sql("SELECT reason FROM suppressions") == [("complaint",)]
+    assert env.sql("SELECT count(*) FROM events WHERE kind = 'complaint'") == [(1,)]
+    assert env.sql("SELECT count(*) FROM outbox") == [(0,)], "a complaint was answered"
+    # no import brings the address back
+    f = tmp_path / "again.csv"
+    f.write_text("email,name,tz,course,status\nreader@example.net,Reader,,test,active\n")
+    env.ctl("import", str(f), now=iso(datetime(2026, 5, 7, 9, 0, tzinfo=UTC)), check=False)
+    assert env.sql("SELECT state FROM enrollments") == [("stopped",)]
+
+
+def test_complaint_matched_by_the_lesson_message_id_alone(sent):
+    env, lesson = sent
+    hdrs = "\r\n".join(h for h in headers_of(lesson["raw"]).split("\r\n")
+                       if not h.lower().startswith(("return-path", "list-unsubscribe")))
+    p = inbound(env, arf(hdrs, to="test@courses.example.org"), datetime(2026, 5, 6, 9, 0, tzinfo=UTC))
+    assert json.loads(p.stdout)["kind"] == "complaint", p.stdout
+    assert env.sql("SELECT status FROM subscribers") == [("unsubscribed",)]
+    # a Message-ID naming the enrollment for another address matches nothing
+    env.ctl("sub", "add", "other@example.net", now=iso(T0))
+    env.ctl("enroll", "other@example.net", "test", "--no-welcome", now=iso(T0))
+    p = inbound(env, arf(hdrs, rcpt="other@example.net"), datetime(2026, 5, 6, 10, 0, tzinfo=UTC))
+    assert "names none of our readers" in json.loads(p.stdout)["action"]
+    assert env.sql("SELECT status FROM subscribers WHERE email = 'other@example.net'") == [("active",)]
+
+
+def test_bounce_without_a_token_is_only_a_soft_signal(sent):
+    env, lesson = sent
+    dsn = ("From: MAILER-DAEMON@mx.example.net\r\nTo: test@courses.example.org\r\n"
+           "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <nv1@mx>\r\n"
+           "Auto-Submitted: auto-replied\r\nPrecedence: bulk\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"
+           "--b\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
+           "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+           "Final-Recipient: rfc822; reader@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n")
+    for day in range(4):
+        p = inbound(env, dsn.replace("nv1", f"nv{day}").encode(), datetime(2026, 5, 6 + day, 9, 0, tzinfo=UTC))
+        out = json.loads(p.stdout)
+        assert out["kind"] == "bounce" and out["token"] is None, out
+    assert env.sql("SELECT status FROM subscribers") == [("active",)], "a bounce without a token stopped someone"
+    assert env.sql("SELECT count(*) FROM events WHERE kind = 'unverified-bounce'") == [(4,)]
+    assert env.sql("SELECT count(*) FROM events WHERE kind LIKE 'bounce%'") == [(0,)]
