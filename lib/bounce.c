@@ -68,8 +68,9 @@ enum rx {
 };
 
 static const char *const patterns[RX_COUNT] = {
-    /* an address: no '=' or quote first (smtp=user@x is user@x) */
+    /* an address; a smtp=, rfc822: or mailto: before it is left out (\K) */
     [RX_ADDR] =
+        "(?:(?i:smtp|rfc822|mailto|sip)[=:]\\s?)?\\K"
         "[A-Za-z0-9_%+/!#$&*^{}|~-][A-Za-z0-9._%+=/!#$&'*^{}|~-]{0,63}@"
         "[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\\.){1,8}[A-Za-z]{2,63}(?![A-Za-z0-9-])",
     [RX_ENHANCED] = "(?<![\\w.-])([245])\\.(\\d{1,3})\\.(\\d{1,3})(?!\\.?\\d)",
