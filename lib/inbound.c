@@ -375,11 +375,17 @@ static gboolean classify_complaint(struct inbound *r, const struct message_in *m
     r->feedback_type = g_strdup(c->type);
     r->complainant = g_strdup(c->recipient);
     r->original_id = g_strdup(c->original_id);
-    r->token = verp_token_in(c->return_path, cfg->domain);
-    if (!r->token)
-        r->token = unsubscribe_token_in(c->list_unsubscribe);
-    if (!r->token && d->local && d->ext && g_str_has_prefix(d->ext, "unsubscribe-"))
-        r->token = g_strdup(d->ext + 12);
+    /* the original's own tokens first; else the one of the address the
+     * report came to (bounces+TOKEN@, slug+unsubscribe-TOKEN@) */
+    char *tok = verp_token_in(c->return_path, cfg->domain);
+    if (!tok)
+        tok = unsubscribe_token_in(c->list_unsubscribe);
+    if (!tok && d->local && d->ext && g_str_has_prefix(d->ext, "unsubscribe-"))
+        tok = g_strdup(d->ext + 12);
+    if (tok) {
+        g_free(r->token);
+        r->token = tok;
+    }
     r->reason = g_strdup_printf(
         "a complaint (feedback report, %s): unsubscribe the reader from "
         "everything, never answer",
