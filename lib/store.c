@@ -2001,7 +2001,7 @@ gboolean store_text_get(struct store *st, const char *hash, char **subject, char
 GPtrArray *store_course_enrollments(struct store *st, const char *course, int state, GError **err)
 {
     sqlite3_stmt *s = prep(st,
-                           "SELECT " ENR_COLS
+                           "SELECT " ENR_COLS ", " SUB_ORD("s.status")
                            " FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
                            " WHERE e.course = ?1 AND (?2 < 0 OR e.state = " ENR_NAME("?2") ") ORDER BY e.id",
                            err);
@@ -2009,7 +2009,20 @@ GPtrArray *store_course_enrollments(struct store *st, const char *course, int st
         return NULL;
     bind_text(s, 1, course);
     sqlite3_bind_int(s, 2, state);
-    return enrollment_rows(st, s, err);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_enrollment_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct enrollment_row *r = enrollment_from(s);
+        r->sub_status = (enum sub_state)sqlite3_column_int(s, 17);
+        g_ptr_array_add(a, r);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "read a course's enrollments", err);
+        return NULL;
+    }
+    return a;
 }
 
 int store_course_count(struct store *st, const char *course, GError **err)

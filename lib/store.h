@@ -331,7 +331,8 @@ gboolean store_text_put(struct store *st, const char *hash, const char *subject,
                         GError **err);
 /* *subject and *body (g_free) of hash, both NULL when unknown. */
 gboolean store_text_get(struct store *st, const char *hash, char **subject, char **body, GError **err);
-/* The enrollments in course in state (an enum enr_state; -1: any), by
+/* The enrollments in course in state (an enum enr_state; -1: any), their
+ * subscriber's status filled (sub_status), by
  * the (course, state) index (g_ptr_array_unref). */
 GPtrArray *store_course_enrollments(struct store *st, const char *course, int state, GError **err);
 /* How many enrollments course has, any state; -1 with err. */

@@ -163,7 +163,10 @@ static void plan_enrollment(const struct vlist *old, const struct course *c, con
         if (p->fate[k] != F_NEW)
             continue;
         if (e->state == ENR_COMPLETED)
-            p->fate[k] = c->completed_get_new && k > furthest ? F_OWED : F_SKIP_DONE;
+            /* reopened only for someone still with us: a person who left
+             * every course, or whose address bounced, keeps it finished */
+            p->fate[k] = c->completed_get_new && e->sub_status == SUB_ACTIVE && k > furthest ? F_OWED
+                                                                                             : F_SKIP_DONE;
         else if (k > furthest || c->insert_behind_send)
             p->fate[k] = F_OWED;
         else
@@ -637,6 +640,19 @@ static gboolean gone_and_back(struct app *app, const char *slug, gboolean loaded
 
 gboolean version_sync(struct app *app, gint64 now, GString *report, GError **err)
 {
+    /* coursed calls this between ticks, when nothing is on the wire: a row
+     * still 'sending' was left so by a crash, and is queued again first,
+     * as the next tick would, so that an edit removing its lesson withdraws
+     * it like any lesson in flight (left 'sending', it stayed in flight at
+     * a position outside the course beside a new slot). Not while a tick's
+     * outcomes wait to be written: the rows they name were sent. */
+    if (!app->unrecorded || app->unrecorded->len == 0) {
+        int orphans = store_recover_sending(app->st, err);
+        if (orphans < 0)
+            return FALSE;
+        if (orphans > 0)
+            log_warn("%d deliveries were left 'sending' by an earlier run; queued again", orphans);
+    }
     for (guint i = 0; i < app->courses->len; i++) {
         const struct course *c = app->courses->pdata[i];
         if (!store_begin(app->st, err))

@@ -2,9 +2,8 @@
 step "edit the course") found in applying a course edit to the people
 already in it (docs/course-edits.md). Each one is the shortest story of a
 finding, with the real coursed and coursectl, a real SMTP sink and SQLite
-file. Marked xfail (strict) while the bug is open: when coursed is fixed the
-test passes, pytest reports XPASS as a failure, and the mark (and the name in
-OPEN_BUGS of test_model.py) should go."""
+file. A finding still open is marked xfail (strict) with its reason, and named
+in OPEN_BUGS of test_model.py; both findings below are fixed."""
 import shutil
 from datetime import datetime, timedelta, timezone
 
@@ -37,14 +36,14 @@ def state_of(env, who, course):
                    " WHERE s.email = ? AND e.course = ?", f"{who}@example.org", course)[0][0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open bug (model seeds 45515015 and 1031121699, invariant reopen-left): with "
-    "completed_get_new = true, applying an appended lesson reopens a completed enrollment "
-    "whatever the subscriber's status (lib/version.c plan_enrollment/apply_enrollment, "
-    "A_REOPEN); for a subscriber who left every course (unsubscribed) or bounced it becomes "
-    "active, its lesson is queued, and the claim finds it moot: the row is cancelled and the "
-    "enrollment stopped ('was active for a subscriber who is unsubscribed; stopped'), so a "
-    "course the person finished shows as stopped, and the version event says 'reopened'"))
+# Found by the model test, fixed in lib/version.c:
+# the bug (model seeds 45515015 and 1031121699, invariant reopen-left): with
+# completed_get_new = true, applying an appended lesson reopens a completed enrollment
+# whatever the subscriber's status (lib/version.c plan_enrollment/apply_enrollment,
+# A_REOPEN); for a subscriber who left every course (unsubscribed) or bounced it becomes
+# active, its lesson is queued, and the claim finds it moot: the row is cancelled and the
+# enrollment stopped ('was active for a subscriber who is unsubscribed; stopped'), so a
+# course the person finished shows as stopped, and the version event says 'reopened'
 def test_append_does_not_reopen_a_finished_course_of_someone_who_left(env_factory, sink):
     env = env_factory(smtp_port=sink.port)
     write_course(env, "edit", list("abc"), extra="completed_get_new = true\n")
@@ -70,16 +69,16 @@ def test_append_does_not_reopen_a_finished_course_of_someone_who_left(env_factor
     assert state_of(env, "zed", "edit") == "completed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open bug (model: a kill -9 during a round, then an edit removing the lesson on the wire, "
-    "applied at the next start; invariant stuck): coursed applies a new version (version_sync) "
-    "before it recovers the rows a crash left 'sending'; plan_enrollment counts such a row as in "
-    "flight and withdraws it, but store_dlv_withdraw only moves queued/deferred rows, so the row "
-    "stays in flight at position -id while the enrollment is given the next slot as well (two "
-    "things in flight). Recovered, it is composed at a position outside the course: \"course "
-    "'edit' has no lesson -1\", deferred and retried until give_up; and when the next slot comes "
-    "every tick fails in its plan (\"queue lesson: UNIQUE constraint failed: "
-    "deliveries.enrollment_id\"): no lesson goes out to anyone until that row gives up"))
+# Found by the model test, fixed in lib/version.c:
+# the bug (model: a kill -9 during a round, then an edit removing the lesson on the wire,
+# applied at the next start; invariant stuck): coursed applies a new version (version_sync)
+# before it recovers the rows a crash left 'sending'; plan_enrollment counts such a row as in
+# flight and withdraws it, but store_dlv_withdraw only moves queued/deferred rows, so the row
+# stays in flight at position -id while the enrollment is given the next slot as well (two
+# things in flight). Recovered, it was composed at a position outside the course
+# ("course 'edit' has no lesson -1"), deferred and retried until give_up; and when the
+# next slot came every tick failed in its plan ("queue lesson: UNIQUE constraint
+# failed"): no lesson went out to anyone. version_sync now recovers such rows first.
 def test_removed_lesson_left_sending_by_a_crash_is_withdrawn(env_factory):
     from smtpsink import Sink
     refuse = {"on": True}
