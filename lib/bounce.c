@@ -407,10 +407,13 @@ gboolean bounce_is_delay(const struct message_in *m)
 static char *report_text(const struct message_in *m)
 {
     const char *t = body_of(m);
-    gsize n = MIN(strlen(t), (gsize)64 * 1024);
+    gsize n = strlen(t);
+    if (n > 64 * 1024)
+        n = 64 * 1024;
     GString *out = g_string_sized_new(n + 1);
-    const char *p = t;
-    for (int lines = 0; *p && (gsize)(p - t) < n && lines < MAX_LINES; lines++) {
+    gsize off = 0;
+    for (int lines = 0; off < n && t[off] && lines < MAX_LINES; lines++) {
+        const char *p = t + off;
         const char *e = strchr(p, '\n');
         gsize len = e ? (gsize)(e - p) : strlen(p);
         char *line = g_strndup(p, MIN(len, (gsize)MAX_LINE));
@@ -420,7 +423,7 @@ static char *report_text(const struct message_in *m)
             break;
         g_string_append_len(out, p, (gssize)len);
         g_string_append_c(out, '\n');
-        p = e ? e + 1 : p + len;
+        off += len + (e ? 1 : 0);
     }
     return g_string_free(out, FALSE);
 }
@@ -510,7 +513,7 @@ static gboolean blank(const char *s)
 static char *context_of(char **lines, int i)
 {
     GString *c = g_string_new(NULL);
-    for (int k = i; lines[k] && k <= i + CONTEXT_LINES; k++) {
+    for (int k = i; k <= i + CONTEXT_LINES && lines[k]; k++) {
         if (k > i && blank(lines[k])) {
             if (k > i + 1)
                 break;
@@ -594,7 +597,7 @@ static void from_inline_original(struct reader *rd, const char *full, const char
     if (!full || strlen(full) <= skip)
         return;
     char **lines = g_strsplit(full + skip, "\n", 200);
-    for (int i = 0; lines[i] && i < 200; i++) {
+    for (int i = 0; i < 200 && lines[i]; i++) {
         if (!*lines[i] && i > 2)
             break; /* the end of the original's header */
         if (g_ascii_strncasecmp(lines[i], "To:", 3) == 0) {
