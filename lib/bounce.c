@@ -630,8 +630,10 @@ static void status_near(const char *text, const char *addr, const char *fallback
 
 GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
 {
+    /* a DSN says per recipient whether it is delayed (from_dsn); a text
+     * report only as a whole */
     struct reader rd = { m, our_domain, g_ptr_array_new_with_free_func((GDestroyNotify)bounce_rcpt_free),
-                         not_failed_of(m), bounce_is_delay(m) };
+                         not_failed_of(m), FALSE };
     int unusable = from_dsn(&rd);
     /* A DSN that lists only successes or delays is not a failure: do not
      * go looking for one in its prose. */
@@ -639,6 +641,7 @@ GPtrArray *bounce_parse(const struct message_in *m, const char *our_domain)
         g_ptr_array_unref(rd.not_failed);
         return rd.out;
     }
+    rd.delay = bounce_is_delay(m);
     char *text = report_text(m);
     char whole[16];
     derive_status(text, whole);
