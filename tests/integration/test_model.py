@@ -1228,9 +1228,17 @@ class Run:
         # not mailed again by an operator's move (README)
         st = self.w.sql("SELECT status FROM subscribers WHERE email = ?", em)
         c = self.m.courses[course]
+        # a row a kill -9 left 'sending' (no daemon runs between steps) is
+        # refused as busy until a tick queues it again (README)
+        sending = e is not None and bool(self.w.sql(
+            "SELECT 1 FROM deliveries WHERE enrollment_id = ? AND state = 'sending'", e.eid))
         p = self.w.ctl("move", em, course, "--to-lesson", n)
-        self.expect_rc(p, e is not None and bool(st) and st[0][0] in ("active", "pending") and 1 <= n <= c.n,
-                       "move")
+        ok = e is not None and bool(st) and st[0][0] in ("active", "pending") and 1 <= n <= c.n
+        if ok and sending:
+            if p.returncode != 75:
+                self.violate("cli", f"move with a lesson left 'sending': rc {p.returncode}, expected 75")
+            return
+        self.expect_rc(p, ok, "move")
         if e is None or p.returncode != 0:
             return
         # the lessons from position n of the running version are owed again
@@ -1530,6 +1538,13 @@ class Run:
                     again = w.sql("SELECT message_id FROM deliveries WHERE enrollment_id = ? AND lesson = ?"
                                   " AND state IN ('queued','sending','deferred')", eid, nl)
                     if again and m.dup_allow.get(f"<{again[0][0]}>", 0) > 0:
+                        want = nl
+                    # ... or it was queued again and then withdrawn (a pause,
+                    # a policy hold): its copy reached the server, and the
+                    # database still owes it (seed 178253474)
+                    c = m.courses[key[1]]
+                    slug = c.lessons[nl - 1] if 1 <= nl <= len(c.lessons) else None
+                    if slug and any(k.startswith(f"<{slug}.e{eid}.") and n > 0 for k, n in m.dup_allow.items()):
                         want = nl
                 if nl != want:
                     c = m.courses[key[1]]
