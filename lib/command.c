@@ -534,8 +534,9 @@ static gboolean apply_confirm(struct app *app, const struct inbound *r, gint64 n
 
 /* The enrollment a complaint's original names: through a token (checked),
  * else through the lesson Message-ID <slug>.e<id>[r<round>].<course>@domain
- * (and the complained address, when the report names one). 0 if none, -1
- * on error. *how says which. */
+ * together with the complained address, which must be the enrollment's
+ * (a report that redacts it and carries no token matches nobody). 0 if
+ * none, -1 on error. *how says which. */
 static gint64 complaint_enrollment(struct app *app, const struct inbound *r, gint64 now, const char **how,
                                    GError **err)
 {
@@ -581,8 +582,12 @@ static gint64 complaint_enrollment(struct app *app, const struct inbound *r, gin
         if (!en && e && e->code != CD_ERR_NOT_FOUND) {
             g_propagate_error(err, e);
             enr = -1;
-        } else if (en && g_ascii_strcasecmp(en->course, course) == 0 &&
-                   (!r->complainant || g_ascii_strcasecmp(en->email, r->complainant) == 0)) {
+        } else if (en && g_ascii_strcasecmp(en->course, course) == 0 && r->complainant &&
+                   g_ascii_strcasecmp(en->email, r->complainant) == 0) {
+            /* Our Message-IDs can be guessed: without the complained
+             * address to match, anyone could unsubscribe enrollment after
+             * enrollment with forged reports (the token paths need no
+             * such check: their HMAC is the proof). */
             enr = en->id;
             *how = "the Message-ID of our lesson";
         }

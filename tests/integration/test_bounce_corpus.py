@@ -234,6 +234,19 @@ def test_complaint_matched_by_the_lesson_message_id_alone(sent):
     assert env.sql("SELECT status FROM subscribers WHERE email = 'other@example.net'") == [("active",)]
 
 
+def test_complaint_with_only_a_guessable_message_id_matches_nobody(sent):
+    """Our Message-IDs can be guessed (slug, enrollment number, course): a
+    report with neither token nor the complained address is forgeable and
+    must not unsubscribe anyone."""
+    env, lesson = sent
+    hdrs = "\r\n".join(h for h in headers_of(lesson["raw"]).split("\r\n")
+                       if not h.lower().startswith(("return-path", "list-unsubscribe", "to:")))
+    p = inbound(env, arf(hdrs, rcpt=None), datetime(2026, 5, 6, 9, 0, tzinfo=UTC))
+    assert json.loads(p.stdout)["kind"] == "complaint", p.stdout
+    assert "names none of our readers" in json.loads(p.stdout)["action"], p.stdout
+    assert env.sql("SELECT status FROM subscribers") == [("active",)]
+
+
 def test_bounce_without_a_token_is_only_a_soft_signal(sent):
     env, lesson = sent
     dsn = ("From: MAILER-DAEMON@mx.example.net\r\nTo: test@courses.example.org\r\n"
