@@ -754,7 +754,10 @@ static gboolean loop_claim(struct app *app, struct sender *snd, struct loop *L, 
 {
     gboolean hungry = snd->pool ? g_thread_pool_unprocessed(snd->pool) < L->sessions
                                 : snd->threads || L->running == 0;
-    if (!L->more || L->outbox_left > 0 || !hungry)
+    /* rate_per_second: the next round waits for this one to end, and then
+     * a second (set in loop_collect), so that no second at the server ever
+     * sees two rounds, however late a busy machine sends one. */
+    if (!L->more || L->outbox_left > 0 || !hungry || (app->cfg->rate_per_second > 0 && L->running > 0))
         return FALSE;
     if (mono < L->next_claim && L->running == 0) {
         g_usleep((gulong)(L->next_claim - mono));
@@ -826,6 +829,8 @@ static gboolean loop_collect(struct app *app, struct sender *snd, struct loop *L
             L->inflight--;
         }
     } while (++drained < 10000 && (rp = g_async_queue_try_pop(snd->done)));
+    if (app->cfg->rate_per_second > 0 && L->running == 0)
+        L->next_claim = MAX(L->next_claim, g_get_monotonic_time() + G_USEC_PER_SEC);
     return TRUE;
 }
 
