@@ -1381,6 +1381,29 @@ GPtrArray *store_ready(struct store *st, gint64 now, int limit, GError **err)
     return a;
 }
 
+/* The ids (gint64) that s (a prepared "SELECT id ... LIMIT ?1", or NULL
+ * when preparing failed) returns for ?1 = limit; g_array_free(, TRUE).
+ * NULL with err naming `what`. */
+static GArray *id_rows(struct store *st, sqlite3_stmt *s, int limit, const char *what, GError **err)
+{
+    if (!s)
+        return NULL;
+    sqlite3_bind_int(s, 1, limit);
+    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        gint64 id = sqlite3_column_int64(s, 0);
+        g_array_append_val(ids, id);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_array_free(ids, TRUE);
+        fail(st, rc, what, err);
+        return NULL;
+    }
+    return ids;
+}
+
 GArray *store_stuck(struct store *st, int limit, GError **err)
 {
     sqlite3_stmt *s = prep(
@@ -1389,22 +1412,7 @@ GArray *store_stuck(struct store *st, int limit, GError **err)
         " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.enrollment_id = e.id"
         "   AND d.state IN ('queued','sending','deferred')) ORDER BY e.id LIMIT ?1",
         err);
-    if (!s)
-        return NULL;
-    sqlite3_bind_int(s, 1, limit);
-    GArray *a = g_array_new(FALSE, FALSE, sizeof(gint64));
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        gint64 id = sqlite3_column_int64(s, 0);
-        g_array_append_val(a, id);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        g_array_free(a, TRUE);
-        fail(st, rc, "stuck enrollments", err);
-        return NULL;
-    }
-    return a;
+    return id_rows(st, s, limit, "stuck enrollments", err);
 }
 
 GPtrArray *store_queue_list(struct store *st, int state, int limit, GError **err)
@@ -2160,22 +2168,7 @@ GArray *store_complete_due(struct store *st, int limit, GError **err)
     /* The partial index enrollments_complete_due holds only the marked
      * rows: a tick with nothing owed costs one empty index probe. */
     sqlite3_stmt *s = prep(st, "SELECT id FROM enrollments WHERE complete_due = 1 ORDER BY id LIMIT ?1", err);
-    if (!s)
-        return NULL;
-    sqlite3_bind_int(s, 1, limit);
-    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        gint64 id = sqlite3_column_int64(s, 0);
-        g_array_append_val(ids, id);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        g_array_free(ids, TRUE);
-        fail(st, rc, "enrollments owed a complete mail", err);
-        return NULL;
-    }
-    return ids;
+    return id_rows(st, s, limit, "enrollments owed a complete mail", err);
 }
 
 gboolean store_complete_clear(struct store *st, gint64 id, GError **err)
