@@ -395,4 +395,18 @@ gint64 store_next_due(struct store *st, GError **err);
  * confirmation lifts it. */
 gboolean store_suppress(struct store *st, const char *hash, const char *reason, gint64 now, GError **err);
 
+/* One number for /metrics: name is "sent", "failed", "deferred", "bounced"
+ * (label: the course), "queue" (label: lessons or system), "oldest"
+ * (seconds the oldest due item has waited), "inbound" or "caused" (label:
+ * the event kind an inbound mail caused). */
+struct store_metric {
+    char *name, *label;
+    gint64 value;
+};
+void store_metric_free(struct store_metric *m);
+
+/* Returns every struct store_metric at now, in one read; NULL with err.
+ * g_ptr_array_unref() frees them. */
+GPtrArray *store_metrics(struct store *st, gint64 now, GError **err);
+
 #endif
