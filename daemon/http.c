@@ -650,9 +650,13 @@ static GInetSocketAddress *listen_address(const char *part, GError **err)
     GSocketConnectable *na = g_network_address_parse(part, 0, &e);
     const char *colon = strrchr(part, ':');
     const char *bracket = strrchr(part, ']');
-    gboolean has_port = colon && (!bracket || colon > bracket) && colon[1];
+    /* GLib reads "::1:8025" as the address ::1:8025 and no port: an IPv6
+     * address must be in brackets, so that a port is never mistaken. */
+    gboolean has_port = colon && (!bracket || colon > bracket) && colon[1] &&
+                        (bracket || strchr(part, ':') == colon);
     if (!na || !has_port) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "[http] listen: '%s' is not ADDRESS:PORT (%s)", part,
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                    "[http] listen: '%s' is not ADDRESS:PORT (%s; IPv6 goes in brackets: [::1]:8025)", part,
                     e ? e->message : "no port");
         g_clear_error(&e);
         if (na)
@@ -735,6 +739,7 @@ struct http *http_start(struct snapshot_box *box, GError **err)
     }
     /* Every address is read before anything listens: a bad one starts none. */
     GPtrArray *addrs = g_ptr_array_new_with_free_func(g_object_unref);
+    GPtrArray *names = g_ptr_array_new(); /* each address as written (borrowed from parts) */
     char **parts = g_strsplit(spec, ",", -1);
     gboolean ok = TRUE;
     for (char **p = parts; ok && *p; p++) {
@@ -742,8 +747,10 @@ struct http *http_start(struct snapshot_box *box, GError **err)
         GInetSocketAddress *sa = *part ? listen_address(part, err) : NULL;
         if (*part && !sa)
             ok = FALSE;
-        else if (sa)
+        else if (sa) {
             g_ptr_array_add(addrs, sa);
+            g_ptr_array_add(names, part);
+        }
     }
     ok = ok && allow_check(snap->cfg->http_metrics_allow, err);
     if (ok && !addrs->len) {
@@ -762,13 +769,12 @@ struct http *http_start(struct snapshot_box *box, GError **err)
         ok = h->st != NULL;
     }
     for (guint i = 0; ok && i < addrs->len; i++) {
-        char *name = g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(addrs->pdata[i]));
-        struct MHD_Daemon *d = listen_on(h, addrs->pdata[i], name, snap->cfg, err);
-        g_free(name);
+        struct MHD_Daemon *d = listen_on(h, addrs->pdata[i], names->pdata[i], snap->cfg, err);
         if (d)
             g_ptr_array_add(h->mhd, d);
         ok = d != NULL;
     }
+    g_ptr_array_unref(names);
     g_strfreev(parts);
     g_ptr_array_unref(addrs);
     snapshot_unref(snap);
