@@ -202,6 +202,39 @@ static void zone_part(GString *h, const char *tz, const char *self, const char *
     g_string_append(h, "</form>\n</section>\n");
 }
 
+/* The time-of-day form: the subscriber's own time (an <input type=time>,
+ * which a browser without it shows as text: HH:MM is what we read), or
+ * the course's. */
+static void time_part(struct app *app, GString *h, const struct enrollment_row *e, const char *self,
+                      const char *csrf)
+{
+    char *t = store_lesson_time(app->st, 0, e->subscriber_id, NULL);
+    g_string_append(h,
+                    "<section style=\"border-top:1px solid #e4ded4;padding-top:12px;margin-top:16px;\">\n"
+                    "<h2 style=\"font-size:20px;margin:0 0 6px;\">Your time of day</h2>\n");
+    char *s = t ? g_markup_printf_escaped("<p id=\"time-now\">Lessons come at %s in your time zone.</p>\n", t)
+                : g_strdup("<p id=\"time-now\">Lessons come at the course's time of day.</p>\n");
+    g_string_append(h, s);
+    g_free(s);
+    form_open(h, self, csrf, "time", NULL);
+    s = g_markup_printf_escaped(
+        "<label for=\"time\">Your own time (HH:MM):</label>\n"
+        "<input id=\"time\" name=\"time\" type=\"time\" required value=\"%s\" "
+        "style=\"font-size:16px;margin:6px 6px 6px 0;\">\n",
+        t ? t : "");
+    g_string_append(h, s);
+    g_free(s);
+    button(h, NULL, NULL, "Save time");
+    g_string_append(h, "</form>\n");
+    if (t) {
+        form_open(h, self, csrf, "time_reset", NULL);
+        button(h, NULL, NULL, "Use the course's time");
+        g_string_append(h, "</form>\n");
+    }
+    g_string_append(h, "</section>\n");
+    g_free(t);
+}
+
 /* The whole page for the subscriber of enrollment e, with notice (ours,
  * never a visitor's text) above it when not NULL. */
 static void page(struct app *app, const struct enrollment_row *e, const char *token, const char *self,
@@ -238,6 +271,7 @@ static void page(struct app *app, const struct enrollment_row *e, const char *to
         running = running || x->state != ENR_STOPPED;
     }
     zone_part(h, e->tz, self, csrf);
+    time_part(app, h, e, self, csrf);
     if (running) {
         g_string_append(h,
                         "<section style=\"border-top:1px solid #e4ded4;padding-top:12px;margin-top:16px;\">\n"
@@ -335,6 +369,19 @@ static char *act(struct app *app, const struct enrollment_row *e, GHashTable *fo
         if (!subscriber_set(app, e->email, NULL, *tz ? tz : NULL, TRUE, "page", now, err))
             return NULL;
         return g_strdup("Your time zone is saved. The next steps follow it.");
+    }
+    if (strcmp(action, "time") == 0 || strcmp(action, "time_reset") == 0) {
+        const char *t = strcmp(action, "time") == 0 ? g_hash_table_lookup(form, "time") : NULL;
+        int hh, mm;
+        /* browsers send HH:MM (HH:MM:SS only with a step, which we do not set) */
+        if (strcmp(action, "time") == 0 && (!t || !pace_parse_time(t, &hh, &mm))) {
+            *bad = TRUE;
+            return NULL;
+        }
+        if (!subscriber_set_time(app, e->email, t, "page", now, err))
+            return NULL;
+        return g_strdup(t ? "Your time of day is saved. The next steps come at it."
+                          : "Lessons come at the course's time of day again.");
     }
     if (strcmp(action, "leave_all") == 0) {
         struct sub_row *s = subscriber_get(app, e->email, err);

@@ -24,8 +24,8 @@ void manage_get(struct app *app, const char *token, const char *self, gint64 now
 
 /* POST /m/TOKEN with the form's fields (name -> value, as sent): checks
  * the token again and the form's csrf field derived from it, then does
- * the one action asked (pause 1, 2 or 4 weeks, resume, tz, leave one
- * course, leave all) through enroll.c, subscriber.c, optin.c and
+ * the one action asked (pause 1, 2 or 4 weeks, resume, tz, the time of
+ * day or back to the course's, leave one course, leave all) through enroll.c, subscriber.c, optin.c and
  * lifecycle.c, with the audit trail saying via "page", and answers with
  * the page as it now is and one sentence on what was done (400 for an
  * action or value it does not know, changing nothing). */

@@ -192,6 +192,10 @@ static const char *migrations[] = {
     ("ALTER TABLE enrollments ADD COLUMN round INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE enrollments ADD COLUMN complete_due INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX enrollments_complete_due ON enrollments(id) WHERE complete_due = 1;"),
+    /* the subscriber's own time of day for lessons (the manage page): NULL
+     * is the course's `time`; the same pacing rules place the slots */
+    ("ALTER TABLE subscribers ADD COLUMN lesson_time TEXT"
+     "  CHECK (lesson_time IS NULL OR lesson_time GLOB '[0-2][0-9]:[0-5][0-9]');"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -2273,4 +2277,34 @@ GPtrArray *store_metrics(struct store *st, gint64 now, GError **err)
         return NULL;
     }
     return rows;
+}
+
+char *store_lesson_time(struct store *st, gint64 enrollment_id, gint64 subscriber_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT lesson_time FROM subscribers WHERE id = coalesce(nullif(?2, 0),"
+                           " (SELECT subscriber_id FROM enrollments WHERE id = ?1))",
+                           err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, subscriber_id);
+    int rc = sqlite3_step(s);
+    char *t = rc == SQLITE_ROW ? col_text(s, 0) : NULL;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        fail(st, rc, "read the time of day", err);
+    return t;
+}
+
+gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *lesson_time, gint64 now,
+                                   GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE subscribers SET lesson_time = ?2, updated_at = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, lesson_time);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "set the time of day", err);
 }

@@ -409,4 +409,13 @@ void store_metric_free(struct store_metric *m);
  * g_ptr_array_unref() frees them. */
 GPtrArray *store_metrics(struct store *st, gint64 now, GError **err);
 
+/* Returns the subscriber's own time of day for lessons ("HH:MM"), or NULL
+ * for the course's (also on error: err set). The subscriber is
+ * subscriber_id, or when 0 the one of enrollment_id. g_free(). */
+char *store_lesson_time(struct store *st, gint64 enrollment_id, gint64 subscriber_id, GError **err);
+
+/* Sets the subscriber's own time of day ("HH:MM"; NULL: the course's). */
+gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *lesson_time, gint64 now,
+                                   GError **err);
+
 #endif

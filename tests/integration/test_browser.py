@@ -1,7 +1,7 @@
 """The subscriber's page in a real browser: headless Chromium (Debian's
 chromium and chromium-driver, driven by python3-selenium) opens the manage
-link of a real lesson received by the test SMTP server, pauses a course
-and changes the zone with the page's own controls; the test then reads the
+link of a real lesson received by the test SMTP server, pauses a course,
+changes the zone and the time of day with the page's own controls; the test then reads the
 database and coursectl's schedule. Screenshots at 390 px and 1,200 px are
 kept under the build folder (browser-screenshots/)."""
 import json
@@ -129,5 +129,16 @@ def test_manage_journey_in_chromium(env, sink, browser):
         assert first["utc"] == "2026-05-08T13:00:00Z"     # Fri 09:00 EDT
         assert "2026-05-08 09:00 EDT" in browser.page_source
         shoot(browser, "zone", 1200)
+
+        # the subscriber's own time of day (the time control's value, as the control sets it)
+        field = browser.find_element(By.ID, "time")
+        browser.execute_script("arguments[0].value = '07:30'", field)
+        press(browser, browser.find_element(By.XPATH, '//button[contains(., "Save time")]'))
+        assert "time of day is saved" in browser.find_element(By.ID, "notice").text
+        assert env.sql("SELECT lesson_time FROM subscribers") == [("07:30",)]
+        first = json.loads(env.ctl("schedule", "ann@example.org", "--json", now=iso(NOW)).stdout)[0]
+        assert first["utc"] == "2026-05-08T11:30:00Z"     # Fri 07:30 EDT
+        assert "2026-05-08 07:30 EDT" in browser.page_source
+        shoot(browser, "time", 390)
     finally:
         d.stop()

@@ -247,3 +247,44 @@ def test_posts_are_rate_limited_per_address(env, sink):
         assert d.request(path)[0] == 200            # GET is not limited
     finally:
         d.stop()
+
+
+def test_own_time_of_day_moves_the_next_slot_and_the_calendar_follows(env, sink, daemon):
+    status, _, page = daemon.request(manage_path(sink))
+    before = dump(env.db)
+    for bad in ["25:00", "7:30", "07:30; DROP", ""]:
+        status, _, out = submit(daemon, page, "time", time=bad)
+        assert status == 400 and "DROP" not in out
+    assert dump(env.db) == before
+    status, _, page = submit(daemon, page, "time", time="07:30")
+    assert status == 200 and "time of day is saved" in page
+    assert env.sql("SELECT lesson_time FROM subscribers") == [("07:30",)]
+    # the same pacing rules at the person's own time: Friday 07:30 CEST, both courses
+    assert schedule(env)[0]["utc"] == "2026-05-08T05:30:00Z"
+    assert schedule(env, "other")[0]["utc"] == "2026-05-08T05:30:00Z"
+    assert "2026-05-08 07:30 CEST" in page and 'value="07:30"' in page
+    log = json.loads(env.ctl("log", "ann@example.org", "--json", now=iso(NOW)).stdout)
+    assert any(e["via"] == "page" and "time 07:30" in (e.get("detail") or "") for e in log)
+    # a pause ends at a slot at that time too
+    status, _, page = submit(daemon, page, "pause", "test", "1 week")
+    assert schedule(env)[0]["utc"] == "2026-05-15T05:30:00Z"
+    status, _, page = submit(daemon, page, "resume", "test")
+    daemon.stop()
+    # the lesson goes out at the new slot, with the calendar of what follows at the new time
+    env.tick("2026-05-08T05:29:00Z")
+    assert len(sink.lessons("ann@example.org")) == 2           # lesson 1 of each course only
+    env.tick("2026-05-08T05:30:00Z")
+    lessons = [m for m in sink.lessons("ann@example.org") if m["msg"]["X-Course-Lesson"] == "test 2/5"]
+    assert len(lessons) == 1
+    ics = [p.get_content() for p in lessons[0]["msg"].walk() if p.get_content_type() == "text/calendar"]
+    assert ics and "20260511T053000Z" in (ics[0] if isinstance(ics[0], str) else ics[0].decode())
+    # back to the course's time
+    d = Daemon(env, iso(NOW))
+    try:
+        status, _, page = d.request(manage_path(sink))
+        status, _, page = submit(d, page, "time_reset")
+        assert status == 200
+        assert env.sql("SELECT lesson_time FROM subscribers") == [(None,)]
+        assert schedule(env)[0]["utc"] == "2026-05-11T07:00:00Z"   # Monday 09:00 CEST
+    finally:
+        d.stop()
