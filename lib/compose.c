@@ -420,6 +420,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         .text = text,
         .html = html,
         .calendar = opts->calendar,
+        .json = opts->json,
+        .json_name = opts->json_name,
     };
     out = message_build(&m, len, err);
     if (out && opts->parts) {

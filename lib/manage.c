@@ -5,7 +5,10 @@
  * link of a mail). Every POST checks the token again and a csrf field
  * derived from it (a form another site built cannot carry it), then does
  * one thing through the same functions the mail commands use, with "page"
- * as the audit trail's via. Every value a visitor sends is checked against
+ * as the audit trail's via: pause, resume, leave, the zone, the person's
+ * own time of day, and the right of access (a mail to their stored
+ * address with a JSON file of everything we hold about them, queued in
+ * the outbox like every system mail). Every value a visitor sends is checked against
  * what we offered (a course they are in, a zone we listed, 1, 2 or 4
  * weeks) and never shown back: the pages say only what we hold. No HTTP
  * here: daemon/http.c routes and sends what this returns. */
@@ -14,8 +17,10 @@
 #include "calendar.h"
 #include "enroll.h"
 #include "error.h"
+#include "json.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "notify.h"
 #include "optin.h"
 #include "pace.h"
 #include "schedule.h"
@@ -172,6 +177,152 @@ static void course_part(struct app *app, GString *h, const struct enrollment_row
     g_free(state);
 }
 
+/* An instant as the JSON of coursectl writes it (ISO 8601 UTC; null for
+ * none). */
+static void jw_instant(struct json_writer *w, gint64 t)
+{
+    if (t <= 0) {
+        jw_null(w);
+        return;
+    }
+    GDateTime *d = g_date_time_new_from_unix_utc(t);
+    char *s = g_date_time_format(d, "%Y-%m-%dT%H:%M:%SZ");
+    jw_string(w, s);
+    g_free(s);
+    g_date_time_unref(d);
+}
+
+/* Everything coursed holds about subscriber s, as one JSON object (the
+ * right of access): the subscriber, each enrollment, every delivery and
+ * the audit trail. NULL with err. g_free(). */
+static char *export_json(struct app *app, const struct sub_row *s, GError **err)
+{
+    GPtrArray *es = store_enrollments_of(app->st, s->id, err);
+    GPtrArray *ds = es ? store_deliveries_of(app->st, s->id, err) : NULL;
+    GPtrArray *evs = ds ? store_events(app->st, s->id, 100000, err) : NULL;
+    char *t = evs ? store_lesson_time(app->st, 0, s->id, err) : NULL;
+    char *out = NULL;
+    if (evs && !(err && *err)) {
+        GString *g = g_string_new(NULL);
+        struct json_writer *w = jw_new(g, 0);
+        jw_object(w);
+        jw_key(w, "email");
+        jw_string(w, s->email);
+        jw_key(w, "name");
+        jw_string(w, s->name ? s->name : "");
+        jw_key(w, "tz");
+        s->tz ? jw_string(w, s->tz) : jw_null(w);
+        jw_key(w, "lesson_time");
+        t ? jw_string(w, t) : jw_null(w);
+        jw_key(w, "status");
+        jw_string(w, state_name(ENT_SUB, s->status));
+        jw_key(w, "created_at");
+        jw_instant(w, s->created_at);
+        jw_key(w, "enrollments");
+        jw_array(w);
+        for (guint i = 0; i < es->len; i++) {
+            const struct enrollment_row *e = es->pdata[i];
+            jw_object(w);
+            jw_key(w, "course");
+            jw_string(w, e->course);
+            jw_key(w, "state");
+            jw_string(w, state_name(ENT_ENR, e->state));
+            jw_key(w, "reason");
+            jw_string(w, state_reason_name(e->reason));
+            jw_key(w, "next_lesson");
+            jw_int(w, e->next_lesson);
+            jw_key(w, "lessons_sent");
+            jw_int(w, e->lessons_sent);
+            jw_key(w, "next_send_at");
+            jw_instant(w, e->next_send_at);
+            jw_key(w, "paused_until");
+            jw_instant(w, e->paused_until);
+            jw_key(w, "created_at");
+            jw_instant(w, e->created_at);
+            jw_object_end(w);
+        }
+        jw_array_end(w);
+        jw_key(w, "deliveries");
+        jw_array(w);
+        for (guint i = 0; i < ds->len; i++) {
+            const struct delivery_row *d = ds->pdata[i];
+            jw_object(w);
+            jw_key(w, "course");
+            jw_string(w, d->course);
+            jw_key(w, "lesson");
+            jw_int(w, d->lesson);
+            jw_key(w, "state");
+            jw_string(w, state_name(ENT_DLV, d->state));
+            jw_key(w, "attempts");
+            jw_int(w, d->attempts);
+            jw_key(w, "slot_at");
+            jw_instant(w, d->slot_at);
+            jw_key(w, "sent_at");
+            jw_instant(w, d->sent_at);
+            jw_key(w, "last_code");
+            jw_int(w, d->last_code);
+            jw_object_end(w);
+        }
+        jw_array_end(w);
+        jw_key(w, "events");
+        jw_array(w);
+        for (guint i = 0; i < evs->len; i++) {
+            const struct event_row *ev = evs->pdata[i];
+            jw_object(w);
+            jw_key(w, "at");
+            jw_instant(w, ev->at);
+            jw_key(w, "event");
+            jw_string(w, ev->kind);
+            jw_key(w, "via");
+            jw_string(w, ev->via);
+            jw_key(w, "detail");
+            jw_string(w, ev->detail ? ev->detail : "");
+            jw_object_end(w);
+        }
+        jw_array_end(w);
+        jw_object_end(w);
+        jw_end(w);
+        out = g_string_free(g, FALSE);
+    }
+    g_free(t);
+    if (evs)
+        g_ptr_array_unref(evs);
+    if (ds)
+        g_ptr_array_unref(ds);
+    if (es)
+        g_ptr_array_unref(es);
+    return out;
+}
+
+/* Queues the export mail to the subscriber's stored address only, with
+ * the JSON attached, through the outbox (in one transaction with its
+ * audit event; an automatic reply, so the per-address cap applies).
+ * Returns FALSE with err; *limited when the cap held it back. */
+static gboolean export_queue(struct app *app, const struct enrollment_row *e, gint64 now, gboolean *limited,
+                             GError **err)
+{
+    struct sub_row *s = subscriber_get(app, e->email, err);
+    if (!s)
+        return FALSE;
+    const struct course *c = course_find(app->courses, e->course);
+    gboolean ok = store_begin(app->st, err);
+    char *json = ok ? export_json(app, s, err) : NULL;
+    if (ok && json) {
+        struct compose_system_opts opts = { .json = json, .json_name = "coursed-data.json" };
+        struct compose_to to = { s->email, s->name, s->tz, e->id };
+        ok = notify_queue(app, "export", c, &to, s->id, &opts, TRUE, limited, now, err) &&
+             (*limited || store_event(app->st, now, s->id, 0, "exported", "page", "", err)) &&
+             store_commit(app->st, err);
+    } else {
+        ok = FALSE;
+    }
+    if (!ok)
+        store_rollback(app->st);
+    g_free(json);
+    store_sub_free(s);
+    return ok;
+}
+
 /* The zone form: a <select> of every zone, the person's own selected (the
  * script puts the browser's guess first). */
 static void zone_part(GString *h, const char *tz, const char *self, const char *csrf)
@@ -272,6 +423,14 @@ static void page(struct app *app, const struct enrollment_row *e, const char *to
     }
     zone_part(h, e->tz, self, csrf);
     time_part(app, h, e, self, csrf);
+    g_string_append(
+        h,
+        "<section style=\"border-top:1px solid #e4ded4;padding-top:12px;margin-top:16px;\">\n"
+        "<h2 style=\"font-size:20px;margin:0 0 6px;\">Your data</h2>\n"
+        "<p>We can mail you everything we hold about you, as a file, to this address only.</p>\n");
+    form_open(h, self, csrf, "export", NULL);
+    button(h, NULL, NULL, "Mail me my data");
+    g_string_append(h, "</form>\n</section>\n");
     if (running) {
         g_string_append(h,
                         "<section style=\"border-top:1px solid #e4ded4;padding-top:12px;margin-top:16px;\">\n"
@@ -382,6 +541,13 @@ static char *act(struct app *app, const struct enrollment_row *e, GHashTable *fo
             return NULL;
         return g_strdup(t ? "Your time of day is saved. The next steps come at it."
                           : "Lessons come at the course's time of day again.");
+    }
+    if (strcmp(action, "export") == 0) {
+        gboolean limited = FALSE;
+        if (!export_queue(app, e, now, &limited, err))
+            return NULL;
+        return g_strdup(limited ? "We have sent you many mails today; please ask again tomorrow."
+                                : "We are sending everything we hold about you to your address.");
     }
     if (strcmp(action, "leave_all") == 0) {
         struct sub_row *s = subscriber_get(app, e->email, err);

@@ -61,8 +61,8 @@ static const char *const system_vars[] = { "name",
 static const char *const confirm_vars[] = { "email",    "course_title", "course_description", "steps",
                                             "schedule", "confirm_url",  "command_address",    NULL };
 
-static const char *const system_mails[] = { "confirm", "welcome", "goodbye",  "status",
-                                            "help",    "error",   "complete", NULL };
+static const char *const system_mails[] = { "confirm", "welcome",  "goodbye", "status", "help",
+                                            "error",   "complete", "export",  NULL };
 
 static const struct {
     const char *file;

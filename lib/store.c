@@ -2308,3 +2308,27 @@ gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *less
     sqlite3_bind_int64(s, 3, now);
     return step_done(st, s, "set the time of day", err);
 }
+
+GPtrArray *store_deliveries_of(struct store *st, gint64 subscriber_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT " QUEUE_COLS
+                           " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+                           " JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE e.subscriber_id = ?1 ORDER BY d.id",
+                           err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, delivery_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "list a subscriber's deliveries", err);
+        return NULL;
+    }
+    return a;
+}

@@ -418,4 +418,8 @@ char *store_lesson_time(struct store *st, gint64 enrollment_id, gint64 subscribe
 gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *lesson_time, gint64 now,
                                    GError **err);
 
+/* Every delivery row of the subscriber's enrollments, oldest first (the
+ * right of access export). g_ptr_array_unref(). */
+GPtrArray *store_deliveries_of(struct store *st, gint64 subscriber_id, GError **err);
+
 #endif

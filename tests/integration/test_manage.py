@@ -288,3 +288,30 @@ def test_own_time_of_day_moves_the_next_slot_and_the_calendar_follows(env, sink,
         assert schedule(env)[0]["utc"] == "2026-05-11T07:00:00Z"   # Monday 09:00 CEST
     finally:
         d.stop()
+
+
+def test_export_mails_a_json_file_to_the_stored_address_only(env, sink, daemon):
+    import time
+    status, _, page = daemon.request(manage_path(sink))
+    before = len(sink.system())
+    status, _, page = submit(daemon, page, "export", rcpt="mallory@example.net", email="mallory@example.net")
+    assert status == 200 and "sending everything" in page and "mallory" not in page
+    deadline = time.monotonic() + 30
+    while len(sink.system()) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    mails = sink.system()[before:]
+    assert len(mails) == 1 and mails[0]["rcpts"] == ["ann@example.org"]
+    msg = mails[0]["msg"]
+    assert msg["To"].addresses[0].addr_spec == "ann@example.org"
+    parts = [p for p in msg.walk() if p.get_content_type() == "application/json"]
+    assert len(parts) == 1 and parts[0].get_filename() == "coursed-data.json"
+    data = json.loads(parts[0].get_content() if isinstance(parts[0].get_content(), str)
+                      else parts[0].get_content().decode("utf-8"))
+    assert data["email"] == "ann@example.org" and data["tz"] == "Europe/Berlin"
+    assert sorted(e["course"] for e in data["enrollments"]) == ["other", "test"]
+    assert {(d["course"], d["lesson"], d["state"]) for d in data["deliveries"]} == {("test", 1, "sent"),
+                                                                                     ("other", 1, "sent")}
+    assert any(e["event"] == "enrolled" for e in data["events"])
+    assert "mallory" not in mails[0]["raw"].decode(errors="replace")
+    log = json.loads(env.ctl("log", "ann@example.org", "--json", now=iso(NOW)).stdout)
+    assert any(e["event"] == "exported" and e["via"] == "page" for e in log)
