@@ -17,8 +17,9 @@
  * GLib): one libmicrohttpd daemon each, each with its own thread; a mutex
  * makes the requests of all of them take turns on the one database
  * connection of the pages. Connections are limited per client address
- * and in all (a slow client holds only its own share), and form posts
- * per client address and minute.
+ * and in all (a slow client holds only its own share), a request's
+ * headers must arrive within [http] header_timeout (a watchdog thread),
+ * and form posts are limited per client address and minute.
  * Bad or forged tokens get a plain 400 or 404 page and change nothing.
  * The pages are a table (routes[]): a row names the methods, the path or
  * its prefix and the page_* function that answers; serve() picks the row.
@@ -30,6 +31,7 @@
  * delivery loop. */
 #include <arpa/inet.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <gio/gio.h>
 #include <microhttpd.h>
 #include "http.h"
@@ -51,6 +53,23 @@ struct http {
     char *listen;             /* what it listens on, to know when to restart */
     GMutex lock;              /* one request at a time, whichever daemon it came to */
     GHashTable *posts;        /* client address -> struct post_count, under lock */
+    /* The header deadline: libmicrohttpd's timeout is an inactivity timer
+     * that every byte resets, so a client sending one byte a second would
+     * hold its connection for ever. The watchdog shuts down every
+     * connection whose request has not reached serve() within
+     * header_timeout seconds of its start (or of the end of the request
+     * before it on the same connection). */
+    GMutex conns_lock;
+    GHashTable *conns; /* struct conn_watch * (owned), under conns_lock */
+    GThread *watchdog;
+    gint stopping;
+    gint64 header_timeout; /* seconds */
+};
+
+struct conn_watch {
+    int fd;
+    gint64 since;  /* monotonic µs: the connection, or its current request, began */
+    gboolean seen; /* the current request's headers reached serve() */
 };
 
 /* Form posts of one client address in the current minute. */
@@ -452,6 +471,68 @@ static const struct route *route_find(unsigned method, const char *url, const ch
     return fallback;
 }
 
+/* Marks the current request of connection c as having reached serve()
+ * (seen), or a new request as beginning now (!seen). */
+static void conn_seen(struct http *h, struct MHD_Connection *c, gboolean seen)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_watch *w = ci ? ci->socket_context : NULL;
+    if (!w)
+        return;
+    g_mutex_lock(&h->conns_lock);
+    if (seen != w->seen) {
+        w->seen = seen;
+        w->since = g_get_monotonic_time();
+    }
+    g_mutex_unlock(&h->conns_lock);
+}
+
+/* libmicrohttpd's connection callback: every connection is watched from
+ * its start to its close. */
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    struct http *h = cls;
+    g_mutex_lock(&h->conns_lock);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_watch *w = g_new0(struct conn_watch, 1);
+        w->fd = ci ? ci->connect_fd : -1;
+        w->since = g_get_monotonic_time();
+        g_hash_table_add(h->conns, w);
+        *socket_context = w;
+    } else if (*socket_context) {
+        g_hash_table_remove(h->conns, *socket_context); /* frees it */
+        *socket_context = NULL;
+    }
+    g_mutex_unlock(&h->conns_lock);
+}
+
+/* The watchdog thread: twice a second, shuts down the connections past
+ * their header deadline (libmicrohttpd then sees the end and closes them;
+ * the fd stays theirs until the close callback, which takes the lock). */
+static gpointer watchdog(gpointer arg)
+{
+    struct http *h = arg;
+    while (!g_atomic_int_get(&h->stopping)) {
+        g_usleep(G_USEC_PER_SEC / 2);
+        gint64 limit = g_get_monotonic_time() - h->header_timeout * G_USEC_PER_SEC;
+        g_mutex_lock(&h->conns_lock);
+        GHashTableIter it;
+        gpointer key;
+        g_hash_table_iter_init(&it, h->conns);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+            struct conn_watch *w = key;
+            if (!w->seen && w->since < limit && w->fd >= 0) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->seen = TRUE; /* once */
+            }
+        }
+        g_mutex_unlock(&h->conns_lock);
+    }
+    return NULL;
+}
+
 /* libmicrohttpd's URI log callback: runs first for every request, with
  * the path as the client sent it (before decoding); its result is the
  * request's state, freed by request_done. */
@@ -593,6 +674,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
     struct http *h = cls;
     struct request *req = *req_cls;
     unsigned m = method_bit(method);
+    if (!req->begun || m != M_POST)
+        conn_seen(h, conn, TRUE);
     if (m == M_POST && post_body_pending(conn, req, upload, upload_size))
         return MHD_YES;
     g_mutex_lock(&h->lock);
@@ -626,9 +709,8 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
+    conn_seen(cls, c, FALSE); /* the next request on it has its own deadline */
     struct request *rq = *req_cls;
     if (rq) {
         if (rq->pp)
@@ -693,7 +775,7 @@ static struct MHD_Daemon *listen_on(struct http *h, GInetSocketAddress *sa, cons
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->http_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(64 * 1024), MHD_OPTION_URI_LOG_CALLBACK, request_begin, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-        request_done, NULL, MHD_OPTION_END);
+        request_done, h, MHD_OPTION_NOTIFY_CONNECTION, conn_notify, h, MHD_OPTION_END);
     if (!d) {
         g_set_error(err, CD_ERROR, CD_ERR_IO, "[http] listen: cannot listen on %s", part);
         return NULL;
@@ -765,6 +847,10 @@ struct http *http_start(struct snapshot_box *box, GError **err)
         h->mhd = g_ptr_array_new();
         h->posts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_mutex_init(&h->lock);
+        g_mutex_init(&h->conns_lock);
+        h->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
+        h->header_timeout = snap->cfg->http_header_timeout;
+        h->watchdog = g_thread_new("http-watchdog", watchdog, h);
         h->st = store_open(snap->cfg->database, FALSE, err);
         ok = h->st != NULL;
     }
@@ -796,6 +882,13 @@ void http_stop(struct http *h)
         return;
     for (guint i = 0; h->mhd && i < h->mhd->len; i++)
         MHD_stop_daemon(h->mhd->pdata[i]);
+    if (h->watchdog) {
+        g_atomic_int_set(&h->stopping, 1);
+        g_thread_join(h->watchdog);
+    }
+    if (h->conns)
+        g_hash_table_destroy(h->conns);
+    g_mutex_clear(&h->conns_lock);
     if (h->mhd)
         g_ptr_array_unref(h->mhd);
     if (h->posts)

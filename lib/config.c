@@ -79,6 +79,8 @@ static const struct setting settings[] = {
       "connections to the pages at once, all clients together" },
     { "http", "connections_per_ip", T_INT, "8", 1, 10000, NULL, S(http_connections_per_ip),
       "connections to the pages at once from one client address" },
+    { "http", "header_timeout", T_DURATION, "10s", 1, 600, NULL, S(http_header_timeout),
+      "a request's headers must arrive within this, however slowly its bytes trickle in" },
     { "http", "posts_per_minute", T_INT, "30", 1, 100000, NULL, S(http_posts_per_minute),
       "form posts one client address may make in a minute (over it: 429)" },
     { "smtp", "sessions", T_INT, "4", 1, 32, NULL, S(smtp_sessions),
