@@ -156,7 +156,6 @@ struct page_request {
     struct MHD_Connection *conn;
     const char *url;  /* the path asked for: a form posts back to it */
     const char *arg;  /* what follows a prefix route's path (the token); "" */
-    const char *body; /* a POST's body (its first POST_BODY_MAX bytes); "" */
     GHashTable *form; /* a POST's fields, name -> value (char *); empty for GET */
     GInetAddress *client;
     gint64 now;
@@ -694,7 +693,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
         ret = send_page(conn, MHD_HTTP_BAD_REQUEST, "Not understood", "<p>Nothing was changed.</p>\n");
     } else {
         struct app view = app_view(snap, h->st);
-        struct page_request rq = { &view, conn, url, "", req->body->str, req->form, client, clock_now() };
+        struct page_request rq = { &view, conn, url, "", req->form, client, clock_now() };
         const struct route *r = route_find(m, url, &rq.arg);
         ret = r->page(&rq);
     }
