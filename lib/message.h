@@ -17,6 +17,8 @@ struct message_spec {
     const char *text;             /* text/plain body, UTF-8 */
     const char *html;             /* text/html alternative, or NULL */
     const char *calendar;         /* text/calendar attachment (invite.ics), or NULL */
+    const char *in_reply_to;      /* Message-ID answered (without <>): In-Reply-To and References;
+                                   * dropped unless it is a valid msg-id; NULL: none */
 };
 
 /* Call once from the main thread before building messages. */

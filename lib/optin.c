@@ -183,6 +183,14 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         result = notify_status(app, c, enr, TRUE, now, err) ? OPTIN_ALREADY : -1;
         goto done;
     }
+    /* A confirmation to this address bounced hard, and it never
+     * confirmed anything: mailing it again would only bounce again. */
+    if (row && row->state == ENR_STOPPED && row->reason == REASON_BOUNCED && s->status == SUB_PENDING) {
+        store_enrollment_free(row);
+        log_info("%s: an earlier confirmation bounced; not confirming again", addr);
+        result = OPTIN_DEAD;
+        goto done;
+    }
     if (row && row->state == ENR_PENDING && row->confirm_sent_at > now - 86400) {
         store_enrollment_free(row);
         result = OPTIN_RECENT;
