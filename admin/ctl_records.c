@@ -346,9 +346,9 @@ static const struct ctl_column queue_cols[] = {
     { "KIND", "kind", 8, CTL_COL_CLIP, NULL, 0 },
     { "STATE", "state", 8, 0, NULL, 0 },
     { "TRY", "attempts", 3, 0, NULL, 0 },
-    { "EMAIL", "email", 17, CTL_COL_CLIP, NULL, 0 },
+    { "EMAIL", "email", 16, CTL_COL_CLIP, NULL, 0 },
     { "NEXT ATTEMPT", "next_attempt", 17, 0, NULL, 16 },
-    { "LAST REPLY", "last_reply", 18, CTL_COL_CLIP, NULL, 0 },
+    { "LAST REPLY", "last_reply", 14, CTL_COL_CLIP, NULL, 0 },
     { NULL, NULL, 0, 0, NULL, 0 },
 };
 const struct ctl_view view_queue = { .columns = queue_cols, .header = TRUE, .empty = "(empty)" };
