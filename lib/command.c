@@ -625,6 +625,16 @@ static gint64 complaint_enrollment(struct app *app, const struct inbound *r, gin
                 return -1;
             }
             g_clear_error(&e);
+            if (enr <= 0) {
+                /* a complaint about one of our system mails (a welcome...) */
+                struct outbox_row *o = mail_of_token(app, r->token, id, now, &e);
+                if (e) {
+                    g_propagate_error(err, e);
+                    return -1;
+                }
+                enr = o ? o->enrollment_id : 0;
+                store_outbox_free(o);
+            }
             *how = "its VERP envelope";
             if (enr > 0)
                 return enr;

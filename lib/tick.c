@@ -389,7 +389,7 @@ static int round_limit(struct app *app, gint64 now, int inflight, GError **err)
  * fails alone and loudly: logged for the operator, 'failed' in
  * `coursectl queue` with why; it leaves rows, and the rest goes on.
  * Returns FALSE only on a database error. */
-static gboolean outbox_render(struct app *app, GPtrArray *rows, gint64 now, GError **err)
+static gboolean outbox_render(struct app *app, GPtrArray *rows, GError **err)
 {
     for (guint i = 0; i < rows->len;) {
         struct outbox_row *o = rows->pdata[i];
@@ -404,7 +404,9 @@ static gboolean outbox_render(struct app *app, GPtrArray *rows, gint64 now, GErr
         if (o->course && !c)
             g_set_error(&e, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' is not loaded", o->course);
         else
-            msg = compose_system_spec(app, o->kind, c, o->spec, now, &len, &e);
+            /* dated when it was decided, as when it was rendered then: its
+             * links' expiry and its dates count from that moment */
+            msg = compose_system_spec(app, o->kind, c, o->spec, o->created_at, &len, &e);
         if (msg) {
             g_free(o->data);
             o->data = msg;
@@ -568,7 +570,7 @@ static gboolean claim(struct app *app, struct sender *snd, gint64 now, int infli
     GPtrArray *rows = store_outbox_claim(app->st, now, limit, err);
     if (!rows)
         return FALSE;
-    if (!outbox_render(app, rows, now, err)) {
+    if (!outbox_render(app, rows, err)) {
         g_ptr_array_unref(rows);
         return FALSE;
     }
