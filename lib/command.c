@@ -327,7 +327,7 @@ static gboolean cmd_subscribe(struct command_ctx *x, GError **err)
     }
     int rc = optin_request(x->app, r->sender, r->course, r->name, tz, guessed, "email", x->now, err);
     static const char *what[] = { "confirmation sent", "a confirmation was sent in the last 24h: nothing new",
-                                  "hourly confirmation cap reached: nothing sent",
+                                  "hourly confirmation (or reply) cap reached: nothing sent",
                                   "already subscribed: status sent",
                                   "an earlier confirmation to this address bounced: nothing sent" };
     if (rc < 0)

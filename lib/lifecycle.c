@@ -261,8 +261,13 @@ static gboolean mail_bounce_body(struct app *app, gint64 sub_id, const char *ema
         return TRUE;
     }
     gboolean pending = s->id == sub_id && s->status == SUB_PENDING;
+    gboolean may_bounce = s->id == sub_id && state_allows(EV_SUB_BOUNCE, s->status);
     store_sub_free(s);
-    if (!pending || k == BOUNCE_SOFT)
+    if (k == BOUNCE_HARD && !pending && !may_bounce)
+        /* e.g. the goodbye of someone who left: they stay unsubscribed (the
+         * stronger fact is their own) and nothing of theirs runs */
+        return event(app, now, sub_id, 0, "bounced", via, detail, err);
+    if (!pending || k != BOUNCE_HARD)
         return bounce_body(app, sub_id, 0, k, detail, via, now, err);
     GPtrArray *es = store_enrollments_of(app->st, sub_id, err);
     if (!es)

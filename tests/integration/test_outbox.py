@@ -245,3 +245,20 @@ def test_confirmation_refused_at_rcpt_kills_the_request(env, rsink):
     assert env.sql("SELECT status FROM subscribers") == [("pending",)]
     assert env.sql("SELECT state, reason FROM enrollments") == [("stopped", "bounced")]
     assert [(r["kind"], r["state"]) for r in queue(env)] == [("confirm", "failed")]
+
+
+def test_goodbye_refused_for_someone_who_left_keeps_them_unsubscribed(env, rsink):
+    """A hard refusal of the goodbye of someone who just left is recorded,
+    and changes nothing else: the person stays unsubscribed (their own
+    choice is the stronger fact) and the rest of the tick goes on."""
+    env.ctl("sub", "add", "left@example.net", now=iso(T0))
+    env.ctl("sub", "add", "stays@example.net", now=iso(T0))
+    for a in ("left@example.net", "stays@example.net"):
+        env.ctl("enroll", a, "test", "--no-welcome", now=iso(T0))
+    assert inbound(env, mail("left@example.net", "test@courses.example.org", "unsubscribe")).returncode == 0
+    rsink.refuse["left@example.net"] = "550 5.1.1 <left@example.net>: User unknown"
+    env.tick(iso(T0 + timedelta(days=2)))
+    assert env.sql("SELECT email, status FROM subscribers ORDER BY email") == [
+        ("left@example.net", "unsubscribed"), ("stays@example.net", "active")]
+    assert [(r["kind"], r["state"]) for r in queue(env, T0 + timedelta(days=2))] == [("goodbye", "failed")]
+    assert [m["msg"]["X-Course-Lesson"] for m in rsink.lessons("stays@example.net")] == ["test 1/3"]
