@@ -414,10 +414,10 @@ static gboolean outbox_render(struct app *app, GPtrArray *rows, GError **err)
             i++;
             continue;
         }
-        char *what = g_strdup_printf("not rendered: %s", e->message);
+        char *what = g_strdup_printf("not rendered: %s", e ? e->message : "no reason given");
         log_warn("operator: system mail %" G_GINT64_FORMAT " (%s) to %s failed, %s; the other mail goes on",
                  o->id, o->kind, o->rcpt, what);
-        g_error_free(e);
+        g_clear_error(&e);
         gboolean ok = store_mail_apply(app->st, o->id, EV_MAIL_FAIL, 0, what, 0, err);
         g_free(what);
         if (!ok)
