@@ -19,24 +19,26 @@ struct app {
     struct config *cfg;
     GPtrArray *courses; /* of struct course */
     struct render_set *tpl;
-    GHashTable *course_tpl;  /* slug -> a course's own templates (see app_templates) */
-    struct token_key *key;   /* NULL until 'coursectl init' made the key */
-    struct store *st;        /* NULL unless APP_STORE */
-    struct transport *tr;    /* NULL unless APP_TRANSPORT */
-    volatile int *stop;      /* set by the daemon on SIGTERM; NULL elsewhere */
-    volatile int *yield;     /* set on SIGHUP: the tick ends after the rounds in flight */
-    GPtrArray *unrecorded;   /* tick.c: outcomes the database has not accepted yet */
-    int flags;               /* enum app_flags it was opened with */
-    const char *in_reply_to; /* command.c: the Message-ID of the mail being answered, while it is */
+    GHashTable *course_tpl; /* slug -> a course's own templates (see app_templates) */
+    struct token_key *key;  /* NULL until 'coursectl init' made the key */
+    struct store *st;       /* NULL unless APP_STORE */
+    struct transport *tr;   /* NULL unless APP_TRANSPORT */
+    volatile int *stop;     /* set by the daemon on SIGTERM; NULL elsewhere */
+    volatile int *yield;    /* set on SIGHUP: the tick ends after the rounds in flight */
+    GPtrArray *unrecorded;  /* tick.c: outcomes the database has not accepted yet */
+    int flags;              /* enum app_flags it was opened with */
+    /* command.c: the Message-ID of the mail being answered, while it is */
+    const char *in_reply_to;
 };
 
 enum app_flags {
-    APP_STORE = 1 << 0,        /* open the database */
-    APP_CREATE = 1 << 1,       /* ... creating it if missing */
-    APP_TRANSPORT = 1 << 2,    /* open the transport */
-    APP_CONFIG_ONLY = 1 << 4,  /* read the config, not courses or templates */
-    APP_KEY = 1 << 3,          /* the secret key must exist (APP_CREATE makes it) */
-    APP_NO_TEMPLATES = 1 << 5, /* courses but no templates (app->tpl NULL): only decide, never render */
+    APP_STORE = 1 << 0,       /* open the database */
+    APP_CREATE = 1 << 1,      /* ... creating it if missing */
+    APP_TRANSPORT = 1 << 2,   /* open the transport */
+    APP_CONFIG_ONLY = 1 << 4, /* read the config, not courses or templates */
+    APP_KEY = 1 << 3,         /* the secret key must exist (APP_CREATE makes it) */
+    /* courses but no templates (app->tpl NULL): only decide, never render */
+    APP_NO_TEMPLATES = 1 << 5,
 };
 
 /* Returns a loaded app, or NULL with err saying which file is wrong. */
