@@ -1185,20 +1185,47 @@ static int cmd_queue(struct ctl *ctl, int argc, char **argv)
         goto out;
     }
     GError *err = NULL;
-    GPtrArray *q = store_queue_list(ctl->app->st, state ? state_parse(ENT_DLV, state) : -1, limit, &err);
-    if (!q) {
+    int st = state ? state_parse(ENT_DLV, state) : -1;
+    GPtrArray *q = store_queue_list(ctl->app->st, st, limit, &err);
+    GPtrArray *m = q ? store_outbox_list(ctl->app->st, st, limit, &err) : NULL;
+    if (!m) {
+        if (q)
+            g_ptr_array_unref(q);
         rc = fail(err);
         goto out;
     }
+    /* lessons and system mails (their kind says which), next attempt first */
     struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_queue);
-    for (guint i = 0; i < q->len; i++)
-        ctl_out_row(o, rec_delivery(q->pdata[i]));
+    guint i = 0, j = 0;
+    for (int n = 0; (i < q->len || j < m->len) && (limit <= 0 || n < limit); n++) {
+        const struct delivery_row *d = i < q->len ? q->pdata[i] : NULL;
+        const struct outbox_row *s = j < m->len ? m->pdata[j] : NULL;
+        if (s && (!d || s->next_attempt_at < d->next_attempt_at))
+            ctl_out_row(o, rec_mail(m->pdata[j++]));
+        else
+            ctl_out_row(o, rec_delivery(q->pdata[i++]));
+    }
     ctl_out_end(o);
+    g_ptr_array_unref(m);
     g_ptr_array_unref(q);
     rc = EXIT_OK;
 out:
     g_free(state);
     return rc;
+}
+
+/* A queue id of a system mail (mN, as `queue` shows it): retry and cancel
+ * act on lesson deliveries only, and say so. Returns TRUE if arg is one. */
+static gboolean system_mail_ref(const char *cmd, const char *arg)
+{
+    if (arg[0] != 'm' || !g_ascii_isdigit(arg[1]))
+        return FALSE;
+    fprintf(stderr,
+            "coursectl: %s is a system mail: %s acts on lesson deliveries only. A system mail is "
+            "not resent or withdrawn by hand: it answered one moment (a request, a confirmation), "
+            "and the person asking again makes a new one.\n",
+            arg, cmd);
+    return TRUE;
 }
 
 static int cmd_retry(struct ctl *ctl, int argc, char **argv)
@@ -1215,6 +1242,8 @@ static int cmd_retry(struct ctl *ctl, int argc, char **argv)
         return EXIT_USAGE;
     }
     gint64 id = 0;
+    if (!all && system_mail_ref("retry", argv[1]))
+        return EXIT_USAGE;
     if (!all) {
         char *end = NULL;
         id = g_ascii_strtoll(argv[1], &end, 10);
@@ -1238,6 +1267,8 @@ static int cmd_retry(struct ctl *ctl, int argc, char **argv)
 static int cmd_cancel(struct ctl *ctl, int argc, char **argv)
 {
     if (!parse("cancel ID", NULL, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    if (system_mail_ref("cancel", argv[1]))
         return EXIT_USAGE;
     char *end = NULL;
     gint64 id = g_ascii_strtoll(argv[1], &end, 10);
@@ -1435,7 +1466,8 @@ static const struct cmd commands[] = {
     { "import", cmd_import, APP_STORE | APP_KEY, "FILE.csv [--dry-run] [--force]",
       "import subscribers (email,name,tz,course,status)" },
     { "export", cmd_export, APP_STORE, "[--format csv|json] [--output FILE]", "export subscribers" },
-    { "queue", cmd_queue, APP_STORE, "[--state S] [--json]", "deliveries waiting, deferred or failed" },
+    { "queue", cmd_queue, APP_STORE, "[--state S] [--json]",
+      "lessons and system mails waiting, deferred or failed" },
     { "retry", cmd_retry, APP_STORE, "ID | --all-failed", "send a failed or deferred delivery again now" },
     { "cancel", cmd_cancel, APP_STORE, "ID", "cancel a waiting delivery (its lesson is skipped)" },
     { "stats", cmd_stats, APP_STORE, "[COURSE] [--since 7d] [--json]",
@@ -1444,7 +1476,7 @@ static const struct cmd commands[] = {
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
     { "send-test", cmd_send_test, APP_TRANSPORT, "EMAIL COURSE N|MAIL|all",
       "send lesson N, a system mail or all now, as [TEST]" },
-    { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE",
+    { "inbound", cmd_inbound, APP_STORE | APP_KEY | APP_NO_TEMPLATES, "[--dry-run] [--json] < MESSAGE",
       "handle one inbound mail (MTA pipe); exit 0 or 75", EX_TEMPFAIL },
     { "schedule", cmd_schedule, APP_STORE, "EMAIL [COURSE] [--ics|--json]",
       "upcoming lessons, local and UTC, or as iCalendar" },

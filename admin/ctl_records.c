@@ -81,6 +81,29 @@ struct ctl_record *rec_delivery(const struct delivery_row *d)
     ctl_time(r, "next_attempt", d->next_attempt_at);
     ctl_int(r, "last_code", d->last_code);
     ctl_text(r, "last_reply", d->last_text);
+    ctl_text(r, "kind", "lesson");
+    char *ref = g_strdup_printf("%" G_GINT64_FORMAT, d->id);
+    ctl_text(r, "ref", ref);
+    g_free(ref);
+    return r;
+}
+
+struct ctl_record *rec_mail(const struct outbox_row *o)
+{
+    struct ctl_record *r = ctl_record_new();
+    ctl_int(r, "id", o->id);
+    ctl_text(r, "email", o->rcpt);
+    ctl_text(r, "course", o->course);
+    ctl_text(r, "state", state_name(ENT_MAIL, o->state));
+    ctl_int(r, "attempts", o->attempts);
+    ctl_time(r, "next_attempt", o->next_attempt_at);
+    ctl_int(r, "last_code", o->last_code);
+    ctl_text(r, "last_reply", o->last_text);
+    ctl_text(r, "kind", o->kind);
+    /* "m" + id: system mails are numbered apart from deliveries */
+    char *ref = g_strdup_printf("m%" G_GINT64_FORMAT, o->id);
+    ctl_text(r, "ref", ref);
+    g_free(ref);
     return r;
 }
 
@@ -319,12 +342,13 @@ const struct ctl_view view_timeline = { .columns = timeline_cols,
                                         .empty = "no slot: the schedule has no date after the start" };
 
 static const struct ctl_column queue_cols[] = {
-    { "ID", "id", 7, 0, NULL, 0 },
-    { "STATE", "state", 9, 0, NULL, 0 },
+    { "ID", "ref", 7, 0, NULL, 0 },
+    { "KIND", "kind", 8, CTL_COL_CLIP, NULL, 0 },
+    { "STATE", "state", 8, 0, NULL, 0 },
     { "TRY", "attempts", 3, 0, NULL, 0 },
-    { "EMAIL", "email", 20, CTL_COL_CLIP, NULL, 0 },
+    { "EMAIL", "email", 16, CTL_COL_CLIP, NULL, 0 },
     { "NEXT ATTEMPT", "next_attempt", 17, 0, NULL, 16 },
-    { "LAST REPLY", "last_reply", 18, CTL_COL_CLIP, NULL, 0 },
+    { "LAST REPLY", "last_reply", 14, CTL_COL_CLIP, NULL, 0 },
     { NULL, NULL, 0, 0, NULL, 0 },
 };
 const struct ctl_view view_queue = { .columns = queue_cols, .header = TRUE, .empty = "(empty)" };

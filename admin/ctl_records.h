@@ -17,6 +17,8 @@ struct ctl_record *rec_subscriber(const struct sub_row *s);
  * each course's length and zone). */
 struct ctl_record *rec_subscriber_full(const struct sub_row *s, const GPtrArray *es, GPtrArray *courses);
 struct ctl_record *rec_delivery(const struct delivery_row *d);
+/* A system mail of the outbox, as `queue` lists it beside the deliveries. */
+struct ctl_record *rec_mail(const struct outbox_row *o);
 struct ctl_record *rec_event(const struct event_row *e);
 struct ctl_record *rec_day(const struct store_day *d);
 /* A course's funnel; reached[k-1] = enrollments sent lesson k. */

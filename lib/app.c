@@ -25,7 +25,8 @@ static void use_snapshot(struct app *app, struct snapshot *snap)
 static int snapshot_flags(int flags)
 {
     return ((flags & APP_CONFIG_ONLY) ? SNAP_CONFIG_ONLY : 0) | ((flags & APP_KEY) ? SNAP_KEY : 0) |
-           ((flags & APP_CREATE) ? SNAP_CREATE_KEY : 0);
+           ((flags & APP_CREATE) ? SNAP_CREATE_KEY : 0) |
+           ((flags & APP_NO_TEMPLATES) ? SNAP_NO_TEMPLATES : 0);
 }
 
 struct app *app_open(const char *config_path, int flags, GError **err)

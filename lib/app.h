@@ -27,6 +27,8 @@ struct app {
     volatile int *yield;    /* set on SIGHUP: the tick ends after the rounds in flight */
     GPtrArray *unrecorded;  /* tick.c: outcomes the database has not accepted yet */
     int flags;              /* enum app_flags it was opened with */
+    /* command.c: the Message-ID of the mail being answered, while it is */
+    const char *in_reply_to;
 };
 
 enum app_flags {
@@ -35,6 +37,8 @@ enum app_flags {
     APP_TRANSPORT = 1 << 2,   /* open the transport */
     APP_CONFIG_ONLY = 1 << 4, /* read the config, not courses or templates */
     APP_KEY = 1 << 3,         /* the secret key must exist (APP_CREATE makes it) */
+    /* courses but no templates (app->tpl NULL): only decide, never render */
+    APP_NO_TEMPLATES = 1 << 5,
 };
 
 /* Returns a loaded app, or NULL with err saying which file is wrong. */

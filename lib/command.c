@@ -43,7 +43,8 @@ static gboolean reply(struct app *app, const struct inbound *r, const char *whic
     if (!r->may_reply || !c)
         return TRUE;
     struct compose_system_opts opts = { vars, n, NULL, NULL, FALSE };
-    struct compose_to to = { r->sender, r->sender_name, NULL, enr_id };
+    /* no name from the mail: notify_queue greets only a trusted one */
+    struct compose_to to = { r->sender, NULL, NULL, enr_id };
     return notify_queue(app, which, c, &to, sub_id, &opts, TRUE, NULL, now, err);
 }
 
@@ -85,20 +86,21 @@ static const struct bounce_rcpt *worst_bounce(const GPtrArray *bounces)
 /* Records a soft bounce of delivery d; soft bounces on SOFT_DAYS different
  * days within SOFT_WINDOW make *worst hard (a mailbox full for weeks is
  * gone). */
-static gboolean count_soft(struct app *app, const struct delivery_row *d, const char *detail, gint64 now,
-                           enum bounce_class *worst, GString *res, GError **err)
+static gboolean count_soft(struct app *app, gint64 sub_id, gint64 enr_id, const char *email,
+                           const char *detail, gint64 now, enum bounce_class *worst, GString *res,
+                           GError **err)
 {
-    if (!life_bounce(app, d->subscriber_id, d->enrollment_id, BOUNCE_SOFT, detail, "email", now, err))
+    if (!life_bounce(app, sub_id, enr_id, BOUNCE_SOFT, detail, "email", now, err))
         return FALSE;
-    gint64 days = store_event_days(app->st, d->subscriber_id, "bounce-soft", now - SOFT_WINDOW, err);
+    gint64 days = store_event_days(app->st, sub_id, "bounce-soft", now - SOFT_WINDOW, err);
     if (days < 0)
         return FALSE;
     if (days >= SOFT_DAYS) {
         *worst = BOUNCE_HARD;
         g_string_append_printf(res, "soft bounces on %" G_GINT64_FORMAT " days in 14: ", days);
     } else {
-        g_string_append_printf(res, "soft bounce counted for %s (%" G_GINT64_FORMAT " day(s) in 14)",
-                               d->email, days);
+        g_string_append_printf(res, "soft bounce counted for %s (%" G_GINT64_FORMAT " day(s) in 14)", email,
+                               days);
     }
     return TRUE;
 }
@@ -141,6 +143,63 @@ static gboolean apply_unverified_bounce(struct app *app, const struct inbound *r
     return TRUE;
 }
 
+/* A bounce of system mail o (its VERP token checked): what a lesson's
+ * bounce does (life_mail_bounce), soft bounces counted the same way. */
+static gboolean apply_mail_bounce(struct app *app, const struct inbound *r, const struct outbox_row *o,
+                                  gint64 now, GString *res, GError **err)
+{
+    const struct bounce_rcpt *which = worst_bounce(r->bounces);
+    enum bounce_class worst = which->klass;
+    char *detail = g_strdup_printf("%s %s (%s) system mail %" G_GINT64_FORMAT " (%s)", which->address,
+                                   which->status, bounce_class_name(worst), o->id, o->kind);
+    gboolean ok = TRUE;
+    if (o->subscriber_id <= 0) {
+        g_string_append_printf(res,
+                               "bounce of %s mail %" G_GINT64_FORMAT " to a non-subscriber: nothing to mark",
+                               o->kind, o->id);
+        g_free(detail);
+        return TRUE;
+    }
+    if (worst == BOUNCE_SOFT)
+        ok = count_soft(app, o->subscriber_id, o->enrollment_id, o->rcpt, detail, now, &worst, res, err);
+    if (ok && worst != BOUNCE_SOFT)
+        ok = life_mail_bounce(app, o->subscriber_id, o->rcpt, worst, detail, "email", now, err);
+    if (ok && worst == BOUNCE_HARD) {
+        g_string_append_printf(res, "hard bounce of the %s mail: %s bounced (or its pending request dead)",
+                               o->kind, o->rcpt);
+        log_info("bounce: %s", detail);
+    } else if (ok && worst == BOUNCE_POLICY) {
+        g_string_append_printf(res, "policy refusal of the %s mail: %s paused; the operator must look",
+                               o->kind, o->rcpt);
+        log_warn("operator: %s refused our %s mail by policy (%s); their courses are paused", o->rcpt,
+                 o->kind, which->status);
+    }
+    g_free(detail);
+    return ok;
+}
+
+/* The system mail a VERP token names, if the token is its (system mails'
+ * tokens are bound to COMPOSE_VERP_MAIL instead of a course). NULL if not;
+ * NULL with err on a database error. */
+static struct outbox_row *mail_of_token(struct app *app, const char *token, gint64 id, gint64 now,
+                                        GError **err)
+{
+    GError *e = NULL;
+    struct outbox_row *o = store_outbox_get(app->st, id, &e);
+    if (!o) {
+        if (e->code != CD_ERR_NOT_FOUND)
+            g_propagate_error(err, e);
+        else
+            g_error_free(e);
+        return NULL;
+    }
+    if (!token_verify(app->key, token, TOKEN_BOUNCE, o->rcpt, COMPOSE_VERP_MAIL, now, NULL)) {
+        store_outbox_free(o);
+        return NULL;
+    }
+    return o;
+}
+
 static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 now, GString *res, GError **err)
 {
     enum token_purpose p;
@@ -161,6 +220,16 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
         }
         g_clear_error(&e);
         store_delivery_free(d);
+        struct outbox_row *o = mail_of_token(app, r->token, id, now, &e);
+        if (e) {
+            g_propagate_error(err, e);
+            return FALSE;
+        }
+        if (o) {
+            gboolean ok = apply_mail_bounce(app, r, o, now, res, err);
+            store_outbox_free(o);
+            return ok;
+        }
         return apply_unverified_bounce(app, r, now, res, "with a forged or unknown VERP token", err);
     }
     const struct bounce_rcpt *which = worst_bounce(r->bounces);
@@ -169,7 +238,7 @@ static gboolean apply_bounce(struct app *app, const struct inbound *r, gint64 no
                                    bounce_class_name(worst), d->id);
     gboolean ok = TRUE;
     if (worst == BOUNCE_SOFT)
-        ok = count_soft(app, d, detail, now, &worst, res, err);
+        ok = count_soft(app, d->subscriber_id, d->enrollment_id, d->email, detail, now, &worst, res, err);
     /* The same lifecycle event as a 5xx at SMTP time: by construction. */
     if (ok && worst != BOUNCE_SOFT)
         ok = life_bounce(app, d->subscriber_id, d->enrollment_id, worst, detail, "email", now, err);
@@ -258,8 +327,9 @@ static gboolean cmd_subscribe(struct command_ctx *x, GError **err)
     }
     int rc = optin_request(x->app, r->sender, r->course, r->name, tz, guessed, "email", x->now, err);
     static const char *what[] = { "confirmation sent", "a confirmation was sent in the last 24h: nothing new",
-                                  "hourly confirmation cap reached: nothing sent",
-                                  "already subscribed: status sent" };
+                                  "hourly confirmation (or reply) cap reached: nothing sent",
+                                  "already subscribed: status sent",
+                                  "an earlier confirmation to this address bounced: nothing sent" };
     if (rc < 0)
         return FALSE;
     g_string_append_printf(x->res, "subscribe %s to %s: %s", r->sender, r->course, what[rc]);
@@ -555,6 +625,16 @@ static gint64 complaint_enrollment(struct app *app, const struct inbound *r, gin
                 return -1;
             }
             g_clear_error(&e);
+            if (enr <= 0) {
+                /* a complaint about one of our system mails (a welcome...) */
+                struct outbox_row *o = mail_of_token(app, r->token, id, now, &e);
+                if (e) {
+                    g_propagate_error(err, e);
+                    return -1;
+                }
+                enr = o ? o->enrollment_id : 0;
+                store_outbox_free(o);
+            }
             *how = "its VERP envelope";
             if (enr > 0)
                 return enr;
@@ -652,6 +732,7 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
         return FALSE;
     }
     GError *e = NULL;
+    app->in_reply_to = r->message_id; /* every reply queued below answers this mail */
     gint64 last_event = store_event_last(app->st, &e);
     gboolean first = !e && store_inbound_first(app->st, r->key, now, &e);
     gboolean ok = e == NULL;
@@ -670,6 +751,7 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
     else
         g_string_append_printf(res, "%s: %s", inbound_kind_name(r->kind), r->reason ? r->reason : "");
     /* The audit trail names the mail that caused each change. */
+    app->in_reply_to = NULL;
     ok = ok && store_inbound_result(app->st, r->key, res->str, err) &&
          (!r->message_id || store_events_tag(app->st, last_event, r->message_id, err)) &&
          store_commit(app->st, err);

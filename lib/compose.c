@@ -51,6 +51,16 @@ char *compose_verp(const struct app *app, const struct delivery_row *d)
     return addr;
 }
 
+char *compose_verp_mail(const struct app *app, const struct outbox_row *o)
+{
+    if (!app->key)
+        return compose_env_from(app->cfg);
+    char *tok = token_make(app->key, TOKEN_BOUNCE, o->id, o->rcpt, COMPOSE_VERP_MAIL, 0);
+    char *addr = g_strdup_printf("bounces+%s@%s", tok, app->cfg->domain);
+    g_free(tok);
+    return addr;
+}
+
 char *compose_command_address(const struct config *cfg, const struct course *c)
 {
     return g_strdup_printf("%s@%s", c ? c->slug : "courses", cfg->domain);
@@ -396,7 +406,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     if (!html)
         goto done;
     char *uuid = g_uuid_string_random();
-    char *msgid = g_strdup_printf("%s.%s@%s", which, uuid, cfg->domain);
+    char *msgid = to->message_id ? g_strdup(to->message_id)
+                                 : g_strdup_printf("%s.%s@%s", which, uuid, cfg->domain);
     if (to->subject_prefix) {
         char *prefixed = g_strconcat(to->subject_prefix, subject, NULL);
         g_free(subject);
@@ -408,7 +419,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     struct message_spec m = {
         .from_name = c ? c->sender_name : "coursed",
         .from_addr = c ? c->sender : command,
-        .to_name = strcmp(which, "confirm") == 0 ? NULL : to->name,
+        .to_name = strcmp(which, "confirm") == 0 || opts->bare_to ? NULL : to->name,
         .to_addr = to->email,
         .subject = subject,
         .message_id = msgid,
@@ -422,6 +433,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         .calendar = opts->calendar,
         .json = opts->json,
         .json_name = opts->json_name,
+        .in_reply_to = opts->in_reply_to,
     };
     out = message_build(&m, len, err);
     if (out && opts->parts) {
@@ -449,5 +461,135 @@ done:
     g_free(schedule);
     g_free(steps);
     g_free(command);
+    return out;
+}
+
+/* A string for a GVariant: valid UTF-8 whatever came in ("" for NULL). */
+static GVariant *v_str(const char *s)
+{
+    char *valid = g_utf8_make_valid(s ? s : "", -1);
+    GVariant *v = g_variant_new_take_string(valid);
+    return v;
+}
+
+char *compose_spec_new(const struct config *cfg, const char *which, const struct compose_to *to,
+                       const struct compose_system_opts *opts)
+{
+    GVariantBuilder vars;
+    g_variant_builder_init(&vars, G_VARIANT_TYPE("a(ssb)"));
+    for (size_t i = 0; i < opts->n_vars; i++)
+        g_variant_builder_add(&vars, "(@s@sb)", v_str(opts->vars[i].name), v_str(opts->vars[i].value),
+                              opts->vars[i].raw);
+    char *uuid = g_uuid_string_random();
+    char *msgid = to->message_id ? g_strdup(to->message_id)
+                                 : g_strdup_printf("%s.%s@%s", which, uuid, cfg->domain);
+    GVariantDict d;
+    g_variant_dict_init(&d, NULL);
+    g_variant_dict_insert_value(&d, "email", v_str(to->email));
+    if (to->name && *to->name)
+        g_variant_dict_insert_value(&d, "name", v_str(to->name));
+    if (to->tz && *to->tz)
+        g_variant_dict_insert_value(&d, "tz", v_str(to->tz));
+    g_variant_dict_insert(&d, "enrollment", "x", to->enrollment_id);
+    g_variant_dict_insert_value(&d, "message_id", v_str(msgid));
+    g_variant_dict_insert_value(&d, "vars", g_variant_builder_end(&vars));
+    if (opts->reply_to)
+        g_variant_dict_insert_value(&d, "reply_to", v_str(opts->reply_to));
+    if (opts->calendar)
+        g_variant_dict_insert_value(&d, "calendar", v_str(opts->calendar));
+    if (opts->in_reply_to)
+        g_variant_dict_insert_value(&d, "in_reply_to", v_str(opts->in_reply_to));
+    if (opts->json) /* the export mail's attachment */
+        g_variant_dict_insert_value(&d, "json", v_str(opts->json));
+    if (opts->json_name)
+        g_variant_dict_insert_value(&d, "json_name", v_str(opts->json_name));
+    g_variant_dict_insert(&d, "list_headers", "b", opts->list_headers);
+    g_variant_dict_insert(&d, "joined", "i", (gint32)opts->joined);
+    g_variant_dict_insert(&d, "tz_guessed", "b", opts->tz_guessed);
+    g_variant_dict_insert(&d, "bare_to", "b", opts->bare_to);
+    GVariant *v = g_variant_ref_sink(g_variant_dict_end(&d));
+    char *text = g_variant_print(v, TRUE);
+    g_variant_unref(v);
+    g_free(msgid);
+    g_free(uuid);
+    return text;
+}
+
+/* A string member of dict d, or NULL (borrowed from d's value). */
+static const char *spec_str(GVariantDict *d, const char *key)
+{
+    GVariant *v = g_variant_dict_lookup_value(d, key, G_VARIANT_TYPE_STRING);
+    if (!v)
+        return NULL;
+    const char *s = g_variant_get_string(v, NULL);
+    g_variant_unref(v); /* the dict keeps its own reference */
+    return s;
+}
+
+char *compose_system_spec(const struct app *app, const char *which, const struct course *c, const char *spec,
+                          gint64 date, gsize *len, GError **err)
+{
+    GError *e = NULL;
+    GVariant *v = spec ? g_variant_parse(G_VARIANT_TYPE_VARDICT, spec, NULL, NULL, &e) : NULL;
+    if (!v) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "what to send is unreadable: %s",
+                    e ? e->message : "empty");
+        g_clear_error(&e);
+        return NULL;
+    }
+    GVariantDict d;
+    g_variant_dict_init(&d, v);
+    GArray *vars = g_array_new(FALSE, FALSE, sizeof(struct render_var));
+    GVariant *vv = g_variant_dict_lookup_value(&d, "vars", G_VARIANT_TYPE("a(ssb)"));
+    GVariantIter it;
+    if (vv) {
+        g_variant_iter_init(&it, vv);
+        const char *name, *value;
+        gboolean raw;
+        while (g_variant_iter_next(&it, "(&s&sb)", &name, &value, &raw)) {
+            struct render_var rv = { name, value, raw };
+            g_array_append_val(vars, rv);
+        }
+    }
+    gint64 enr = 0;
+    gint32 joined = COMPOSE_JOINED_UNSAID;
+    gboolean list_headers = FALSE, tz_guessed = FALSE, bare_to = FALSE;
+    g_variant_dict_lookup(&d, "enrollment", "x", &enr);
+    g_variant_dict_lookup(&d, "joined", "i", &joined);
+    g_variant_dict_lookup(&d, "list_headers", "b", &list_headers);
+    g_variant_dict_lookup(&d, "tz_guessed", "b", &tz_guessed);
+    g_variant_dict_lookup(&d, "bare_to", "b", &bare_to);
+    struct compose_to to = {
+        .email = spec_str(&d, "email"),
+        .name = spec_str(&d, "name"),
+        .tz = spec_str(&d, "tz"),
+        .enrollment_id = enr,
+        .message_id = spec_str(&d, "message_id"),
+    };
+    struct compose_system_opts opts = {
+        .vars = (const struct render_var *)(void *)vars->data,
+        .n_vars = vars->len,
+        .reply_to = spec_str(&d, "reply_to"),
+        .calendar = spec_str(&d, "calendar"),
+        .list_headers = list_headers,
+        .joined = joined >= COMPOSE_JOINED_CONFIRMED && joined <= COMPOSE_JOINED_UNSAID
+                      ? (enum compose_joined)joined
+                      : COMPOSE_JOINED_UNSAID,
+        .tz_guessed = tz_guessed,
+        .in_reply_to = spec_str(&d, "in_reply_to"),
+        .bare_to = bare_to,
+        .json = spec_str(&d, "json"),
+        .json_name = spec_str(&d, "json_name"),
+    };
+    char *out = NULL;
+    if (!to.email || !*to.email)
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "what to send names no recipient");
+    else
+        out = compose_system(app, which, c, &to, &opts, date, len, err);
+    g_array_free(vars, TRUE);
+    if (vv)
+        g_variant_unref(vv);
+    g_variant_dict_clear(&d);
+    g_variant_unref(v);
     return out;
 }

@@ -50,6 +50,16 @@ struct delivery_row;
  * token names the delivery (or bounces@domain without a key). g_free(). */
 char *compose_verp(const struct app *app, const struct delivery_row *d);
 
+/* What a system mail's VERP token is bound to in place of a course (not a
+ * course slug, so it never matches a delivery's token). */
+#define COMPOSE_VERP_MAIL "~system-mail"
+
+struct outbox_row;
+/* Returns the VERP envelope sender of system mail o, bounces+TOKEN@domain,
+ * whose token names the outbox row (or bounces@domain without a key).
+ * g_free(). */
+char *compose_verp_mail(const struct app *app, const struct outbox_row *o);
+
 /* Returns the address commands for course c are sent to. g_free(). */
 char *compose_command_address(const struct config *cfg, const struct course *c);
 
@@ -88,7 +98,24 @@ struct compose_system_opts {
     gboolean tz_guessed;         /* to->tz was guessed from their mail (zone_sentence, zone_hint) */
     const char *json;            /* application/json attachment (the export mail), or NULL */
     const char *json_name;       /* its file name */
+    const char *in_reply_to;     /* the command answered (Message-ID without <>), or NULL */
+    gboolean bare_to;            /* To: the bare address (a reply: no name from a stranger) */
 };
+
+/* Returns what to send for system mail `which` to `to` with opts (every
+ * value the templates will see, the headers' values, a Message-ID made
+ * now), as GVariant text for the outbox: the pipe records it, coursed
+ * renders it with compose_system_spec() from the templates it runs.
+ * opts->parts is not kept. Caller g_free()s. */
+char *compose_spec_new(const struct config *cfg, const char *which, const struct compose_to *to,
+                       const struct compose_system_opts *opts);
+
+/* Returns system mail `which` rendered from spec (compose_spec_new) for
+ * course c (NULL: none, as for help), dated `date`, as compose_system does;
+ * or NULL with err (a spec that does not parse, a template that fails).
+ * Caller g_free()s; *len gets the length. */
+char *compose_system_spec(const struct app *app, const char *which, const struct course *c, const char *spec,
+                          gint64 date, gsize *len, GError **err);
 
 /* Returns system mail `which` (confirm, welcome, goodbye, status, help,
  * error) about course c (may be NULL for help) as a CRLF message carrying

@@ -67,6 +67,8 @@ static const struct setting settings[] = {
       "full scan of the inbound Maildir besides inotify" },
     { "inbound", "replies_per_day", T_INT, "10", 1, 1000, NULL, S(replies_per_day),
       "automatic replies to one address in 24 hours" },
+    { "inbound", "replies_per_hour", T_INT, "500", 1, 1000000, NULL, S(replies_per_hour),
+      "automatic replies per hour, all addresses together" },
     { "inbound", "confirm_per_hour", T_INT, "200", 1, 1000000, NULL, S(confirm_per_hour),
       "confirmation mails per hour, all addresses together" },
     { "inbound", "confirm_ttl", T_DURATION, "72h", 3600, 30 * 86400, NULL, S(confirm_ttl),

@@ -38,6 +38,7 @@ struct config {
     char *inbound_maildir;   /* Maildir coursed watches; "" = none */
     gint64 inbound_scan;     /* seconds between full scans of it */
     gint64 replies_per_day;  /* automatic replies to one address per day */
+    gint64 replies_per_hour; /* automatic replies per hour, all addresses */
     gint64 confirm_per_hour; /* confirmation mails per hour, all addresses */
     gint64 confirm_ttl;      /* confirmation links expire after this */
     /* [http] */

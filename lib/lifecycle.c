@@ -267,6 +267,61 @@ gboolean life_bounce(struct app *app, gint64 sub_id, gint64 enr_id, enum bounce_
     IN_TX(app, err, bounce_body(app, sub_id, enr_id, k, detail, via, now, err));
 }
 
+/* A system mail's bounce: the rules of bounce_body, except that an
+ * address that never confirmed anything (a pending subscriber) is not a
+ * subscriber to mark: its pending requests die instead. */
+static gboolean mail_bounce_body(struct app *app, gint64 sub_id, const char *email, enum bounce_class k,
+                                 const char *detail, const char *via, gint64 now, GError **err)
+{
+    GError *e = NULL;
+    struct sub_row *s = sub_id > 0 ? store_sub_get(app->st, email, &e) : NULL;
+    if (!s) {
+        /* a reply to a stranger, or a subscriber erased since: no one to mark */
+        if (e && e->code != CD_ERR_NOT_FOUND) {
+            g_propagate_error(err, e);
+            return FALSE;
+        }
+        g_clear_error(&e);
+        return TRUE;
+    }
+    gboolean pending = s->id == sub_id && s->status == SUB_PENDING;
+    gboolean may_bounce = s->id == sub_id && state_allows(EV_SUB_BOUNCE, s->status);
+    store_sub_free(s);
+    if (k == BOUNCE_HARD && !pending && !may_bounce)
+        /* e.g. the goodbye of someone who left: they stay unsubscribed (the
+         * stronger fact is their own) and nothing of theirs runs */
+        return event(app, now, sub_id, 0, "bounced", via, detail, err);
+    if (!pending || k != BOUNCE_HARD)
+        return bounce_body(app, sub_id, 0, k, detail, via, now, err);
+    GPtrArray *es = store_enrollments_of(app->st, sub_id, err);
+    if (!es)
+        return FALSE;
+    gboolean ok = TRUE;
+    for (guint i = 0; ok && i < es->len; i++) {
+        const struct enrollment_row *en = es->pdata[i];
+        if (en->state == ENR_PENDING)
+            ok = enr_leave_active(app, en->id, EV_ENR_STOP, REASON_BOUNCED, "confirmation bounced", now,
+                                  err) &&
+                 event(app, now, sub_id, en->id, "confirm-bounced", via, detail, err);
+    }
+    g_ptr_array_unref(es);
+    return ok;
+}
+
+gboolean life_mail_bounce(struct app *app, gint64 sub_id, const char *email, enum bounce_class k,
+                          const char *detail, const char *via, gint64 now, GError **err)
+{
+    IN_TX(app, err, mail_bounce_body(app, sub_id, email, k, detail, via, now, err));
+}
+
+gboolean life_mail_refused(struct app *app, gint64 mail_id, gint64 sub_id, const char *email,
+                           enum bounce_class k, int code, const char *what, gint64 now, GError **err)
+{
+    IN_TX(app, err,
+          store_mail_apply(app->st, mail_id, EV_MAIL_FAIL, code, what, 0, err) &&
+              mail_bounce_body(app, sub_id, email, k, what, "daemon", now, err));
+}
+
 /* ---------------------------------------------------------------- requests */
 
 gboolean life_pause(struct app *app, const struct enrollment_row *e, gint64 until, enum enr_reason why,

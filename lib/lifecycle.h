@@ -95,6 +95,17 @@ gboolean life_late(struct app *app, const struct delivery_row *d, gint64 slot, G
  *   soft    only counted (the caller escalates repeated soft bounces). */
 gboolean life_bounce(struct app *app, gint64 sub_id, gint64 enr_id, enum bounce_class k, const char *detail,
                      const char *via, gint64 now, GError **err);
+/* A bounce of class k of a system mail to email, whose subscriber is
+ * sub_id (0: a reply to a stranger, nothing to mark): what life_bounce
+ * does for a lesson, except for an address that has not confirmed (a
+ * pending subscriber): a hard bounce stops its pending enrollments (reason
+ * bounced, event 'confirm-bounced') and leaves the subscriber's state. */
+gboolean life_mail_bounce(struct app *app, gint64 sub_id, const char *email, enum bounce_class k,
+                          const char *detail, const char *via, gint64 now, GError **err);
+/* System mail mail_id refused for good at SMTP time (5xx): it fails, with
+ * the effect of life_mail_bounce. */
+gboolean life_mail_refused(struct app *app, gint64 mail_id, gint64 sub_id, const char *email,
+                           enum bounce_class k, int code, const char *what, gint64 now, GError **err);
 
 /* --- requests (mail, pages, coursectl) --- */
 

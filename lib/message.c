@@ -61,6 +61,32 @@ static GMimePart *text_part(const char *subtype, const char *text)
     return (GMimePart *)part;
 }
 
+/* In-Reply-To and References naming the message answered (RFC 5322
+ * 3.6.4), so that the reply threads with the command. The id comes from a
+ * stranger's mail: only one that GMime reads as exactly one msg-id whose
+ * id-left and id-right are plain dot-atom text is used, written back by
+ * GMime; anything else is dropped (the reply just does not thread). */
+static void set_in_reply_to(GMimeObject *obj, const char *id)
+{
+    if (!id || !*id || strlen(id) > 250)
+        return;
+    char *bracketed = g_strdup_printf("<%s>", id);
+    GMimeReferences *refs = g_mime_references_parse(NULL, bracketed);
+    g_free(bracketed);
+    const char *mid = refs && g_mime_references_length(refs) == 1 ? g_mime_references_get_message_id(refs, 0)
+                                                                  : NULL;
+    if (mid && g_regex_match_simple("^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                                    "@[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$",
+                                    mid, 0, 0)) {
+        char *v = g_strdup_printf("<%s>", mid);
+        g_mime_object_set_header(obj, "In-Reply-To", v, NULL);
+        g_mime_object_set_header(obj, "References", v, NULL);
+        g_free(v);
+    }
+    if (refs)
+        g_mime_references_free(refs);
+}
+
 char *message_build(const struct message_spec *m, gsize *len, GError **err)
 {
     message_init();
@@ -93,6 +119,7 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
         g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, NULL, m->reply_to);
     if (m->auto_submitted)
         g_mime_object_set_header(obj, "Auto-Submitted", m->auto_submitted, NULL);
+    set_in_reply_to(obj, m->in_reply_to);
     if (m->list_id)
         g_mime_object_set_header(obj, "List-Id", m->list_id, NULL);
     if (m->lesson_tag)
@@ -471,12 +498,12 @@ struct message_proto *message_proto_new(const struct message_spec *shape, GError
  * personal values that GMime writes on one line as they are? */
 static gboolean proto_fits(const struct message_proto *p, const struct message_spec *m)
 {
-    return m->calendar == NULL && m->json == NULL && (m->html != NULL) == p->has_html &&
-           (m->list_unsubscribe != NULL) == p->has_unsub && m->to_addr && m->message_id &&
-           g_strcmp0(m->from_name, p->from_name) == 0 && g_strcmp0(m->from_addr, p->from_addr) == 0 &&
-           g_strcmp0(m->subject, p->subject) == 0 && g_strcmp0(m->list_id, p->list_id) == 0 &&
-           g_strcmp0(m->lesson_tag, p->lesson_tag) == 0 && g_strcmp0(m->reply_to, p->reply_to) == 0 &&
-           g_strcmp0(m->auto_submitted, p->auto_submitted) == 0 &&
+    return m->calendar == NULL && m->json == NULL && m->in_reply_to == NULL &&
+           (m->html != NULL) == p->has_html && (m->list_unsubscribe != NULL) == p->has_unsub && m->to_addr &&
+           m->message_id && g_strcmp0(m->from_name, p->from_name) == 0 &&
+           g_strcmp0(m->from_addr, p->from_addr) == 0 && g_strcmp0(m->subject, p->subject) == 0 &&
+           g_strcmp0(m->list_id, p->list_id) == 0 && g_strcmp0(m->lesson_tag, p->lesson_tag) == 0 &&
+           g_strcmp0(m->reply_to, p->reply_to) == 0 && g_strcmp0(m->auto_submitted, p->auto_submitted) == 0 &&
            /* GMime writes a Message-Id of one token on one line, however
             * long; a space would let it fold */
            strlen(m->message_id) <= 200 && strchr(m->message_id, ' ') == NULL;

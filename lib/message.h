@@ -19,6 +19,8 @@ struct message_spec {
     const char *calendar;         /* text/calendar attachment (invite.ics), or NULL */
     const char *json;             /* application/json attachment (json_name), or NULL */
     const char *json_name;        /* its file name */
+    const char *in_reply_to;      /* Message-ID answered (without <>): In-Reply-To and References;
+                                   * dropped unless it is a valid msg-id; NULL: none */
 };
 
 /* Call once from the main thread before building messages. */

@@ -1,8 +1,11 @@
-/* notify.c - owns the rule that a system mail is rendered when it is
- * decided and queued in the same transaction as what caused it (so a
- * confirmation is never sent for a request that rolled back), and the
- * per-address cap on automatic replies (RFC 3834's advice against mail
- * storms). */
+/* notify.c - owns the rule that a system mail is decided and queued in
+ * the same transaction as what caused it (so a confirmation is never sent
+ * for a request that rolled back) while it is rendered only when coursed
+ * sends it, from the templates it runs (a template on disk that coursed
+ * refused cannot make the pipe fail); and the caps on automatic replies
+ * (RFC 3834's advice against mail storms): one per address and day, one
+ * for all addresses together per hour, both counted in the database so
+ * that the pipe and the daemon share them. */
 #include <string.h>
 #include "notify.h"
 #include "calendar.h"
@@ -11,12 +14,38 @@
 #include "log.h"
 #include "pace.h"
 
+/* The name a reply to email may greet: only one that came from the
+ * operator or from a subscription its owner confirmed (never one typed in
+ * a stranger's mail: a pending subscriber's is such). NULL: "there". The
+ * caller g_free()s. */
+static char *trusted_name(struct app *app, const char *email, GError **err, gboolean *ok)
+{
+    GError *e = NULL;
+    struct sub_row *s = store_sub_get(app->st, email, &e);
+    *ok = TRUE;
+    if (!s) {
+        if (e->code != CD_ERR_NOT_FOUND) {
+            g_propagate_error(err, e);
+            *ok = FALSE;
+        } else {
+            g_error_free(e);
+        }
+        return NULL;
+    }
+    char *name = s->status != SUB_PENDING && s->name && *s->name ? g_strdup(s->name) : NULL;
+    store_sub_free(s);
+    return name;
+}
+
 gboolean notify_queue(struct app *app, const char *which, const struct course *c, const struct compose_to *to,
                       gint64 subscriber_id, const struct compose_system_opts *opts, gboolean limit,
                       gboolean *limited, gint64 now, GError **err)
 {
     if (limited)
         *limited = FALSE;
+    /* The automatic replies: every mail answering a request (confirm is
+     * one, to whoever asked) counts against replies_per_hour. */
+    gboolean reply = limit || strcmp(which, "confirm") == 0;
     if (limit) {
         gint64 n = store_outbox_count(app->st, to->email, NULL, now - 86400, err);
         if (n < 0)
@@ -29,13 +58,37 @@ gboolean notify_queue(struct app *app, const char *which, const struct course *c
             return TRUE;
         }
     }
-    gsize len = 0;
-    char *msg = compose_system(app, which, c, to, opts, now, &len, err);
-    if (!msg)
-        return FALSE;
-    gboolean ok = store_outbox_add(app->st, subscriber_id, to->enrollment_id, which, to->email, msg, len, now,
-                                   err) > 0;
-    g_free(msg);
+    if (reply) {
+        gint64 n = store_outbox_replies(app->st, now - 3600, err);
+        if (n < 0)
+            return FALSE;
+        if (n >= app->cfg->replies_per_hour) {
+            log_warn("automatic reply cap reached (%" G_GINT64_FORMAT
+                     " in the last hour, [inbound] replies_per_hour): '%s' to %s dropped",
+                     n, which, to->email);
+            if (limited)
+                *limited = TRUE;
+            return TRUE;
+        }
+    }
+    struct compose_to t = *to;
+    struct compose_system_opts o = *opts;
+    char *name = NULL;
+    if (reply) {
+        gboolean ok;
+        name = trusted_name(app, to->email, err, &ok);
+        if (!ok)
+            return FALSE;
+        t.name = name;
+        o.bare_to = TRUE;
+        if (!o.in_reply_to)
+            o.in_reply_to = app->in_reply_to;
+    }
+    char *spec = compose_spec_new(app->cfg, which, &t, &o);
+    gboolean ok = store_outbox_queue(app->st, subscriber_id, to->enrollment_id, which, to->email,
+                                     c ? c->slug : NULL, spec, reply, now, err) > 0;
+    g_free(spec);
+    g_free(name);
     return ok;
 }
 

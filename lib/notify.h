@@ -7,11 +7,16 @@
 #include "compose.h"
 #include "course.h"
 
-/* Composes system mail `which` about course c to `to` and queues it in the
- * outbox inside the caller's transaction. When limit is TRUE it is an
- * automatic reply: at most [inbound] replies_per_day go to one address per
- * day; over that, nothing is queued and *limited is set. Returns FALSE only
- * on error. */
+/* Queues what to send for system mail `which` about course c to `to` (its
+ * values, see compose_spec_new) in the outbox inside the caller's
+ * transaction; coursed renders it when it sends it. When limit is TRUE it
+ * is an automatic reply: at most [inbound] replies_per_day go to one
+ * address per day. Replies (limit, and every confirm) count against
+ * [inbound] replies_per_hour for all addresses together, go to the bare
+ * address, greet only a name from the operator or a confirmed
+ * subscription, and answer app->in_reply_to (In-Reply-To) unless opts names
+ * one. Over a cap nothing is queued, it is logged and *limited is set.
+ * Returns FALSE only on error. */
 gboolean notify_queue(struct app *app, const char *which, const struct course *c, const struct compose_to *to,
                       gint64 subscriber_id, const struct compose_system_opts *opts, gboolean limit,
                       gboolean *limited, gint64 now, GError **err);

@@ -64,8 +64,10 @@ static gboolean confirm_legacy_ok(struct app *app, const char *token, const stru
     return FALSE;
 }
 
+/* Queues the confirmation; *capped: dropped by [inbound] replies_per_hour
+ * (then the request waits unconfirmed, and asking again tries again). */
 static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub_id, gint64 enr_id,
-                             const char *email, gint64 now, GError **err)
+                             const char *email, gint64 now, gboolean *capped, GError **err)
 {
     char *tok = confirm_token(app, enr_id, email, c->slug, now, app->cfg->confirm_ttl);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, tok);
@@ -73,9 +75,9 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     struct render_var vars[] = { { "confirm_url", url, TRUE } };
     struct compose_system_opts opts = { vars, 1, reply_to, NULL, FALSE };
     struct compose_to to = { email, NULL, NULL, enr_id };
-    gboolean ok = notify_queue(app, "confirm", c, &to, sub_id, &opts, FALSE, NULL, now, err) &&
-                  store_enr_apply(app->st, enr_id, EV_ENR_REQUEST,
-                                  &(struct enr_change){ .confirm_sent_at = now }, now, err);
+    gboolean ok = notify_queue(app, "confirm", c, &to, sub_id, &opts, FALSE, capped, now, err) &&
+                  (*capped || store_enr_apply(app->st, enr_id, EV_ENR_REQUEST,
+                                              &(struct enr_change){ .confirm_sent_at = now }, now, err));
     g_free(reply_to);
     g_free(url);
     g_free(tok);
@@ -220,6 +222,14 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         result = notify_status(app, c, enr, TRUE, now, err) ? OPTIN_ALREADY : -1;
         goto done;
     }
+    /* A confirmation to this address bounced hard, and it never
+     * confirmed anything: mailing it again would only bounce again. */
+    if (row && row->state == ENR_STOPPED && row->reason == REASON_BOUNCED && s->status == SUB_PENDING) {
+        store_enrollment_free(row);
+        log_info("%s: an earlier confirmation bounced; not confirming again", addr);
+        result = OPTIN_DEAD;
+        goto done;
+    }
     if (row && row->state == ENR_PENDING && row->confirm_sent_at > now - 86400) {
         store_enrollment_free(row);
         result = OPTIN_RECENT;
@@ -245,9 +255,10 @@ int optin_request(struct app *app, const char *email, const char *course, const 
                                 now, err)) {
         goto fail;
     }
-    if (!send_confirm(app, c, s->id, enr, addr, now, err))
+    gboolean capped = FALSE;
+    if (!send_confirm(app, c, s->id, enr, addr, now, &capped, err))
         goto fail;
-    result = OPTIN_SENT;
+    result = capped ? OPTIN_CAPPED : OPTIN_SENT;
 done:
     if (result < 0 || !store_commit(app->st, err))
         goto fail;

@@ -11,6 +11,7 @@ enum optin_result {
     OPTIN_RECENT,  /* one was sent in the last 24h: nothing new */
     OPTIN_CAPPED,  /* the hourly cap on confirmations is reached */
     OPTIN_ALREADY, /* already enrolled: a status mail answers */
+    OPTIN_DEAD,    /* an earlier confirmation to this address bounced: nothing sent */
 };
 
 /* A subscribe request from email for course: never enrolls by itself. A new

@@ -27,14 +27,18 @@ static gboolean load_course_templates(struct snapshot *s, GError **err)
 
 /* Courses and templates, linted together, each lesson rendered once (the
  * Markdown is the same for everyone). */
-static gboolean load_courses(struct snapshot *s, GError **err)
+static gboolean load_courses(struct snapshot *s, int flags, GError **err)
 {
     s->courses = course_load_all(s->cfg->courses, s->cfg->domain, err);
     if (!s->courses)
         return FALSE;
-    s->tpl = render_load(s->cfg->templates, err);
-    if (!s->tpl || !load_course_templates(s, err))
-        return FALSE;
+    /* Without templates: a process that only decides (the pipe) never
+     * fails on a template, which coursed renders when it sends. */
+    if (!(flags & SNAP_NO_TEMPLATES)) {
+        s->tpl = render_load(s->cfg->templates, err);
+        if (!s->tpl || !load_course_templates(s, err))
+            return FALSE;
+    }
     GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < s->courses->len; i++)
         render_lint_course(s->courses->pdata[i], problems);
@@ -84,7 +88,7 @@ struct snapshot *snapshot_load(const char *config_path, int flags, GError **err)
         s->courses = g_ptr_array_new();
         return s;
     }
-    if (!load_courses(s, err) || !load_key(s, flags, err))
+    if (!load_courses(s, flags, err) || !load_key(s, flags, err))
         goto fail;
     return s;
 fail:

@@ -37,6 +37,8 @@ enum snapshot_flags {
     SNAP_CONFIG_ONLY = 1 << 0, /* the config alone: no courses, templates or key */
     SNAP_KEY = 1 << 1,         /* the secret key must exist */
     SNAP_CREATE_KEY = 1 << 2,  /* create the key file if missing (coursectl init) */
+    /* courses and key, but no templates (tpl NULL): the inbound pipe */
+    SNAP_NO_TEMPLATES = 1 << 3,
 };
 
 /* Returns a new snapshot with one reference, or NULL with err naming the

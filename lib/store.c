@@ -196,6 +196,16 @@ static const char *migrations[] = {
      * is the course's `time`; the same pacing rules place the slots */
     ("ALTER TABLE subscribers ADD COLUMN lesson_time TEXT"
      "  CHECK (lesson_time IS NULL OR lesson_time GLOB '[0-2][0-9]:[0-5][0-9]');"),
+    /* system mails rendered when sent: `spec` is what to send (the kind's
+     * values, GVariant text, see compose_spec_new) for the course `course`,
+     * rendered by coursed from the templates it runs; rows from before
+     * (spec NULL) keep their rendered `message`, new rows an empty one.
+     * `reply` marks the automatic replies ([inbound] replies_per_hour
+     * counts them, pipe and daemon alike). */
+    ("ALTER TABLE outbox ADD COLUMN course TEXT;"
+     "ALTER TABLE outbox ADD COLUMN spec TEXT;"
+     "ALTER TABLE outbox ADD COLUMN reply INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX outbox_replies ON outbox(created_at) WHERE reply = 1;"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -1694,6 +1704,114 @@ gint64 store_outbox_add(struct store *st, gint64 subscriber_id, gint64 enrollmen
     return sqlite3_last_insert_rowid(st->db);
 }
 
+gint64 store_outbox_queue(struct store *st, gint64 subscriber_id, gint64 enrollment_id, const char *kind,
+                          const char *rcpt, const char *course, const char *spec, gboolean reply, gint64 now,
+                          GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "INSERT INTO outbox (subscriber_id, enrollment_id, kind, rcpt, message, state,"
+                           " created_at, next_attempt_at, course, spec, reply)"
+                           " VALUES (?1, ?2, ?3, ?4, X'', 'queued', ?5, ?5, ?6, ?7, ?8)",
+                           err);
+    if (!s)
+        return -1;
+    bind_time(s, 1, subscriber_id);
+    bind_time(s, 2, enrollment_id);
+    bind_text(s, 3, kind);
+    bind_text(s, 4, rcpt);
+    sqlite3_bind_int64(s, 5, now);
+    bind_text(s, 6, course);
+    bind_text(s, 7, spec);
+    sqlite3_bind_int(s, 8, reply ? 1 : 0);
+    if (!step_done(st, s, "queue system mail", err))
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+gint64 store_outbox_replies(struct store *st, gint64 since, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT count(*) FROM outbox WHERE reply = 1 AND created_at >= ?1", err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, since);
+    int rc = sqlite3_step(s);
+    gint64 n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        fail(st, rc, "count automatic replies", err);
+    return n;
+}
+
+#define OUTBOX_COLS                                                                            \
+    "id, kind, rcpt, message, attempts, created_at, course, spec, coalesce(subscriber_id, 0)," \
+    " coalesce(enrollment_id, 0), state, next_attempt_at, coalesce(last_code, 0), last_text"
+
+/* The outbox row at s's current result (OUTBOX_COLS). */
+static struct outbox_row *outbox_from(sqlite3_stmt *s)
+{
+    struct outbox_row *r = g_new0(struct outbox_row, 1);
+    r->id = sqlite3_column_int64(s, 0);
+    r->kind = col_text(s, 1);
+    r->rcpt = col_text(s, 2);
+    r->len = (gsize)sqlite3_column_bytes(s, 3);
+    r->data = g_malloc(r->len + 1);
+    if (r->len)
+        memcpy(r->data, sqlite3_column_blob(s, 3), r->len);
+    r->data[r->len] = '\0';
+    r->attempts = sqlite3_column_int(s, 4);
+    r->created_at = sqlite3_column_int64(s, 5);
+    r->course = col_text(s, 6);
+    r->spec = col_text(s, 7);
+    r->subscriber_id = sqlite3_column_int64(s, 8);
+    r->enrollment_id = sqlite3_column_int64(s, 9);
+    r->state = state_parse(ENT_MAIL, (const char *)sqlite3_column_text(s, 10));
+    r->next_attempt_at = sqlite3_column_int64(s, 11);
+    r->last_code = sqlite3_column_int(s, 12);
+    r->last_text = col_text(s, 13);
+    return r;
+}
+
+struct outbox_row *store_outbox_get(struct store *st, gint64 id, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1", err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    struct outbox_row *r = rc == SQLITE_ROW ? outbox_from(s) : NULL;
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "no system mail %" G_GINT64_FORMAT, id);
+    else if (rc != SQLITE_ROW)
+        fail(st, rc, "read system mail", err);
+    return r;
+}
+
+GPtrArray *store_outbox_list(struct store *st, int state, int limit, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT " OUTBOX_COLS
+                           " FROM outbox"
+                           " WHERE (?1 < 0 AND state IN ('queued','sending','deferred','failed'))"
+                           " OR state = " DLV_NAME("?1") " ORDER BY next_attempt_at, id LIMIT ?2",
+                           err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int(s, 1, state);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_outbox_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, outbox_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "list the system mails", err);
+        return NULL;
+    }
+    return a;
+}
+
 GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **err)
 {
     if (!store_begin(st, err))
@@ -1703,26 +1821,15 @@ GPtrArray *store_outbox_claim(struct store *st, gint64 now, int limit, GError **
                            "UPDATE outbox SET state = 'sending', attempts = attempts + 1"
                            " WHERE id IN (SELECT id FROM outbox WHERE state IN ('queued','deferred')"
                            "   AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2)"
-                           " RETURNING id, kind, rcpt, message, attempts, created_at",
+                           " RETURNING " OUTBOX_COLS,
                            err);
     if (!s)
         goto fail;
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int(s, 2, limit);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct outbox_row *r = g_new0(struct outbox_row, 1);
-        r->id = sqlite3_column_int64(s, 0);
-        r->kind = col_text(s, 1);
-        r->rcpt = col_text(s, 2);
-        r->len = (gsize)sqlite3_column_bytes(s, 3);
-        r->data = g_malloc(r->len + 1);
-        memcpy(r->data, sqlite3_column_blob(s, 3), r->len);
-        r->data[r->len] = '\0';
-        r->attempts = sqlite3_column_int(s, 4);
-        r->created_at = sqlite3_column_int64(s, 5);
-        g_ptr_array_add(a, r);
-    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, outbox_from(s));
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
         fail(st, rc, "claim system mail", err);
@@ -1744,6 +1851,9 @@ void store_outbox_free(struct outbox_row *r)
     g_free(r->kind);
     g_free(r->rcpt);
     g_free(r->data);
+    g_free(r->course);
+    g_free(r->spec);
+    g_free(r->last_text);
     g_free(r);
 }
 

@@ -199,11 +199,34 @@ struct outbox_row {
     gint64 id;
     char *kind; /* welcome, confirm, status, help, ... */
     char *rcpt;
-    char *data; /* the whole CRLF message */
+    char *data; /* the whole CRLF message ("" until rendered when spec is set) */
     gsize len;
     int attempts;
     gint64 created_at;
+    char *course;                        /* the course whose templates render it, or NULL */
+    char *spec;                          /* what to send (compose_spec_new), or NULL: data is the message */
+    gint64 subscriber_id, enrollment_id; /* 0: none */
+    int state;                           /* enum dlv_state (ENT_MAIL) */
+    gint64 next_attempt_at;
+    int last_code;
+    char *last_text;
 };
+
+/* Queues what to send (inside a transaction, with whatever caused it): the
+ * system mail `kind` to rcpt, described by spec, rendered at send time
+ * from course's templates (course NULL: the shared ones). reply marks an
+ * automatic reply (store_outbox_replies). Returns its id or -1 with err. */
+gint64 store_outbox_queue(struct store *st, gint64 subscriber_id, gint64 enrollment_id, const char *kind,
+                          const char *rcpt, const char *course, const char *spec, gboolean reply, gint64 now,
+                          GError **err);
+/* Automatic replies queued since `since`, to anyone; -1 on error. */
+gint64 store_outbox_replies(struct store *st, gint64 since, GError **err);
+/* Returns system mail id (free with store_outbox_free), or NULL with err
+ * (CD_ERR_NOT_FOUND when there is none). */
+struct outbox_row *store_outbox_get(struct store *st, gint64 id, GError **err);
+/* System mails in state (-1: queued, sending, deferred and failed), next
+ * attempt first, at most limit (0: all). Free with g_ptr_array_unref. */
+GPtrArray *store_outbox_list(struct store *st, int state, int limit, GError **err);
 
 /* Queues a rendered system mail (inside a transaction, with whatever caused
  * it). Returns its id or -1 with err. */

@@ -187,7 +187,7 @@ struct round {
     GPtrArray *rows;            /* struct delivery_row * or struct outbox_row * */
     struct transport_msg *msgs; /* one per row */
     struct outgoing **out;      /* lessons: one per row, NULL when there is nothing to send */
-    char **env_from;            /* lessons: the VERP sender per row; outbox: [0] for all */
+    char **env_from;            /* the VERP sender per row */
     gboolean *gone;             /* lessons: the course is not loaded */
     char **rcpt;                /* each message's recipient, owned: a row may be recorded
                                    * and freed while its session still logs it */
@@ -243,7 +243,7 @@ static void round_free(struct round *r)
             outgoing_free(r->out[i]);
     }
     if (r->env_from)
-        for (guint i = 0; i < (r->kind == ROUND_LESSONS ? r->rows->len : 1); i++)
+        for (guint i = 0; i < r->rows->len; i++)
             g_free(r->env_from[i]);
     g_free(r->env_from);
     g_free(r->out);
@@ -382,22 +382,67 @@ static int round_limit(struct app *app, gint64 now, int inflight, GError **err)
     return (int)limit;
 }
 
-/* System mails (welcome, confirm, replies) were rendered when they were
- * queued; here they are only sent. */
+/* Renders the claimed system mails that were queued as what to send
+ * (compose_spec_new), now, from the templates of the snapshot this tick
+ * runs; rows queued rendered by an older version are sent as they are. A
+ * row that cannot be rendered (its course gone, a template that fails)
+ * fails alone and loudly: logged for the operator, 'failed' in
+ * `coursectl queue` with why; it leaves rows, and the rest goes on.
+ * Returns FALSE only on a database error. */
+static gboolean outbox_render(struct app *app, GPtrArray *rows, GError **err)
+{
+    for (guint i = 0; i < rows->len;) {
+        struct outbox_row *o = rows->pdata[i];
+        if (!o->spec) {
+            i++;
+            continue;
+        }
+        const struct course *c = o->course ? course_find(app->courses, o->course) : NULL;
+        GError *e = NULL;
+        gsize len = 0;
+        char *msg = NULL;
+        if (o->course && !c)
+            g_set_error(&e, CD_ERROR, CD_ERR_NOT_FOUND, "course '%s' is not loaded", o->course);
+        else
+            /* dated when it was decided, as when it was rendered then: its
+             * links' expiry and its dates count from that moment */
+            msg = compose_system_spec(app, o->kind, c, o->spec, o->created_at, &len, &e);
+        if (msg) {
+            g_free(o->data);
+            o->data = msg;
+            o->len = len;
+            i++;
+            continue;
+        }
+        char *what = g_strdup_printf("not rendered: %s", e ? e->message : "no reason given");
+        log_warn("operator: system mail %" G_GINT64_FORMAT " (%s) to %s failed, %s; the other mail goes on",
+                 o->id, o->kind, o->rcpt, what);
+        g_clear_error(&e);
+        gboolean ok = store_mail_apply(app->st, o->id, EV_MAIL_FAIL, 0, what, 0, err);
+        g_free(what);
+        if (!ok)
+            return FALSE; /* the rows stay 'sending': recovered at the next tick */
+        g_ptr_array_remove_index(rows, i);
+    }
+    return TRUE;
+}
+
+/* System mails (welcome, confirm, replies), rendered by outbox_render,
+ * each from its own VERP sender (its bounces come back to it). */
 static struct round *outbox_round(struct app *app, GPtrArray *rows)
 {
     struct round *r = g_new0(struct round, 1);
     r->kind = ROUND_OUTBOX;
     r->rows = rows;
     r->msgs = g_new0(struct transport_msg, rows->len);
-    r->env_from = g_new0(char *, 1);
-    r->env_from[0] = compose_env_from(app->cfg);
+    r->env_from = g_new0(char *, rows->len);
     r->rcpt = g_new0(char *, rows->len + 1);
     for (guint i = 0; i < rows->len; i++) {
         struct outbox_row *o = rows->pdata[i];
         r->rcpt[i] = g_strdup(o->rcpt);
+        r->env_from[i] = compose_verp_mail(app, o);
         r->msgs[i] = (struct transport_msg){
-            .env_from = r->env_from[0], .rcpt = r->rcpt[i], .data = o->data, .len = o->len, .id = o->id
+            .env_from = r->env_from[i], .rcpt = r->rcpt[i], .data = o->data, .len = o->len, .id = o->id
         };
     }
     return r;
@@ -525,6 +570,10 @@ static gboolean claim(struct app *app, struct sender *snd, gint64 now, int infli
     GPtrArray *rows = store_outbox_claim(app->st, now, limit, err);
     if (!rows)
         return FALSE;
+    if (!outbox_render(app, rows, err)) {
+        g_ptr_array_unref(rows);
+        return FALSE;
+    }
     if (rows->len > 0) {
         *out = outbox_round(app, rows);
     } else {
@@ -610,7 +659,17 @@ static gboolean record_system(struct app *app, const struct outcome *oc, gint64 
         ok = store_mail_apply(app->st, o->id, EV_MAIL_SENT, oc->code, what, now, err);
         stats->sent++;
         log_info("system mail %" G_GINT64_FORMAT " (%s) to %s sent: %s", o->id, o->kind, o->rcpt, what);
-    } else if (oc->outcome == TRANSPORT_PERM || now - o->created_at >= app->cfg->give_up) {
+    } else if (oc->outcome == TRANSPORT_PERM) {
+        /* As for a lesson (record_lesson): 5.7.x is about us, anything else
+         * 5xx says the address is dead (life_mail_bounce). */
+        enum bounce_class k = g_str_has_prefix(oc->status, "5.7.") ? BOUNCE_POLICY : BOUNCE_HARD;
+        ok = life_mail_refused(app, o->id, o->subscriber_id, o->rcpt, k, oc->code, what, now, err);
+        stats->failed++;
+        log_warn("system mail %" G_GINT64_FORMAT " (%s) to %s refused: %s; %s", o->id, o->kind, o->rcpt, what,
+                 o->subscriber_id <= 0 ? "not a subscriber, nothing to mark"
+                 : k == BOUNCE_POLICY  ? "a policy refusal: the subscriber's courses are paused"
+                                       : "a hard bounce, like a lesson's");
+    } else if (now - o->created_at >= app->cfg->give_up) {
         ok = store_mail_apply(app->st, o->id, EV_MAIL_FAIL, oc->code, what, 0, err);
         stats->failed++;
         log_warn("system mail %" G_GINT64_FORMAT " (%s) to %s failed: %s", o->id, o->kind, o->rcpt, what);
