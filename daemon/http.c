@@ -4,6 +4,9 @@
  *   POST /u/TOKEN   body List-Unsubscribe=One-Click (RFC 8058, also what the
  *                   button sends): the unsubscribe is committed, then 200.
  *   GET  /c/TOKEN   a page with a Confirm button; POST /c/TOKEN confirms.
+ *   GET  /s/COURSE  the signup form; POST /s/COURSE starts the double
+ *                   opt-in (lib/signup.c decides; the answer never says
+ *                   what happened to the address, and echoes nothing).
  *   GET  /healthz   "ok" when the database answers.
  * Bad or forged tokens get a plain 400 or 404 page and change nothing.
  * The pages are a table (routes[]): a row names the methods, the path or
@@ -20,22 +23,26 @@
 #include "http.h"
 #include "app.h"
 #include "clock.h"
+#include "course.h"
 #include "error.h"
 #include "log.h"
 #include "optin.h"
 #include "pace.h"
+#include "signup.h"
 #include "snapshot.h"
 #include "token.h"
 
 struct http {
     struct MHD_Daemon *mhd;
-    struct snapshot_box *box; /* borrowed: the daemon's */
-    struct store *st;         /* this thread's connection */
-    char *listen;             /* what it listens on, to know when to restart */
+    struct snapshot_box *box;     /* borrowed: the daemon's */
+    struct store *st;             /* this thread's connection */
+    char *listen;                 /* what it listens on, to know when to restart */
+    struct signup_limits *signup; /* the signup form's rate windows */
 };
 
 struct request {
     GString *body;
+    gsize size; /* all the bytes of the body, kept or not */
 };
 
 static const char page_head[] =
@@ -94,13 +101,15 @@ struct page_request {
     const char *arg;  /* what follows a prefix route's path (the token); "" */
     const char *body; /* a POST's body (its first POST_BODY_MAX bytes); "" */
     gint64 now;
+    gsize body_size;              /* the whole body's size, kept or not */
+    struct signup_limits *signup; /* the listener's */
 };
 
 typedef enum MHD_Result (*page_fn)(const struct page_request *rq);
 
 /* A request's body kept at most (the rest is read and dropped): the forms
  * and RFC 8058 send a few bytes. */
-#define POST_BODY_MAX 4096
+#define POST_BODY_MAX 8192
 
 /* The methods a route takes, as bits. */
 enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_ANY = M_GET | M_HEAD | M_POST };
@@ -276,6 +285,152 @@ static enum MHD_Result page_confirm_post(const struct page_request *rq)
     return ret;
 }
 
+/* The signup pages (GET and POST /s/COURSE). A form body is at most
+ * SIGNUP_BODY_MAX bytes (413 beyond). */
+#define SIGNUP_BODY_MAX 8192
+
+/* Sends a whole HTML document of lib/signup.c; its CSP lets the page's one
+ * inline script (the zone) run, and the form post to this origin. */
+static enum MHD_Result send_signup(struct MHD_Connection *c, unsigned status, char *html)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(html), html, MHD_RESPMEM_MUST_FREE);
+    char *csp = g_strdup_printf(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src %s; "
+        "form-action 'self'",
+        signup_script_csp());
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy", csp);
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    g_free(csp);
+    return ret;
+}
+
+/* GET /s/COURSE: the signup page; a query string changes nothing. */
+static enum MHD_Result page_signup_form(const struct page_request *rq)
+{
+    char *html = signup_page(rq->app, rq->arg, NULL);
+    return html ? send_signup(rq->conn, MHD_HTTP_OK, html) : page_not_found(rq);
+}
+
+/* The form fields a post is read for; the first value of each is kept,
+ * capped (the body is at most SIGNUP_BODY_MAX anyway). */
+static const char *const signup_fields[] = { "email", "name", "tz", "website", "form" };
+
+static enum MHD_Result signup_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                    const char *content_type, const char *transfer_encoding, const char *data,
+                                    uint64_t off, size_t size)
+{
+    (void)kind;
+    (void)filename;
+    (void)content_type;
+    (void)transfer_encoding;
+    GHashTable *fields = cls;
+    for (size_t i = 0; i < G_N_ELEMENTS(signup_fields); i++) {
+        if (strcmp(key, signup_fields[i]) != 0)
+            continue;
+        GString *v = g_hash_table_lookup(fields, signup_fields[i]);
+        if (!v) {
+            if (off != 0)
+                return MHD_YES; /* a later value's piece */
+            v = g_string_new(NULL);
+            g_hash_table_insert(fields, (gpointer)signup_fields[i], v);
+        } else if (off == 0) {
+            return MHD_YES; /* a second value of the field: the first counts */
+        }
+        g_string_append_len(v, data, (gssize)size);
+    }
+    return MHD_YES;
+}
+
+static void gstring_free(gpointer p)
+{
+    g_string_free(p, TRUE);
+}
+
+static const char *field(GHashTable *fields, const char *key)
+{
+    GString *v = g_hash_table_lookup(fields, key);
+    return v ? v->str : NULL;
+}
+
+/* The client's address as text (for the rate limits and, with [http]
+ * record_ip, the consent record), or "" when it cannot be had. */
+static void client_ip(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *out = 0;
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* POST /s/COURSE: a form post, parsed with libmicrohttpd's post processor
+ * (urlencoded or multipart; anything else is 415) and handed to
+ * signup_submit(). Every outcome for an address answers alike. */
+static enum MHD_Result page_signup_post(const struct page_request *rq)
+{
+    if (!course_find(rq->app->courses, rq->arg))
+        return page_not_found(rq);
+    if (rq->body_size > SIGNUP_BODY_MAX)
+        return send_page(rq->conn, MHD_HTTP_CONTENT_TOO_LARGE, "Too large",
+                         "<p>That was more than a signup form sends. Nothing was changed.</p>\n");
+    GHashTable *fields = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, gstring_free);
+    struct MHD_PostProcessor *pp = MHD_create_post_processor(rq->conn, 1024, signup_field, fields);
+    if (!pp || MHD_post_process(pp, rq->body, strlen(rq->body)) != MHD_YES) {
+        if (pp)
+            MHD_destroy_post_processor(pp);
+        g_hash_table_destroy(fields);
+        return send_page(rq->conn, pp ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                         "Not understood", "<p>Please use the signup form. Nothing was changed.</p>\n");
+    }
+    MHD_destroy_post_processor(pp);
+    char ip[64];
+    client_ip(rq->conn, ip, sizeof ip);
+    const char *ua = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+    char *agent = ua ? g_utf8_make_valid(ua, MIN((gssize)strlen(ua), 512)) : NULL;
+    struct signup_post post = { field(fields, "email"),
+                                field(fields, "name"),
+                                field(fields, "tz"),
+                                field(fields, "website"),
+                                field(fields, "form"),
+                                ip,
+                                agent };
+    GError *err = NULL;
+    int rc = signup_submit(rq->app, rq->signup, rq->arg, &post, rq->now, &err);
+    g_free(agent);
+    g_hash_table_destroy(fields);
+    enum MHD_Result ret;
+    if (rc < 0) {
+        log_err("signup form of %s: %s", rq->arg, err->message);
+        g_clear_error(&err);
+        ret = send_busy(rq->conn);
+    } else if (rc == SIGNUP_NO_COURSE) {
+        ret = page_not_found(rq);
+    } else if (rc == SIGNUP_LIMITED) {
+        ret = send_page(rq->conn, MHD_HTTP_TOO_MANY_REQUESTS, "Please try again later",
+                        "<p>There were too many sign-ups from here in the last hour. "
+                        "Nothing was changed. Please try again later.</p>\n");
+    } else if (rc == SIGNUP_BAD_EMAIL) {
+        ret = send_signup(rq->conn, MHD_HTTP_BAD_REQUEST,
+                          signup_page(rq->app, rq->arg,
+                                      "Please enter a whole email address, like name@example.org."));
+    } else {
+        ret = send_page(rq->conn, MHD_HTTP_OK, "Check your mail",
+                        "<p>We have sent a mail with a link to confirm, if this address can "
+                        "receive this course. Nothing else is sent until you confirm.</p>\n"
+                        "<p>Nothing within the hour? Look in your spam folder, or try again.</p>\n");
+    }
+    return ret;
+}
+
 struct route {
     unsigned methods; /* M_GET | M_HEAD | M_POST */
     enum { ROUTE_EXACT, ROUTE_PREFIX } match;
@@ -296,6 +451,8 @@ static const struct route routes[] = {
     { M_POST, ROUTE_PREFIX, "/c/", page_confirm_post },
     { M_GET | M_HEAD, ROUTE_PREFIX, "/u/", page_leave_form },
     { M_POST, ROUTE_PREFIX, "/u/", page_leave_post },
+    { M_GET | M_HEAD, ROUTE_PREFIX, "/s/", page_signup_form },
+    { M_POST, ROUTE_PREFIX, "/s/", page_signup_post },
     { M_ANY, ROUTE_EXACT, "/healthz", page_health },
 };
 
@@ -337,6 +494,7 @@ static gboolean post_body_pending(const char *upload, size_t *upload_size, void 
     }
     if (!*upload_size)
         return FALSE;
+    rq->size += *upload_size;
     if (rq->body->len < POST_BODY_MAX)
         g_string_append_len(rq->body, upload, (gssize)MIN(*upload_size, POST_BODY_MAX - rq->body->len));
     *upload_size = 0;
@@ -376,7 +534,9 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
     } else if (m != M_POST || !post_body_pending(upload, upload_size, req_cls)) {
         struct app view = app_view(snap, h->st);
         const struct request *post = *req_cls;
-        struct page_request rq = { &view, conn, url, "", post ? post->body->str : "", clock_now() };
+        struct page_request rq = {
+            &view, conn, url, "", post ? post->body->str : "", clock_now(), post ? post->size : 0, h->signup
+        };
         const struct route *r = route_find(m, url, &rq.arg);
         ret = r->page(&rq);
     }
@@ -424,6 +584,7 @@ struct http *http_start(struct snapshot_box *box, GError **err)
     struct http *h = g_new0(struct http, 1);
     h->box = box;
     h->listen = g_strdup(spec);
+    h->signup = signup_limits_new();
     h->st = store_open(snap->cfg->database, FALSE, err);
     snapshot_unref(snap);
     if (!h->st) {
@@ -456,6 +617,7 @@ void http_stop(struct http *h)
     if (h->mhd)
         MHD_stop_daemon(h->mhd);
     store_close(h->st);
+    signup_limits_free(h->signup);
     g_free(h->listen);
     g_free(h);
 }

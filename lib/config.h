@@ -41,7 +41,10 @@ struct config {
     gint64 confirm_per_hour; /* confirmation mails per hour, all addresses */
     gint64 confirm_ttl;      /* confirmation links expire after this */
     /* [http] */
-    char *http_listen; /* address:port of the one-click pages; "" = off */
+    char *http_listen;             /* address:port of the one-click pages; "" = off */
+    gint64 signup_per_ip_per_hour; /* signup form posts per IP per hour */
+    gint64 signup_per_hour;        /* signup form posts per hour, in all */
+    char *record_ip;               /* "true": consent records keep IP and UA */
     /* [delivery] */
     gint64 batch;           /* deliveries claimed per tick */
     gint64 retry_first;     /* seconds until the first retry after a 4xx */

@@ -22,8 +22,12 @@
 #include "subscriber.h"
 #include "token.h"
 
+/* Queues the confirmation of enrollment enr_id and records the consent
+ * request of origin with it. The mail is composed here rather than by
+ * notify_queue() (which it otherwise equals: no reply cap) because the
+ * consent record keeps the SHA-256 of the mail exactly as rendered. */
 static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub_id, gint64 enr_id,
-                             const char *email, gint64 now, GError **err)
+                             const char *email, const struct optin_origin *origin, gint64 now, GError **err)
 {
     char *tok = token_make(app->key, TOKEN_CONFIRM, enr_id, email, c->slug, now + app->cfg->confirm_ttl);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, tok);
@@ -31,9 +35,27 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     struct render_var vars[] = { { "confirm_url", url, TRUE } };
     struct compose_system_opts opts = { vars, 1, reply_to, NULL, FALSE };
     struct compose_to to = { email, NULL, NULL, enr_id };
-    gboolean ok = notify_queue(app, "confirm", c, &to, sub_id, &opts, FALSE, NULL, now, err) &&
+    gsize len = 0;
+    char *msg = compose_system(app, "confirm", c, &to, &opts, now, &len, err);
+    char *sum = msg ? g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)msg, len) : NULL;
+    struct consent_row consent = {
+        .subscriber_id = sub_id,
+        .enrollment_id = enr_id,
+        .course = (char *)c->slug,
+        .requested_at = now,
+        .source = (char *)origin->source,
+        .shown_sha256 = (char *)origin->shown_sha256,
+        .mail_sha256 = sum,
+        .ip = (char *)origin->ip,
+        .user_agent = (char *)origin->user_agent,
+    };
+    gboolean ok = msg &&
+                  store_outbox_add(app->st, sub_id, enr_id, "confirm", email, msg, len, now, err) > 0 &&
+                  store_consent_add(app->st, &consent, err) > 0 &&
                   store_enr_apply(app->st, enr_id, EV_ENR_REQUEST,
                                   &(struct enr_change){ .confirm_sent_at = now }, now, err);
+    g_free(sum);
+    g_free(msg);
     g_free(reply_to);
     g_free(url);
     g_free(tok);
@@ -71,6 +93,18 @@ static char *offer_next(struct app *app, const struct course *c, const struct en
         !store_enr_apply(app->st, id, EV_ENR_REQUEST, &(struct enr_change){ .confirm_sent_at = now }, now,
                          err) ||
         !store_event(app->st, now, e->subscriber_id, id, "offered", "daemon", c->slug, err))
+        return NULL;
+    /* the offer is an opt-in request too: its consent record says where */
+    char *where = g_strdup_printf("offered in the complete mail of %s", c->slug);
+    struct consent_row consent = { .subscriber_id = e->subscriber_id,
+                                   .enrollment_id = id,
+                                   .course = (char *)nc->slug,
+                                   .requested_at = now,
+                                   .source = "mail",
+                                   .detail = where };
+    gboolean recorded = store_consent_add(app->st, &consent, err) > 0;
+    g_free(where);
+    if (!recorded)
         return NULL;
     char *tok = token_make(app->key, TOKEN_CONFIRM, id, e->email, nc->slug,
                            now + MAX(OFFER_TTL, app->cfg->confirm_ttl));
@@ -134,6 +168,14 @@ int optin_complete_due(struct app *app, gint64 now, GError **err)
 
 int optin_request(struct app *app, const char *email, const char *course, const char *name, const char *tz,
                   gboolean zone_guessed, const char *via, gint64 now, GError **err)
+{
+    static const struct optin_origin by_mail = { "mail", NULL, NULL, NULL };
+    return optin_request_from(app, email, course, name, tz, zone_guessed, via, &by_mail, now, err);
+}
+
+int optin_request_from(struct app *app, const char *email, const char *course, const char *name,
+                       const char *tz, gboolean zone_guessed, const char *via,
+                       const struct optin_origin *origin, gint64 now, GError **err)
 {
     const struct course *c = course_find(app->courses, course);
     if (!c) {
@@ -208,7 +250,7 @@ int optin_request(struct app *app, const char *email, const char *course, const 
                                 now, err)) {
         goto fail;
     }
-    if (!send_confirm(app, c, s->id, enr, addr, now, err))
+    if (!send_confirm(app, c, s->id, enr, addr, origin, now, err))
         goto fail;
     result = OPTIN_SENT;
 done:
@@ -267,7 +309,11 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
         char *hash = token_hash_address(app->key, e->email);
         gboolean lifted = store_unsuppress(app->st, hash, err);
         g_free(hash);
-        if (lifted && life_confirm(app, e, first, via, now, err) && notify_welcome(app, c, e->id, now, err))
+        /* the consent record says how: a reply to the mail, or the page's
+         * button (the link) */
+        const char *means = strcmp(via, "email") == 0 ? "reply" : "link";
+        if (lifted && life_confirm(app, e, first, via, now, err) &&
+            store_consent_confirm(app->st, e->id, means, now, err) && notify_welcome(app, c, e->id, now, err))
             id = e->id;
     }
     store_enrollment_free(e);
