@@ -193,7 +193,7 @@ static const char *migrations[] = {
      "ALTER TABLE enrollments ADD COLUMN complete_due INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX enrollments_complete_due ON enrollments(id) WHERE complete_due = 1;"),
     /* consent records: for every opt-in, what the person agreed to and how
-     * (docs/consent.md). One row per request that sent a confirmation (or
+     * (README.md, "Consent records"). One row per request that sent a confirmation (or
      * per operator enrollment and imported enrollment); the confirmation
      * fills confirmed_at and confirmed_via. course is NULL for an operator's
      * `sub add` (no course yet). shown_sha256 is the SHA-256 of the form

@@ -395,7 +395,7 @@ gint64 store_next_due(struct store *st, GError **err);
  * confirmation lifts it. */
 gboolean store_suppress(struct store *st, const char *hash, const char *reason, gint64 now, GError **err);
 
-/* One consent record: what a person agreed to and how (docs/consent.md).
+/* One consent record: what a person agreed to and how (README.md, "Consent records").
  * Strings are owned by the row when it comes from store_consents_of();
  * borrowed when it is passed to store_consent_add(). */
 struct consent_row {
