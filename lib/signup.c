@@ -207,9 +207,12 @@ char *signup_page(const struct app *app, const char *course, const char *problem
     char *page = g_strconcat(
         head, about, warn, "<form method=\"post\">\n", fields, "</form>\n",
         "<p style=\"font-size:15px;color:#4a443d;\">We send one mail to confirm: nothing else arrives "
-        "until you press its button. Each step says how to pause or leave. We keep your address, your name "
-        "and when you asked and confirmed, and nothing else about you.</p>\n",
-        "</main>\n<script>", tz_script, "</script>\n</body>\n</html>\n", NULL);
+        "until you press its button. Each step says how to pause or leave. We keep your address, your name, "
+        "your time zone and when you asked and confirmed",
+        /* what the page promises is what the consent record keeps */
+        strcmp(app->cfg->record_ip, "true") == 0 ? ", with the IP address and browser you asked from" : "",
+        ", and nothing else about you.</p>\n", "</main>\n<script>", tz_script,
+        "</script>\n</body>\n</html>\n", NULL);
     g_free(head);
     g_free(warn);
     g_free(about);
