@@ -19,6 +19,7 @@
  * delivery loop. */
 #include <arpa/inet.h>
 #include <string.h>
+#include <gio/gio.h>
 #include <microhttpd.h>
 #include "http.h"
 #include "app.h"
@@ -107,7 +108,8 @@ struct page_request {
 
 typedef enum MHD_Result (*page_fn)(const struct page_request *rq);
 
-/* A request's body kept at most (the rest is read and dropped): the forms
+/* A request's body kept at most (the rest is read and dropped; a signup
+ * post over it is 413, and so is any POST that declares more): the forms
  * and RFC 8058 send a few bytes. */
 #define POST_BODY_MAX 8192
 
@@ -286,8 +288,7 @@ static enum MHD_Result page_confirm_post(const struct page_request *rq)
 }
 
 /* The signup pages (GET and POST /s/COURSE). A form body is at most
- * SIGNUP_BODY_MAX bytes (413 beyond). */
-#define SIGNUP_BODY_MAX 8192
+ * POST_BODY_MAX bytes (413 beyond). */
 
 /* Sends a whole HTML document of lib/signup.c; its CSP lets the page's one
  * inline script (the zone) run, and the form post to this origin. */
@@ -317,7 +318,7 @@ static enum MHD_Result page_signup_form(const struct page_request *rq)
 }
 
 /* The form fields a post is read for; the first value of each is kept,
- * capped (the body is at most SIGNUP_BODY_MAX anyway). */
+ * capped (the body is at most POST_BODY_MAX anyway). */
 static const char *const signup_fields[] = { "email", "name", "tz", "website", "form" };
 
 static enum MHD_Result signup_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
@@ -358,7 +359,11 @@ static const char *field(GHashTable *fields, const char *key)
 }
 
 /* The client's address as text (for the rate limits and, with [http]
- * record_ip, the consent record), or "" when it cannot be had. */
+ * record_ip, the consent record), or "" when it cannot be had. Behind a
+ * proxy on this machine (the peer is loopback) it is the last address of
+ * X-Forwarded-For: the one the proxy added ($proxy_add_x_forwarded_for),
+ * whatever a client put before it; otherwise every signup would count
+ * against the proxy's address. */
 static void client_ip(struct MHD_Connection *c, char *out, size_t n)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -366,10 +371,29 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t n)
     if (!ci || !ci->client_addr)
         return;
     const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+    gboolean loopback = FALSE;
+    if (sa->sa_family == AF_INET) {
+        const struct in_addr *a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+        inet_ntop(AF_INET, a, out, (socklen_t)n);
+        loopback = (ntohl(a->s_addr) >> 24) == 127;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        inet_ntop(AF_INET6, a, out, (socklen_t)n);
+        loopback = IN6_IS_ADDR_LOOPBACK(a);
+    }
+    const char *xff = loopback ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") : NULL;
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    char *one = g_strstrip(g_strdup(last ? last + 1 : xff));
+    GInetAddress *fwd = g_inet_address_new_from_string(one);
+    if (fwd) {
+        char *text = g_inet_address_to_string(fwd);
+        g_strlcpy(out, text, n);
+        g_free(text);
+        g_object_unref(fwd);
+    }
+    g_free(one);
 }
 
 /* POST /s/COURSE: a form post, parsed with libmicrohttpd's post processor
@@ -379,7 +403,7 @@ static enum MHD_Result page_signup_post(const struct page_request *rq)
 {
     if (!course_find(rq->app->courses, rq->arg))
         return page_not_found(rq);
-    if (rq->body_size > SIGNUP_BODY_MAX)
+    if (rq->body_size > POST_BODY_MAX)
         return send_page(rq->conn, MHD_HTTP_CONTENT_TOO_LARGE, "Too large",
                          "<p>That was more than a signup form sends. Nothing was changed.</p>\n");
     GHashTable *fields = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, gstring_free);
@@ -501,6 +525,17 @@ static gboolean post_body_pending(const char *upload, size_t *upload_size, void 
     return TRUE;
 }
 
+/* Whether a POST says (Content-Length) that its body is over
+ * POST_BODY_MAX: it is refused with 413 before a byte of it is read (a
+ * client that sent Expect: 100-continue sends none). A body without the
+ * header is counted as it comes (struct request's size). */
+static gboolean declared_too_large(struct MHD_Connection *conn)
+{
+    const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    guint64 n = 0;
+    return len && g_ascii_string_to_unsigned(len, 10, 0, G_MAXUINT64, &n, NULL) && n > POST_BODY_MAX;
+}
+
 /* The database connection of this thread, on the snapshot's database. */
 static gboolean use_database(struct http *h, const struct snapshot *snap)
 {
@@ -531,6 +566,9 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
     enum MHD_Result ret = MHD_YES;
     if (!snap || !use_database(h, snap)) {
         ret = send_busy(conn);
+    } else if (m == M_POST && !*req_cls && declared_too_large(conn)) {
+        ret = send_page(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Too large",
+                        "<p>That was more than a form sends. Nothing was changed.</p>\n");
     } else if (m != M_POST || !post_body_pending(upload, upload_size, req_cls)) {
         struct app view = app_view(snap, h->st);
         const struct request *post = *req_cls;

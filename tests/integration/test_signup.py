@@ -30,14 +30,17 @@ def env(env_factory, sink):
 
 
 def post(d, path, fields=None, body=None, ctype="application/x-www-form-urlencoded", source="127.0.0.1",
-         headers=None):
-    """POSTs a form from source (any address of 127.0.0.0/8: all loopback)."""
+         headers=None, chunked=False):
+    """POSTs a form from source (any address of 127.0.0.0/8: all loopback);
+    chunked: without Content-Length, in pieces of 1000 bytes."""
     data = body if body is not None else urllib.parse.urlencode(fields).encode()
+    if chunked:
+        data = iter([data[i:i + 1000] for i in range(0, len(data), 1000)])
     port = int(d.base.rsplit(":", 1)[1])
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
     try:
         h = {"Content-Type": ctype, **(headers or {})}
-        c.request("POST", path, body=data, headers=h)
+        c.request("POST", path, body=data, headers=h, encode_chunked=chunked)
         r = c.getresponse()
         return r.status, r.read().decode()
     finally:
@@ -197,10 +200,31 @@ def test_per_ip_and_global_rate_limits(env_factory, sink):
         d.stop()
 
 
+def test_behind_a_local_proxy_the_forwarded_address_counts(env_factory, sink):
+    """Behind nginx on the same machine every post comes from 127.0.0.1: the
+    address the proxy appended to X-Forwarded-For is the client's (what a
+    client wrote before it is not believed)."""
+    env = make_env(env_factory, sink, "signup_per_ip_per_hour = 2\nrecord_ip = true\n")
+    d = Daemon(env, T0)
+    try:
+        def via(addr, email, claimed="198.51.100.7"):
+            return post(d, "/s/test", {"email": email}, headers={"X-Forwarded-For": f"{claimed}, {addr}"})[0]
+        one = [via("203.0.113.5", f"p{i}@example.net", claimed=f"198.51.100.{i}") for i in range(3)]
+        other = via("203.0.113.6", "q@example.net")
+    finally:
+        d.stop()
+    assert one == [200, 200, 429] and other == 200
+    [c] = consents(env, "q@example.net")
+    assert c["ip"] == "203.0.113.6"
+
+
 def test_oversize_body_and_wrong_content_type_are_refused(env, sink):
     d = Daemon(env, T0)
     try:
         big = post(d, "/s/test", {"email": "big@example.net", "name": "x" * 9000})
+        # without Content-Length the body is counted as it comes
+        chunks = post(d, "/s/test", {"email": "chunks@example.net", "name": "x" * 9000}, chunked=True)
+        small = post(d, "/s/test", {"email": "small@example.net", "name": "Sam"}, chunked=True)
         plain = post(d, "/s/test", body=b"email=plain@example.net", ctype="text/plain")
         multi = post(d, "/s/test", body=(b"--XyZ\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n"
                                          b"multi@example.net\r\n--XyZ--\r\n"),
@@ -208,10 +232,11 @@ def test_oversize_body_and_wrong_content_type_are_refused(env, sink):
     finally:
         d.stop()
     assert big[0] == 413 and "big@" not in big[1]
+    assert chunks[0] == 413 and small[0] == 200
     assert plain[0] == 415 and "plain@" not in plain[1]
     assert multi[0] == 200 and "multi@" not in multi[1]
     env.tick(iso(T0))
-    assert [m["rcpts"] for m in sink.system()] == [["multi@example.net"]]
+    assert sorted(m["rcpts"][0] for m in sink.system()) == ["multi@example.net", "small@example.net"]
 
 
 def test_bad_email_and_bad_zone_are_handled_without_echo(env, sink):
