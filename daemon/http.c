@@ -352,10 +352,15 @@ static void gstring_free(gpointer p)
     g_string_free(p, TRUE);
 }
 
+/* The value of a form field, or NULL when it is absent; "" when it holds a
+ * NUL byte or is not UTF-8 (so "a@b.example%00junk" is no address at all,
+ * rather than a shorter one). */
 static const char *field(GHashTable *fields, const char *key)
 {
     GString *v = g_hash_table_lookup(fields, key);
-    return v ? v->str : NULL;
+    if (!v)
+        return NULL;
+    return strlen(v->str) == v->len && g_utf8_validate(v->str, (gssize)v->len, NULL) ? v->str : "";
 }
 
 /* The client's address as text (for the rate limits and, with [http]

@@ -243,11 +243,14 @@ def test_bad_email_and_bad_zone_are_handled_without_echo(env, sink):
     d = Daemon(env, T0)
     try:
         bad = post(d, "/s/test", {"email": "not an address <b>x</b>"})
+        nul = post(d, "/s/test", body=b"email=nul%40example.net%00junk", ctype="application/x-www-form-urlencoded")
+        latin = post(d, "/s/test", body=b"email=l%E9a%40example.net", ctype="application/x-www-form-urlencoded")
         zone = post(d, "/s/test", {"email": "zone@example.net", "tz": "Mars/Olympus_<i>Mons</i>"})
     finally:
         d.stop()
     assert bad[0] == 400 and "whole email address" in bad[1] and "<b>x" not in bad[1] and "not an" not in bad[1]
     assert '<form method="post">' in bad[1], "the form again, empty"
+    assert nul[0] == 400 and "junk" not in nul[1] and latin[0] == 400
     assert zone[0] == 200 and "Olympus" not in zone[1] and "Mons" not in zone[1]
     # the unknown zone is dropped: the course's applies until the person sets theirs
     assert env.sql("SELECT email, tz FROM subscribers") == [("zone@example.net", None)]
