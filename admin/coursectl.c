@@ -30,6 +30,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "pace.h"
+#include "signup.h"
 #include "store.h"
 #include "subscriber.h"
 
@@ -706,7 +707,16 @@ static int show_subscriber(struct ctl *ctl, const char *email, gboolean json, co
         store_sub_free(s);
         return fail(err);
     }
-    ctl_show(stdout, FORMAT(json), view, rec_subscriber_full(s, es, ctl->app->courses));
+    GPtrArray *cs = store_consents_of(ctl->app->st, s->id, &err);
+    if (!cs) {
+        g_ptr_array_unref(es);
+        store_sub_free(s);
+        return fail(err);
+    }
+    struct ctl_record *r = rec_subscriber_full(s, es, ctl->app->courses);
+    rec_consents(r, cs);
+    ctl_show(stdout, FORMAT(json), view, r);
+    g_ptr_array_unref(cs);
     g_ptr_array_unref(es);
     store_sub_free(s);
     return EXIT_OK;
@@ -1102,14 +1112,31 @@ struct export_json {
     struct ctl_out *out;
     struct ctl_record *sub; /* the subscriber being filled */
     char *email;            /* its address */
+    struct store *st;       /* for the consent records */
+    GError *err;            /* the first error reading them */
 };
+
+/* Ends the subscriber being filled: its consent records, then the row. */
+static void export_json_flush(struct export_json *x)
+{
+    if (!x->sub)
+        return;
+    struct sub_row *s = x->err ? NULL : store_sub_get(x->st, x->email, &x->err);
+    GPtrArray *cs = s ? store_consents_of(x->st, s->id, &x->err) : NULL;
+    if (cs) {
+        rec_consents(x->sub, cs);
+        g_ptr_array_unref(cs);
+    }
+    store_sub_free(s);
+    ctl_out_row(x->out, x->sub);
+    x->sub = NULL;
+}
 
 static void export_json_row(const struct store_export_row *r, void *arg)
 {
     struct export_json *x = arg;
     if (!x->email || strcmp(x->email, r->email) != 0) {
-        if (x->sub)
-            ctl_out_row(x->out, x->sub);
+        export_json_flush(x);
         x->sub = rec_export_subscriber(r);
         g_free(x->email);
         x->email = g_strdup(r->email);
@@ -1119,12 +1146,18 @@ static void export_json_row(const struct store_export_row *r, void *arg)
 
 static gboolean export_json(struct ctl *ctl, FILE *f, GError **err)
 {
-    struct export_json x = { ctl_out_new(f, CTL_FMT_JSON, NULL), NULL, NULL };
+    struct export_json x = { ctl_out_new(f, CTL_FMT_JSON, NULL), NULL, NULL, ctl->app->st, NULL };
     gboolean ok = store_export(ctl->app->st, export_json_row, &x, err);
-    if (x.sub)
-        ctl_out_row(x.out, x.sub);
+    export_json_flush(&x);
     ctl_out_end(x.out);
     g_free(x.email);
+    if (x.err) {
+        if (ok)
+            g_propagate_error(err, x.err);
+        else
+            g_clear_error(&x.err);
+        ok = FALSE;
+    }
     return ok;
 }
 
@@ -1162,6 +1195,20 @@ out:
     g_free(format);
     g_free(output);
     return rc;
+}
+
+static int cmd_form(struct ctl *ctl, int argc, char **argv)
+{
+    GOptionEntry entries[] = { { NULL, 0, 0, 0, NULL, NULL, NULL } };
+    if (!parse("form SLUG", entries, &argc, &argv, 1, 1))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    char *html = signup_snippet(ctl->app, argv[1], &err);
+    if (!html)
+        return fail(err);
+    ctl_verbatim(stdout, html);
+    g_free(html);
+    return EXIT_OK;
 }
 
 static int cmd_queue(struct ctl *ctl, int argc, char **argv)
@@ -1466,6 +1513,7 @@ static const struct cmd commands[] = {
     { "import", cmd_import, APP_STORE | APP_KEY, "FILE.csv [--dry-run] [--force]",
       "import subscribers (email,name,tz,course,status)" },
     { "export", cmd_export, APP_STORE, "[--format csv|json] [--output FILE]", "export subscribers" },
+    { "form", cmd_form, 0, "SLUG", "print the HTML signup form of a course, to paste into a web page" },
     { "queue", cmd_queue, APP_STORE, "[--state S] [--json]",
       "lessons and system mails waiting, deferred or failed" },
     { "retry", cmd_retry, APP_STORE, "ID | --all-failed", "send a failed or deferred delivery again now" },

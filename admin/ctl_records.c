@@ -69,6 +69,39 @@ struct ctl_record *rec_subscriber_full(const struct sub_row *s, const GPtrArray 
     return r;
 }
 
+void rec_consents(struct ctl_record *sub, const GPtrArray *cs)
+{
+    ctl_list(sub, "consents");
+    for (guint i = 0; i < cs->len; i++) {
+        const struct consent_row *c = cs->pdata[i];
+        struct ctl_record *r = ctl_child(sub, "consents");
+        ctl_text(r, "course", c->course);
+        ctl_text(r, "source", c->source);
+        ctl_text(r, "detail", c->detail);
+        ctl_text(r, "operator", c->operator_name);
+        ctl_time(r, "requested_at", c->requested_at);
+        ctl_time(r, "confirmed_at", c->confirmed_at);
+        ctl_text(r, "confirmed_via", c->confirmed_via);
+        ctl_text(r, "shown_sha256", c->shown_sha256);
+        ctl_text(r, "mail_sha256", c->mail_sha256);
+        ctl_text(r, "ip", c->ip);
+        ctl_text(r, "user_agent", c->user_agent);
+        char *asked = ctl_when(c->requested_at, "UTC");
+        char *how = g_strdup_printf("%s%s%s%s%s, %s", c->source, *c->detail ? " " : "", c->detail,
+                                    *c->operator_name ? " by " : "", c->operator_name, asked);
+        char *done = c->confirmed_at > 0 ? ctl_when(c->confirmed_at, "UTC") : NULL;
+        char *conf = done ? g_strdup_printf("confirmed (%s) %s", c->confirmed_via, done)
+                          : g_strdup("not confirmed");
+        ctl_cell(r, "what", c->course ? c->course : "(no course)");
+        ctl_cell(r, "how", how);
+        ctl_cell(r, "confirmed", conf);
+        g_free(conf);
+        g_free(done);
+        g_free(how);
+        g_free(asked);
+    }
+}
+
 struct ctl_record *rec_delivery(const struct delivery_row *d)
 {
     struct ctl_record *r = ctl_record_new();
@@ -287,6 +320,7 @@ static const struct ctl_label sub_labels[] = {
     { "zone:", "tz", "(course default)", NULL, { NULL } },
     { "created:", "created_at", NULL, NULL, { NULL } },
     { "course:", "enrollments", NULL, NULL, { "course", "state", "progress", NULL } },
+    { "consent:", "consents", NULL, NULL, { "what", "how", "confirmed", NULL } },
     { NULL, NULL, NULL, NULL, { NULL } },
 };
 const struct ctl_view view_subscriber = { .labels = sub_labels, .label_width = 10 };

@@ -16,6 +16,9 @@ struct ctl_record *rec_subscriber(const struct sub_row *s);
 /* A subscriber with "enrollments" (struct enrollment_row; courses gives
  * each course's length and zone). */
 struct ctl_record *rec_subscriber_full(const struct sub_row *s, const GPtrArray *es, GPtrArray *courses);
+/* Adds the list "consents" to a subscriber's record r: one child per
+ * consent record (struct consent_row), oldest first. */
+void rec_consents(struct ctl_record *r, const GPtrArray *consents);
 struct ctl_record *rec_delivery(const struct delivery_row *d);
 /* A system mail of the outbox, as `queue` lists it beside the deliveries. */
 struct ctl_record *rec_mail(const struct outbox_row *o);

@@ -470,6 +470,11 @@ void ctl_print(FILE *out, enum ctl_format fmt, const struct ctl_view *view, GPtr
     ctl_out_end(o);
 }
 
+void ctl_verbatim(FILE *out, const char *text)
+{
+    fputs(text, out);
+}
+
 void ctl_show(FILE *out, enum ctl_format fmt, const struct ctl_view *view, struct ctl_record *r)
 {
     if (fmt == CTL_FMT_JSON) {

@@ -119,6 +119,9 @@ void ctl_print(FILE *out, enum ctl_format fmt, const struct ctl_view *view, GPtr
  * labels (or its text function). Frees r. */
 void ctl_show(FILE *out, enum ctl_format fmt, const struct ctl_view *view, struct ctl_record *r);
 
+/* Prints text made by lib/ as it is (an HTML snippet): no view, no JSON. */
+void ctl_verbatim(FILE *out, const char *text);
+
 /* Returns "2026-05-06 09:00 CEST (2026-05-06T07:00:00Z)": t in zone tz,
  * then in UTC; "-" for t <= 0. g_free(). */
 char *ctl_when(gint64 t, const char *tz);

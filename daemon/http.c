@@ -8,6 +8,9 @@
  *                   its forms. GET /m.js its one script.
  *   GET  /metrics   Prometheus text format (lib/metrics.c), for the
  *                   addresses of [http] metrics_allow only.
+ *   GET  /s/COURSE  the signup form; POST /s/COURSE starts the double
+ *                   opt-in (lib/signup.c decides; the answer never says
+ *                   what happened to the address, and echoes nothing).
  *   GET  /healthz   "ok" when the database answers.
  * Form bodies are read by libmicrohttpd's post processor into name ->
  * value; a request's path is taken as it was sent, and one with a
@@ -37,12 +40,14 @@
 #include "http.h"
 #include "app.h"
 #include "clock.h"
+#include "course.h"
 #include "error.h"
 #include "log.h"
 #include "manage.h"
 #include "metrics.h"
 #include "optin.h"
 #include "pace.h"
+#include "signup.h"
 #include "snapshot.h"
 #include "token.h"
 
@@ -63,7 +68,8 @@ struct http {
     GHashTable *conns; /* struct conn_watch * (owned), under conns_lock */
     GThread *watchdog;
     gint stopping;
-    gint64 header_timeout; /* seconds */
+    gint64 header_timeout;        /* seconds */
+    struct signup_limits *signup; /* the signup form's rate windows, under lock */
 };
 
 struct conn_watch {
@@ -88,7 +94,9 @@ struct request {
     GString *body;    /* a POST's raw body, its first POST_BODY_MAX bytes */
     GHashTable *form; /* a POST's fields (name -> GString), by the post processor */
     struct MHD_PostProcessor *pp;
-    gboolean form_bad; /* more fields or longer values than a form of ours has */
+    gboolean form_bad;  /* more fields or longer values than a form of ours has */
+    gsize size;         /* all the bytes of the body, kept or not */
+    gboolean too_large; /* Content-Length said more than POST_BODY_MAX */
 };
 
 static const char page_head[] =
@@ -159,13 +167,15 @@ struct page_request {
     GHashTable *form; /* a POST's fields, name -> value (char *); empty for GET */
     GInetAddress *client;
     gint64 now;
+    struct signup_limits *signup; /* the listener's */
 };
 
 typedef enum MHD_Result (*page_fn)(const struct page_request *rq);
 
-/* A request's body kept at most (the rest is read and dropped): the forms
- * and RFC 8058 send a few bytes. */
-#define POST_BODY_MAX 4096
+/* A request's body kept at most (the rest is read and dropped; a POST
+ * over it is 413, and so is one that declares more): the forms and RFC
+ * 8058 send a few bytes. */
+#define POST_BODY_MAX 8192
 
 /* The methods a route takes, as bits. */
 enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_ANY = M_GET | M_HEAD | M_POST };
@@ -435,6 +445,134 @@ struct route {
  * Adding a page (the signup form, GET and POST /s/<course>; a subscriber's
  * own page) is one row here plus one page_* function: serve(), the body
  * handling and the snapshot need no change. */
+/* The signup pages (GET and POST /s/COURSE). */
+
+/* Sends a whole HTML document of lib/signup.c; its CSP lets the page's one
+ * inline script (the zone) run, and the form post to this origin. */
+static enum MHD_Result send_signup(struct MHD_Connection *c, unsigned status, char *html)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(html), html, MHD_RESPMEM_MUST_FREE);
+    char *csp = g_strdup_printf(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src %s; "
+        "form-action 'self'; frame-ancestors 'none'",
+        signup_script_csp());
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Content-Security-Policy", csp);
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    g_free(csp);
+    return ret;
+}
+
+/* GET /s/COURSE: the signup page; a query string changes nothing. */
+static enum MHD_Result page_signup_form(const struct page_request *rq)
+{
+    char *html = signup_page(rq->app, rq->arg, NULL);
+    return html ? send_signup(rq->conn, MHD_HTTP_OK, html) : page_not_found(rq);
+}
+
+/* The value of a form field, or NULL when it is absent; "" when it is not
+ * UTF-8 (the post processor's reader already refused a NUL byte). */
+static const char *field(GHashTable *form, const char *key)
+{
+    const char *v = g_hash_table_lookup(form, key);
+    if (!v)
+        return NULL;
+    return g_utf8_validate(v, -1, NULL) ? v : "";
+}
+
+/* The client's address as text (for the rate limits and, with [http]
+ * record_ip, the consent record), or "" when it cannot be had. Behind a
+ * proxy on this machine (the peer is loopback) it is the last address of
+ * X-Forwarded-For: the one the proxy added ($proxy_add_x_forwarded_for),
+ * whatever a client put before it; otherwise every signup would count
+ * against the proxy's address. */
+static void client_ip(const struct page_request *rq, char *out, size_t n)
+{
+    *out = 0;
+    if (!rq->client)
+        return;
+    char *text = g_inet_address_to_string(rq->client);
+    g_strlcpy(out, text, n);
+    g_free(text);
+    const char *xff = g_inet_address_get_is_loopback(rq->client)
+                          ? MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-For")
+                          : NULL;
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    char *one = g_strstrip(g_strdup(last ? last + 1 : xff));
+    GInetAddress *fwd = g_inet_address_new_from_string(one);
+    if (fwd) {
+        char *t = g_inet_address_to_string(fwd);
+        g_strlcpy(out, t, n);
+        g_free(t);
+        g_object_unref(fwd);
+    }
+    g_free(one);
+}
+
+/* Whether the POST's body is a form (urlencoded or multipart): anything
+ * else is 415. */
+static gboolean is_form(struct MHD_Connection *conn)
+{
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    return ct && (g_ascii_strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 ||
+                  g_ascii_strncasecmp(ct, "multipart/form-data", 19) == 0);
+}
+
+/* POST /s/COURSE: a form post (read by libmicrohttpd's post processor into
+ * rq->form) handed to signup_submit(). Every outcome for an address
+ * answers alike. */
+static enum MHD_Result page_signup_post(const struct page_request *rq)
+{
+    if (!course_find(rq->app->courses, rq->arg))
+        return page_not_found(rq);
+    if (!is_form(rq->conn))
+        return send_page(rq->conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Not understood",
+                         "<p>Please use the signup form. Nothing was changed.</p>\n");
+    char ip[64];
+    client_ip(rq, ip, sizeof ip);
+    const char *ua = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+    char *agent = ua ? g_utf8_make_valid(ua, MIN((gssize)strlen(ua), 512)) : NULL;
+    struct signup_post post = { field(rq->form, "email"),
+                                field(rq->form, "name"),
+                                field(rq->form, "tz"),
+                                field(rq->form, "website"),
+                                field(rq->form, "form"),
+                                ip,
+                                agent };
+    GError *err = NULL;
+    int rc = signup_submit(rq->app, rq->signup, rq->arg, &post, rq->now, &err);
+    g_free(agent);
+    enum MHD_Result ret;
+    if (rc < 0) {
+        log_err("signup form of %s: %s", rq->arg, err->message);
+        g_clear_error(&err);
+        ret = send_busy(rq->conn);
+    } else if (rc == SIGNUP_NO_COURSE) {
+        ret = page_not_found(rq);
+    } else if (rc == SIGNUP_LIMITED) {
+        ret = send_page(rq->conn, MHD_HTTP_TOO_MANY_REQUESTS, "Please try again later",
+                        "<p>There were too many sign-ups from here in the last hour. "
+                        "Nothing was changed. Please try again later.</p>\n");
+    } else if (rc == SIGNUP_BAD_EMAIL) {
+        ret = send_signup(rq->conn, MHD_HTTP_BAD_REQUEST,
+                          signup_page(rq->app, rq->arg,
+                                      "Please enter a whole email address, like name@example.org."));
+    } else {
+        ret = send_page(rq->conn, MHD_HTTP_OK, "Check your mail",
+                        "<p>We have sent a mail with a link to confirm, if this address can "
+                        "receive this course. Nothing else is sent until you confirm.</p>\n"
+                        "<p>Nothing within the hour? Look in your spam folder, or try again.</p>\n");
+    }
+    return ret;
+}
+
 static const struct route routes[] = {
     { M_GET | M_HEAD, ROUTE_PREFIX, "/c/", page_confirm_form },
     { M_POST, ROUTE_PREFIX, "/c/", page_confirm_post },
@@ -444,6 +582,8 @@ static const struct route routes[] = {
     { M_GET | M_HEAD, ROUTE_PREFIX, "/m/", page_manage },
     { M_POST, ROUTE_PREFIX, "/m/", page_manage_post },
     { M_GET | M_HEAD, ROUTE_EXACT, "/metrics", page_metrics },
+    { M_GET | M_HEAD, ROUTE_PREFIX, "/s/", page_signup_form },
+    { M_POST, ROUTE_PREFIX, "/s/", page_signup_post },
     { M_ANY, ROUTE_EXACT, "/healthz", page_health },
 };
 
@@ -594,6 +734,7 @@ static gboolean post_body_pending(struct MHD_Connection *conn, struct request *r
     }
     if (!*upload_size)
         return FALSE;
+    rq->size += *upload_size;
     if (rq->body->len < POST_BODY_MAX) {
         gsize keep = MIN(*upload_size, POST_BODY_MAX - rq->body->len);
         g_string_append_len(rq->body, upload, (gssize)keep);
@@ -604,6 +745,17 @@ static gboolean post_body_pending(struct MHD_Connection *conn, struct request *r
     }
     *upload_size = 0;
     return TRUE;
+}
+
+/* Whether a POST says (Content-Length) that its body is over
+ * POST_BODY_MAX: it is refused with 413 before a byte of it is read (a
+ * client that sent Expect: 100-continue sends none). A body without the
+ * header is counted as it comes (struct request's size). */
+static gboolean declared_too_large(struct MHD_Connection *conn)
+{
+    const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    guint64 n = 0;
+    return len && g_ascii_string_to_unsigned(len, 10, 0, G_MAXUINT64, &n, NULL) && n > POST_BODY_MAX;
 }
 
 /* The database connection of the pages, on the snapshot's database. */
@@ -675,7 +827,9 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
     unsigned m = method_bit(method);
     if (!req->begun || m != M_POST)
         conn_seen(h, conn, TRUE);
-    if (m == M_POST && post_body_pending(conn, req, upload, upload_size))
+    if (m == M_POST && !req->begun && declared_too_large(conn))
+        req->begun = req->too_large = TRUE; /* answered now: nothing of the body is read */
+    else if (m == M_POST && post_body_pending(conn, req, upload, upload_size))
         return MHD_YES;
     g_mutex_lock(&h->lock);
     struct snapshot *snap = snapshot_box_get(h->box);
@@ -689,11 +843,14 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
     } else if (m == M_POST && !post_allowed(h, client, snap->cfg->http_posts_per_minute)) {
         ret = send_page(conn, MHD_HTTP_TOO_MANY_REQUESTS, "Please slow down",
                         "<p>Too many requests from this address. Please try again in a minute.</p>\n");
+    } else if (m == M_POST && (req->too_large || req->size > POST_BODY_MAX)) {
+        ret = send_page(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Too large",
+                        "<p>That was more than a form sends. Nothing was changed.</p>\n");
     } else if (m == M_POST && req->form_bad) {
         ret = send_page(conn, MHD_HTTP_BAD_REQUEST, "Not understood", "<p>Nothing was changed.</p>\n");
     } else {
         struct app view = app_view(snap, h->st);
-        struct page_request rq = { &view, conn, url, "", req->form, client, clock_now() };
+        struct page_request rq = { &view, conn, url, "", req->form, client, clock_now(), h->signup };
         const struct route *r = route_find(m, url, &rq.arg);
         ret = r->page(&rq);
     }
@@ -845,6 +1002,7 @@ struct http *http_start(struct snapshot_box *box, GError **err)
         h->listen = g_strdup(spec);
         h->mhd = g_ptr_array_new();
         h->posts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        h->signup = signup_limits_new();
         g_mutex_init(&h->lock);
         g_mutex_init(&h->conns_lock);
         h->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
@@ -892,6 +1050,7 @@ void http_stop(struct http *h)
         g_ptr_array_unref(h->mhd);
     if (h->posts)
         g_hash_table_destroy(h->posts);
+    signup_limits_free(h->signup);
     store_close(h->st);
     g_mutex_clear(&h->lock);
     g_free(h->listen);

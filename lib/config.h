@@ -48,6 +48,9 @@ struct config {
     gint64 http_connections_per_ip; /* at once, one client address */
     gint64 http_posts_per_minute;   /* form posts one client address may make a minute */
     gint64 http_header_timeout;     /* seconds for a request's headers to arrive */
+    gint64 signup_per_ip_per_hour;  /* signup form posts per IP per hour */
+    gint64 signup_per_hour;         /* signup form posts per hour, in all */
+    char *record_ip;                /* "true": consent records keep IP and UA */
     /* [delivery] */
     gint64 batch;           /* deliveries claimed per tick */
     gint64 retry_first;     /* seconds until the first retry after a 4xx */

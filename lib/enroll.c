@@ -40,6 +40,16 @@ gint64 enroll_start(struct app *app, const char *email, const char *course, gboo
     id = store_enroll(app->st, s->id, c->slug, ENR_ACTIVE, first, now, now, err);
     if (id < 0 || (s->status == SUB_PENDING && !store_sub_apply(app->st, s->id, EV_SUB_ACTIVATE, now, err)) ||
         !store_event(app->st, now, s->id, id, "enrolled", via, c->slug, err) ||
+        !store_consent_add(app->st,
+                           &(struct consent_row){ .subscriber_id = s->id,
+                                                  .enrollment_id = id,
+                                                  .course = (char *)c->slug,
+                                                  .requested_at = now,
+                                                  .source = "operator",
+                                                  .operator_name = (char *)g_get_user_name(),
+                                                  .confirmed_at = now,
+                                                  .confirmed_via = "operator" },
+                           err) ||
         (welcome && !notify_welcome(app, c, id, now, err)) || !store_commit(app->st, err)) {
         store_rollback(app->st);
         id = -1;

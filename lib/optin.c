@@ -64,10 +64,15 @@ static gboolean confirm_legacy_ok(struct app *app, const char *token, const stru
     return FALSE;
 }
 
-/* Queues the confirmation; *capped: dropped by [inbound] replies_per_hour
- * (then the request waits unconfirmed, and asking again tries again). */
+/* Queues the confirmation of enrollment enr_id and records the consent
+ * request of origin with it; *capped: dropped by [inbound] replies_per_hour
+ * (then the request waits unconfirmed, no consent is recorded, and asking
+ * again tries again). The mail is rendered when coursed sends it, which
+ * then fills in the record's SHA-256 of the mail exactly as sent
+ * (store_consent_mail, lib/tick.c). */
 static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub_id, gint64 enr_id,
-                             const char *email, gint64 now, gboolean *capped, GError **err)
+                             const char *email, const struct optin_origin *origin, gint64 now,
+                             gboolean *capped, GError **err)
 {
     char *tok = confirm_token(app, enr_id, email, c->slug, now, app->cfg->confirm_ttl);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, tok);
@@ -75,9 +80,20 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     struct render_var vars[] = { { "confirm_url", url, TRUE } };
     struct compose_system_opts opts = { vars, 1, reply_to, NULL, FALSE };
     struct compose_to to = { email, NULL, NULL, enr_id };
+    struct consent_row consent = {
+        .subscriber_id = sub_id,
+        .enrollment_id = enr_id,
+        .course = (char *)c->slug,
+        .requested_at = now,
+        .source = (char *)origin->source,
+        .shown_sha256 = (char *)origin->shown_sha256,
+        .ip = (char *)origin->ip,
+        .user_agent = (char *)origin->user_agent,
+    };
     gboolean ok = notify_queue(app, "confirm", c, &to, sub_id, &opts, FALSE, capped, now, err) &&
-                  (*capped || store_enr_apply(app->st, enr_id, EV_ENR_REQUEST,
-                                              &(struct enr_change){ .confirm_sent_at = now }, now, err));
+                  (*capped || (store_consent_add(app->st, &consent, err) > 0 &&
+                               store_enr_apply(app->st, enr_id, EV_ENR_REQUEST,
+                                               &(struct enr_change){ .confirm_sent_at = now }, now, err)));
     g_free(reply_to);
     g_free(url);
     g_free(tok);
@@ -111,6 +127,18 @@ static char *offer_next(struct app *app, const struct course *c, const struct en
         !store_enr_apply(app->st, id, EV_ENR_REQUEST, &(struct enr_change){ .confirm_sent_at = now }, now,
                          err) ||
         !store_event(app->st, now, e->subscriber_id, id, "offered", "daemon", c->slug, err))
+        return NULL;
+    /* the offer is an opt-in request too: its consent record says where */
+    char *where = g_strdup_printf("offered in the complete mail of %s", c->slug);
+    struct consent_row consent = { .subscriber_id = e->subscriber_id,
+                                   .enrollment_id = id,
+                                   .course = (char *)nc->slug,
+                                   .requested_at = now,
+                                   .source = "mail",
+                                   .detail = where };
+    gboolean recorded = store_consent_add(app->st, &consent, err) > 0;
+    g_free(where);
+    if (!recorded)
         return NULL;
     char *tok = confirm_token(app, id, e->email, nc->slug, now, MAX(OFFER_TTL, app->cfg->confirm_ttl));
     char *md = g_strdup_printf(
@@ -173,6 +201,14 @@ int optin_complete_due(struct app *app, gint64 now, GError **err)
 
 int optin_request(struct app *app, const char *email, const char *course, const char *name, const char *tz,
                   gboolean zone_guessed, const char *via, gint64 now, GError **err)
+{
+    static const struct optin_origin by_mail = { "mail", NULL, NULL, NULL };
+    return optin_request_from(app, email, course, name, tz, zone_guessed, via, &by_mail, now, err);
+}
+
+int optin_request_from(struct app *app, const char *email, const char *course, const char *name,
+                       const char *tz, gboolean zone_guessed, const char *via,
+                       const struct optin_origin *origin, gint64 now, GError **err)
 {
     const struct course *c = course_find(app->courses, course);
     if (!c) {
@@ -256,7 +292,7 @@ int optin_request(struct app *app, const char *email, const char *course, const 
         goto fail;
     }
     gboolean capped = FALSE;
-    if (!send_confirm(app, c, s->id, enr, addr, now, &capped, err))
+    if (!send_confirm(app, c, s->id, enr, addr, origin, now, &capped, err))
         goto fail;
     result = capped ? OPTIN_CAPPED : OPTIN_SENT;
 done:
@@ -323,7 +359,11 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
         char *hash = token_hash_address(app->key, e->email);
         gboolean lifted = store_unsuppress(app->st, hash, err);
         g_free(hash);
-        if (lifted && life_confirm(app, e, first, via, now, err) && notify_welcome(app, c, e->id, now, err))
+        /* the consent record says how: a reply to the mail, or the page's
+         * button (the link) */
+        const char *means = strcmp(via, "email") == 0 ? "reply" : "link";
+        if (lifted && life_confirm(app, e, first, via, now, err) &&
+            store_consent_confirm(app->st, e->id, means, now, err) && notify_welcome(app, c, e->id, now, err))
             id = e->id;
     }
     store_enrollment_free(e);

@@ -17,10 +17,25 @@ enum optin_result {
 /* A subscribe request from email for course: never enrolls by itself. A new
  * address becomes a 'pending' subscriber (name and zone from the request;
  * zone_guessed when it came from the Date header); the enrollment waits in
- * 'pending' and a confirmation goes to email only. Returns the result, or
- * -1 with err. */
+ * 'pending' and a confirmation goes to email only, recorded as a consent
+ * request from a mail. Returns the result, or -1 with err. */
 int optin_request(struct app *app, const char *email, const char *course, const char *name, const char *tz,
                   gboolean zone_guessed, const char *via, gint64 now, GError **err);
+
+/* Where a subscribe request came from, for its consent record (strings
+ * borrowed). */
+struct optin_origin {
+    const char *source;       /* "mail" or "form" */
+    const char *shown_sha256; /* SHA-256 (hex) of the form shown, or NULL */
+    const char *ip;           /* with [http] record_ip only, else NULL */
+    const char *user_agent;   /* likewise */
+};
+
+/* optin_request() for a request from origin (the form, lib/signup.c): the
+ * same rules, the same mail; the consent record says where it came from. */
+int optin_request_from(struct app *app, const char *email, const char *course, const char *name,
+                       const char *tz, gboolean zone_guessed, const char *via,
+                       const struct optin_origin *origin, gint64 now, GError **err);
 
 /* Confirms with a token from a confirmation mail or page: valid, unexpired,
  * for a still-pending enrollment (so it works once). Starts the course and

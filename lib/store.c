@@ -206,6 +206,33 @@ static const char *migrations[] = {
      "ALTER TABLE outbox ADD COLUMN spec TEXT;"
      "ALTER TABLE outbox ADD COLUMN reply INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX outbox_replies ON outbox(created_at) WHERE reply = 1;"),
+    /* consent records: for every opt-in, what the person agreed to and how
+     * (README.md, "Consent records"). One row per request that sent a confirmation (or
+     * per operator enrollment and imported enrollment); the confirmation
+     * fills confirmed_at and confirmed_via. course is NULL for an operator's
+     * `sub add` (no course yet). shown_sha256 is the SHA-256 of the form
+     * shown (page or snippet), mail_sha256 that of the confirmation mail as
+     * rendered. ip and user_agent only with [http] record_ip. They go with
+     * the subscriber (erasure). */
+    ("CREATE TABLE consents ("
+     "  id INTEGER PRIMARY KEY,"
+     "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
+     "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
+     "  course TEXT,"
+     "  requested_at INTEGER NOT NULL,"
+     "  source TEXT NOT NULL CHECK (source = 'mail' OR source = 'form' OR source = 'import'"
+     "    OR source = 'operator'),"
+     "  detail TEXT NOT NULL DEFAULT '',"
+     "  operator TEXT NOT NULL DEFAULT '',"
+     "  shown_sha256 TEXT,"
+     "  mail_sha256 TEXT,"
+     "  confirmed_at INTEGER,"
+     "  confirmed_via TEXT CHECK (confirmed_via IS NULL OR confirmed_via = 'reply'"
+     "    OR confirmed_via = 'link' OR confirmed_via = 'operator'),"
+     "  ip TEXT,"
+     "  user_agent TEXT);"
+     "CREATE INDEX consents_subscriber ON consents(subscriber_id);"
+     "CREATE INDEX consents_enrollment ON consents(enrollment_id);"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -2441,4 +2468,141 @@ GPtrArray *store_deliveries_of(struct store *st, gint64 subscriber_id, GError **
         return NULL;
     }
     return a;
+}
+
+/* The consent records (schema: the consents table). */
+
+gint64 store_consent_add(struct store *st, const struct consent_row *c, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "INSERT INTO consents (subscriber_id, enrollment_id, course, requested_at, source,"
+                           " detail, operator, shown_sha256, mail_sha256, confirmed_at, confirmed_via, ip,"
+                           " user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                           err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, c->subscriber_id);
+    bind_time(s, 2, c->enrollment_id);
+    bind_text(s, 3, c->course);
+    sqlite3_bind_int64(s, 4, c->requested_at);
+    bind_text(s, 5, c->source);
+    bind_text(s, 6, c->detail ? c->detail : "");
+    bind_text(s, 7, c->operator_name ? c->operator_name : "");
+    bind_text(s, 8, c->shown_sha256);
+    bind_text(s, 9, c->mail_sha256);
+    bind_time(s, 10, c->confirmed_at);
+    bind_text(s, 11, c->confirmed_via);
+    bind_text(s, 12, c->ip);
+    bind_text(s, 13, c->user_agent);
+    if (!step_done(st, s, "record consent", err))
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+gboolean store_consent_confirm(struct store *st, gint64 enrollment_id, const char *via, gint64 now,
+                               GError **err)
+{
+    /* the newest open request of the enrollment: the one whose mail was
+     * answered (an older one was left unanswered) */
+    sqlite3_stmt *s = prep(st,
+                           "UPDATE consents SET confirmed_at = ?2, confirmed_via = ?3 WHERE id = ("
+                           "SELECT max(id) FROM consents WHERE enrollment_id = ?1 AND confirmed_at IS NULL)",
+                           err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, now);
+    bind_text(s, 3, via);
+    return step_done(st, s, "record the confirmation", err);
+}
+
+gboolean store_consent_mail(struct store *st, gint64 enrollment_id, const char *sha256, GError **err)
+{
+    /* the newest open request: the one this confirmation mail was queued
+     * with (rendered again on a retry, the same bytes: set once) */
+    sqlite3_stmt *s = prep(st,
+                           "UPDATE consents SET mail_sha256 = ?2 WHERE mail_sha256 IS NULL AND id = ("
+                           "SELECT max(id) FROM consents WHERE enrollment_id = ?1 AND confirmed_at IS NULL)",
+                           err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    bind_text(s, 2, sha256);
+    return step_done(st, s, "record the confirmation mail's hash", err);
+}
+
+gboolean store_consent_import(struct store *st, const char *file, const char *operator_name, gint64 now,
+                              GError **err)
+{
+    /* Every enrollment this transaction created (created_at = now) that has
+     * no consent record yet is one the import made: one statement, not a
+     * row per line of a large file. */
+    sqlite3_stmt *s = prep(st,
+                           "INSERT INTO consents (subscriber_id, enrollment_id, course, requested_at, source,"
+                           " detail, operator, confirmed_at, confirmed_via)"
+                           " SELECT e.subscriber_id, e.id, e.course, ?1, 'import', ?2, ?3, ?1, 'operator'"
+                           " FROM enrollments e WHERE e.created_at = ?1"
+                           " AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.enrollment_id = e.id)",
+                           err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, now);
+    bind_text(s, 2, file);
+    bind_text(s, 3, operator_name);
+    return step_done(st, s, "record the consent of an import", err);
+}
+
+GPtrArray *store_consents_of(struct store *st, gint64 subscriber_id, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT subscriber_id, coalesce(enrollment_id, 0), course, requested_at, source,"
+        " detail, operator, shown_sha256, mail_sha256, coalesce(confirmed_at, 0),"
+        " confirmed_via, ip, user_agent FROM consents WHERE subscriber_id = ?1 ORDER BY id",
+        err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_consent_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct consent_row *c = g_new0(struct consent_row, 1);
+        c->subscriber_id = sqlite3_column_int64(s, 0);
+        c->enrollment_id = sqlite3_column_int64(s, 1);
+        c->course = col_text(s, 2);
+        c->requested_at = sqlite3_column_int64(s, 3);
+        c->source = col_text(s, 4);
+        c->detail = col_text(s, 5);
+        c->operator_name = col_text(s, 6);
+        c->shown_sha256 = col_text(s, 7);
+        c->mail_sha256 = col_text(s, 8);
+        c->confirmed_at = sqlite3_column_int64(s, 9);
+        c->confirmed_via = col_text(s, 10);
+        c->ip = col_text(s, 11);
+        c->user_agent = col_text(s, 12);
+        g_ptr_array_add(a, c);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "read consent records", err);
+        return NULL;
+    }
+    return a;
+}
+
+void store_consent_free(struct consent_row *c)
+{
+    if (!c)
+        return;
+    g_free(c->course);
+    g_free(c->source);
+    g_free(c->detail);
+    g_free(c->operator_name);
+    g_free(c->shown_sha256);
+    g_free(c->mail_sha256);
+    g_free(c->confirmed_via);
+    g_free(c->ip);
+    g_free(c->user_agent);
+    g_free(c);
 }

@@ -445,4 +445,44 @@ gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *less
  * right of access export). g_ptr_array_unref(). */
 GPtrArray *store_deliveries_of(struct store *st, gint64 subscriber_id, GError **err);
 
+/* One consent record: what a person agreed to and how (README.md, "Consent records").
+ * Strings are owned by the row when it comes from store_consents_of();
+ * borrowed when it is passed to store_consent_add(). */
+struct consent_row {
+    gint64 subscriber_id;
+    gint64 enrollment_id; /* 0: none (an operator's `sub add`) */
+    char *course;         /* NULL with enrollment_id 0 */
+    gint64 requested_at;
+    char *source;        /* mail, form, import, operator */
+    char *detail;        /* import: the file; "" otherwise */
+    char *operator_name; /* import, operator: the Unix user; "" otherwise */
+    char *shown_sha256;  /* the form page or snippet (hex); NULL if none */
+    char *mail_sha256;   /* the confirmation mail as rendered; NULL if none */
+    gint64 confirmed_at; /* 0: not confirmed (yet) */
+    char *confirmed_via; /* reply, link, operator; NULL while unconfirmed */
+    char *ip;            /* [http] record_ip only; NULL otherwise */
+    char *user_agent;
+};
+
+/* Adds a consent record (inside the caller's transaction). Returns its id,
+ * or -1 with err. */
+gint64 store_consent_add(struct store *st, const struct consent_row *c, GError **err);
+/* Marks the newest unconfirmed record of the enrollment confirmed (via:
+ * reply, link, operator). An enrollment with none (requested before
+ * consent records existed) is left as it is. FALSE only on error. */
+gboolean store_consent_confirm(struct store *st, gint64 enrollment_id, const char *via, gint64 now,
+                               GError **err);
+/* Sets the SHA-256 (hex) of the confirmation mail as coursed rendered it
+ * on the newest open consent record of the enrollment, if not set yet.
+ * FALSE only on error. */
+gboolean store_consent_mail(struct store *st, gint64 enrollment_id, const char *sha256, GError **err);
+/* Records the consent of every enrollment created at now that has none:
+ * the enrollments of the import running in this transaction. */
+gboolean store_consent_import(struct store *st, const char *file, const char *operator_name, gint64 now,
+                              GError **err);
+/* Returns the subscriber's consent records, oldest first (free with
+ * g_ptr_array_unref), or NULL with err. */
+GPtrArray *store_consents_of(struct store *st, gint64 subscriber_id, GError **err);
+void store_consent_free(struct consent_row *c);
+
 #endif

@@ -50,7 +50,16 @@ gint64 subscriber_add(struct app *app, const char *email, const char *name, cons
         goto out;
     }
     id = store_sub_add(app->st, addr, clean, tz, SUB_ACTIVE, now, err);
+    /* the operator vouches for the person's consent: recorded as theirs */
     if (id < 0 || !store_event(app->st, now, id, 0, "subscriber-added", via, addr, err) ||
+        !store_consent_add(app->st,
+                           &(struct consent_row){ .subscriber_id = id,
+                                                  .requested_at = now,
+                                                  .source = "operator",
+                                                  .operator_name = (char *)g_get_user_name(),
+                                                  .confirmed_at = now,
+                                                  .confirmed_via = "operator" },
+                           err) ||
         !store_commit(app->st, err)) {
         store_rollback(app->st);
         id = -1;

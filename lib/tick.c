@@ -407,6 +407,16 @@ static gboolean outbox_render(struct app *app, GPtrArray *rows, GError **err)
             /* dated when it was decided, as when it was rendered then: its
              * links' expiry and its dates count from that moment */
             msg = compose_system_spec(app, o->kind, c, o->spec, o->created_at, &len, &e);
+        if (msg && strcmp(o->kind, "confirm") == 0 && o->enrollment_id > 0) {
+            /* the consent record keeps what the person was sent, exactly */
+            char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)msg, len);
+            gboolean ok = store_consent_mail(app->st, o->enrollment_id, sum, err);
+            g_free(sum);
+            if (!ok) {
+                g_free(msg);
+                return FALSE; /* the rows stay 'sending': recovered at the next tick */
+            }
+        }
         if (msg) {
             g_free(o->data);
             o->data = msg;

@@ -409,8 +409,9 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
 /* Pass 2: writes the good rows in one transaction, so a failure (disk full,
  * a lock) leaves nothing half-imported; the counts of what was written are
  * then zero again, as the database is. */
-static gboolean import_write(struct app *app, const GPtrArray *rows, gint64 now, transfer_progress progress,
-                             void *arg, struct transfer_stats *stats, GError **err)
+static gboolean import_write(struct app *app, const char *path, const GPtrArray *rows, gint64 now,
+                             transfer_progress progress, void *arg, struct transfer_stats *stats,
+                             GError **err)
 {
     if (!store_begin(app->st, err))
         return FALSE;
@@ -421,7 +422,8 @@ static gboolean import_write(struct app *app, const GPtrArray *rows, gint64 now,
         if (ok && progress && (i % 2000 == 0 || i + 1 == rows->len))
             progress(i + 1, rows->len, arg);
     }
-    ok = ok && store_commit(app->st, err);
+    /* the consent of what was enrolled: this file, by this Unix user */
+    ok = ok && store_consent_import(app->st, path, g_get_user_name(), now, err) && store_commit(app->st, err);
     if (!ok) {
         store_rollback(app->st);
         stats->added = stats->enrolled = stats->existing = 0;
@@ -451,7 +453,7 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
     };
     /* A dry run stops after pass 1: the counts and problems are its report. */
     gboolean ok = import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
-                  (dry_run || import_write(app, im.rows, now, progress, arg, stats, err));
+                  (dry_run || import_write(app, path, im.rows, now, progress, arg, stats, err));
     g_ptr_array_unref(im.fields);
     g_hash_table_destroy(im.seen);
     g_ptr_array_unref(im.rows);

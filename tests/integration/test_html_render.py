@@ -75,7 +75,7 @@ def test_html_part_renders_in_chromium(real, tmp_path, slug, which):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "Zoë Reader" in dom.stdout or which == "confirm"
     if which.isdigit():
-        assert "<h2>Your small step</h2>" in dom.stdout
+        assert "<h2>Try this</h2>" in dom.stdout
     errors = [l for l in dom.stderr.splitlines()
               if "CONSOLE" in l or "Failed to load resource" in l or "net::ERR_" in l]
     assert not errors, errors

@@ -21,7 +21,7 @@ NOW = "2026-05-04T10:00:00Z"
 FIXTURES = REPO / "tests" / "fixtures" / "inbound"
 
 # Fields that hold an instant, and fields that hold a UTC day.
-TIMES = {"created_at", "next_send_at", "next_attempt", "at", "utc"}
+TIMES = {"created_at", "next_send_at", "next_attempt", "at", "utc", "requested_at", "confirmed_at"}
 DATES = {"day"}
 INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
