@@ -49,11 +49,11 @@ class Setup:
         test's own commands agree with it."""
         return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
 
-    def ctl(self, *args, now=None):
+    def ctl(self, *args, now=None, check=True, env=None):
         """coursectl as the pipe's user, so that every file stays that user's."""
         cmd = [self.ctl_bin, "-c", str(self.env.conf), "--now", iso(now or self.now), *args]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, **as_user())
-        assert p.returncode == 0, f"{cmd} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, **as_user())
+        assert not check or p.returncode == 0, f"{cmd} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
         return p
 
     def tick(self, now):
@@ -211,3 +211,42 @@ def test_delayed_dsn_is_soft(mta):
                        " WHERE s.email = ?", email) == [("active",)]
     finally:
         mta.pf.purge()                              # the deferred lesson goes nowhere
+
+
+def doctor_postfix(mta, etc):
+    """coursectl doctor's Postfix lines, read from the instance in etc
+    (MAIL_CONFIG, as for every Postfix command): {name: ok}."""
+    p = mta.ctl("doctor", check=False, env=dict(os.environ, MAIL_CONFIG=str(etc)))
+    lines = {}
+    for line in p.stdout.splitlines():
+        m = line.split(None, 1)
+        if len(m) == 2 and m[0] in ("ok", "FAIL") and m[1].startswith("postfix"):
+            name = " ".join(m[1].split()[:2])
+            lines[name] = m[0] == "ok"
+    return p, lines
+
+
+def test_doctor_reads_the_local_postfix(mta):
+    p, lines = doctor_postfix(mta, mta.pf.etc)
+    assert lines == {"postfix relay_domains": True, "postfix transport": True, "postfix transport_maps": True,
+                     "postfix recipient": True, "postfix recipient_delimiter": True}, p.stdout
+    # the README's lines before this fix: no relay_domains, no recipient limit
+    old = mta.pf.root.parent / "old-etc"            # where the pipe's user may read
+    old.mkdir()
+    os.chmod(old, 0o755)
+    main = (mta.pf.etc / "main.cf").read_text()
+    main = "\n".join(l for l in main.splitlines()
+                     if not l.startswith(("relay_domains", "coursed_destination_recipient_limit")))
+    (old / "main.cf").write_text(main + "\n")
+    shutil.copy(mta.pf.etc / "master.cf", old / "master.cf")
+    p, lines = doctor_postfix(mta, old)
+    assert p.returncode != 0
+    assert lines == {"postfix relay_domains": False, "postfix transport": True, "postfix transport_maps": True,
+                     "postfix recipient": False, "postfix recipient_delimiter": True}, p.stdout
+    assert "454 Relay access denied" in p.stdout and "coursed_destination_recipient_limit" in p.stdout
+    # a master.cf without the pipe, the map still pointing to it
+    master = "\n".join(l for l in (mta.pf.etc / "master.cf").read_text().splitlines()
+                       if not l.startswith(("coursed ", "  flags=")))
+    (old / "master.cf").write_text(master + "\n")
+    p, lines = doctor_postfix(mta, old)
+    assert lines["postfix transport"] is False and lines["postfix transport_maps"] is False, p.stdout
