@@ -187,6 +187,13 @@ class Postfix:
         """Delete every queued mail (postsuper -d ALL)."""
         self._run("postsuper", "-c", str(self.etc), "-d", "ALL", check=False)
 
+    def log_text(self):
+        """The whole mail log of this instance so far."""
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, n=60):
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])

@@ -250,3 +250,31 @@ def test_doctor_reads_the_local_postfix(mta):
     (old / "master.cf").write_text(master + "\n")
     p, lines = doctor_postfix(mta, old)
     assert lines["postfix transport"] is False and lines["postfix transport_maps"] is False, p.stdout
+
+
+def test_internal_error_defers_and_never_bounces(mta):
+    """coursectl inbound's exit 75 (here: the database cannot be written)
+    is a temporary failure for Postfix: the mail waits in the queue, the
+    sender gets no bounce, and it is handled once the fault is gone."""
+    db = mta.env.db
+    mode = db.stat().st_mode
+    os.chmod(db, 0o444)
+    try:
+        before = len(mta.pf.log_text())
+        mta.remote_send("cy@people.test", [f"first@{DOMAIN}"],
+                        subscribe_mail("cy@people.test", f"first@{DOMAIN}", "<pf-tempfail-1@people.test>"))
+        deferred = mta.pf.wait(lambda: [l for l in mta.pf.log_text()[before:].splitlines()
+                                        if "relay=coursed" in l and "status=deferred" in l],
+                               "the mail to be deferred")
+        assert "readonly database" in deferred[0], deferred[0]
+        assert [m for m in mta.pf.queued() if m["sender"] == "cy@people.test"], "the mail left the queue"
+    finally:
+        # SQLite gave the -wal and -shm files it made the db's mode
+        for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if f.exists():
+                os.chmod(f, mode)
+    q = ("SELECT e.state FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id"
+         " WHERE s.email = 'cy@people.test'")
+    mta.pf.wait(lambda: mta.sql(q) == [("pending",)], "the deferred mail to be handled after the fault")
+    assert not [m for m in mta.sink.messages if m["rcpts"] == ["cy@people.test"]
+                and "Undelivered" in str(m["msg"]["Subject"])], "the sender got a bounce"
