@@ -103,3 +103,17 @@ def test_upper_cased_verp_bounce_marks_bounced(env, sink):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["kind"] == "bounce"
     assert env.sql("SELECT status FROM subscribers") == [("bounced",)]
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus", "inbound"],                       # a typo in the pipe's options
+    ["--now", "not-a-time", "inbound"],
+    ["inbound", "--no-such-option"],
+])
+def test_a_mistake_in_the_pipe_line_defers_and_never_bounces(env, args):
+    """The MTA bounces mail for any status but 0 and 75: a broken pipe
+    line must make it keep the mail (75), not bounce every reader's."""
+    raw = mail("ann@example.net", "first@courses.example.org", "subscribe")
+    p = subprocess.run([COURSECTL, "-c", str(env.conf), *args], input=raw, capture_output=True, timeout=60)
+    assert p.returncode == 75, (p.returncode, p.stderr)
+    assert env.sql("SELECT count(*) FROM inbound") == [(0,)]
