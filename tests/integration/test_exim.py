@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,11 +73,14 @@ class Exim:
     def write(self):
         self.spool.mkdir(parents=True)
         self.logdir.mkdir()
-        for d in (self.spool, self.logdir):
-            shutil.chown(d, "Debian-exim") if _has_user("Debian-exim") else None
-        ours = lambda t: (t.replace("/usr/bin/coursectl", str(self.ctl_bin))
-                          .replace("/etc/coursed/coursed.conf", str(self.conf))
-                          .replace("user = coursed", f"user = {USER}"))
+        if _has_user("Debian-exim"):               # Debian's exim user writes its spool and log
+            for d in (self.spool, self.logdir):
+                shutil.chown(d, "Debian-exim")
+        def ours(text):
+            """The README's lines with this test's paths and user."""
+            return (text.replace("/usr/bin/coursectl", str(self.ctl_bin))
+                    .replace("/etc/coursed/coursed.conf", str(self.conf))
+                    .replace("user = coursed", f"user = {USER}"))
         self.cfg.write_text(
             f"primary_hostname = mx.local.test\n"
             f"exim_path = {self.binary}\n"
@@ -153,9 +157,7 @@ def mta():
         ex.write()
         p = ex.run("-bV")
         assert p.returncode == 0, f"Exim refuses the README's lines:\n{p.stdout.decode()}{p.stderr.decode()}"
-        s = type("S", (), {})()
-        s.env, s.exim, s.sink, s.ctl_bin, s.daemon_bin = env, ex, sink, str(ctl_bin), str(daemon_bin)
-        yield s
+        yield SimpleNamespace(env=env, exim=ex, sink=sink, ctl_bin=str(ctl_bin), daemon_bin=str(daemon_bin))
     finally:
         sink.stop()
         shutil.rmtree(root, ignore_errors=True)
