@@ -1632,6 +1632,17 @@ static int global_options(int argc, char **argv, struct ctl *ctl, const char **n
     return i;
 }
 
+/* TRUE when an MTA's pipe runs this (the word inbound on the command
+ * line): a mistake in the pipe's own options must not make the MTA bounce
+ * every reader's mail (any status but 0 and 75 does), so it is 75. */
+static gboolean runs_inbound(int argc, char **argv)
+{
+    for (int k = 1; k < argc; k++)
+        if (!strcmp(argv[k], "inbound"))
+            return TRUE;
+    return FALSE;
+}
+
 int main(int argc, char **argv)
 {
     struct ctl ctl = { 0 };
@@ -1639,13 +1650,16 @@ int main(int argc, char **argv)
     int rc = EXIT_OK;
     int i = global_options(argc, argv, &ctl, &now_text, &rc);
     if (i < 0)
-        return rc;
+        return rc == EXIT_USAGE && runs_inbound(argc, argv) ? EX_TEMPFAIL : rc;
     log_open("coursectl", TRUE, LOG_LVL_WARN);
     GError *err = NULL;
     if (now_text) {
         gint64 t;
-        if (!clock_parse(now_text, &t, &err))
-            return fail(err);
+        if (!clock_parse(now_text, &t, &err)) {
+            gboolean pipe = runs_inbound(argc, argv);
+            rc = fail(err);
+            return pipe ? EX_TEMPFAIL : rc;
+        }
         clock_set_fake(t, 0);
     }
     ctl.now = clock_now();

@@ -1,6 +1,9 @@
 /* doctor.c - owns the health checks behind `coursectl doctor`. The SMTP
  * check is a plain EHLO conversation (GIO sockets), not a delivery: it
- * proves the relay answers and, when STARTTLS is required, offers it. */
+ * proves the relay answers and, when STARTTLS is required, offers it. The
+ * Postfix check reads the local configuration through postconf and
+ * postmap (GLib spawn), never main.cf itself: postconf knows the defaults
+ * and the syntax. */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -120,6 +123,192 @@ static void check_http(GPtrArray *out, const struct config *cfg)
     g_object_unref(client);
 }
 
+/* Runs a Postfix tool (argv[0] found on PATH or in /usr/sbin) and returns
+ * its stdout, or NULL when it is missing or fails. MAIL_CONFIG in the
+ * environment names another instance's configuration, as for every
+ * Postfix command. g_free() the result. */
+static char *postfix_tool(const char *tool, const char *const *args)
+{
+    char *path = g_find_program_in_path(tool);
+    if (!path) {
+        char *sbin = g_build_filename("/usr/sbin", tool, NULL);
+        if (g_file_test(sbin, G_FILE_TEST_IS_EXECUTABLE))
+            path = sbin;
+        else
+            g_free(sbin);
+    }
+    if (!path)
+        return NULL;
+    GPtrArray *argv = g_ptr_array_new();
+    g_ptr_array_add(argv, path);
+    for (const char *const *a = args; *a; a++)
+        g_ptr_array_add(argv, (gpointer)*a);
+    g_ptr_array_add(argv, NULL);
+    char *out = NULL;
+    int status = 0;
+    gboolean ran = g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                                &out, NULL, &status, NULL);
+    g_ptr_array_unref(argv);
+    g_free(path);
+    if (!ran || !g_spawn_check_wait_status(status, NULL)) {
+        g_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The value of name in `postconf -x -n` output (one "name = value" per
+ * line), or NULL when it is not set. */
+static char *postconf_value(const char *conf, const char *name)
+{
+    char **lines = g_strsplit(conf, "\n", -1);
+    char *v = NULL;
+    size_t n = strlen(name);
+    for (char **l = lines; *l && !v; l++)
+        if (!strncmp(*l, name, n) && !strncmp(*l + n, " = ", 3))
+            v = g_strstrip(g_strdup(*l + n + 3));
+    g_strfreev(lines);
+    return v;
+}
+
+/* TRUE when the list value (commas or blanks between items) names domain;
+ * *table says whether it also has lookup tables, which are not read. */
+static gboolean list_names(const char *value, const char *domain, gboolean *table)
+{
+    *table = FALSE;
+    if (!value)
+        return FALSE;
+    char **items = g_strsplit_set(value, ", \t", -1);
+    gboolean found = FALSE;
+    for (char **i = items; *i; i++) {
+        if (strchr(*i, ':'))
+            *table = TRUE;
+        else if (**i && g_ascii_strcasecmp(*i, domain) == 0)
+            found = TRUE;
+    }
+    g_strfreev(items);
+    return found;
+}
+
+/* The name of the master.cf service that pipes to `coursectl ... inbound`
+ * (a line of `postconf -M`), or NULL. */
+static char *postfix_pipe_service(const char *master)
+{
+    char **lines = g_strsplit(master, "\n", -1);
+    char *name = NULL;
+    for (char **l = lines; *l && !name; l++)
+        if (strstr(*l, " pipe ") && strstr(*l, "coursectl") && strstr(*l, " inbound")) {
+            char *sp = strpbrk(*l, " \t");
+            if (sp)
+                name = g_strndup(*l, (gsize)(sp - *l));
+        }
+    g_strfreev(lines);
+    return name;
+}
+
+/* The local Postfix, when there is one (postconf on PATH or in /usr/sbin):
+ * each setting the README's lines make, checked for the course domain.
+ * Missing ones lose mail: remote clients and DSNs refused (454 Relay access
+ * denied), the domain never reaching the pipe, or a mail to two course
+ * addresses deferred. Adds nothing when Postfix is not installed. */
+static void check_postfix(GPtrArray *out, const struct config *cfg)
+{
+    static const char *const main_args[] = { "-x", "-n", NULL };
+    static const char *const master_args[] = { "-M", NULL };
+    char *conf = postfix_tool("postconf", main_args);
+    if (!conf)
+        return;
+    char *master = postfix_tool("postconf", master_args);
+    const char *d = cfg->domain;
+    gboolean table = FALSE;
+
+    char *relay = postconf_value(conf, "relay_domains");
+    char *mydest = postconf_value(conf, "mydestination");
+    gboolean tables = FALSE;
+    gboolean accepted = list_names(relay, d, &table) || list_names(mydest, d, &tables);
+    char *service = master ? postfix_pipe_service(master) : NULL;
+    char *maps = postconf_value(conf, "transport_maps");
+    char *routed = NULL, *routed_to = NULL;
+    char **items = g_strsplit_set(maps ? maps : "", ", \t", -1);
+    for (char **i = items; *i && !routed; i++) {
+        if (!**i)
+            continue;
+        const char *const q[] = { "-q", d, *i, NULL };
+        char *hit = postfix_tool("postmap", q);
+        if (hit && *g_strstrip(hit)) {
+            routed = g_strdup(*i);
+            routed_to = g_strdup(hit);
+        }
+        g_free(hit);
+    }
+    g_strfreev(items);
+    char *key = g_strdup_printf("%s_destination_recipient_limit", service ? service : "coursed");
+    char *limit = postconf_value(conf, key);
+    char *delim = postconf_value(conf, "recipient_delimiter");
+
+    /* A Postfix with no trace of coursed (installed for something else,
+     * inbound mail by Maildir): nothing to warn about. */
+    if (!accepted && !service && !routed) {
+        add(out, "postfix", TRUE,
+            g_strdup_printf("no coursed lines in the local Postfix (%s not routed to a pipe): not checked",
+                            d),
+            NULL);
+        goto done;
+    }
+    if (accepted || table)
+        add(out, "postfix relay_domains", TRUE,
+            g_strdup_printf(accepted ? "%s is accepted from remote clients"
+                                     : "relay_domains has lookup tables; %s not checked in them",
+                            d),
+            NULL);
+    else
+        add(out, "postfix relay_domains", FALSE,
+            g_strdup_printf("%s is in neither relay_domains nor mydestination: remote clients and "
+                            "their DSNs get 454 Relay access denied",
+                            d),
+            "add the domain to relay_domains in main.cf (contrib/postfix/main.cf.snippet), then postfix "
+            "reload");
+    if (service)
+        add(out, "postfix transport", TRUE,
+            g_strdup_printf("master.cf service %s pipes to coursectl inbound", service), NULL);
+    else
+        add(out, "postfix transport", FALSE, g_strdup("no master.cf service pipes to coursectl inbound"),
+            "add the coursed service of contrib/postfix/master.cf.snippet to master.cf");
+    /* the map's answer is "service:" or "service:nexthop" */
+    gboolean to_pipe = routed && service && g_str_has_prefix(routed_to, service) &&
+                       routed_to[strlen(service)] == ':';
+    if (to_pipe)
+        add(out, "postfix transport_maps", TRUE, g_strdup_printf("%s sends %s to %s", routed, d, service),
+            NULL);
+    else
+        add(out, "postfix transport_maps", FALSE,
+            routed ? g_strdup_printf("%s sends %s to %s, not to the coursed pipe", routed, d, routed_to)
+                   : g_strdup_printf("no transport_maps entry sends %s to the coursed pipe", d),
+            "set transport_maps and add the line of contrib/postfix/transport, then postmap it");
+    if (limit && !strcmp(limit, "1"))
+        add(out, "postfix recipient limit", TRUE, g_strdup_printf("%s = 1", key), NULL);
+    else
+        add(out, "postfix recipient limit", FALSE,
+            g_strdup_printf("%s is %s: a mail to two course addresses reaches the pipe once", key,
+                            limit ? limit : "not set"),
+            "set it to 1 in main.cf (contrib/postfix/main.cf.snippet)");
+    add(out, "postfix recipient_delimiter", delim && strchr(delim, '+'),
+        g_strdup_printf("recipient_delimiter is %s", delim ? delim : "not set"),
+        "set recipient_delimiter = + in main.cf: slug+confirm-TOKEN@ and bounces+TOKEN@ need it");
+done:
+    g_free(routed_to);
+    g_free(delim);
+    g_free(limit);
+    g_free(key);
+    g_free(routed);
+    g_free(maps);
+    g_free(service);
+    g_free(mydest);
+    g_free(relay);
+    g_free(master);
+    g_free(conf);
+}
+
 GPtrArray *doctor_run(struct app *app)
 {
     const struct config *cfg = app->cfg;
@@ -190,5 +379,6 @@ GPtrArray *doctor_run(struct app *app)
         add(out, "inbound", ok, g_strdup(cfg->inbound_maildir),
             "create the inbound Maildir and make it writable by coursed");
     }
+    check_postfix(out, cfg);
     return out;
 }

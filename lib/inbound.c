@@ -268,14 +268,29 @@ static gboolean header_says_auto(const struct message_in *m, char **why)
     return FALSE;
 }
 
-/* The dedup key: the Message-ID, else a hash of the bytes. */
-static char *dedup_key(const struct message_in *m, const char *data, gsize len)
+/* The dedup key: the Message-ID, else a hash of the bytes; followed by
+ * the envelope recipient when the MTA gave one. One mail to two course
+ * addresses reaches the pipe once per recipient (Postfix with
+ * destination_recipient_limit = 1), and each is its own command; the same
+ * recipient's copy delivered twice is one. The recipient is lower-cased:
+ * an MTA may fold its case between two deliveries. */
+static char *dedup_key(const struct message_in *m, const char *data, gsize len, const char *envelope_rcpt)
 {
-    if (m && m->message_id)
-        return g_strdup_printf("mid:%s", m->message_id);
-    char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
-    char *key = g_strdup_printf("sha256:%s", sum);
-    g_free(sum);
+    char *key;
+    if (m && m->message_id) {
+        key = g_strdup_printf("mid:%s", m->message_id);
+    } else {
+        char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+        key = g_strdup_printf("sha256:%s", sum);
+        g_free(sum);
+    }
+    if (envelope_rcpt && *envelope_rcpt) {
+        char *rcpt = g_ascii_strdown(envelope_rcpt, -1);
+        char *both = g_strdup_printf("%s rcpt:%s", key, rcpt);
+        g_free(rcpt);
+        g_free(key);
+        key = both;
+    }
     return key;
 }
 
@@ -341,8 +356,8 @@ static char *unsubscribe_token_in(const char *value)
         return NULL;
     GMatchInfo *mi = NULL;
     char *tok = NULL;
-    if (g_regex_match_simple("unsubscribe-", value, 0, 0)) {
-        GRegex *re = g_regex_new("\\+unsubscribe-([A-Za-z0-9_-]{16,64})@", 0, 0, NULL);
+    if (g_regex_match_simple("(?i)unsubscribe-", value, 0, 0)) {
+        GRegex *re = g_regex_new("(?i)\\+unsubscribe-([A-Za-z0-9_-]{16,64})@", 0, 0, NULL);
         if (g_regex_match(re, value, 0, &mi))
             tok = g_match_info_fetch(mi, 1);
         g_match_info_free(mi);
@@ -380,7 +395,7 @@ static gboolean classify_complaint(struct inbound *r, const struct message_in *m
     char *tok = verp_token_in(c->return_path, cfg->domain);
     if (!tok)
         tok = unsubscribe_token_in(c->list_unsubscribe);
-    if (!tok && d->local && d->ext && g_str_has_prefix(d->ext, "unsubscribe-"))
+    if (!tok && d->local && d->ext && g_ascii_strncasecmp(d->ext, "unsubscribe-", 12) == 0)
         tok = g_strdup(d->ext + 12);
     if (tok) {
         g_free(r->token);
@@ -464,14 +479,15 @@ static gboolean classify_machine(struct inbound *r, const struct message_in *m, 
 static void command_from_extension(struct inbound *r, const struct message_in *m, const char *ext,
                                    const char *const *courses)
 {
-    if (g_str_has_prefix(ext, "confirm-")) {
+    /* any case: an MTA may have folded it, and tokens do not mind */
+    if (g_ascii_strncasecmp(ext, "confirm-", 8) == 0) {
         r->kind = INBOUND_CONFIRM;
         r->command = g_strdup("confirm");
         r->token = g_strdup(ext + 8);
         r->reason = g_strdup("reply to a confirmation request");
         return;
     }
-    if (g_str_has_prefix(ext, "unsubscribe-")) {
+    if (g_ascii_strncasecmp(ext, "unsubscribe-", 12) == 0) {
         r->command = g_strdup("unsubscribe");
         r->token = g_strdup(ext + 12);
         r->reason = g_strdup("List-Unsubscribe mailto with a token");
@@ -560,7 +576,7 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
     r->kind = INBOUND_IGNORED;
     GError *err = NULL;
     struct message_in *m = message_parse(data, len, &err);
-    r->key = dedup_key(m, data, len);
+    r->key = dedup_key(m, data, len, envelope_rcpt);
     if (!m) {
         r->reason = g_strdup_printf("cannot be parsed: %s", err->message);
         r->unparsable = TRUE;

@@ -15,7 +15,7 @@ enum inbound_kind {
 
 struct inbound {
     enum inbound_kind kind;
-    char *key; /* dedup key: "mid:<Message-ID>" or "sha256:<hash>" */
+    char *key; /* dedup key: "mid:<Message-ID>" or "sha256:<hash>", then " rcpt:<envelope recipient>" */
     char *message_id;
     char *sender; /* who to act for and reply to (From), normalised */
     char *sender_name;

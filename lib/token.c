@@ -1,10 +1,18 @@
 /* token.c - owns the secret key and the token format.
- *   token = base64url( purpose[1] | id[6, big-endian] | expires[4] | mac[12] )
+ *   token = base32( purpose[1] | id[6, big-endian] | expires[4] | mac[12] )
  *   mac   = HMAC-SHA256(key, purpose | id | expires | address | 0 | course | 0)[0..12)
+ * base32 is RFC 4648's alphabet written in lower case, without padding: 37
+ * characters. Tokens travel in the local part of addresses
+ * (slug+confirm-TOKEN@, slug+unsubscribe-TOKEN@, bounces+TOKEN@), and
+ * relays, forwarders and MTAs may fold the case of a local part (Exim does
+ * unless told caseful_local_part), so the alphabet has one case and
+ * verification accepts any. Tokens made before (base64url, 31 characters,
+ * case-sensitive) are still read, by their length, so links already sent
+ * keep working.
  * The address and course are bound by the MAC but not carried, so a token
- * reveals nothing and stays short enough (31 chars) for the local part of a
- * reply address. 96 MAC bits make forgery hopeless; comparison is constant
- * time so timing reveals nothing either. */
+ * reveals nothing and stays short enough for the local part of a reply
+ * address (64 octets at most). 96 MAC bits make forgery hopeless;
+ * comparison is constant time so timing reveals nothing either. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -17,6 +25,10 @@
 #define KEY_LEN 32
 #define MAC_LEN 12
 #define RAW_LEN (1 + 6 + 4 + MAC_LEN)
+#define B32_LEN ((RAW_LEN * 8 + 4) / 5)
+#define B64_LEN ((RAW_LEN * 4 + 2) / 3)
+
+static const char b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 
 struct token_key {
     guint8 key[KEY_LEN];
@@ -130,11 +142,12 @@ static char *b64url(const guint8 *raw, gsize len)
     return s;
 }
 
-/* Decode exactly RAW_LEN bytes; FALSE on any other shape. */
+/* Decode exactly RAW_LEN bytes of the old base64url form; FALSE on any
+ * other shape. */
 static gboolean unb64url(const char *token, guint8 raw[RAW_LEN])
 {
     size_t n = strlen(token);
-    if (n != (RAW_LEN * 4 + 2) / 3)
+    if (n != B64_LEN)
         return FALSE;
     char buf[64];
     for (size_t i = 0; i < n; i++) {
@@ -166,6 +179,59 @@ static gboolean unb64url(const char *token, guint8 raw[RAW_LEN])
     return ok;
 }
 
+/* RFC 4648 base32 in lower case, no padding. GLib has no base32, and the
+ * whole of it is this loop: 5 bits per character, most significant
+ * first. Caller g_free()s. */
+static char *b32(const guint8 *raw, gsize len)
+{
+    char *s = g_malloc((len * 8 + 4) / 5 + 1);
+    gsize o = 0;
+    guint32 acc = 0;
+    int bits = 0;
+    for (gsize i = 0; i < len; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 5) {
+            s[o++] = b32_alphabet[(acc >> (bits - 5)) & 31];
+            bits -= 5;
+        }
+    }
+    if (bits > 0)
+        s[o++] = b32_alphabet[(acc << (5 - bits)) & 31];
+    s[o] = '\0';
+    return s;
+}
+
+/* Decode exactly RAW_LEN bytes of base32, in any case; FALSE on any other
+ * shape, and when the unused low bits of the last character are set (so
+ * that one token has one spelling up to case). */
+static gboolean unb32(const char *token, guint8 raw[RAW_LEN])
+{
+    if (strlen(token) != B32_LEN)
+        return FALSE;
+    guint32 acc = 0;
+    int bits = 0;
+    gsize o = 0;
+    for (gsize i = 0; i < B32_LEN; i++) {
+        const char *p = strchr(b32_alphabet, g_ascii_tolower(token[i]));
+        if (!p || !*p)
+            return FALSE;
+        acc = (acc << 5) | (guint32)(p - b32_alphabet);
+        bits += 5;
+        if (bits >= 8) {
+            raw[o++] = (guint8)(acc >> (bits - 8));
+            bits -= 8;
+        }
+    }
+    return o == RAW_LEN && (acc & ((1u << bits) - 1)) == 0;
+}
+
+/* Either form: base32 (any case) or the old base64url. */
+static gboolean decode(const char *token, guint8 raw[RAW_LEN])
+{
+    return token && (unb32(token, raw) || unb64url(token, raw));
+}
+
 char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 id, const char *address,
                  const char *course, gint64 expires)
 {
@@ -176,13 +242,13 @@ char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 i
     for (int i = 0; i < 4; i++)
         raw[7 + i] = (guint8)((guint64)expires >> (8 * (3 - i)));
     mac(k, raw, address, course, raw + 11);
-    return b64url(raw, RAW_LEN);
+    return b32(raw, RAW_LEN);
 }
 
 gboolean token_peek(const char *token, enum token_purpose *purpose, gint64 *id, gint64 *expires)
 {
     guint8 raw[RAW_LEN];
-    if (!token || !unb64url(token, raw))
+    if (!decode(token, raw))
         return FALSE;
     guint64 v = 0;
     for (int i = 0; i < 6; i++)
@@ -203,7 +269,7 @@ gboolean token_verify(const struct token_key *k, const char *token, enum token_p
                       const char *address, const char *course, gint64 now, GError **err)
 {
     guint8 raw[RAW_LEN], want[MAC_LEN];
-    if (!token || !unb64url(token, raw)) {
+    if (!decode(token, raw)) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "malformed token");
         return FALSE;
     }
@@ -215,8 +281,9 @@ gboolean token_verify(const struct token_key *k, const char *token, enum token_p
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "token does not verify");
         return FALSE;
     }
-    gint64 expires;
-    token_peek(token, NULL, NULL, &expires);
+    gint64 expires = 0;
+    for (int i = 0; i < 4; i++)
+        expires = expires << 8 | raw[7 + i];
     if (expires != 0 && now > expires) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "token expired");
         return FALSE;

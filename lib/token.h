@@ -24,15 +24,16 @@ gboolean token_key_create(const char *path, gboolean *created, GError **err);
 struct token_key *token_key_load(const char *path, GError **err);
 void token_key_free(struct token_key *k);
 
-/* Returns a 31-character base64url token (safe in URLs and in the local
- * part of an address). expires is Unix seconds, 0 for never. id is the
+/* Returns a 37-character token in lower-case base32 (safe in URLs and in
+ * the local part of an address, and unharmed by an MTA that folds case). expires is Unix seconds, 0 for never. id is the
  * enrollment (or delivery) the token acts on. Caller g_free()s. */
 char *token_make(const struct token_key *k, enum token_purpose purpose, gint64 id, const char *address,
                  const char *course, gint64 expires);
 
 /* Reads purpose, id and expiry from a token without checking it (to find
- * the row whose address and course the MAC must match). FALSE if the token
- * is malformed. */
+ * the row whose address and course the MAC must match). Accepts the
+ * base32 form in any case and the old 31-character base64url form. FALSE
+ * if the token is malformed. */
 gboolean token_peek(const char *token, enum token_purpose *purpose, gint64 *id, gint64 *expires);
 
 /* Returns TRUE if token was made with k for exactly this purpose, address
