@@ -25,6 +25,7 @@
 #include "course.h"
 #include "enroll.h"
 #include "error.h"
+#include "lang.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
@@ -216,10 +217,7 @@ static gboolean leave_all(struct app *app, const struct inbound *r, const struct
     int n = life_leave_all(app, s, "email", now, err);
     gboolean ok = n >= 0;
     if (ok && c && r->may_reply) {
-        struct render_var vars[] = { { "progress",
-                                       "You have left every other course of ours too: nothing more "
-                                       "at all will be sent to this address.",
-                                       FALSE } };
+        struct render_var vars[] = { { "progress", lang_get(app_lang(app, c), "progress_left_all"), FALSE } };
         struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
         struct compose_to to = { s->email, s->name, s->tz, 0 };
         ok = notify_queue(app, "goodbye", c, &to, s->id, &opts, TRUE, NULL, now, err);

@@ -19,6 +19,7 @@
 #include "calendar.h"
 #include "enroll.h"
 #include "error.h"
+#include "lang.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "optin.h"
@@ -944,11 +945,10 @@ static char *sample_next_step(const struct app *app, const struct course *c)
     const struct course *nc = c->next_course ? course_find(app->courses, c->next_course) : NULL;
     if (!nc)
         return g_strdup("");
-    return g_strdup_printf(
-        "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
-        "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
-        nc->title, nc->n_lessons, *nc->description ? ": " : "", nc->description, app->cfg->base_url,
-        COMPOSE_PREVIEW_TOKEN);
+    char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
+    char *md = compose_next_offer(app, c, nc, url);
+    g_free(url);
+    return md;
 }
 
 char *tick_sample_system(const struct app *app, const char *which, const struct course *c,
@@ -957,14 +957,17 @@ char *tick_sample_system(const struct app *app, const char *which, const struct 
 {
     const char *zone = schedule_zone(c, to->tz);
     gint64 first = schedule_first(app->cfg, c, to->tz, now);
-    char *first_date = first > 0 ? pace_format_local(first, zone) : g_strdup("none planned");
+    const struct lang *words = app_lang(app, c);
+    char *first_date = first > 0 ? compose_date(app, c, first, zone, !strcmp(which, "welcome"))
+                                 : g_strdup(lang_get(words, "none_planned"));
     char *next = first > 0 && c->n_lessons > 1
-                     ? pace_format_local(schedule_preview_next(c, to->tz, 1, first), zone)
-                     : g_strdup("none planned");
-    int had = MIN(2, c->n_lessons);
-    char *progress = !strcmp(which, "goodbye")
-                         ? g_strdup_printf("You received %d of %d steps.", had, c->n_lessons)
-                         : g_strdup_printf("You have received 1 of %d steps.", c->n_lessons);
+                     ? compose_date(app, c, schedule_preview_next(c, to->tz, 1, first), zone, FALSE)
+                     : g_strdup(lang_get(words, "none_planned"));
+    char had[16], steps[16];
+    g_snprintf(had, sizeof had, "%d", !strcmp(which, "goodbye") ? MIN(2, c->n_lessons) : 1);
+    g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
+    char *progress = lang_say(words, !strcmp(which, "goodbye") ? "progress_left" : "progress_active", FALSE,
+                              "sent", had, "steps", steps, NULL);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
     char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, COMPOSE_PREVIEW_TOKEN, app->cfg->domain);
     char *courses = sample_courses(app);
