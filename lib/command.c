@@ -55,17 +55,6 @@ static gboolean reply_error(struct app *app, const struct inbound *r, const stru
     return reply(app, r, "error", c, sub_id, 0, vars, 1, now, err);
 }
 
-static char *courses_list(struct app *app)
-{
-    GString *s = g_string_new(NULL);
-    for (guint i = 0; i < app->courses->len; i++) {
-        const struct course *c = app->courses->pdata[i];
-        g_string_append_printf(s, "- %s: write to %s@%s%s%s\n", c->title, c->slug, app->cfg->domain,
-                               *c->description ? ". " : "", c->description);
-    }
-    return g_string_free(s, FALSE);
-}
-
 /* The recipient that counts: the last hard one, else the first policy
  * refusal, else the first (soft). Its class, the worst reported, decides
  * what happens. */
@@ -268,7 +257,7 @@ static gboolean cmd_subscribe(struct command_ctx *x, GError **err)
  * read, so a confused sender learns what to write. */
 static gboolean send_help(struct command_ctx *x, const char *result, GError **err)
 {
-    char *list = courses_list(x->app);
+    char *list = compose_courses_list(x->app, x->c); /* in the language of the help mail */
     struct render_var vars[] = { { "courses", list, TRUE } };
     gboolean ok = reply(x->app, x->r, "help", x->c, 0, 0, vars, 1, x->now, err);
     g_free(list);

@@ -105,6 +105,21 @@ char *compose_next_offer(const struct app *app, const struct course *c, const st
     return md;
 }
 
+char *compose_courses_list(const struct app *app, const struct course *about)
+{
+    const struct lang *words = app_lang(app, about);
+    GString *s = g_string_new(NULL);
+    for (guint i = 0; i < app->courses->len; i++) {
+        const struct course *c = app->courses->pdata[i];
+        char *address = compose_command_address(app->cfg, c);
+        char *item = lang_say(words, "course_list_item", FALSE, "title", c->title, "address", address, NULL);
+        g_string_append_printf(s, "- %s%s%s\n", item, *c->description ? ". " : "", c->description);
+        g_free(item);
+        g_free(address);
+    }
+    return g_string_free(s, FALSE);
+}
+
 /* The commands a footer line names, and the word each sends. */
 static const struct {
     const char *name, *word;

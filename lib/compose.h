@@ -56,6 +56,11 @@ char *compose_date(const struct app *app, const struct course *c, gint64 t, cons
 char *compose_next_offer(const struct app *app, const struct course *c, const struct course *nc,
                          const char *url);
 
+/* Returns the help mail's list of every course of app ({{courses}}), one
+ * Markdown list item each ("- Title: write to slug@domain. Description"),
+ * in the language of course about (NULL: English). g_free(). */
+char *compose_courses_list(const struct app *app, const struct course *about);
+
 /* Returns the envelope sender for lessons. Caller g_free()s. */
 char *compose_env_from(const struct config *cfg);
 

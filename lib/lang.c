@@ -51,6 +51,9 @@ static const struct {
     { "none_planned", "", 0 },
     { "next_course_offer", "title steps about url", 0 },
     { "next_course_confirm", "", 0 },
+    { "course_list_item", "title address", 0 },
+    { "calendar_summary", "title step steps subject", 0 },
+    { "calendar_description", "title step steps address", 0 },
     /* dates and schedules */
     { "weekdays", "", 7 },
     { "weekdays_plural", "", 7 },

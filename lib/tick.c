@@ -926,18 +926,6 @@ const char *const *tick_test_system_mails(void)
     return test_mails;
 }
 
-/* The list of courses the help mail shows, as command.c writes it. */
-static char *sample_courses(const struct app *app)
-{
-    GString *s = g_string_new(NULL);
-    for (guint i = 0; i < app->courses->len; i++) {
-        const struct course *c = app->courses->pdata[i];
-        g_string_append_printf(s, "- %s: write to %s@%s%s%s\n", c->title, c->slug, app->cfg->domain,
-                               *c->description ? ". " : "", c->description);
-    }
-    return g_string_free(s, FALSE);
-}
-
 /* The paragraph of the complete mail offering c's next course, with the
  * fake token in its confirm link ("" without a next course). */
 static char *sample_next_step(const struct app *app, const struct course *c)
@@ -970,7 +958,7 @@ char *tick_sample_system(const struct app *app, const char *which, const struct 
                               "sent", had, "steps", steps, NULL);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
     char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, COMPOSE_PREVIEW_TOKEN, app->cfg->domain);
-    char *courses = sample_courses(app);
+    char *courses = compose_courses_list(app, c);
     char *next_step = sample_next_step(app, c);
     struct render_var vars[] = {
         { "first_date", first_date, FALSE },
