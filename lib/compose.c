@@ -251,14 +251,13 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
      * header says "Support: yes" (docs/safety.md). */
     char *help = n == 1 || n == c->n_lessons || l->support ? support_md(app, c) : NULL;
     v.support = help ? g_strconcat(help, "\n\n", NULL) : g_strdup("");
-    char *help_html = help ? render_markdown(help) : NULL;
+    const char *help_html = help ? render_snippet_html(app_templates(app, c), "support.md") : NULL;
     v.support_html = help_html
                          ? g_strdup_printf(
                                "<div class=\"support\" style=\"margin:8px 0 16px; padding:12px 16px; "
                                "border-left:3px solid #8a3f20; background-color:#f8f5f0;\">\n%s</div>\n",
                                help_html)
                          : g_strdup("");
-    g_free(help_html);
     g_free(help);
     char *lesson_html = l->html ? g_strdup(l->html) : render_markdown(l->body);
     struct render_var vars[] = {

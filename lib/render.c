@@ -296,6 +296,10 @@ static gboolean load_file(struct render_set *set, const char *dir, const char *f
         g_hash_table_insert(set->subject, g_strndup(file, strlen(file) - 3), subject);
         g_hash_table_insert(set->text, g_strdup(file), body);
         g_free(text);
+    } else if (ok && g_strv_contains(snippets, file)) {
+        /* rendered once here: a snippet goes into every copy of a lesson */
+        g_hash_table_insert(set->text, g_strconcat(file, ".html", NULL), render_markdown(text));
+        g_hash_table_insert(set->text, g_strdup(file), text);
     } else if (ok) {
         g_hash_table_insert(set->text, g_strdup(file), text);
     } else {
@@ -448,6 +452,15 @@ char *render_apply(const struct render_set *set, const char *name, const struct 
         return NULL;
     }
     return fill(text, name, vars, n_vars, g_str_has_suffix(name, ".html") ? ESC_HTML : ESC_NONE, err);
+}
+
+const char *render_snippet_html(const struct render_set *set, const char *file)
+{
+    char *key = g_strconcat(file, ".html", NULL);
+    const struct render_set *h = holder(set, key);
+    const char *html = h ? g_hash_table_lookup(h->text, key) : "";
+    g_free(key);
+    return html;
 }
 
 const char *render_snippet(const struct render_set *set, const char *file)

@@ -43,6 +43,10 @@ gboolean render_load_dir(const char *dir, const struct render_set *fallback, str
  * as written (Markdown), or "" if no set has it. Borrowed from set. */
 const char *render_snippet(const struct render_set *set, const char *file);
 
+/* Returns snippet `file` of set (or of what it falls back to) rendered
+ * to HTML by render_markdown() once at load, or "". Borrowed from set. */
+const char *render_snippet_html(const struct render_set *set, const char *file);
+
 /* Appends every problem of course_dir/templates/ to problems (of struct
  * course_problem, course.h): each unknown placeholder of each template
  * with its line, a system mail without its Subject line, and files there
