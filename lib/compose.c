@@ -172,6 +172,26 @@ static char *footer(const struct lang *words, const char *key, gboolean html, co
     return wrapped;
 }
 
+/* The footer line naming the subscriber's own page (url, "" for a mail
+ * that has none: then the line is empty too): in text the words and the
+ * URL, in HTML a link (the value is inserted raw). g_free(). */
+static char *manage_line(const struct lang *words, gboolean html, const char *url)
+{
+    if (!url || !*url)
+        return g_strdup("");
+    if (!html)
+        return lang_say(words, "foot_manage_text", FALSE, "manage_url", url, NULL);
+    char *u = g_markup_escape_text(url, -1);
+    char *word = g_markup_escape_text(lang_get(words, "manage_link"), -1);
+    char *link = g_strdup_printf("<a href=\"%s\" style=\"color:#5e5850; text-decoration:underline;\">%s</a>",
+                                 u, word);
+    char *line = lang_say(words, "foot_manage_html", TRUE, "manage_link", link, NULL);
+    g_free(link);
+    g_free(word);
+    g_free(u);
+    return line;
+}
+
 /* The greeting line of words for name ("Hello Anna,"; "Hello there,"
  * without one). g_free(). */
 static char *greeting(const struct lang *words, const char *name)
@@ -192,8 +212,26 @@ static char *support_md(const struct app *app, const struct course *c)
     return md;
 }
 
+/* The link to the subscriber's own page (lib/manage.c), base_url/m/TOKEN:
+ * the token names the enrollment the mail is about and is bound to its
+ * address and course like the unsubscribe token (it never expires); the
+ * page shows every course of that subscriber. "" for a mail that belongs
+ * to no enrollment (a reply to a stranger) or without a key. g_free(). */
+static char *manage_link(const struct app *app, const struct course *c, const struct compose_to *to)
+{
+    if (to->preview)
+        return g_strdup_printf("%s/m/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
+    if (!app->key || !c || to->enrollment_id <= 0)
+        return g_strdup("");
+    char *tok = token_make(app->key, TOKEN_MANAGE, to->enrollment_id, to->email, c->slug, 0);
+    char *url = g_strdup_printf("%s/m/%s", app->cfg->base_url, tok);
+    g_free(tok);
+    return url;
+}
+
 struct lesson_vars {
-    char *step, *steps, *next, *unsub_url, *unsub_mailto, *command;
+    char *step, *steps, *next, *unsub_url, *unsub_mailto, *command, *manage;
+    char *foot_manage, *foot_manage_html;
     char *greeting, *step_line, *foot_pause, *foot_status, *foot_leave, *support;
     char *foot_pause_html, *foot_status_html, *foot_leave_html, *support_html;
 };
@@ -209,6 +247,8 @@ static void lesson_vars_clear(struct lesson_vars *v)
     g_free(v->foot_pause_html);
     g_free(v->foot_status_html);
     g_free(v->foot_leave_html);
+    g_free(v->foot_manage);
+    g_free(v->foot_manage_html);
     g_free(v->support_html);
     g_free(v->step);
     g_free(v->steps);
@@ -216,6 +256,7 @@ static void lesson_vars_clear(struct lesson_vars *v)
     g_free(v->unsub_url);
     g_free(v->unsub_mailto);
     g_free(v->command);
+    g_free(v->manage);
 }
 
 /* The two bodies of lesson n for `to`; *unsub_url and *unsub_mailto (may
@@ -239,6 +280,7 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     v.next = next_at > 0 ? compose_date(app, c, next_at, to->tz, FALSE)
                          : g_strdup(lang_get(words, "last_step"));
     v.command = compose_command_address(app->cfg, c);
+    v.manage = manage_link(app, c, to);
     v.greeting = greeting(words, to->name);
     v.step_line = lang_say(words, "step_line", FALSE, "step", v.step, "steps", v.steps, NULL);
     v.foot_pause = footer(words, "foot_pause", FALSE, v.command, NULL);
@@ -247,6 +289,8 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     v.foot_pause_html = footer(words, "foot_pause", TRUE, v.command, NULL);
     v.foot_status_html = footer(words, "foot_status", TRUE, v.command, NULL);
     v.foot_leave_html = footer(words, "foot_leave_html", TRUE, v.command, v.unsub_url);
+    v.foot_manage = manage_line(words, FALSE, v.manage);
+    v.foot_manage_html = manage_line(words, TRUE, v.manage);
     /* The help line: the first and the last lesson, and those whose
      * header says "Support: yes" (docs/safety.md). */
     char *help = n == 1 || n == c->n_lessons || l->support ? support_md(app, c) : NULL;
@@ -281,6 +325,8 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "foot_status", v.foot_status, FALSE },
         { "foot_leave", v.foot_leave, FALSE },
         { "support", v.support, FALSE },
+        { "manage_url", v.manage, FALSE },
+        { "foot_manage", v.foot_manage, FALSE },
     };
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     *text = render_apply(tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
@@ -291,6 +337,7 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         const char *html_of[][2] = { { "foot_pause", v.foot_pause_html },
                                      { "foot_status", v.foot_status_html },
                                      { "foot_leave", v.foot_leave_html },
+                                     { "foot_manage", v.foot_manage_html },
                                      { "support", v.support_html } };
         for (size_t i = 0; i < G_N_ELEMENTS(vars); i++)
             for (size_t k = 0; k < G_N_ELEMENTS(html_of); k++)
@@ -515,11 +562,14 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         g_array_append_vals(vars, opts->vars, (guint)opts->n_vars); /* later entries win */
 
     char *subject = NULL, *text_md = NULL, *body_html = NULL, *text = NULL, *html = NULL;
-    char *out = NULL;
+    char *out = NULL, *manage = NULL, *foot_manage_text = NULL, *foot_manage_html = NULL;
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     if (!render_system(tpl, which, (struct render_var *)vars->data, vars->len, &subject, &text_md, &body_html,
                        err))
         goto done;
+    manage = manage_link(app, c, to);
+    foot_manage_text = manage_line(words, FALSE, manage);
+    foot_manage_html = manage_line(words, TRUE, manage);
     struct render_var lv[] = {
         { "subject", subject, FALSE },
         { "body", text_md, FALSE },
@@ -527,6 +577,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "command_address", command, FALSE },
         { "lang", c ? c->language : "en", FALSE },
         { "foot_commands", foot_text, FALSE },
+        { "manage_url", manage, FALSE },
+        { "foot_manage", foot_manage_text, FALSE },
     };
     text = render_apply(tpl, "system.txt", lv, G_N_ELEMENTS(lv), err);
     if (!text)
@@ -535,6 +587,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     lv[1].raw = TRUE;
     lv[5].value = foot_html;
     lv[5].raw = TRUE;
+    lv[7].value = foot_manage_html;
+    lv[7].raw = TRUE;
     html = render_apply(tpl, "system.html", lv, G_N_ELEMENTS(lv), err);
     if (!html)
         goto done;
@@ -563,6 +617,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         .text = text,
         .html = html,
         .calendar = opts->calendar,
+        .json = opts->json,
+        .json_name = opts->json_name,
     };
     out = message_build(&m, len, err);
     if (out && opts->parts) {
@@ -575,6 +631,9 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     g_free(msgid);
     g_free(uuid);
 done:
+    g_free(manage);
+    g_free(foot_manage_text);
+    g_free(foot_manage_html);
     g_free(subject);
     g_free(text_md);
     g_free(body_html);

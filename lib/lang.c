@@ -33,6 +33,9 @@ static const struct {
     { "foot_leave_html", "unsubscribe unsubscribe_link", 0 },
     { "unsubscribe_link", "", 0 },
     { "foot_commands", "address help", 0 },
+    { "foot_manage_text", "manage_url", 0 },
+    { "foot_manage_html", "manage_link", 0 },
+    { "manage_link", "", 0 },
     /* sentences of the system mails */
     { "zone_known", "zone", 0 },
     { "zone_guessed", "zone", 0 },

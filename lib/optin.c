@@ -308,7 +308,7 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
     else if (e && e->state != ENR_PENDING)
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "this confirmation was already used");
     else if (e) {
-        gint64 first = schedule_first(app->cfg, c, e->tz, now);
+        gint64 first = life_first(app, c, e->id, e->subscriber_id, e->tz, now);
         char *hash = token_hash_address(app->key, e->email);
         gboolean lifted = store_unsuppress(app->st, hash, err);
         g_free(hash);

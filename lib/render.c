@@ -33,9 +33,11 @@ static const char *const lesson_vars[] = { "name", "email", "course_title", "cou
                                            "command_address", "source",
                                            /* the words of the course's language (lang.h) */
                                            "lang", "greeting", "step_line", "next_label", "foot_pause",
-                                           "foot_status", "foot_leave", "support", NULL };
-static const char *const layout_vars[] = { "subject",       "body", "course_title", "command_address", "lang",
-                                           "foot_commands", NULL };
+                                           "foot_status", "foot_manage", "foot_leave", "support",
+                                           "manage_url", NULL };
+static const char *const layout_vars[] = { "subject",         "body",       "course_title",
+                                           "command_address", "lang",       "foot_commands",
+                                           "foot_manage",     "manage_url", NULL };
 static const char *const system_vars[] = { "name",
                                            "email",
                                            "course_title",
@@ -70,8 +72,8 @@ static const char *const confirm_vars[] = { "email",    "course_title", "course_
 static const char *const no_vars[] = { NULL };
 static const char *const snippets[] = { "support.md", NULL };
 
-static const char *const system_mails[] = { "confirm", "welcome", "goodbye",  "status",
-                                            "help",    "error",   "complete", NULL };
+static const char *const system_mails[] = { "confirm", "welcome",  "goodbye", "status", "help",
+                                            "error",   "complete", "export",  NULL };
 
 static const struct {
     const char *file;
