@@ -109,7 +109,14 @@ const struct render_set *app_templates(const struct app *app, const struct cours
 {
     const struct render_set *own = c && app->course_tpl ? g_hash_table_lookup(app->course_tpl, c->slug)
                                                         : NULL;
-    return own ? own : app->tpl;
+    if (own)
+        return own;
+    return app->snap && c ? snapshot_templates(app->snap, c->language) : app->tpl;
+}
+
+const struct lang *app_lang(const struct app *app, const struct course *c)
+{
+    return app->snap ? snapshot_lang(app->snap, c ? c->language : NULL) : NULL;
 }
 
 void app_free(struct app *app)

@@ -59,9 +59,16 @@ struct app app_view(struct snapshot *snap, struct store *st);
 
 struct course;
 /* Returns the templates of course c's mails (c may be NULL): the course's
- * own (courses/<slug>/templates/, falling back file by file to the shared
- * ones) or the shared ones. Borrowed from the app's snapshot. */
+ * own (courses/<slug>/templates/), falling back file by file to those of
+ * its language (templates/<tag>/, then its primary language's), then to
+ * the shared ones (English). Borrowed from the app's snapshot. */
 const struct render_set *app_templates(const struct app *app, const struct course *c);
+
+struct lang;
+/* Returns the words of course c's language (c NULL: English), for its
+ * mails' layout words, sentences and dates; NULL only without courses
+ * (APP_CONFIG_ONLY). Borrowed from the app's snapshot. */
+const struct lang *app_lang(const struct app *app, const struct course *c);
 
 /* Frees the app, its store, its transport and its snapshot reference.
  * Accepts NULL. */

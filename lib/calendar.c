@@ -5,6 +5,7 @@
  * that what a calendar promised is what arrives. */
 #include <string.h>
 #include "calendar.h"
+#include "lang.h"
 #include "lifecycle.h"
 #include "compose.h"
 #include "error.h"
@@ -88,16 +89,18 @@ static void add_events(struct app *app, const struct course *c, gint64 enrollmen
                        GArray *lessons, GArray *slots, GArray *events, GPtrArray *strings)
 {
     char *command = compose_command_address(app->cfg, c);
+    const struct lang *words = app_lang(app, c);
     for (guint i = 0; i < slots->len && i < lessons->len; i++) {
         int n = g_array_index(lessons, int, i);
         const struct lesson *l = course_lesson(c, n);
         char *uid = compose_lesson_id(app->cfg, c, enrollment_id, round, n);
-        char *summary = g_strdup_printf("%s, step %d of %d: %s", c->title, n, c->n_lessons,
-                                        l ? l->subject : "");
-        char *desc = g_strdup_printf(
-            "Step %d of %d of \"%s\" arrives by e-mail at this time. "
-            "To pause or change your time zone, write to %s.",
-            n, c->n_lessons, c->title, command);
+        char step[16], steps[16];
+        g_snprintf(step, sizeof step, "%d", n);
+        g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
+        char *summary = lang_say(words, "calendar_summary", FALSE, "title", c->title, "step", step, "steps",
+                                 steps, "subject", l ? l->subject : "", NULL);
+        char *desc = lang_say(words, "calendar_description", FALSE, "title", c->title, "step", step, "steps",
+                              steps, "address", command, NULL);
         struct pace_event ev = { g_array_index(slots, gint64, i), uid, summary, desc };
         g_array_append_val(events, ev);
         g_ptr_array_add(strings, uid);

@@ -25,6 +25,7 @@
 #include "course.h"
 #include "enroll.h"
 #include "error.h"
+#include "lang.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
@@ -53,17 +54,6 @@ static gboolean reply_error(struct app *app, const struct inbound *r, const stru
 {
     struct render_var vars[] = { { "reason", reason, FALSE } };
     return reply(app, r, "error", c, sub_id, 0, vars, 1, now, err);
-}
-
-static char *courses_list(struct app *app)
-{
-    GString *s = g_string_new(NULL);
-    for (guint i = 0; i < app->courses->len; i++) {
-        const struct course *c = app->courses->pdata[i];
-        g_string_append_printf(s, "- %s: write to %s@%s%s%s\n", c->title, c->slug, app->cfg->domain,
-                               *c->description ? ". " : "", c->description);
-    }
-    return g_string_free(s, FALSE);
 }
 
 /* The recipient that counts: the last hard one, else the first policy
@@ -285,10 +275,7 @@ static gboolean leave_all(struct app *app, const struct inbound *r, const struct
     int n = life_leave_all(app, s, "email", now, err);
     gboolean ok = n >= 0;
     if (ok && c && r->may_reply) {
-        struct render_var vars[] = { { "progress",
-                                       "You have left every other course of ours too: nothing more "
-                                       "at all will be sent to this address.",
-                                       FALSE } };
+        struct render_var vars[] = { { "progress", lang_get(app_lang(app, c), "progress_left_all"), FALSE } };
         struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
         struct compose_to to = { s->email, s->name, s->tz, 0 };
         ok = notify_queue(app, "goodbye", c, &to, s->id, &opts, TRUE, NULL, now, err);
@@ -340,7 +327,7 @@ static gboolean cmd_subscribe(struct command_ctx *x, GError **err)
  * read, so a confused sender learns what to write. */
 static gboolean send_help(struct command_ctx *x, const char *result, GError **err)
 {
-    char *list = courses_list(x->app);
+    char *list = compose_courses_list(x->app, x->c); /* in the language of the help mail */
     struct render_var vars[] = { { "courses", list, TRUE } };
     gboolean ok = reply(x->app, x->r, "help", x->c, 0, 0, vars, 1, x->now, err);
     g_free(list);

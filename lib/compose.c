@@ -9,6 +9,7 @@
 #include "schedule.h"
 #include "snapshot.h"
 #include "error.h"
+#include "lang.h"
 #include "log.h"
 #include "message.h"
 #include "pace.h"
@@ -84,6 +85,143 @@ static gboolean unsubscribe_links(const struct app *app, const struct course *c,
     return TRUE;
 }
 
+char *compose_date(const struct app *app, const struct course *c, gint64 t, const char *tz, gboolean together)
+{
+    char *s = pace_format_human(t, tz && *tz ? tz : (c ? c->tz : "UTC"), app_lang(app, c));
+    if (!together)
+        return s;
+    GString *out = g_string_new(NULL);
+    for (const char *p = s; *p; p++)
+        if (*p == ' ')
+            g_string_append(out, "\u00a0"); /* no line break inside the date */
+        else
+            g_string_append_c(out, *p);
+    g_free(s);
+    return g_string_free(out, FALSE);
+}
+
+char *compose_next_offer(const struct app *app, const struct course *c, const struct course *nc,
+                         const char *url)
+{
+    const struct lang *words = app_lang(app, c);
+    char n[16];
+    g_snprintf(n, sizeof n, "%d", nc->n_lessons);
+    char *about = *nc->description ? g_strconcat(": ", nc->description, NULL) : g_strdup("");
+    char *offer = lang_say(words, "next_course_offer", FALSE, "title", nc->title, "steps", n, "about", about,
+                           "url", url, NULL);
+    char *md = g_strdup_printf("%s\n\n%s\n\n", offer, lang_get(words, "next_course_confirm"));
+    g_free(offer);
+    g_free(about);
+    return md;
+}
+
+char *compose_courses_list(const struct app *app, const struct course *about)
+{
+    const struct lang *words = app_lang(app, about);
+    GString *s = g_string_new(NULL);
+    for (guint i = 0; i < app->courses->len; i++) {
+        const struct course *c = app->courses->pdata[i];
+        char *address = compose_command_address(app->cfg, c);
+        char *item = lang_say(words, "course_list_item", FALSE, "title", c->title, "address", address, NULL);
+        g_string_append_printf(s, "- %s%s%s\n", item, *c->description ? ". " : "", c->description);
+        g_free(item);
+        g_free(address);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* The commands a footer line names, and the word each sends. */
+static const struct {
+    const char *name, *word;
+} footer_commands[] = {
+    { "pause", "pause" },   { "pause_2_weeks", "pause for 2 weeks" }, { "resume", "resume" },
+    { "status", "status" }, { "unsubscribe", "unsubscribe" },         { "help", "help" },
+};
+
+/* Footer line `key` of words with its commands filled in: in text each
+ * command quoted as the language quotes ("pause", „pause“), the line
+ * wrapped at 72 columns; in HTML each a mailto: link to address that
+ * sends it, the words escaped (the value is inserted raw). unsub_url
+ * fills {unsubscribe_link} (may be NULL where there is none). g_free(). */
+static char *footer(const struct lang *words, const char *key, gboolean html, const char *address,
+                    const char *unsub_url)
+{
+    const char *style = "style=\"color:#5e5850; text-decoration:underline;\"";
+    char *addr = g_markup_escape_text(address, -1);
+    char *v[G_N_ELEMENTS(footer_commands)];
+    for (size_t i = 0; i < G_N_ELEMENTS(footer_commands); i++) {
+        const char *w = footer_commands[i].word;
+        if (!html) {
+            v[i] = lang_say(words, "quote", FALSE, "word", w, NULL);
+            continue;
+        }
+        char *q = g_uri_escape_string(w, NULL, FALSE);
+        v[i] = g_strdup_printf("<a href=\"mailto:%s?subject=%s\" %s>%s</a>", addr, q, style, w);
+        g_free(q);
+    }
+    char *address_v = html ? g_strdup_printf("<a href=\"mailto:%s\" %s>%s</a>", addr, style, addr)
+                           : g_strdup(address);
+    char *link_word = g_markup_escape_text(lang_get(words, "unsubscribe_link"), -1);
+    char *url = unsub_url ? g_markup_escape_text(unsub_url, -1) : NULL;
+    char *link = html && url ? g_strdup_printf("<a href=\"%s\" %s>%s</a>", url, style, link_word)
+                             : g_strdup(lang_get(words, "unsubscribe_link"));
+    char *line = lang_say(words, key, html, "pause", v[0], "pause_2_weeks", v[1], "resume", v[2], "status",
+                          v[3], "unsubscribe", v[4], "help", v[5], "address", address_v, "unsubscribe_link",
+                          link, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(footer_commands); i++)
+        g_free(v[i]);
+    g_free(link);
+    g_free(url);
+    g_free(link_word);
+    g_free(address_v);
+    g_free(addr);
+    if (html)
+        return line;
+    char *wrapped = lang_wrap(line, 72);
+    g_free(line);
+    return wrapped;
+}
+
+/* The footer line naming the subscriber's own page (url, "" for a mail
+ * that has none: then the line is empty too): in text the words and the
+ * URL, in HTML a link (the value is inserted raw). g_free(). */
+static char *manage_line(const struct lang *words, gboolean html, const char *url)
+{
+    if (!url || !*url)
+        return g_strdup("");
+    if (!html)
+        return lang_say(words, "foot_manage_text", FALSE, "manage_url", url, NULL);
+    char *u = g_markup_escape_text(url, -1);
+    char *word = g_markup_escape_text(lang_get(words, "manage_link"), -1);
+    char *link = g_strdup_printf("<a href=\"%s\" style=\"color:#5e5850; text-decoration:underline;\">%s</a>",
+                                 u, word);
+    char *line = lang_say(words, "foot_manage_html", TRUE, "manage_link", link, NULL);
+    g_free(link);
+    g_free(word);
+    g_free(u);
+    return line;
+}
+
+/* The greeting line of words for name ("Hello Anna,"; "Hello there,"
+ * without one). g_free(). */
+static char *greeting(const struct lang *words, const char *name)
+{
+    if (name && *name)
+        return lang_say(words, "greeting", FALSE, "name", name, NULL);
+    return g_strdup(lang_get(words, "greeting_anonymous"));
+}
+
+/* The help line of c's mails (support.md: the course's own, its
+ * language's or the shared one), as Markdown; NULL if there is none.
+ * g_free(). */
+static char *support_md(const struct app *app, const struct course *c)
+{
+    char *md = g_strstrip(g_strdup(render_snippet(app_templates(app, c), "support.md")));
+    if (!*md)
+        g_clear_pointer(&md, g_free);
+    return md;
+}
+
 /* The link to the subscriber's own page (lib/manage.c), base_url/m/TOKEN:
  * the token names the enrollment the mail is about and is bound to its
  * address and course like the unsubscribe token (it never expires); the
@@ -103,10 +241,25 @@ static char *manage_link(const struct app *app, const struct course *c, const st
 
 struct lesson_vars {
     char *step, *steps, *next, *unsub_url, *unsub_mailto, *command, *manage;
+    char *foot_manage, *foot_manage_html;
+    char *greeting, *step_line, *foot_pause, *foot_status, *foot_leave, *support;
+    char *foot_pause_html, *foot_status_html, *foot_leave_html, *support_html;
 };
 
 static void lesson_vars_clear(struct lesson_vars *v)
 {
+    g_free(v->greeting);
+    g_free(v->step_line);
+    g_free(v->foot_pause);
+    g_free(v->foot_status);
+    g_free(v->foot_leave);
+    g_free(v->support);
+    g_free(v->foot_pause_html);
+    g_free(v->foot_status_html);
+    g_free(v->foot_leave_html);
+    g_free(v->foot_manage);
+    g_free(v->foot_manage_html);
+    g_free(v->support_html);
     g_free(v->step);
     g_free(v->steps);
     g_free(v->next);
@@ -131,12 +284,35 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     struct lesson_vars v = { 0 };
     if (!unsubscribe_links(app, c, to, &v.unsub_url, &v.unsub_mailto, err))
         return FALSE;
+    const struct lang *words = app_lang(app, c);
     v.step = g_strdup_printf("%d", n);
     v.steps = g_strdup_printf("%d", c->n_lessons);
-    v.next = next_at > 0 ? pace_format_local(next_at, to->tz ? to->tz : c->tz)
-                         : g_strdup("none: this is the last step");
+    v.next = next_at > 0 ? compose_date(app, c, next_at, to->tz, FALSE)
+                         : g_strdup(lang_get(words, "last_step"));
     v.command = compose_command_address(app->cfg, c);
     v.manage = manage_link(app, c, to);
+    v.greeting = greeting(words, to->name);
+    v.step_line = lang_say(words, "step_line", FALSE, "step", v.step, "steps", v.steps, NULL);
+    v.foot_pause = footer(words, "foot_pause", FALSE, v.command, NULL);
+    v.foot_status = footer(words, "foot_status", FALSE, v.command, NULL);
+    v.foot_leave = footer(words, "foot_leave_text", FALSE, v.command, NULL);
+    v.foot_pause_html = footer(words, "foot_pause", TRUE, v.command, NULL);
+    v.foot_status_html = footer(words, "foot_status", TRUE, v.command, NULL);
+    v.foot_leave_html = footer(words, "foot_leave_html", TRUE, v.command, v.unsub_url);
+    v.foot_manage = manage_line(words, FALSE, v.manage);
+    v.foot_manage_html = manage_line(words, TRUE, v.manage);
+    /* The help line: the first and the last lesson, and those whose
+     * header says "Support: yes" (docs/safety.md). */
+    char *help = n == 1 || n == c->n_lessons || l->support ? support_md(app, c) : NULL;
+    v.support = help ? g_strconcat(help, "\n\n", NULL) : g_strdup("");
+    const char *help_html = help ? render_snippet_html(app_templates(app, c), "support.md") : NULL;
+    v.support_html = help_html
+                         ? g_strdup_printf(
+                               "<div class=\"support\" style=\"margin:8px 0 16px; padding:12px 16px; "
+                               "border-left:3px solid #8a3f20; background-color:#f8f5f0;\">\n%s</div>\n",
+                               help_html)
+                         : g_strdup("");
+    g_free(help);
     char *lesson_html = l->html ? g_strdup(l->html) : render_markdown(l->body);
     struct render_var vars[] = {
         { "name", to->name && *to->name ? to->name : "there", FALSE },
@@ -151,13 +327,34 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "unsubscribe_url", v.unsub_url, FALSE },
         { "command_address", v.command, FALSE },
         { "source", c->source, FALSE },
+        { "lang", c->language, FALSE },
+        { "greeting", v.greeting, FALSE },
+        { "step_line", v.step_line, FALSE },
+        { "next_label", lang_get(words, "next_label"), FALSE },
+        { "foot_pause", v.foot_pause, FALSE },
+        { "foot_status", v.foot_status, FALSE },
+        { "foot_leave", v.foot_leave, FALSE },
+        { "support", v.support, FALSE },
         { "manage_url", v.manage, FALSE },
+        { "foot_manage", v.foot_manage, FALSE },
     };
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     *text = render_apply(tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
     if (*text) {
         vars[7].value = lesson_html; /* "lesson": cmark's HTML, inserted as is */
         vars[7].raw = TRUE;
+        /* the footer lines and the help line: markup built here, escaped */
+        const char *html_of[][2] = { { "foot_pause", v.foot_pause_html },
+                                     { "foot_status", v.foot_status_html },
+                                     { "foot_leave", v.foot_leave_html },
+                                     { "foot_manage", v.foot_manage_html },
+                                     { "support", v.support_html } };
+        for (size_t i = 0; i < G_N_ELEMENTS(vars); i++)
+            for (size_t k = 0; k < G_N_ELEMENTS(html_of); k++)
+                if (!strcmp(vars[i].name, html_of[k][0])) {
+                    vars[i].value = html_of[k][1];
+                    vars[i].raw = TRUE;
+                }
         *html = render_apply(tpl, "lesson.html", vars, G_N_ELEMENTS(vars), err);
     }
     g_free(lesson_html);
@@ -291,47 +488,30 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
 /* The welcome's one sentence on the zone its dates are in (zone): the
  * subscriber's own, one guessed from their mail, or the course's while
  * theirs is not known. g_free(). */
-static char *zone_sentence(const char *zone, gboolean known, gboolean guessed)
+static char *zone_sentence(const struct lang *words, const char *zone, gboolean known, gboolean guessed)
 {
-    const char *fix = "reply with \"tz\" and your zone, for example \"tz Europe/Berlin\".";
-    if (known && guessed)
-        return g_strdup_printf(
-            "We guessed your time zone (%s) from your mail, and all times are in it. If it is "
-            "wrong, %s",
-            zone, fix);
-    if (known)
-        return g_strdup_printf("All times are in your time zone, %s. If that is not right, %s", zone, fix);
-    return g_strdup_printf(
-        "We do not know your time zone yet, so all times are in the course's, %s. To have them in yours, %s",
-        zone, fix);
+    const char *key = known && guessed ? "zone_guessed" : known ? "zone_known" : "zone_unknown";
+    return lang_say(words, key, FALSE, "zone", zone, NULL);
 }
 
 /* The former zone_hint placeholder (templates that still have the zone
  * line and {{zone_hint}} below it): said only when the zone is not the
  * person's own. g_free(). */
-static char *zone_hint(const char *zone, gboolean known, gboolean guessed)
+static char *zone_hint(const struct lang *words, const char *zone, gboolean known, gboolean guessed)
 {
-    if (known && guessed)
-        return g_strdup_printf(
-            "We guessed your time zone (%s) from your mail. If it is wrong, reply with \"tz\" and your zone, "
-            "for example \"tz Europe/Berlin\".",
-            zone);
-    if (!known)
-        return g_strdup_printf(
-            "We do not know your time zone yet, so the times follow the course's zone, %s.", zone);
-    return g_strdup("");
+    if (known && !guessed)
+        return g_strdup("");
+    return lang_say(words, known ? "zone_hint_guessed" : "zone_hint_unknown", FALSE, "zone", zone, NULL);
 }
 
 /* How the person came in, as the welcome says it. */
-static const char *joined_sentence(enum compose_joined how)
+static const char *joined_sentence(const struct lang *words, enum compose_joined how)
 {
     switch (how) {
-    case COMPOSE_JOINED_OPERATOR:
-        return "You have been added to this course by its organiser. If you did not expect this, reply with "
-               "\"unsubscribe\" and you will hear no more from it.";
+    case COMPOSE_JOINED_OPERATOR: return lang_get(words, "joined_operator");
     case COMPOSE_JOINED_UNSAID: return "";
     case COMPOSE_JOINED_CONFIRMED:
-    default: return "Thank you for confirming.";
+    default: return lang_get(words, "joined_confirmed");
     }
 }
 
@@ -342,7 +522,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     const struct config *cfg = app->cfg;
     char *command = compose_command_address(cfg, c);
     char *steps = c ? g_strdup_printf("%d", c->n_lessons) : g_strdup("");
-    char *schedule = c ? pace_describe(&c->rule) : g_strdup("");
+    const struct lang *words = app_lang(app, c); /* c NULL: English */
+    char *schedule = c ? pace_describe_in(&c->rule, words) : g_strdup("");
     char *url = NULL, *mailto = NULL;
     if (c && opts->list_headers && !unsubscribe_links(app, c, to, &url, &mailto, err)) {
         g_free(command);
@@ -353,11 +534,14 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     const char *title = c ? c->title : "coursed";
     gboolean known = to->tz && *to->tz; /* else the dates are in the course's zone */
     const char *zone = known ? to->tz : (c ? c->tz : "UTC");
-    char *zone_says = zone_sentence(zone, known, opts->tz_guessed);
-    char *hint = zone_hint(zone, known, opts->tz_guessed);
+    char *zone_says = zone_sentence(words, zone, known, opts->tz_guessed);
+    char *hint = zone_hint(words, zone, known, opts->tz_guessed);
     /* Sensible defaults for a welcome or a preview; callers override. */
-    char *first = c ? pace_format_local(schedule_first(cfg, c, to->tz, date), to->tz ? to->tz : c->tz)
-                    : g_strdup("");
+    char *first = c ? compose_date(app, c, schedule_first(cfg, c, to->tz, date), to->tz, TRUE) : g_strdup("");
+    char *hello = greeting(words, to->name);
+    char *help = c ? support_md(app, c) : NULL;
+    char *foot_text = footer(words, "foot_commands", FALSE, command, NULL);
+    char *foot_html = footer(words, "foot_commands", TRUE, command, NULL);
     GArray *vars = g_array_new(FALSE, FALSE, sizeof(struct render_var));
     struct render_var base[] = {
         { "name", to->name && *to->name ? to->name : "there", FALSE },
@@ -370,7 +554,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "zone", zone, FALSE },
         { "zone_hint", hint, FALSE },
         { "zone_sentence", zone_says, FALSE },
-        { "joined", joined_sentence(opts->joined), FALSE },
+        { "joined", joined_sentence(words, opts->joined), FALSE },
         { "first_date", first, FALSE },
         { "next_date", "", FALSE },
         { "progress", "", FALSE },
@@ -380,28 +564,41 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         { "reason", "", FALSE },
         { "courses", "", TRUE },
         { "next_step", "", TRUE },
+        { "greeting", hello, FALSE },
+        { "support", help ? help : "", TRUE }, /* the operator's Markdown */
     };
     g_array_append_vals(vars, base, G_N_ELEMENTS(base));
     if (opts->n_vars)
         g_array_append_vals(vars, opts->vars, (guint)opts->n_vars); /* later entries win */
 
     char *subject = NULL, *text_md = NULL, *body_html = NULL, *text = NULL, *html = NULL;
-    char *out = NULL, *manage = NULL;
+    char *out = NULL, *manage = NULL, *foot_manage_text = NULL, *foot_manage_html = NULL;
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     if (!render_system(tpl, which, (struct render_var *)vars->data, vars->len, &subject, &text_md, &body_html,
                        err))
         goto done;
     manage = manage_link(app, c, to);
+    foot_manage_text = manage_line(words, FALSE, manage);
+    foot_manage_html = manage_line(words, TRUE, manage);
     struct render_var lv[] = {
-        { "subject", subject, FALSE },    { "body", text_md, FALSE },
-        { "course_title", title, FALSE }, { "command_address", command, FALSE },
+        { "subject", subject, FALSE },
+        { "body", text_md, FALSE },
+        { "course_title", title, FALSE },
+        { "command_address", command, FALSE },
+        { "lang", c ? c->language : "en", FALSE },
+        { "foot_commands", foot_text, FALSE },
         { "manage_url", manage, FALSE },
+        { "foot_manage", foot_manage_text, FALSE },
     };
     text = render_apply(tpl, "system.txt", lv, G_N_ELEMENTS(lv), err);
     if (!text)
         goto done;
     lv[1].value = body_html;
     lv[1].raw = TRUE;
+    lv[5].value = foot_html;
+    lv[5].raw = TRUE;
+    lv[7].value = foot_manage_html;
+    lv[7].raw = TRUE;
     html = render_apply(tpl, "system.html", lv, G_N_ELEMENTS(lv), err);
     if (!html)
         goto done;
@@ -447,6 +644,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     g_free(uuid);
 done:
     g_free(manage);
+    g_free(foot_manage_text);
+    g_free(foot_manage_html);
     g_free(subject);
     g_free(text_md);
     g_free(body_html);
@@ -458,6 +657,10 @@ done:
     g_free(hint);
     g_free(zone_says);
     g_free(first);
+    g_free(hello);
+    g_free(help);
+    g_free(foot_text);
+    g_free(foot_html);
     g_free(schedule);
     g_free(steps);
     g_free(command);

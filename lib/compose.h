@@ -42,6 +42,25 @@ char *compose_message_id(const struct config *cfg, const char *course, gint64 en
 char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64 enrollment_id, int round,
                         int n);
 
+/* Returns instant t as the readers of course c write a date, in the
+ * language of c (c NULL: English) and zone tz (NULL or "": c's):
+ * "Wednesday 4 March at 9:00". together: with no-break spaces, so that
+ * the date never breaks across lines (the welcome's first date, read on a
+ * phone). g_free(). */
+char *compose_date(const struct app *app, const struct course *c, gint64 t, const char *tz,
+                   gboolean together);
+
+/* Returns the paragraphs of c's complete mail that offer course nc (its
+ * {{next_step}}), in c's language, with the confirm link url, as
+ * Markdown. g_free(). */
+char *compose_next_offer(const struct app *app, const struct course *c, const struct course *nc,
+                         const char *url);
+
+/* Returns the help mail's list of every course of app ({{courses}}), one
+ * Markdown list item each ("- Title: write to slug@domain. Description"),
+ * in the language of course about (NULL: English). g_free(). */
+char *compose_courses_list(const struct app *app, const struct course *about);
+
 /* Returns the envelope sender for lessons. Caller g_free()s. */
 char *compose_env_from(const struct config *cfg);
 

@@ -14,14 +14,15 @@
 #include "course.h"
 #include "config.h"
 #include "error.h"
+#include "lang.h"
 
 #define BOM "\xef\xbb\xbf"
 
-static const char *course_keys[] = { "title",       "description",      "sender",
-                                     "sender_name", "source",           "schedule",
-                                     "time",        "timezone",         "first_within",
-                                     "allow_next",  "on_insert_behind", "completed_get_new",
-                                     "next_course", "complete_mail",    NULL };
+static const char *course_keys[] = {
+    "title",       "description",   "sender",       "sender_name", "source",           "schedule",
+    "time",        "timezone",      "first_within", "allow_next",  "on_insert_behind", "completed_get_new",
+    "next_course", "complete_mail", "language",     NULL
+};
 
 /* What a course folder may hold besides hidden files. */
 static const char *folder_entries[] = { "course.ini", "lessons", "templates", NULL };
@@ -59,6 +60,7 @@ void course_free(struct course *c)
     g_free(c->sender);
     g_free(c->sender_name);
     g_free(c->next_course);
+    g_free(c->language);
     g_free(c->source);
     g_free(c->schedule);
     g_free(c->time);
@@ -539,6 +541,22 @@ static void check_next_course(struct loader *ld)
     c->next_course = nc;
 }
 
+/* language: a BCP 47 tag (syntax only; whether templates/strings/ has its
+ * words is for the snapshot and the check, which know that folder).
+ * Default en. */
+static void check_language(struct loader *ld)
+{
+    struct course *c = ld->c;
+    char *tag = ini_get(ld, "language", FALSE);
+    c->language_line = ini_line(ld, "language");
+    if (tag && !lang_tag_valid(tag)) {
+        bad(ld, ld->ini, c->language_line,
+            "language '%s' is not a language tag: write one like en, de, fr or de-AT (BCP 47)", tag);
+        g_clear_pointer(&tag, g_free);
+    }
+    c->language = tag ? tag : g_strdup("en");
+}
+
 static void check_on_insert_behind(struct loader *ld)
 {
     char *oib = ini_get(ld, "on_insert_behind", FALSE);
@@ -679,8 +697,14 @@ static gboolean lesson_field(struct loader *ld, struct lesson *l, char *p, int l
     }
     *colon = '\0';
     char *value = g_strstrip(colon + 1);
+    if (g_ascii_strcasecmp(p, "Support") == 0) { /* the help line (docs/safety.md) */
+        if (g_ascii_strcasecmp(value, "yes") != 0 && g_ascii_strcasecmp(value, "no") != 0)
+            bad(ld, l->path, line, "Support must be yes or no, not '%s'", value);
+        l->support = g_ascii_strcasecmp(value, "yes") == 0;
+        return TRUE;
+    }
     if (g_ascii_strcasecmp(p, "Subject") != 0) {
-        bad(ld, l->path, line, "unknown header field '%s' (only Subject is known)", p);
+        bad(ld, l->path, line, "unknown header field '%s' (the fields are Subject and Support)", p);
         return TRUE;
     }
     *has_subject = TRUE;
@@ -791,6 +815,7 @@ struct course *course_read(const char *dir, const char *slug, const char *domain
     check_flags(&ld);
     check_next_course(&ld);
     check_on_insert_behind(&ld);
+    check_language(&ld);
     lessons_load(&ld);
     course_problems_sort(ld.problems, dir);
     g_ptr_array_extend_and_steal(problems, ld.problems);

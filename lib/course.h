@@ -9,9 +9,10 @@ struct lesson {
     char *slug; /* from the file name NN-<slug>.md */
     char *path;
     char *subject;
-    char *body;    /* Markdown */
-    char *html;    /* body as HTML (cmark), filled at load by app.c */
-    int body_line; /* line of the file where the body starts */
+    char *body;       /* Markdown */
+    char *html;       /* body as HTML (cmark), filled at load by app.c */
+    int body_line;    /* line of the file where the body starts */
+    gboolean support; /* header "Support: yes": carries the help line (docs/safety.md) */
 };
 
 struct course {
@@ -33,6 +34,8 @@ struct course {
     gboolean complete_mail;      /* the `complete` mail marks the end (default TRUE) */
     char *next_course;           /* slug offered in the `complete` mail, or NULL */
     int next_course_line;        /* its line in course.ini (for messages) */
+    char *language;              /* BCP 47 tag of its mails' words and dates, default "en" */
+    int language_line;           /* its line in course.ini (for messages) */
     struct pace_rule rule;       /* points into the fields above */
     int n_lessons;
     struct lesson *lessons;

@@ -11,6 +11,7 @@
 #include "lint.h"
 #include "course.h"
 #include "error.h"
+#include "lang.h"
 #include "render.h"
 
 /* Adds the "file:line: message" strings of render_lint_course about the
@@ -39,6 +40,42 @@ static void add_render_problems(const struct course *c, GPtrArray *texts, GPtrAr
     }
 }
 
+/* The language of c: a strings file for it under templates/strings/
+ * (loadable: every key, every placeholder known), and its templates/<tag>/
+ * folder if it has one; problems appended against course.ini's line. */
+static void lint_language(const struct config *cfg, const struct course *c, GPtrArray *problems)
+{
+    if (!c->language)
+        return;
+    char *ini = g_build_filename(c->dir, "course.ini", NULL);
+    char *sdir = g_build_filename(cfg->templates, "strings", NULL);
+    char *path = lang_find(sdir, c->language);
+    GError *e = NULL;
+    struct lang *words = path ? lang_load(path, c->language, &e) : NULL;
+    if (!path)
+        course_problem_add(problems, TRUE, ini, c->language_line,
+                           "language '%s': no strings file templates/strings/%s.ini", c->language,
+                           c->language);
+    else if (!words)
+        course_problem_add(problems, TRUE, ini, c->language_line, "language '%s': %s", c->language,
+                           e->message);
+    g_clear_error(&e);
+    lang_free(words);
+    char *dir = g_build_filename(cfg->templates, c->language, NULL);
+    struct render_set *set = NULL;
+    if (strcmp(c->language, "en") != 0 && g_file_test(dir, G_FILE_TEST_IS_DIR) &&
+        !render_load_dir(dir, NULL, &set, &e)) {
+        course_problem_add(problems, TRUE, ini, c->language_line, "language '%s': %s", c->language,
+                           e->message);
+        g_clear_error(&e);
+    }
+    render_free(set);
+    g_free(dir);
+    g_free(path);
+    g_free(sdir);
+    g_free(ini);
+}
+
 /* Every problem of the course slug under cfg->courses (slugs: every
  * course there), in file and line order, appended to problems as
  * strings. */
@@ -53,6 +90,7 @@ static void lint_course(const struct config *cfg, const char *slug, GPtrArray *s
                            c->next_course);
         g_free(ini);
     }
+    lint_language(cfg, c, found);
     GPtrArray *texts = g_ptr_array_new_with_free_func(g_free);
     render_lint_course(c, texts);
     add_render_problems(c, texts, found);

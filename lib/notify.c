@@ -11,6 +11,7 @@
 #include "calendar.h"
 #include "schedule.h"
 #include "error.h"
+#include "lang.h"
 #include "log.h"
 #include "pace.h"
 
@@ -128,7 +129,7 @@ gboolean notify_welcome(struct app *app, const struct course *c, gint64 enrollme
     char *ics = how < 0 ? NULL : calendar_of(app, one, now, err);
     if (ics) {
         const char *tz = e->tz && *e->tz ? e->tz : NULL; /* NULL: not known */
-        char *first = pace_format_local(e->next_send_at, schedule_zone(c, tz));
+        char *first = compose_date(app, c, e->next_send_at, schedule_zone(c, tz), TRUE);
         struct render_var vars[] = {
             { "first_date", first, FALSE },
         };
@@ -157,30 +158,30 @@ gboolean notify_status(struct app *app, const struct course *c, gint64 enrollmen
     if (!e)
         return FALSE;
     const char *zone = schedule_zone(c, e->tz);
+    const struct lang *words = app_lang(app, c);
+    char sent[16], steps[16];
+    g_snprintf(sent, sizeof sent, "%d", e->lessons_sent);
+    g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
     char *progress;
     if (e->state == ENR_COMPLETED)
-        progress = g_strdup_printf("You have completed all %d steps.", c->n_lessons);
+        progress = lang_say(words, "progress_completed", FALSE, "steps", steps, NULL);
     else if (e->state == ENR_PAUSED && e->paused_until > 0) {
-        char *until = pace_format_local(e->paused_until, zone);
-        progress = g_strdup_printf("You have received %d of %d steps. The course is paused until %s.",
-                                   e->lessons_sent, c->n_lessons, until);
+        char *until = compose_date(app, c, e->paused_until, zone, FALSE);
+        progress = lang_say(words, "progress_paused_until", FALSE, "sent", sent, "steps", steps, "date",
+                            until, NULL);
         g_free(until);
     } else if (e->state == ENR_PAUSED)
-        progress = g_strdup_printf(
-            "You have received %d of %d steps. The course is paused until you "
-            "send \"resume\".",
-            e->lessons_sent, c->n_lessons);
+        progress = lang_say(words, "progress_paused", FALSE, "sent", sent, "steps", steps, NULL);
     else if (e->state == ENR_STOPPED)
-        progress = g_strdup_printf("You have left this course after %d of %d steps.", e->lessons_sent,
-                                   c->n_lessons);
+        progress = lang_say(words, "progress_stopped", FALSE, "sent", sent, "steps", steps, NULL);
     else
-        progress = g_strdup_printf("You have received %d of %d steps.", e->lessons_sent, c->n_lessons);
+        progress = lang_say(words, "progress_active", FALSE, "sent", sent, "steps", steps, NULL);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
     gboolean ok = calendar_upcoming(app, e, c, slots, lessons, err);
     g_array_free(lessons, TRUE);
-    char *next = slots->len ? pace_format_local(g_array_index(slots, gint64, 0), zone)
-                            : g_strdup("none planned");
+    char *next = slots->len ? compose_date(app, c, g_array_index(slots, gint64, 0), zone, FALSE)
+                            : g_strdup(lang_get(words, "none_planned"));
     struct render_var vars[] = {
         { "progress", progress, FALSE },
         { "next_date", next, FALSE },

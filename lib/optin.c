@@ -15,6 +15,7 @@
 #include "schedule.h"
 #include "enroll.h"
 #include "error.h"
+#include "lang.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
@@ -141,10 +142,9 @@ static char *offer_next(struct app *app, const struct course *c, const struct en
     if (!recorded)
         return NULL;
     char *tok = confirm_token(app, id, e->email, nc->slug, now, MAX(OFFER_TTL, app->cfg->confirm_ttl));
-    char *md = g_strdup_printf(
-        "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
-        "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
-        nc->title, nc->n_lessons, *nc->description ? ": " : "", nc->description, app->cfg->base_url, tok);
+    char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, tok);
+    char *md = compose_next_offer(app, c, nc, url);
+    g_free(url);
     g_free(tok);
     return md;
 }
@@ -387,7 +387,11 @@ gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gin
         ok = life_stop(app, e, REASON_SUBSCRIBER, "unsubscribed", via, now, err);
         if (ok && c) {
             struct compose_to to = { e->email, e->name, e->tz, e->id };
-            char *progress = g_strdup_printf("You received %d of %d steps.", e->lessons_sent, c->n_lessons);
+            char sent[16], steps[16];
+            g_snprintf(sent, sizeof sent, "%d", e->lessons_sent);
+            g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
+            char *progress = lang_say(app_lang(app, c), "progress_left", FALSE, "sent", sent, "steps", steps,
+                                      NULL);
             struct render_var vars[] = { { "progress", progress, FALSE } };
             struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
             ok = notify_queue(app, "goodbye", c, &to, e->subscriber_id, &opts, TRUE, NULL, now, err);

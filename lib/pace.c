@@ -7,6 +7,7 @@
 #include <libical/ical.h>
 #include "pace.h"
 #include "error.h"
+#include "lang.h"
 
 static GMutex zone_lock;
 /* libical is called by the main thread and by the HTTP thread (a confirm
@@ -379,6 +380,68 @@ char *pace_format_local(gint64 t, const char *tz)
     g_date_time_unref(u);
     g_time_zone_unref(gz);
     return s;
+}
+
+char *pace_format_human(gint64 t, const char *tz, const struct lang *words)
+{
+    if (!words)
+        return pace_format_local(t, tz);
+    GTimeZone *gz = gtz_get(tz && *tz ? tz : "UTC");
+    GDateTime *u = g_date_time_new_from_unix_utc(t);
+    GDateTime *l = g_date_time_to_timezone(u, gz);
+    char *s = lang_date(words, g_date_time_get_day_of_week(l), g_date_time_get_day_of_month(l),
+                        g_date_time_get_month(l), g_date_time_get_hour(l), g_date_time_get_minute(l));
+    g_date_time_unref(l);
+    g_date_time_unref(u);
+    g_time_zone_unref(gz);
+    return s;
+}
+
+/* The weekdays of rule's BYDAY as words's plural names joined ("Tuesdays
+ * and Saturdays"), or NULL when the rule is not weekly by day. g_free(). */
+static char *describe_days(const struct icalrecurrencetype *r, const struct lang *words)
+{
+    if (r->freq != ICAL_WEEKLY_RECURRENCE || r->by_day[0] == ICAL_RECURRENCE_ARRAY_MAX)
+        return NULL;
+    int n = 0;
+    while (n < ICAL_BY_DAY_SIZE && r->by_day[n] != ICAL_RECURRENCE_ARRAY_MAX)
+        n++;
+    GString *s = g_string_new(NULL);
+    for (int i = 0; i < n; i++) {
+        int dow = icalrecurrencetype_day_day_of_week(r->by_day[i]); /* 1 = Sunday */
+        if (i > 0 && i == n - 1)
+            g_string_append_printf(s, " %s ", lang_get(words, "list_and"));
+        else if (i > 0)
+            g_string_append(s, ", ");
+        g_string_append(s, dow >= 1 && dow <= 7 ? lang_item(words, "weekdays_plural", (dow + 5) % 7) : "?");
+    }
+    return g_string_free(s, FALSE);
+}
+
+char *pace_describe_in(const struct pace_rule *rule, const struct lang *words)
+{
+    if (!words)
+        return pace_describe(rule);
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule->rrule);
+    char *time = lang_time(words, rule->hour, rule->minute);
+    char n[16];
+    g_snprintf(n, sizeof n, "%d", r.interval);
+    char *days = describe_days(&r, words), *out;
+    if (r.freq == ICAL_DAILY_RECURRENCE && r.interval <= 1)
+        out = lang_say(words, "schedule_daily", FALSE, "time", time, NULL);
+    else if (r.freq == ICAL_DAILY_RECURRENCE)
+        out = lang_say(words, "schedule_days", FALSE, "n", n, "time", time, NULL);
+    else if (days && r.interval > 1)
+        out = lang_say(words, "schedule_weeks", FALSE, "days", days, "n", n, "time", time, NULL);
+    else if (days)
+        out = lang_say(words, "schedule_weekly", FALSE, "days", days, "time", time, NULL);
+    else
+        out = lang_say(words, "schedule_other", FALSE, "time", time, NULL);
+    g_free(days);
+    g_free(time);
+    return out;
 }
 
 char *pace_describe(const struct pace_rule *rule)

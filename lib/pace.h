@@ -68,7 +68,20 @@ struct pace_event {
 char *pace_calendar(const struct pace_event *ev, size_t n, int sequence, const char *organizer,
                     const char *name, gint64 dtstamp);
 
-/* Returns "2026-03-02 10:00 CET"-style local time of t in tz; g_free(). */
+struct lang;
+/* Returns the local time of t in tz as people write it in the language of
+ * words (lang.h): "Wednesday 4 March at 9:00", "Mittwoch, 4. März, 9:00",
+ * "mercredi 4 mars à 9 h 00"; the zone is not named (the mail says it
+ * once where it matters). words NULL: pace_format_local(). g_free(). */
+char *pace_format_human(gint64 t, const char *tz, const struct lang *words);
+
+/* Returns pace_describe() in the language of words, lower case, to follow
+ * "sent": "on Tuesdays and Saturdays at 7:30", "dienstags und samstags um
+ * 7:30 Uhr"; words NULL: pace_describe(). g_free(). */
+char *pace_describe_in(const struct pace_rule *rule, const struct lang *words);
+
+/* Returns "2026-03-02 10:00 CET"-style local time of t in tz (for
+ * operators: coursectl's tables); g_free(). */
 char *pace_format_local(gint64 t, const char *tz);
 
 #endif

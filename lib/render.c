@@ -28,12 +28,16 @@ struct render_set {
     const struct render_set *fallback;
 };
 
-static const char *const lesson_vars[] = {
-    "name",   "email",     "course_title",    "course_slug",     "step",   "steps",      "subject",
-    "lesson", "next_date", "unsubscribe_url", "command_address", "source", "manage_url", NULL
-};
+static const char *const lesson_vars[] = { "name", "email", "course_title", "course_slug", "step", "steps",
+                                           "subject", "lesson", "next_date", "unsubscribe_url",
+                                           "command_address", "source",
+                                           /* the words of the course's language (lang.h) */
+                                           "lang", "greeting", "step_line", "next_label", "foot_pause",
+                                           "foot_status", "foot_manage", "foot_leave", "support",
+                                           "manage_url", NULL };
 static const char *const layout_vars[] = { "subject",         "body",       "course_title",
-                                           "command_address", "manage_url", NULL };
+                                           "command_address", "lang",       "foot_commands",
+                                           "foot_manage",     "manage_url", NULL };
 static const char *const system_vars[] = { "name",
                                            "email",
                                            "course_title",
@@ -54,12 +58,19 @@ static const char *const system_vars[] = { "name",
                                            "reason",
                                            "courses",
                                            "next_step",
+                                           "greeting",
+                                           "support",
                                            NULL };
 /* The confirmation goes to an address nobody has verified yet: it must not
  * echo anything the requester typed (a name, a reason), or it becomes a
  * spam cannon. */
 static const char *const confirm_vars[] = { "email",    "course_title", "course_description", "steps",
                                             "schedule", "confirm_url",  "command_address",    NULL };
+
+/* Snippets: Markdown included in other mails, no placeholders of their
+ * own (support.md: the help line, docs/support-default.md). */
+static const char *const no_vars[] = { NULL };
+static const char *const snippets[] = { "support.md", NULL };
 
 static const char *const system_mails[] = { "confirm", "welcome",  "goodbye", "status", "help",
                                             "error",   "complete", "export",  NULL };
@@ -236,6 +247,8 @@ static const char *const *template_vars(const char *file, gboolean *system)
     for (size_t i = 0; i < G_N_ELEMENTS(layouts); i++)
         if (strcmp(file, layouts[i].file) == 0)
             return layouts[i].vars;
+    if (g_strv_contains(snippets, file))
+        return no_vars;
     for (const char *const *w = system_mails; *w; w++) {
         size_t n = strlen(*w);
         if (strncmp(file, *w, n) == 0 && strcmp(file + n, ".md") == 0) {
@@ -255,6 +268,8 @@ static char **template_files(void)
         g_ptr_array_add(a, g_strdup(layouts[i].file));
     for (const char *const *w = system_mails; *w; w++)
         g_ptr_array_add(a, g_strconcat(*w, ".md", NULL));
+    for (const char *const *w = snippets; *w; w++)
+        g_ptr_array_add(a, g_strdup(*w));
     g_ptr_array_add(a, NULL);
     return (char **)g_ptr_array_free(a, FALSE);
 }
@@ -283,6 +298,10 @@ static gboolean load_file(struct render_set *set, const char *dir, const char *f
         g_hash_table_insert(set->subject, g_strndup(file, strlen(file) - 3), subject);
         g_hash_table_insert(set->text, g_strdup(file), body);
         g_free(text);
+    } else if (ok && g_strv_contains(snippets, file)) {
+        /* rendered once here: a snippet goes into every copy of a lesson */
+        g_hash_table_insert(set->text, g_strconcat(file, ".html", NULL), render_markdown(text));
+        g_hash_table_insert(set->text, g_strdup(file), text);
     } else if (ok) {
         g_hash_table_insert(set->text, g_strdup(file), text);
     } else {
@@ -307,6 +326,28 @@ struct render_set *render_load(const char *dir, GError **err)
     return set;
 }
 
+gboolean render_load_dir(const char *dir, const struct render_set *fallback, struct render_set **out,
+                         GError **err)
+{
+    *out = NULL;
+    gboolean ok = TRUE;
+    struct render_set *set = set_new(dir, fallback);
+    char **files = template_files();
+    for (char **f = files; ok && *f; f++) {
+        char *path = g_build_filename(dir, *f, NULL);
+        gboolean here = g_file_test(path, G_FILE_TEST_EXISTS);
+        g_free(path);
+        if (here)
+            ok = load_file(set, dir, *f, err);
+    }
+    g_strfreev(files);
+    if (ok && g_hash_table_size(set->text) > 0)
+        *out = set;
+    else
+        render_free(set);
+    return ok;
+}
+
 gboolean render_load_overrides(const char *course_dir, const struct render_set *shared,
                                struct render_set **out, GError **err)
 {
@@ -323,21 +364,8 @@ gboolean render_load_overrides(const char *course_dir, const struct render_set *
         g_free(dir);
         return FALSE;
     }
-    struct render_set *set = set_new(dir, shared);
-    char **files = template_files();
-    for (char **f = files; ok && *f; f++) {
-        char *path = g_build_filename(dir, *f, NULL);
-        gboolean here = g_file_test(path, G_FILE_TEST_EXISTS);
-        g_free(path);
-        if (here)
-            ok = load_file(set, dir, *f, err);
-    }
-    g_strfreev(files);
+    ok = render_load_dir(dir, shared, out, err);
     g_free(dir);
-    if (ok && g_hash_table_size(set->text) > 0)
-        *out = set;
-    else
-        render_free(set);
     return ok;
 }
 
@@ -426,6 +454,21 @@ char *render_apply(const struct render_set *set, const char *name, const struct 
         return NULL;
     }
     return fill(text, name, vars, n_vars, g_str_has_suffix(name, ".html") ? ESC_HTML : ESC_NONE, err);
+}
+
+const char *render_snippet_html(const struct render_set *set, const char *file)
+{
+    char *key = g_strconcat(file, ".html", NULL);
+    const struct render_set *h = holder(set, key);
+    const char *html = h ? g_hash_table_lookup(h->text, key) : "";
+    g_free(key);
+    return html;
+}
+
+const char *render_snippet(const struct render_set *set, const char *file)
+{
+    const struct render_set *h = holder(set, file);
+    return h ? g_hash_table_lookup(h->text, file) : "";
 }
 
 gboolean render_system(const struct render_set *set, const char *which, const struct render_var *vars,

@@ -30,6 +30,23 @@ void render_free(struct render_set *set);
 gboolean render_load_overrides(const char *course_dir, const struct render_set *shared,
                                struct render_set **out, GError **err);
 
+/* The templates of one folder (a language's, templates/<tag>/): every
+ * template file there, checked as render_load() checks them; *out gets a
+ * set falling back file by file to fallback (borrowed: it must outlive
+ * the set), or NULL when dir holds no template. FALSE with err as
+ * "file:line: message". render_load_overrides() is this for
+ * course_dir/templates/. */
+gboolean render_load_dir(const char *dir, const struct render_set *fallback, struct render_set **out,
+                         GError **err);
+
+/* Returns snippet `file` (support.md) of set or of what it falls back to,
+ * as written (Markdown), or "" if no set has it. Borrowed from set. */
+const char *render_snippet(const struct render_set *set, const char *file);
+
+/* Returns snippet `file` of set (or of what it falls back to) rendered
+ * to HTML by render_markdown() once at load, or "". Borrowed from set. */
+const char *render_snippet_html(const struct render_set *set, const char *file);
+
 /* Appends every problem of course_dir/templates/ to problems (of struct
  * course_problem, course.h): each unknown placeholder of each template
  * with its line, a system mail without its Subject line, and files there

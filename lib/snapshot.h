@@ -13,6 +13,7 @@
 #define COURSED_SNAPSHOT_H
 #include <glib.h>
 #include "config.h"
+#include "lang.h"
 #include "render.h"
 #include "token.h"
 
@@ -24,6 +25,13 @@ struct snapshot {
      * (courses/<slug>/templates/), each falling back to tpl file by file;
      * NULL with SNAP_CONFIG_ONLY */
     GHashTable *course_tpl;
+    /* tag -> struct render_set * of templates/<tag>/ (a language's system
+     * mails), falling back to its primary language's, then to tpl; and tag
+     * -> struct lang * of templates/strings/<tag>.ini, "en" always there.
+     * Both hold every language a course names (and its primary one).
+     * NULL with SNAP_CONFIG_ONLY. */
+    GHashTable *lang_tpl;
+    GHashTable *langs;
     struct token_key *key; /* NULL while no key file exists (before 'coursectl init') */
     /* Lesson skeletons of these courses: compose.c fills this slot on
      * first use, under cache_lock, and owns what is in it (cache_free). */
@@ -45,6 +53,15 @@ enum snapshot_flags {
  * file (and line) that is wrong. Reads every course and template (the
  * shared ones and each course's own), lints them and renders every lesson once: the cost of a start or a reload. */
 struct snapshot *snapshot_load(const char *config_path, int flags, GError **err);
+
+/* Returns the templates of language tag (NULL: en): templates/<tag>/,
+ * else its primary language's, else the shared ones. Borrowed. */
+const struct render_set *snapshot_templates(const struct snapshot *s, const char *tag);
+
+/* Returns the words of language tag (NULL: en), else of its primary
+ * language, else English; NULL only for a SNAP_CONFIG_ONLY snapshot.
+ * Borrowed. */
+const struct lang *snapshot_lang(const struct snapshot *s, const char *tag);
 
 /* Returns s with one more reference (thread-safe). */
 struct snapshot *snapshot_ref(struct snapshot *s);

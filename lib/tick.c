@@ -19,6 +19,7 @@
 #include "calendar.h"
 #include "enroll.h"
 #include "error.h"
+#include "lang.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "optin.h"
@@ -994,18 +995,6 @@ const char *const *tick_test_system_mails(void)
     return test_mails;
 }
 
-/* The list of courses the help mail shows, as command.c writes it. */
-static char *sample_courses(const struct app *app)
-{
-    GString *s = g_string_new(NULL);
-    for (guint i = 0; i < app->courses->len; i++) {
-        const struct course *c = app->courses->pdata[i];
-        g_string_append_printf(s, "- %s: write to %s@%s%s%s\n", c->title, c->slug, app->cfg->domain,
-                               *c->description ? ". " : "", c->description);
-    }
-    return g_string_free(s, FALSE);
-}
-
 /* The paragraph of the complete mail offering c's next course, with the
  * fake token in its confirm link ("" without a next course). */
 static char *sample_next_step(const struct app *app, const struct course *c)
@@ -1013,11 +1002,10 @@ static char *sample_next_step(const struct app *app, const struct course *c)
     const struct course *nc = c->next_course ? course_find(app->courses, c->next_course) : NULL;
     if (!nc)
         return g_strdup("");
-    return g_strdup_printf(
-        "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
-        "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
-        nc->title, nc->n_lessons, *nc->description ? ": " : "", nc->description, app->cfg->base_url,
-        COMPOSE_PREVIEW_TOKEN);
+    char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
+    char *md = compose_next_offer(app, c, nc, url);
+    g_free(url);
+    return md;
 }
 
 char *tick_sample_system(const struct app *app, const char *which, const struct course *c,
@@ -1026,17 +1014,20 @@ char *tick_sample_system(const struct app *app, const char *which, const struct 
 {
     const char *zone = schedule_zone(c, to->tz);
     gint64 first = schedule_first(app->cfg, c, to->tz, now);
-    char *first_date = first > 0 ? pace_format_local(first, zone) : g_strdup("none planned");
+    const struct lang *words = app_lang(app, c);
+    char *first_date = first > 0 ? compose_date(app, c, first, zone, !strcmp(which, "welcome"))
+                                 : g_strdup(lang_get(words, "none_planned"));
     char *next = first > 0 && c->n_lessons > 1
-                     ? pace_format_local(schedule_preview_next(c, to->tz, 1, first), zone)
-                     : g_strdup("none planned");
-    int had = MIN(2, c->n_lessons);
-    char *progress = !strcmp(which, "goodbye")
-                         ? g_strdup_printf("You received %d of %d steps.", had, c->n_lessons)
-                         : g_strdup_printf("You have received 1 of %d steps.", c->n_lessons);
+                     ? compose_date(app, c, schedule_preview_next(c, to->tz, 1, first), zone, FALSE)
+                     : g_strdup(lang_get(words, "none_planned"));
+    char had[16], steps[16];
+    g_snprintf(had, sizeof had, "%d", !strcmp(which, "goodbye") ? MIN(2, c->n_lessons) : 1);
+    g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
+    char *progress = lang_say(words, !strcmp(which, "goodbye") ? "progress_left" : "progress_active", FALSE,
+                              "sent", had, "steps", steps, NULL);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
     char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, COMPOSE_PREVIEW_TOKEN, app->cfg->domain);
-    char *courses = sample_courses(app);
+    char *courses = compose_courses_list(app, c);
     char *next_step = sample_next_step(app, c);
     struct render_var vars[] = {
         { "first_date", first_date, FALSE },

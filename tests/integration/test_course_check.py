@@ -110,7 +110,7 @@ def test_two_broken_lessons_give_two_messages(tmp_path):
     rc, lines = check(env)
     assert rc == 1
     assert lines == [
-        "courses/two/lessons/02-b.md:2: unknown header field 'Author' (only Subject is known)",
+        "courses/two/lessons/02-b.md:2: unknown header field 'Author' (the fields are Subject and Support)",
         "courses/two/lessons/03-c.md:3: the lesson text is empty",
         "coursectl: 2 problem(s)",
     ]
@@ -136,7 +136,7 @@ def test_byte_order_mark_does_not_hide_a_problem(tmp_path):
     rc, lines = check(env)
     assert lines == [
         "courses/bom/course.ini:4: time '7' must be HH:MM (24-hour)",
-        "courses/bom/lessons/01-a.md:2: unknown header field 'From' (only Subject is known)",
+        "courses/bom/lessons/01-a.md:2: unknown header field 'From' (the fields are Subject and Support)",
         "coursectl: 2 problem(s)",
     ]
 

@@ -74,6 +74,8 @@ def split_lesson(path):
     assert lines[0].startswith("Subject: "), f"{path.name}: first line must start with 'Subject: '"
     subject = lines[0][len("Subject: "):].strip()
     assert subject, f"{path.name}: empty subject"
+    if len(lines) > 1 and lines[1] in ("Support: yes", "Support: no"):  # the help line (docs/safety.md)
+        lines = lines[:1] + lines[2:]
     assert len(lines) > 2 and lines[1] == "", f"{path.name}: subject must be followed by one blank line"
     assert lines[2].strip() != "", f"{path.name}: exactly one blank line expected after the subject"
     return subject, "\n".join(lines[2:])

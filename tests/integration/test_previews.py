@@ -109,6 +109,12 @@ def subjects(env, slug, n):
 
 # ---- course preview ... all ----
 
+def human(slot, tz="Europe/Berlin"):
+    """A timeline slot as the English mails write it: 'Wednesday 4 March at 9:00'."""
+    t = datetime.strptime(slot["utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).astimezone(ZoneInfo(tz))
+    return f"{t:%A} {t.day} {t:%B} at {t.hour}:{t:%M}"
+
+
 def test_preview_all_html_is_one_page_of_every_mail(env):
     out = env.ctl("course", "preview", "test", "all", "--html", now=NOW).stdout
     assert not (env.dir / "secret.key").exists() and not env.db.exists(), "a preview made a key or a database"
@@ -131,7 +137,7 @@ def test_preview_all_html_is_one_page_of_every_mail(env):
         if which.startswith("lesson-"):
             n = int(which[len("lesson-"):])
             assert f"/u/{TOKEN}" in frame["srcdoc"] and "Hello there," in frame["srcdoc"]
-            nxt = slots[n]["local"] if n < len(slots) else "none: this is the last step"
+            nxt = human(slots[n]) if n < len(slots) else "none, this is the last step"
             assert f"Next step: <strong style=\"color:#3d3934;\">{nxt}</strong>" in frame["srcdoc"], which
         else:
             one = env.ctl("course", "preview", "test", which, "--html", now=NOW).stdout
@@ -165,7 +171,7 @@ def test_preview_all_text_has_every_plain_part_under_a_heading(env):
     for k, (head, body) in enumerate(zip(heads[:3], bodies[:3])):
         when = datetime.strptime(slots[k]["utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
         assert f"Date: {email.utils.format_datetime(when)}" in head, head
-        nxt = slots[k + 1]["local"] if k + 1 < len(slots) else "none: this is the last step"
+        nxt = human(slots[k + 1]) if k + 1 < len(slots) else "none, this is the last step"
         assert f"Next step: {nxt}" in body
         assert f"# Step {k + 1} of the test" in body
     assert f"https://courses.example.org/c/{TOKEN}" in bodies[3]
@@ -174,7 +180,7 @@ def test_preview_all_text_has_every_plain_part_under_a_heading(env):
     assert "Hello Reader" not in out
     # every value is filled: no status line or progress left empty
     status = bodies[5]
-    assert re.search(r"Next step: \d{4}-\d{2}-\d{2} \d{2}:\d{2}", status), status
+    assert re.search(r"Next step: [A-Z][a-z]+day \d+ [A-Z][a-z]+ at \d+:\d{2}", status), status
     assert "You have received 1 of 3 steps." in status
     assert "- Test Course: write to test@courses.example.org. Three small steps." in bodies[6]
 
