@@ -105,8 +105,10 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         return FALSE;
     v.step = g_strdup_printf("%d", n);
     v.steps = g_strdup_printf("%d", c->n_lessons);
-    v.next = next_at > 0 ? pace_format_local(next_at, to->tz ? to->tz : c->tz)
-                         : g_strdup("none: this is the last step");
+    /* Empty on the last lesson (and when not known): the layouts leave out
+     * their "Next step" line then, and the last one its pause help. */
+    gboolean last = n >= c->n_lessons;
+    v.next = next_at > 0 && !last ? pace_format_local(next_at, to->tz ? to->tz : c->tz) : g_strdup("");
     v.command = compose_command_address(app->cfg, c);
     char *lesson_html = l->html ? g_strdup(l->html) : render_markdown(l->body);
     struct render_var vars[] = {
@@ -122,6 +124,8 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "unsubscribe_url", v.unsub_url, FALSE },
         { "command_address", v.command, FALSE },
         { "source", c->source, FALSE },
+        { "sign_off", c->sign_off, FALSE },
+        { "last", last ? "last" : "", FALSE },
     };
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     *text = render_apply(tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
