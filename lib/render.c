@@ -745,8 +745,14 @@ static void pt_inline(struct pt *pt, cmark_node *n, GString *s)
             if (url && *url && (t == CMARK_NODE_IMAGE || !is_address))
                 g_string_append_printf(s, "%c[%u]", TEXT_NOBREAK, pt_ref(pt, url));
             g_string_free(text, TRUE);
+        } else if (md_is(c, "strikethrough")) {
+            /* as written: the words alone would say the opposite, and ~~ is
+             * how chat apps strike text too */
+            g_string_append(s, "~~");
+            pt_inline(pt, c, s);
+            g_string_append(s, "~~");
         } else {
-            pt_inline(pt, c, s); /* emphasis, strong, ~~strikethrough~~: the words alone */
+            pt_inline(pt, c, s); /* emphasis, strong: the words alone */
         }
     }
 }

@@ -47,7 +47,7 @@ def problems_of(text):
         if re.match(r"#{1,6}(\s|$)", stripped):
             found.append(f"line {i}: a '#' heading: {line!r}")
         for mark, what in (("**", "bold"), ("__", "bold"), ("`", "a backtick"), ("](", "a link"),
-                           ("~~", "strikethrough"), ("<http", "an autolink")):
+                           ("<http", "an autolink")):
             if mark in line:
                 found.append(f"line {i}: {what} mark: {line!r}")
         if re.search(r"(?<![\w*])\*(?=\S)[^*\n]+(?<=\S)\*(?![\w*])", line) or re.search(
