@@ -1,5 +1,8 @@
-/* render.c - owns cmark and the template language: {{ name }} placeholders,
- * nothing else (no logic in templates). Templates are read and checked once,
+/* render.c - owns cmark and the template language: {{ name }} placeholders
+ * and sections that show or hide text by whether a value is empty
+ * ({{#name}}...{{/name}}, {{^name}}...{{/name}}), nothing else (no logic in
+ * templates). It also makes the text/plain part from cmark's parse tree
+ * (docs/rendering.md). Templates are read and checked once,
  * at start-up or reload, so an unknown placeholder is a load error and never
  * a send-time surprise.
  *

@@ -3,6 +3,8 @@
  * in characters, links as numbered references, lists, tables, code, CRLF,
  * and typography (smart quotes and dashes) in both parts. */
 #include <string.h>
+#include <glib/gstdio.h>
+#include "error.h"
 #include "render.h"
 
 /* Every line of text is at most max columns (characters, not bytes), or a
@@ -182,6 +184,75 @@ static void test_text_wrap(void)
     g_free(t);
 }
 
+/* A copy of the shipped templates in a new folder, lesson.txt replaced by
+ * lesson_txt. Returns the folder; g_free(). */
+static char *templates_with(const char *lesson_txt)
+{
+    char *dir = g_dir_make_tmp("tpl-XXXXXX", NULL);
+    char *src = g_build_filename(g_getenv("COURSED_SOURCE_DIR"), "templates", NULL);
+    GDir *d = g_dir_open(src, 0, NULL);
+    g_assert_nonnull(d);
+    const char *name;
+    while ((name = g_dir_read_name(d))) {
+        char *from = g_build_filename(src, name, NULL), *to = g_build_filename(dir, name, NULL), *text = NULL;
+        g_assert_true(g_file_get_contents(from, &text, NULL, NULL));
+        g_assert_true(g_file_set_contents(to, strcmp(name, "lesson.txt") ? text : lesson_txt, -1, NULL));
+        g_free(text);
+        g_free(from);
+        g_free(to);
+    }
+    g_dir_close(d);
+    g_free(src);
+    return dir;
+}
+
+static void rm_dir(char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        char *path = g_build_filename(dir, name, NULL);
+        g_remove(path);
+        g_free(path);
+    }
+    if (d)
+        g_dir_close(d);
+    g_rmdir(dir);
+    g_free(dir);
+}
+
+static void test_sections(void)
+{
+    char *dir = templates_with(
+        "Hello\n{{#next_date}}\nNext: {{next_date}}\n{{/next_date}}\n  {{^last}}\n"
+        "pause help\n{{/last}}\nbye {{lesson}}\n");
+    GError *err = NULL;
+    struct render_set *set = render_load(dir, &err);
+    g_assert_no_error(err);
+    struct render_var vars[] = { { "next_date", "Monday", FALSE },
+                                 { "last", "", FALSE },
+                                 { "lesson", "*x*", FALSE } };
+    char *out = render_apply(set, "lesson.txt", vars, G_N_ELEMENTS(vars), &err);
+    g_assert_cmpstr(out, ==, "Hello\nNext: Monday\npause help\nbye x\n");
+    g_free(out);
+    vars[0].value = "";
+    vars[1].value = "last";
+    out = render_apply(set, "lesson.txt", vars, G_N_ELEMENTS(vars), &err);
+    g_assert_cmpstr(out, ==, "Hello\nbye x\n"); /* both left out, and their lines with them */
+    g_free(out);
+    render_free(set);
+    rm_dir(dir);
+    /* a section that is never closed is a load error naming file and line */
+    dir = templates_with("Hello\n\n{{#next_date}} Next: {{next_date}}\n{{lesson}}\n");
+    set = render_load(dir, &err);
+    g_assert_null(set);
+    g_assert_nonnull(err);
+    g_assert_nonnull(
+        strstr(err->message, "lesson.txt:3: section '{{#next_date}}' without its '{{/next_date}}'"));
+    g_error_free(err);
+    rm_dir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -198,5 +269,6 @@ int main(int argc, char **argv)
     g_test_add_func("/render/image_and_html", test_image_and_html);
     g_test_add_func("/render/hard_break", test_hard_break);
     g_test_add_func("/render/text_wrap", test_text_wrap);
+    g_test_add_func("/render/sections", test_sections);
     return g_test_run();
 }
