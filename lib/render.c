@@ -699,13 +699,29 @@ struct pt {
     GPtrArray *urls; /* the numbered references, in the order first used */
 };
 
+/* Returns url as a reader can copy it: spaces and control characters
+ * percent-encoded (cmark keeps them as written in <...>). g_free(). */
+static char *pt_url(const char *url)
+{
+    GString *s = g_string_new(NULL);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            g_string_append_printf(s, "%%%02X", (unsigned char)*p);
+        else
+            g_string_append_c(s, *p);
+    return g_string_free(s, FALSE);
+}
+
 /* The number (from 1) of url among the references, added if new. */
 static guint pt_ref(struct pt *pt, const char *url)
 {
+    char *shown = pt_url(url);
     for (guint i = 0; i < pt->urls->len; i++)
-        if (strcmp(pt->urls->pdata[i], url) == 0)
+        if (strcmp(pt->urls->pdata[i], shown) == 0) {
+            g_free(shown);
             return i + 1;
-    g_ptr_array_add(pt->urls, g_strdup(url));
+        }
+    g_ptr_array_add(pt->urls, shown);
     return pt->urls->len;
 }
 
@@ -743,8 +759,12 @@ static void pt_inline(struct pt *pt, cmark_node *n, GString *s)
             gboolean is_address = url && (!*text->str || !strcmp(text->str, url) || !strcmp(text->str, bare));
             if (t == CMARK_NODE_IMAGE)
                 g_string_append_printf(s, "[%s]", *text->str ? text->str : "picture");
-            else
-                g_string_append(s, is_address ? bare : text->str);
+            else if (is_address) {
+                char *shown = pt_url(bare);
+                g_string_append(s, shown);
+                g_free(shown);
+            } else
+                g_string_append(s, text->str);
             if (url && *url && (t == CMARK_NODE_IMAGE || !is_address))
                 g_string_append_printf(s, "%c[%u]", TEXT_NOBREAK, pt_ref(pt, url));
             g_string_free(text, TRUE);
@@ -777,11 +797,19 @@ static void pt_line(GString *out, const char *prefix, const char *line)
     g_string_append_c(out, '\n');
 }
 
+/* The columns left for text on a line that starts with prefix. */
+static size_t pt_room(const char *prefix)
+{
+    size_t taken = md_width(prefix);
+    return taken + TEXT_MIN_ROOM > TEXT_WIDTH ? TEXT_MIN_ROOM : TEXT_WIDTH - taken;
+}
+
 /* Appends run (words, '\n' for a hard break) to out wrapped at TEXT_WIDTH
  * columns: the first line after first, the others after rest. A word wider
- * than the line stands alone on its own; if it is not an address it is cut
- * at the width (only a pasted token is that long). */
-static void pt_wrap(GString *out, const char *run, const char *first, const char *rest)
+ * than the line stands alone on its own; if it is not an address and
+ * cut_words, it is cut at the width (only a pasted token is that long). */
+static void pt_wrap_cut(GString *out, const char *run, const char *first, const char *rest,
+                        gboolean cut_words)
 {
     char **lines = g_strsplit(run, "\n", -1);
     GString *line = g_string_new(NULL);
@@ -794,16 +822,17 @@ static void pt_wrap(GString *out, const char *run, const char *first, const char
             if (!**w)
                 continue;
             g_strdelimit(*w, "\x01", ' ');
-            size_t room = MAX(TEXT_WIDTH - (int)md_width(prefix), TEXT_MIN_ROOM);
+            size_t room = pt_room(prefix);
             size_t width = md_width(*w);
             if (used > 0 && used + 1 + width > room) {
                 pt_line(out, prefix, line->str);
                 prefix = rest;
+                room = pt_room(prefix);
                 g_string_truncate(line, 0);
                 used = 0;
             }
             const char *word = *w;
-            while (width > room && !pt_is_url(word)) { /* cut a long word at the width */
+            while (cut_words && width > room && !pt_is_url(word)) { /* cut a long word at the width */
                 const char *cut = word;
                 size_t cols = 0;
                 while (*cut && cols + md_width_char(g_utf8_get_char(cut)) <= room) {
@@ -815,6 +844,7 @@ static void pt_wrap(GString *out, const char *run, const char *first, const char
                 g_string_append_len(line, word, cut - word);
                 pt_line(out, prefix, line->str);
                 prefix = rest;
+                room = pt_room(prefix);
                 g_string_truncate(line, 0);
                 word = cut;
                 width = md_width(word);
@@ -832,6 +862,11 @@ static void pt_wrap(GString *out, const char *run, const char *first, const char
     }
     g_string_free(line, TRUE);
     g_strfreev(lines);
+}
+
+static void pt_wrap(GString *out, const char *run, const char *first, const char *rest)
+{
+    pt_wrap_cut(out, run, first, rest, TRUE);
 }
 
 /* The cells of table t as text, row by row (n_cols each), and each
@@ -986,8 +1021,10 @@ static void pt_block(struct pt *pt, cmark_node *n, const char *first, const char
         if (count > 0 && !*lines[count - 1])
             count--;
         for (guint i = 0; i < count; i++) {
-            g_strdelimit(lines[i], "\r\t", ' ');
-            pt_line(pt->out, i ? rest_code : first_code, lines[i]);
+            GString *code = g_string_new(NULL);
+            pt_literal(code, lines[i]); /* a CR of CRLF, a tab: spaces */
+            pt_line(pt->out, i ? rest_code : first_code, code->str);
+            g_string_free(code, TRUE);
         }
         g_strfreev(lines);
         g_free(first_code);
@@ -1051,7 +1088,7 @@ char *render_text_wrap(const char *text)
             size_t indent = strspn(line, " ");
             char *prefix = g_strndup(line, indent);
             g_strdelimit(line, "\x01", ' ');
-            pt_wrap(out, line + indent, prefix, prefix);
+            pt_wrap_cut(out, line + indent, prefix, prefix, FALSE); /* a value's long word is an address */
             g_free(prefix);
         }
         g_free(line);

@@ -74,8 +74,8 @@ char *render_markdown(const char *md);
 char *render_markdown_text(const char *md);
 
 /* Returns text with every line wider than 72 columns wrapped at spaces
- * (its indentation kept on the lines it becomes); narrower lines and an
- * address that is wider alone are left as they are. render_apply() runs
+ * (its indentation kept on the lines it becomes); narrower lines and a
+ * word that is wider alone (an address, a token) are left as they are. render_apply() runs
  * the .txt layouts through it. g_free(). */
 char *render_text_wrap(const char *text);
 
