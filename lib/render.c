@@ -627,6 +627,8 @@ char *render_markdown(const char *md)
 /* The columns a reader's fixed-width font gives character c. */
 static size_t md_width_char(gunichar c)
 {
+    if (c >= 0x20 && c < 0x7f) /* most of every lesson: no table to look up */
+        return 1;
     return g_unichar_iszerowidth(c) ? 0 : g_unichar_iswide(c) ? 2 : 1;
 }
 
