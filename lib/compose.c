@@ -287,8 +287,10 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     const struct lang *words = app_lang(app, c);
     v.step = g_strdup_printf("%d", n);
     v.steps = g_strdup_printf("%d", c->n_lessons);
-    v.next = next_at > 0 ? compose_date(app, c, next_at, to->tz, FALSE)
-                         : g_strdup(lang_get(words, "last_step"));
+    /* Empty on the last lesson (and when not known): the layouts leave out
+     * their "Next step" line then, and the last one its pause help. */
+    gboolean last = n >= c->n_lessons;
+    v.next = next_at > 0 && !last ? compose_date(app, c, next_at, to->tz, FALSE) : g_strdup("");
     v.command = compose_command_address(app->cfg, c);
     v.manage = manage_link(app, c, to);
     v.greeting = greeting(words, to->name);
@@ -337,6 +339,8 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "support", v.support, FALSE },
         { "manage_url", v.manage, FALSE },
         { "foot_manage", v.foot_manage, FALSE },
+        { "sign_off", c->sign_off, FALSE },
+        { "last", last ? "last" : "", FALSE },
     };
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     *text = render_apply(tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);

@@ -18,11 +18,23 @@
 
 #define BOM "\xef\xbb\xbf"
 
-static const char *course_keys[] = {
-    "title",       "description",   "sender",       "sender_name", "source",           "schedule",
-    "time",        "timezone",      "first_within", "allow_next",  "on_insert_behind", "completed_get_new",
-    "next_course", "complete_mail", "language",     NULL
-};
+static const char *course_keys[] = { "title",
+                                     "description",
+                                     "sender",
+                                     "sender_name",
+                                     "source",
+                                     "schedule",
+                                     "time",
+                                     "timezone",
+                                     "first_within",
+                                     "allow_next",
+                                     "on_insert_behind",
+                                     "completed_get_new",
+                                     "next_course",
+                                     "complete_mail",
+                                     "language",
+                                     "sign_off",
+                                     NULL };
 
 /* What a course folder may hold besides hidden files. */
 static const char *folder_entries[] = { "course.ini", "lessons", "templates", NULL };
@@ -59,6 +71,7 @@ void course_free(struct course *c)
     g_free(c->description);
     g_free(c->sender);
     g_free(c->sender_name);
+    g_free(c->sign_off);
     g_free(c->next_course);
     g_free(c->language);
     g_free(c->source);
@@ -450,6 +463,9 @@ static void check_texts(struct loader *ld)
     c->sender_name = ini_get(ld, "sender_name", FALSE);
     if (!c->sender_name)
         c->sender_name = g_strdup(c->title);
+    c->sign_off = ini_get(ld, "sign_off", FALSE);
+    if (!c->sign_off)
+        c->sign_off = g_strdup(c->sender_name);
 }
 
 /* The From address: a bare address, default <slug>@<domain>. */

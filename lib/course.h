@@ -23,6 +23,7 @@ struct course {
     char *sender;        /* From address; default <slug>@<domain> */
     char *sender_name;   /* From display name; default the title */
     char *source;        /* credit line */
+    char *sign_off;      /* the line that ends each lesson, as a letter; default sender_name */
     char *schedule;      /* RRULE */
     char *time;          /* "HH:MM" */
     char *tz;            /* default zone of subscribers */

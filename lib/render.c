@@ -1,5 +1,8 @@
-/* render.c - owns cmark and the template language: {{ name }} placeholders,
- * nothing else (no logic in templates). Templates are read and checked once,
+/* render.c - owns cmark and the template language: {{ name }} placeholders
+ * and sections that show or hide text by whether a value is empty
+ * ({{#name}}...{{/name}}, {{^name}}...{{/name}}), nothing else (no logic in
+ * templates). It also makes the text/plain part from cmark's parse tree
+ * (docs/rendering.md). Templates are read and checked once,
  * at start-up or reload, so an unknown placeholder is a load error and never
  * a send-time surprise.
  *
@@ -34,7 +37,7 @@ static const char *const lesson_vars[] = { "name", "email", "course_title", "cou
                                            /* the words of the course's language (lang.h) */
                                            "lang", "greeting", "step_line", "next_label", "foot_pause",
                                            "foot_status", "foot_manage", "foot_leave", "support",
-                                           "manage_url", NULL };
+                                           "manage_url", "sign_off", "last", NULL };
 static const char *const layout_vars[] = { "subject",         "body",       "course_title",
                                            "command_address", "lang",       "foot_commands",
                                            "foot_manage",     "manage_url", NULL };
@@ -113,7 +116,21 @@ static gboolean render_check(const char *text, const char *file, const char *con
             return FALSE;
         }
         char *name = g_strstrip(g_strndup(p + 2, (gsize)(end - p - 2)));
-        gboolean ok = g_strv_contains(allowed, name);
+        gboolean section = name[0] && strchr("#^/", name[0]); /* {{#x}}, {{^x}}, {{/x}} */
+        gboolean ok = g_strv_contains(allowed, name + section);
+        char *end_tag = g_strdup_printf("{{/%s}}", name + section);
+        if (ok && section && name[0] != '/' && !strstr(end + 2, end_tag)) {
+            if (problems)
+                course_problem_add(problems, TRUE, file, line, "section '{{%s}}' without its '%s'", name,
+                                   end_tag);
+            else
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:%d: section '{{%s}}' without its '%s'", file,
+                            line, name, end_tag);
+            g_free(end_tag);
+            g_free(name);
+            return FALSE;
+        }
+        g_free(end_tag);
         if (!ok && problems)
             course_problem_add(problems, TRUE, file, line, "unknown placeholder '{{%s}}'", name);
         else if (!ok)
@@ -147,6 +164,24 @@ static char *md_escape(const char *v)
 
 enum escape { ESC_NONE, ESC_HTML, ESC_MARKDOWN };
 
+/* Returns where text goes on after the section tag [open, end). A tag alone
+ * on its line (only blanks around it) takes that whole line, so a section
+ * left out leaves no blank line (as in Mustache): the blanks before it,
+ * already in out, are taken back. */
+static const char *section_tag(const char *text, const char *open, const char *end, GString *out)
+{
+    const char *start = open;
+    while (start > text && (start[-1] == ' ' || start[-1] == '\t'))
+        start--;
+    const char *after = end + strspn(end, " \t");
+    if ((start > text && start[-1] != '\n') || (*after && *after != '\n'))
+        return end;
+    size_t blanks = (size_t)(open - start);
+    if (out->len >= blanks)
+        g_string_truncate(out, out->len - blanks);
+    return *after ? after + 1 : after;
+}
+
 static char *fill(const char *text, const char *file, const struct render_var *vars, size_t n_vars,
                   enum escape esc, GError **err)
 {
@@ -166,9 +201,10 @@ static char *fill(const char *text, const char *file, const struct render_var *v
             return NULL;
         }
         char *name = g_strstrip(g_strndup(open + 2, (gsize)(close - open - 2)));
+        char kind = name[0] && strchr("#^/", name[0]) ? name[0] : 0; /* a section's tag */
         const struct render_var *var = NULL;
         for (size_t i = 0; i < n_vars; i++)
-            if (strcmp(vars[i].name, name) == 0)
+            if (strcmp(vars[i].name, name + (kind != 0)) == 0)
                 var = &vars[i];
         if (!var) {
             g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: no value for placeholder '{{%s}}'", file, name);
@@ -178,13 +214,33 @@ static char *fill(const char *text, const char *file, const struct render_var *v
         }
         g_free(name);
         const char *value = var->value ? var->value : "";
+        if (kind) {
+            /* {{#x}}...{{/x}} is kept when x has a value, {{^x}}...{{/x}}
+             * when it has none; a tag alone on its line takes the line. */
+            p = section_tag(text, open, close + 2, out);
+            if (kind == '/' || (kind == '#') == (*value != 0))
+                continue;
+            char *end_tag = g_strdup_printf("{{/%s}}", var->name);
+            const char *skip = strstr(p, end_tag);
+            g_free(end_tag);
+            if (!skip) {
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: section '%s' without its '{{/%s}}'", file,
+                            var->name, var->name);
+                g_string_free(out, TRUE);
+                return NULL;
+            }
+            GString *dropped = g_string_new(NULL); /* the part of the closing tag's line already written */
+            p = section_tag(text, skip, skip + strlen(var->name) + 5, dropped);
+            g_string_free(dropped, TRUE);
+            continue;
+        }
         char *escaped = NULL;
         if (!var->raw && esc == ESC_HTML)
             escaped = g_markup_escape_text(value, -1);
         else if (!var->raw && esc == ESC_MARKDOWN)
             escaped = md_escape(value);
         else if (!var->raw && esc == ESC_NONE && !strcmp(file, "lesson.txt") && !strcmp(var->name, "lesson"))
-            escaped = render_markdown_text(value); /* the lesson's Markdown, its tables laid out */
+            escaped = render_markdown_text(value); /* the lesson's Markdown as plain text */
         g_string_append(out, escaped ? escaped : value);
         g_free(escaped);
         p = close + 2;
@@ -453,7 +509,14 @@ char *render_apply(const struct render_set *set, const char *name, const struct 
         g_set_error(err, CD_ERROR, CD_ERR_NOT_FOUND, "%s/%s: no such template", set->dir, name);
         return NULL;
     }
-    return fill(text, name, vars, n_vars, g_str_has_suffix(name, ".html") ? ESC_HTML : ESC_NONE, err);
+    gboolean html = g_str_has_suffix(name, ".html");
+    char *out = fill(text, name, vars, n_vars, html ? ESC_HTML : ESC_NONE, err);
+    if (out && !html) { /* a long value (an address, the source line) wrapped too */
+        char *wrapped = render_text_wrap(out);
+        g_free(out);
+        out = wrapped;
+    }
+    return out;
 }
 
 const char *render_snippet_html(const struct render_set *set, const char *file)
@@ -488,12 +551,10 @@ gboolean render_system(const struct render_set *set, const char *which, const st
     *subject = fill(subj, file, vars, n_vars, ESC_NONE, err);
     if (!*subject)
         goto out;
-    *text = fill(body, file, vars, n_vars, ESC_NONE, err);
-    if (!*text)
-        goto out;
     md = fill(body, file, vars, n_vars, ESC_MARKDOWN, err);
     if (!md)
         goto out;
+    *text = render_markdown_text(md); /* from the same escaped Markdown: a value is shown as typed */
     *html = render_markdown(md);
     ok = TRUE;
 out:
@@ -516,7 +577,9 @@ out:
  * both. */
 static const char *const md_extensions[] = { "table", "strikethrough", NULL };
 static const char *const md_refused_extensions[] = { "tasklist", NULL };
-#define MD_OPTIONS (CMARK_OPT_VALIDATE_UTF8 | CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE)
+/* CMARK_OPT_SMART: straight quotes become curly and -- and --- dashes, in
+ * the tree, so the HTML and the text part both get them. */
+#define MD_OPTIONS (CMARK_OPT_VALIDATE_UTF8 | CMARK_OPT_STRIKETHROUGH_DOUBLE_TILDE | CMARK_OPT_SMART)
 
 /* cmark-gfm parses under one lock: registering the extensions writes a
  * process-wide list (twice at once aborts), and every parse adds the
@@ -604,15 +667,20 @@ char *render_markdown(const char *md)
     return out;
 }
 
-/* The columns a reader's fixed-width font gives s. */
+/* The columns a reader's fixed-width font gives character c. */
+static size_t md_width_char(gunichar c)
+{
+    if (c >= 0x20 && c < 0x7f) /* most of every lesson: no table to look up */
+        return 1;
+    return g_unichar_iszerowidth(c) ? 0 : g_unichar_iswide(c) ? 2 : 1;
+}
+
+/* The columns a reader's fixed-width font gives s (characters, not bytes). */
 static size_t md_width(const char *s)
 {
     size_t w = 0;
-    for (const char *p = s; *p; p = g_utf8_next_char(p)) {
-        gunichar c = g_utf8_get_char(p);
-        if (!g_unichar_iszerowidth(c))
-            w += g_unichar_iswide(c) ? 2 : 1;
-    }
+    for (const char *p = s; *p; p = g_utf8_next_char(p))
+        w += md_width_char(g_utf8_get_char(p));
     return w;
 }
 
@@ -644,50 +712,6 @@ static void md_cell_text(cmark_node *n, GString *out)
     }
 }
 
-/* Table t laid out for the text part: columns aligned as the table says,
- * two spaces apart, a line of dashes under the header row. */
-static void md_text_table(cmark_node *t, GString *out)
-{
-    guint n_cols = cmark_gfm_extensions_get_table_columns(t);
-    const uint8_t *align = cmark_gfm_extensions_get_table_alignments(t);
-    GPtrArray *cells = g_ptr_array_new_with_free_func(g_free); /* row by row, n_cols each */
-    size_t *width = g_new0(size_t, n_cols ? n_cols : 1);
-    for (cmark_node *row = cmark_node_first_child(t); row; row = cmark_node_next(row)) {
-        cmark_node *cell = cmark_node_first_child(row);
-        for (guint i = 0; i < n_cols; i++) {
-            GString *s = g_string_new(NULL);
-            if (cell) {
-                md_cell_text(cell, s);
-                cell = cmark_node_next(cell);
-            }
-            g_strstrip(s->str);
-            width[i] = MAX(width[i], MAX(md_width(s->str), 1));
-            g_ptr_array_add(cells, g_string_free(s, FALSE));
-        }
-    }
-    for (guint k = 0; k < cells->len; k++) {
-        guint i = k % n_cols;
-        const char *s = cells->pdata[k];
-        size_t pad = width[i] - md_width(s);
-        size_t before = align && align[i] == 'r' ? pad : align && align[i] == 'c' ? pad / 2 : 0;
-        g_string_append_printf(out, "%*s%s%*s", (int)before, "", s, (int)(pad - before), "");
-        if (i + 1 < n_cols) {
-            g_string_append(out, "  ");
-            continue;
-        }
-        while (out->len > 0 && out->str[out->len - 1] == ' ')
-            g_string_truncate(out, out->len - 1);
-        g_string_append_c(out, '\n');
-        for (guint j = 0; k + 1 == n_cols && j < n_cols; j++) {
-            for (size_t w = 0; w < width[j]; w++)
-                g_string_append_c(out, '-');
-            g_string_append(out, j + 1 < n_cols ? "  " : "\n");
-        }
-    }
-    g_free(width);
-    g_ptr_array_unref(cells);
-}
-
 /* The end of the line that starts at p (CRLF, LF or CR, as cmark counts
  * lines), past its line break. */
 static const char *md_next_line(const char *p)
@@ -698,29 +722,427 @@ static const char *md_next_line(const char *p)
     return *p ? p + 1 : p;
 }
 
+/* ---- the text part: plain text from the parse tree ----
+ *
+ * A text/plain part is read in a fixed-width font by people, not parsed:
+ * no Markdown marks, paragraphs wrapped at TEXT_WIDTH columns, links as
+ * numbered references listed at the end, lists with "- " or "1. ",
+ * headings underlined, quotes and code indented. Fixed wrapping rather than
+ * format=flowed (RFC 3676): flowed text is shown reflowed by few clients
+ * and its trailing spaces and space-stuffing are mangled by many; a text
+ * wrapped at 72 reads the same everywhere (docs/rendering.md). */
+
+#define TEXT_WIDTH 72
+/* However deep a list or quote nests, its text keeps this many columns. */
+#define TEXT_MIN_ROOM 30
+/* Inside an inline run, a space that must not break a line (between a
+ * link's text and its reference number); the wrapper writes a space. */
+#define TEXT_NOBREAK '\x01'
+
+struct pt {
+    GString *out;
+    GPtrArray *urls; /* the numbered references, in the order first used */
+};
+
+/* Returns url as a reader can copy it: spaces and control characters
+ * percent-encoded (cmark keeps them as written in <...>). g_free(). */
+static char *pt_url(const char *url)
+{
+    GString *s = g_string_new(NULL);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            g_string_append_printf(s, "%%%02X", (unsigned char)*p);
+        else
+            g_string_append_c(s, *p);
+    return g_string_free(s, FALSE);
+}
+
+/* The number (from 1) of url among the references, added if new. */
+static guint pt_ref(struct pt *pt, const char *url)
+{
+    char *shown = pt_url(url);
+    for (guint i = 0; i < pt->urls->len; i++)
+        if (strcmp(pt->urls->pdata[i], shown) == 0) {
+            g_free(shown);
+            return i + 1;
+        }
+    g_ptr_array_add(pt->urls, shown);
+    return pt->urls->len;
+}
+
+/* Appends literal to s, every control character (a CR of CRLF input, a
+ * tab) as a space, so a run holds only '\n' for a hard break. */
+static void pt_literal(GString *s, const char *literal)
+{
+    for (const char *p = literal; p && *p; p++)
+        g_string_append_c(s, (unsigned char)*p < ' ' ? ' ' : *p);
+}
+
+/* The inline nodes under n as one run of text: marks dropped, code spans
+ * as their text, a hard line break as '\n', a link as its text and a
+ * reference "[1]" (unless its text is its address), an image as its alt
+ * text in brackets with a reference. Raw HTML is dropped, as in the HTML
+ * part (safe mode). */
+static void pt_inline(struct pt *pt, cmark_node *n, GString *s)
+{
+    for (cmark_node *c = cmark_node_first_child(n); c; c = cmark_node_next(c)) {
+        cmark_node_type t = cmark_node_get_type(c);
+        if (t == CMARK_NODE_TEXT || t == CMARK_NODE_CODE) {
+            pt_literal(s, cmark_node_get_literal(c));
+        } else if (t == CMARK_NODE_SOFTBREAK) {
+            g_string_append_c(s, ' ');
+        } else if (t == CMARK_NODE_LINEBREAK) {
+            g_string_append_c(s, '\n');
+        } else if (t == CMARK_NODE_HTML_INLINE) {
+            continue;
+        } else if (t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) {
+            GString *text = g_string_new(NULL);
+            pt_inline(pt, c, text);
+            g_strstrip(text->str);
+            const char *url = cmark_node_get_url(c);
+            const char *bare = url && g_str_has_prefix(url, "mailto:") ? url + 7 : url;
+            gboolean is_address = url && (!*text->str || !strcmp(text->str, url) || !strcmp(text->str, bare));
+            if (t == CMARK_NODE_IMAGE)
+                g_string_append_printf(s, "[%s]", *text->str ? text->str : "picture");
+            else if (is_address) {
+                char *shown = pt_url(bare);
+                g_string_append(s, shown);
+                g_free(shown);
+            } else
+                g_string_append(s, text->str);
+            if (url && *url && (t == CMARK_NODE_IMAGE || !is_address))
+                g_string_append_printf(s, "%c[%u]", TEXT_NOBREAK, pt_ref(pt, url));
+            g_string_free(text, TRUE);
+        } else if (md_is(c, "strikethrough")) {
+            /* as written: the words alone would say the opposite, and ~~ is
+             * how chat apps strike text too */
+            g_string_append(s, "~~");
+            pt_inline(pt, c, s);
+            g_string_append(s, "~~");
+        } else {
+            pt_inline(pt, c, s); /* emphasis, strong: the words alone */
+        }
+    }
+}
+
+/* Returns TRUE if word is an address a reader copies whole (never broken). */
+static gboolean pt_is_url(const char *word)
+{
+    return strstr(word, "://") || g_str_has_prefix(word, "mailto:") || g_str_has_prefix(word, "www.");
+}
+
+/* Appends prefix and line to out as one line, without trailing spaces. */
+static void pt_line(GString *out, const char *prefix, const char *line)
+{
+    gsize from = out->len;
+    g_string_append(out, prefix);
+    g_string_append(out, line);
+    while (out->len > from && out->str[out->len - 1] == ' ')
+        g_string_truncate(out, out->len - 1);
+    g_string_append_c(out, '\n');
+}
+
+/* The columns left for text on a line that starts with prefix. */
+static size_t pt_room(const char *prefix)
+{
+    size_t taken = md_width(prefix);
+    return taken + TEXT_MIN_ROOM > TEXT_WIDTH ? TEXT_MIN_ROOM : TEXT_WIDTH - taken;
+}
+
+/* Appends run (words, '\n' for a hard break) to out wrapped at TEXT_WIDTH
+ * columns: the first line after first, the others after rest. A word wider
+ * than the line stands alone on its own; if it is not an address and
+ * cut_words, it is cut at the width (only a pasted token is that long). */
+static void pt_wrap_cut(GString *out, const char *run, const char *first, const char *rest,
+                        gboolean cut_words)
+{
+    char **lines = g_strsplit(run, "\n", -1);
+    GString *line = g_string_new(NULL);
+    const char *prefix = first;
+    for (char **l = lines; *l; l++) {
+        char **words = g_strsplit(*l, " ", -1);
+        size_t used = 0;
+        g_string_truncate(line, 0);
+        for (char **w = words; *w; w++) {
+            if (!**w)
+                continue;
+            g_strdelimit(*w, "\x01", ' ');
+            size_t room = pt_room(prefix);
+            size_t width = md_width(*w);
+            if (used > 0 && used + 1 + width > room) {
+                pt_line(out, prefix, line->str);
+                prefix = rest;
+                room = pt_room(prefix);
+                g_string_truncate(line, 0);
+                used = 0;
+            }
+            const char *word = *w;
+            while (cut_words && width > room && !pt_is_url(word)) { /* cut a long word at the width */
+                const char *cut = word;
+                size_t cols = 0;
+                while (*cut && cols + md_width_char(g_utf8_get_char(cut)) <= room) {
+                    cols += md_width_char(g_utf8_get_char(cut));
+                    cut = g_utf8_next_char(cut);
+                }
+                if (cut == word)
+                    cut = g_utf8_next_char(cut);
+                g_string_append_len(line, word, cut - word);
+                pt_line(out, prefix, line->str);
+                prefix = rest;
+                room = pt_room(prefix);
+                g_string_truncate(line, 0);
+                word = cut;
+                width = md_width(word);
+            }
+            if (used > 0)
+                g_string_append_c(line, ' ');
+            g_string_append(line, word);
+            used += (used > 0) + width;
+        }
+        if (line->len > 0) {
+            pt_line(out, prefix, line->str);
+            prefix = rest;
+        }
+        g_strfreev(words);
+    }
+    g_string_free(line, TRUE);
+    g_strfreev(lines);
+}
+
+static void pt_wrap(GString *out, const char *run, const char *first, const char *rest)
+{
+    pt_wrap_cut(out, run, first, rest, TRUE);
+}
+
+/* The cells of table t as text, row by row (n_cols each), and each
+ * column's width. g_ptr_array_unref() and g_free() them. */
+static GPtrArray *pt_cells(struct pt *pt, cmark_node *t, guint n_cols, size_t **width)
+{
+    GPtrArray *cells = g_ptr_array_new_with_free_func(g_free);
+    *width = g_new0(size_t, n_cols ? n_cols : 1);
+    for (cmark_node *row = cmark_node_first_child(t); row; row = cmark_node_next(row)) {
+        cmark_node *cell = cmark_node_first_child(row);
+        for (guint i = 0; i < n_cols; i++) {
+            GString *s = g_string_new(NULL);
+            if (cell) {
+                pt_inline(pt, cell, s);
+                cell = cmark_node_next(cell);
+            }
+            g_strdelimit(s->str, "\n\x01", ' ');
+            g_strstrip(s->str);
+            (*width)[i] = MAX((*width)[i], MAX(md_width(s->str), 1));
+            g_ptr_array_add(cells, g_string_free(s, FALSE));
+        }
+    }
+    return cells;
+}
+
+/* Table t: in aligned columns, two spaces apart, a line of dashes under the
+ * header row, when that fits in TEXT_WIDTH; else each row as lines of
+ * "Header: value", a blank line between rows (what a phone can show). */
+static void pt_table(struct pt *pt, cmark_node *t, const char *first, const char *rest)
+{
+    guint n_cols = cmark_gfm_extensions_get_table_columns(t);
+    const uint8_t *align = cmark_gfm_extensions_get_table_alignments(t);
+    size_t *width = NULL;
+    GPtrArray *cells = pt_cells(pt, t, n_cols, &width);
+    size_t total = md_width(rest);
+    for (guint i = 0; i < n_cols; i++)
+        total += width[i] + (i ? 2 : 0);
+    GString *line = g_string_new(NULL);
+    const char *prefix = first;
+    if (n_cols > 0 && total <= TEXT_WIDTH) {
+        for (guint k = 0; k < cells->len; k++) {
+            guint i = k % n_cols;
+            const char *s = cells->pdata[k];
+            size_t pad = width[i] - md_width(s);
+            size_t before = align && align[i] == 'r' ? pad : align && align[i] == 'c' ? pad / 2 : 0;
+            g_string_append_printf(line, "%s%*s%s%*s", i ? "  " : "", (int)before, "", s, (int)(pad - before),
+                                   "");
+            if (i + 1 < n_cols)
+                continue;
+            pt_line(pt->out, prefix, line->str);
+            prefix = rest;
+            g_string_truncate(line, 0);
+            for (guint j = 0; k + 1 == n_cols && j < n_cols; j++) {
+                g_string_append(line, j ? "  " : "");
+                for (size_t w = 0; w < width[j]; w++)
+                    g_string_append_c(line, '-');
+            }
+            if (line->len)
+                pt_line(pt->out, prefix, line->str);
+            g_string_truncate(line, 0);
+        }
+    } else {
+        char *more = g_strconcat(rest, "  ", NULL);
+        for (guint k = n_cols; k < cells->len; k++) {
+            guint i = k % n_cols;
+            if (i == 0 && k > n_cols)
+                g_string_append_c(pt->out, '\n');
+            char *run = g_strdup_printf("%s: %s", (char *)cells->pdata[i], (char *)cells->pdata[k]);
+            pt_wrap(pt->out, run, prefix, more);
+            prefix = rest;
+            g_free(run);
+        }
+        g_free(more);
+    }
+    g_string_free(line, TRUE);
+    g_free(width);
+    g_ptr_array_unref(cells);
+}
+
+static void pt_block(struct pt *pt, cmark_node *n, const char *first, const char *rest);
+
+/* The blocks under n, the first one's first line after first, every other
+ * line after rest; a blank line between blocks unless tight (the items of
+ * a tight list). */
+static void pt_blocks(struct pt *pt, cmark_node *n, const char *first, const char *rest, gboolean tight)
+{
+    gboolean any = FALSE;
+    for (cmark_node *c = cmark_node_first_child(n); c; c = cmark_node_next(c)) {
+        gsize before = pt->out->len;
+        if (any && !tight)
+            g_string_append_c(pt->out, '\n');
+        gsize mark = pt->out->len;
+        pt_block(pt, c, any ? rest : first, rest);
+        if (pt->out->len == mark) /* raw HTML, dropped: no blank line for it */
+            g_string_truncate(pt->out, before);
+        else
+            any = TRUE;
+    }
+}
+
+static void pt_list(struct pt *pt, cmark_node *list, const char *first, const char *rest)
+{
+    gboolean ordered = cmark_node_get_list_type(list) == CMARK_ORDERED_LIST;
+    gboolean tight = cmark_node_get_list_tight(list);
+    int start = cmark_node_get_list_start(list);
+    int n = 0;
+    for (cmark_node *c = cmark_node_first_child(list); c; c = cmark_node_next(c))
+        n++;
+    char *widest = g_strdup_printf("%d. ", start + MAX(n - 1, 0));
+    size_t marker_width = ordered ? strlen(widest) : 2;
+    int i = 0;
+    for (cmark_node *item = cmark_node_first_child(list); item; item = cmark_node_next(item), i++) {
+        if (i > 0 && !tight)
+            g_string_append_c(pt->out, '\n');
+        char *marker = ordered ? g_strdup_printf("%d.", start + i) : g_strdup("-");
+        char *item_first = g_strdup_printf("%s%-*s", i ? rest : first, (int)marker_width, marker);
+        char *item_rest = g_strdup_printf("%s%*s", rest, (int)marker_width, "");
+        gsize mark = pt->out->len;
+        pt_blocks(pt, item, item_first, item_rest, tight);
+        if (pt->out->len == mark) /* an empty item still shows its marker */
+            pt_line(pt->out, item_first, "");
+        g_free(item_rest);
+        g_free(item_first);
+        g_free(marker);
+    }
+    g_free(widest);
+}
+
+static void pt_block(struct pt *pt, cmark_node *n, const char *first, const char *rest)
+{
+    cmark_node_type t = cmark_node_get_type(n);
+    if (t == CMARK_NODE_PARAGRAPH || t == CMARK_NODE_HEADING) {
+        GString *run = g_string_new(NULL);
+        pt_inline(pt, n, run);
+        gsize from = pt->out->len;
+        pt_wrap(pt->out, run->str, first, rest);
+        if (t == CMARK_NODE_HEADING) { /* underlined as wide as its longest line */
+            size_t wide = 0;
+            char **lines = g_strsplit(pt->out->str + from, "\n", -1);
+            for (char **l = lines; *l; l++)
+                wide = MAX(wide, md_width(*l) - MIN(md_width(*l), md_width(l == lines ? first : rest)));
+            g_strfreev(lines);
+            char *rule = g_strnfill(MAX(wide, 3), cmark_node_get_heading_level(n) == 1 ? '=' : '-');
+            pt_line(pt->out, rest, rule);
+            g_free(rule);
+        }
+        g_string_free(run, TRUE);
+    } else if (t == CMARK_NODE_CODE_BLOCK) {
+        char *first_code = g_strconcat(first, "    ", NULL), *rest_code = g_strconcat(rest, "    ", NULL);
+        char **lines = g_strsplit(cmark_node_get_literal(n) ? cmark_node_get_literal(n) : "", "\n", -1);
+        guint count = g_strv_length(lines);
+        if (count > 0 && !*lines[count - 1])
+            count--;
+        for (guint i = 0; i < count; i++) {
+            GString *code = g_string_new(NULL);
+            pt_literal(code, lines[i]); /* a CR of CRLF, a tab: spaces */
+            pt_line(pt->out, i ? rest_code : first_code, code->str);
+            g_string_free(code, TRUE);
+        }
+        g_strfreev(lines);
+        g_free(first_code);
+        g_free(rest_code);
+    } else if (t == CMARK_NODE_BLOCK_QUOTE) {
+        char *first_quote = g_strconcat(first, "    ", NULL), *rest_quote = g_strconcat(rest, "    ", NULL);
+        pt_blocks(pt, n, first_quote, rest_quote, FALSE);
+        g_free(first_quote);
+        g_free(rest_quote);
+    } else if (t == CMARK_NODE_LIST) {
+        pt_list(pt, n, first, rest);
+    } else if (t == CMARK_NODE_THEMATIC_BREAK) {
+        pt_line(pt->out, first, "~");
+    } else if (md_is(n, "table")) {
+        pt_table(pt, n, first, rest);
+    } else if (t != CMARK_NODE_HTML_BLOCK) {
+        pt_blocks(pt, n, first, rest, FALSE);
+    }
+}
+
 char *render_markdown_text(const char *md)
 {
     cmark_parser *parser = NULL;
     cmark_node *doc = md_parse(md, MD_OPTIONS, NULL, &parser);
-    GString *out = g_string_sized_new(strlen(md) + 256);
-    const char *p = md;
-    int line = 1;
-    for (cmark_node *n = cmark_node_first_child(doc); n; n = cmark_node_next(n)) {
-        int first = cmark_node_get_start_line(n), last = cmark_node_get_end_line(n);
-        if (!md_is(n, "table") || first < line || last < first)
-            continue;
-        for (; *p && line < first; line++) {
-            const char *next = md_next_line(p);
-            g_string_append_len(out, p, next - p);
-            p = next;
+    struct pt pt = { g_string_sized_new(strlen(md) + 256), g_ptr_array_new_with_free_func(g_free) };
+    pt_blocks(&pt, doc, "", "", FALSE);
+    if (pt.urls->len > 0)
+        g_string_append_c(pt.out, '\n');
+    for (guint i = 0; i < pt.urls->len; i++) { /* a long address alone on the line after its number */
+        char *ref = g_strdup_printf("[%u]", i + 1);
+        const char *url = pt.urls->pdata[i];
+        if (strlen(ref) + 1 + md_width(url) <= TEXT_WIDTH) {
+            char *both = g_strconcat(ref, " ", url, NULL);
+            pt_line(pt.out, "", both);
+            g_free(both);
+        } else {
+            pt_line(pt.out, "", ref);
+            pt_line(pt.out, "", url);
         }
-        for (; *p && line <= last; line++)
-            p = md_next_line(p);
-        md_text_table(n, out);
+        g_free(ref);
     }
-    g_string_append(out, p);
+    while (pt.out->len > 0 && pt.out->str[pt.out->len - 1] == '\n')
+        g_string_truncate(pt.out, pt.out->len - 1);
+    g_ptr_array_unref(pt.urls);
     cmark_node_free(doc);
     cmark_parser_free(parser);
+    return g_string_free(pt.out, FALSE);
+}
+
+char *render_text_wrap(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 64);
+    const char *p = text;
+    while (*p) {
+        size_t len = strcspn(p, "\n");
+        char *line = g_strndup(p, len);
+        if (md_width(line) <= TEXT_WIDTH) {
+            g_string_append(out, line);
+            g_string_append_c(out, '\n');
+        } else {
+            size_t indent = strspn(line, " ");
+            char *prefix = g_strndup(line, indent);
+            g_strdelimit(line, "\x01", ' ');
+            pt_wrap_cut(out, line + indent, prefix, prefix, FALSE); /* a value's long word is an address */
+            g_free(prefix);
+        }
+        g_free(line);
+        p += len;
+        if (*p == '\n')
+            p++;
+        else
+            g_string_truncate(out, out->len - 1); /* the last line had no line break */
+    }
     return g_string_free(out, FALSE);
 }
 

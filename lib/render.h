@@ -55,14 +55,18 @@ void render_lint_overrides(const char *course_dir, GPtrArray *problems);
 
 /* Returns layout template `name` (lesson.txt, lesson.html, system.txt,
  * system.html) of set (or of what it falls back to) filled with vars; values are HTML-escaped in .html layouts
- * unless raw. NULL with err if a placeholder has no value. g_free(). */
+ * unless raw, and .txt layouts come out wrapped (render_text_wrap). A
+ * section {{#x}}...{{/x}} is kept only when x has a value, {{^x}}...{{/x}}
+ * only when it has none. NULL with err if a placeholder has no value.
+ * g_free(). */
 char *render_apply(const struct render_set *set, const char *name, const struct render_var *vars,
                    size_t n_vars, GError **err);
 
 /* Fills system mail `which` (confirm, welcome, goodbye, status, help,
- * error, complete) of set (or of what it falls back to). *subject gets the subject, *text the Markdown for the text part
- * (values as they are), *html the body rendered to HTML (values escaped for
- * Markdown first, so a name can never become markup). g_free() all three. */
+ * error, complete) of set (or of what it falls back to). *subject gets the subject, *text the body as plain
+ * text (render_markdown_text), *html the body rendered to HTML; values are
+ * escaped for Markdown first, so a name can never become markup and is
+ * shown as typed in both. g_free() all three. */
 gboolean render_system(const struct render_set *set, const char *which, const struct render_var *vars,
                        size_t n_vars, char **subject, char **text, char **html, GError **err);
 
@@ -75,10 +79,22 @@ gboolean render_is_system(const char *which);
  * never wider than the mail). g_free(). */
 char *render_markdown(const char *md);
 
-/* Returns md for a text/plain part: the Markdown as written, except that
- * each table (outside lists and quotes) is laid out in aligned columns.
- * The `lesson` value of lesson.txt goes through it. g_free(). */
+/* Returns md as plain text for a text/plain part, built from cmark-gfm's
+ * parse tree (docs/rendering.md): no Markdown marks, typography as in the
+ * HTML part, paragraphs wrapped at 72 columns (characters, not bytes; an
+ * address longer than that alone on its line), links as "text [1]" with
+ * the numbered addresses listed at the end, lists as "- " or "1. ",
+ * headings underlined, quotes and code indented, tables in columns (or as
+ * "Header: value" lines when too wide). No final line break. The `lesson`
+ * value of lesson.txt and the body of every system mail go through it.
+ * g_free(). */
 char *render_markdown_text(const char *md);
+
+/* Returns text with every line wider than 72 columns wrapped at spaces
+ * (its indentation kept on the lines it becomes); narrower lines and a
+ * word that is wider alone (an address, a token) are left as they are. render_apply() runs
+ * the .txt layouts through it. g_free(). */
+char *render_text_wrap(const char *text);
 
 /* Checks every lesson of c: no raw HTML, no {{ }}, links and images (https,
  * alt text), no construct the renderer does not support (task lists,

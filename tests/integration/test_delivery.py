@@ -96,7 +96,7 @@ def check_headers(m, email, name, n):
     assert msg.get_content_type() == "multipart/alternative"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    assert f"This is lesson **{n}**." in text
+    assert f"This is lesson {n}." in text  # plain text: no Markdown marks (docs/rendering.md)
     assert f"This is lesson <strong>{n}</strong>." in html
     assert f"step {n} of {LESSONS}" in text.lower()
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -91,7 +91,9 @@ def test_lesson_matches_golden_and_parses_strictly(real, slug, n):
     assert kinds == ["text/plain", "text/html"]
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    assert "## Try this" in text
+    # plain text (docs/rendering.md): the heading underlined, no '#'
+    assert "\nTry this\n--------\n" in text.replace("\r\n", "\n")
+    assert "## " not in text
     assert "<h2>Try this</h2>" in html
     assert "Reader Example" in text and "Reader Example" in html
     assert f"{n} of {COURSES[slug]}" in text
