@@ -1377,6 +1377,24 @@ static int cmd_doctor(struct ctl *ctl, int argc, char **argv)
     return all ? EXIT_OK : EXIT_ERROR;
 }
 
+static int cmd_config_show(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("config show [--json]", entries, &argc, &argv, 0, 0))
+        return EXIT_USAGE;
+    GPtrArray *entries_of = config_entries(ctl->app->cfg);
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_config);
+    for (guint i = 0; i < entries_of->len; i++)
+        ctl_out_row(o, rec_config_entry(entries_of->pdata[i]));
+    ctl_out_end(o);
+    g_ptr_array_unref(entries_of);
+    return EXIT_OK;
+}
+
 static int cmd_send_test(struct ctl *ctl, int argc, char **argv)
 {
     if (!parse("send-test EMAIL COURSE N|MAIL|all", NULL, &argc, &argv, 3, 3))
@@ -1442,6 +1460,8 @@ static const struct cmd commands[] = {
       "funnel per course, or activity per day" },
     { "log", cmd_log, APP_STORE, "[EMAIL] [--json]", "the audit trail" },
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
+    { "config show", cmd_config_show, APP_CONFIG_ONLY, "[--json]",
+      "the effective configuration, and where each value came from" },
     { "send-test", cmd_send_test, APP_TRANSPORT, "EMAIL COURSE N|MAIL|all",
       "send lesson N, a system mail or all now, as [TEST]" },
     { "inbound", cmd_inbound, APP_STORE | APP_KEY, "[--dry-run] [--json] < MESSAGE",
@@ -1562,12 +1582,8 @@ int main(int argc, char **argv)
         return rc;
     log_open("coursectl", TRUE, LOG_LVL_WARN);
     GError *err = NULL;
-    if (now_text) {
-        gint64 t;
-        if (!clock_parse(now_text, &t, &err))
-            return fail(err);
-        clock_set_fake(t, 0);
-    }
+    if (!clock_setup(now_text, 0, &err))
+        return fail(err);
     ctl.now = clock_now();
     if (i >= argc) {
         usage(stderr);

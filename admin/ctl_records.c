@@ -349,6 +349,30 @@ static const struct ctl_column events_cols[] = {
 };
 const struct ctl_view view_events = { .columns = events_cols, .empty = "(no events)" };
 
+struct ctl_record *rec_config_entry(const struct config_entry *e)
+{
+    struct ctl_record *r = ctl_record_new();
+    ctl_text(r, "section", e->group);
+    ctl_text(r, "key", e->key);
+    ctl_text(r, "value", e->value);
+    ctl_text(r, "source", e->origin);
+    char *name = g_strdup_printf("[%s] %s", e->group, e->key);
+    ctl_cell(r, "name", name);
+    g_free(name);
+    return r;
+}
+
+/* The value column is as wide as the widest value, so that the source of
+ * each line stays readable beside it (nothing is cut: a path is the
+ * answer an operator came for). */
+static const struct ctl_column config_cols[] = {
+    { "SETTING", "name", 20, CTL_COL_AUTO, NULL, 0 },
+    { "VALUE", "value", 8, CTL_COL_AUTO, NULL, 0 },
+    { "FROM", "source", 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, NULL, 0 },
+};
+const struct ctl_view view_config = { .columns = config_cols, .header = TRUE };
+
 static const struct ctl_column checks_cols[] = {
     { "", "mark", 4, 0, NULL, 0 },
     { "CHECK", "name", 24, 0, NULL, 0 },

@@ -3,6 +3,7 @@
  * kind in every command), and the text views that lay records out. */
 #ifndef COURSECTL_RECORDS_H
 #define COURSECTL_RECORDS_H
+#include "config.h"
 #include "course.h"
 #include "doctor.h"
 #include "store.h"
@@ -30,6 +31,8 @@ struct ctl_record *rec_timeline(const struct course *c, int lesson, gint64 t, co
 /* The line of schedule for a course without upcoming lessons (text only). */
 struct ctl_record *rec_slot_note(const char *course, const char *what);
 struct ctl_record *rec_check(const struct doctor_check *c);
+/* One setting of `config show`: section, key, value, source. */
+struct ctl_record *rec_config_entry(const struct config_entry *e);
 /* The "fix:" line under a failed check (text only). */
 struct ctl_record *rec_check_fix(const struct doctor_check *c);
 /* export: the subscriber of row r with an empty "enrollments"; then
@@ -47,6 +50,7 @@ extern const struct ctl_view view_queue;
 extern const struct ctl_view view_days;
 extern const struct ctl_view view_events;
 extern const struct ctl_view view_checks;
+extern const struct ctl_view view_config;
 /* stats per course; utf8: draw bars with block characters. Returns a view
  * that points to *utf8. */
 struct ctl_view view_funnel(const gboolean *utf8);

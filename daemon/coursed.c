@@ -268,15 +268,12 @@ int main(int argc, char **argv)
     g_option_context_free(ctx);
     log_open("coursed", opt_debug || opt_check, opt_verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 
-    if (opt_now) {
-        gint64 t;
-        if (!clock_parse(opt_now, &t, &err)) {
-            fprintf(stderr, "coursed: --now: %s\n", err->message);
-            g_error_free(err);
-            return 2;
-        }
-        clock_set_fake(t, opt_speed);
-    } else if (opt_speed > 0) {
+    if (!clock_setup(opt_now, opt_speed, &err)) {
+        fprintf(stderr, "coursed: %s\n", err->message);
+        g_error_free(err);
+        return 2;
+    }
+    if (!clock_is_fake() && opt_speed > 0) {
         fprintf(stderr, "coursed: --speed needs --now\n");
         return 2;
     }
