@@ -28,13 +28,19 @@ struct setting {
     const char *help;
 };
 
+/* Where `cmake --install` puts courses and templates (CMakeLists.txt sets
+ * it from the install prefix: /usr/share/coursed for the package). */
+#ifndef COURSED_SHAREDIR
+#define COURSED_SHAREDIR "/usr/share/coursed"
+#endif
+
 #define S(f) offsetof(struct config, f)
 static const struct setting settings[] = {
     { "coursed", "database", T_PATH, "/var/lib/coursed/state.db", 0, 0, NULL, S(database),
       "the SQLite state file" },
-    { "coursed", "courses", T_PATH, "/usr/share/coursed/courses", 0, 0, NULL, S(courses),
+    { "coursed", "courses", T_PATH, COURSED_SHAREDIR "/courses", 0, 0, NULL, S(courses),
       "folder of courses, one sub-folder each" },
-    { "coursed", "templates", T_PATH, "/usr/share/coursed/templates", 0, 0, NULL, S(templates),
+    { "coursed", "templates", T_PATH, COURSED_SHAREDIR "/templates", 0, 0, NULL, S(templates),
       "folder of message templates" },
     { "coursed", "domain", T_STRING, "courses.example.org", 0, 0, NULL, S(domain),
       "domain of Message-IDs, List-Id, VERP and command addresses" },
