@@ -1285,11 +1285,15 @@ static int stats_funnel(struct ctl *ctl, const char *slug, gboolean json, gboole
             continue;
         GArray *reached = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
         g_array_set_size(reached, (guint)c->n_lessons);
+        GArray *lost = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
+        g_array_set_size(lost, (guint)c->n_lessons);
         struct store_funnel_states sc;
-        gboolean ok = store_funnel(ctl->app->st, c->slug, reached, &sc, &err);
+        gboolean ok = store_funnel(ctl->app->st, c->slug, reached, &sc, &err) &&
+                      store_funnel_lost(ctl->app->st, c->slug, lost, &err);
         if (ok)
-            g_ptr_array_add(rows, rec_funnel(c, reached, &sc));
+            g_ptr_array_add(rows, rec_funnel(c, reached, lost, &sc));
         g_array_free(reached, TRUE);
+        g_array_free(lost, TRUE);
         if (!ok) {
             g_ptr_array_unref(rows);
             return fail(err);

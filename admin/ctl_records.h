@@ -20,8 +20,9 @@ struct ctl_record *rec_subscriber_full(const struct sub_row *s, const GPtrArray 
 struct ctl_record *rec_delivery(const struct delivery_row *d);
 struct ctl_record *rec_event(const struct event_row *e);
 struct ctl_record *rec_day(const struct store_day *d);
-/* A course's funnel; reached[k-1] = enrollments sent lesson k. */
-struct ctl_record *rec_funnel(const struct course *c, const GArray *reached,
+/* A course's funnel; reached[k-1] = enrollments sent lesson k, lost[k-1]
+ * = those of them that left after it (store_funnel_lost). */
+struct ctl_record *rec_funnel(const struct course *c, const GArray *reached, const GArray *lost,
                               const struct store_funnel_states *sc);
 /* An upcoming lesson at t, shown in zone tz (with its weekday). */
 struct ctl_record *rec_slot(const struct course *c, int lesson, gint64 t, const char *tz);

@@ -192,6 +192,9 @@ static void print_plans(struct app *app)
     app->st = NULL;
 }
 
+/* The lock of the database, for the clean exits (lock_mark_stopped). */
+static int held_lock = -1;
+
 static int run_tick(struct app *app)
 {
     struct tick_stats stats;
@@ -202,6 +205,7 @@ static int run_tick(struct app *app)
             /* Sessions still run in other threads with this tick's memory:
              * leave now; their rows stay 'sending' and come back at start. */
             log_warn("%s: exiting now", err->message);
+            lock_mark_stopped(held_lock);
             sdnotify("STOPPING=1");
             fflush(stderr);
             _exit(0);
@@ -307,6 +311,7 @@ int main(int argc, char **argv)
         app_free(app);
         return rc;
     }
+    held_lock = lock;
     signals_install();
     app->stop = (volatile int *)&want_stop;
     app->yield = (volatile int *)&want_reload;
@@ -320,7 +325,12 @@ int main(int argc, char **argv)
         log_info("started: %u course(s), transport %s, database %s", app->courses->len, app->tr->ops->name,
                  app->cfg->database);
         int orphans = store_recover_sending(app->st, &err);
-        if (orphans > 0)
+        if (orphans > 0 && lock_clean_stop())
+            log_warn(
+                "queued again %d deliveries the last stop left in flight (abandoned after [coursed] "
+                "stop_timeout: a recipient may get one twice)",
+                orphans);
+        else if (orphans > 0)
             log_warn("recovered %d deliveries a crash left in 'sending'", orphans);
         g_clear_error(&err);
         /* Nothing is ever stuck: an active enrollment with neither a next
@@ -397,6 +407,7 @@ int main(int argc, char **argv)
         if (want_stop)
             log_info("stopping on signal");
     }
+    lock_mark_stopped(lock);
     lock_release(lock);
     app_free(app);
     g_free(opt_config);
