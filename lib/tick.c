@@ -396,12 +396,10 @@ static struct round *outbox_round(struct app *app, GPtrArray *rows)
     for (guint i = 0; i < rows->len; i++) {
         struct outbox_row *o = rows->pdata[i];
         r->rcpt[i] = g_strdup(o->rcpt);
-        r->msgs[i] = (struct transport_msg){ .env_from = r->env_from[0],
-                                             .rcpt = r->rcpt[i],
-                                             .data = o->data,
-                                             .len = o->len,
-                                             .id = o->id,
-                                             .what = "system mail" };
+        r->msgs[i] = (struct transport_msg){
+            .env_from = r->env_from[0], .rcpt = r->rcpt[i], .data = o->data, .len = o->len, .id = o->id
+        };
+        r->msgs[i].what = "system mail"; /* its id is the outbox's, not a delivery's */
     }
     return r;
 }
