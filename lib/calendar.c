@@ -5,6 +5,7 @@
  * that what a calendar promised is what arrives. */
 #include <string.h>
 #include "calendar.h"
+#include "lifecycle.h"
 #include "compose.h"
 #include "error.h"
 #include "log.h"
@@ -40,7 +41,7 @@ static gboolean lessons_to_come(struct app *app, const struct enrollment_row *e,
 gboolean calendar_upcoming(struct app *app, const struct enrollment_row *e, const struct course *c,
                            GArray *slots, GArray *lessons, GError **err)
 {
-    struct pace_rule rule = schedule_rule(c, e->tz);
+    struct pace_rule rule = life_rule(app, c, e->id, e->subscriber_id, e->tz);
     gint64 t = 0, placed = 0, attempt = 0, shown = 0;
     gboolean inflight = FALSE;
     if (e->state == ENR_ACTIVE) {
@@ -144,7 +145,7 @@ char *calendar_after(struct app *app, const struct course *c, gint64 id, const c
     /* The lessons after the one being sent (its row is there: what comes
      * after is every position without one): the next one at `next` (the
      * slot its outcome will record), the rest by the same rule. */
-    struct pace_rule rule = schedule_rule(c, tz);
+    struct pace_rule rule = life_rule(app, c, id, 0, tz);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
     GError *e = NULL;

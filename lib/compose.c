@@ -74,8 +74,25 @@ static gboolean unsubscribe_links(const struct app *app, const struct course *c,
     return TRUE;
 }
 
+/* The link to the subscriber's own page (lib/manage.c), base_url/m/TOKEN:
+ * the token names the enrollment the mail is about and is bound to its
+ * address and course like the unsubscribe token (it never expires); the
+ * page shows every course of that subscriber. "" for a mail that belongs
+ * to no enrollment (a reply to a stranger) or without a key. g_free(). */
+static char *manage_link(const struct app *app, const struct course *c, const struct compose_to *to)
+{
+    if (to->preview)
+        return g_strdup_printf("%s/m/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
+    if (!app->key || !c || to->enrollment_id <= 0)
+        return g_strdup("");
+    char *tok = token_make(app->key, TOKEN_MANAGE, to->enrollment_id, to->email, c->slug, 0);
+    char *url = g_strdup_printf("%s/m/%s", app->cfg->base_url, tok);
+    g_free(tok);
+    return url;
+}
+
 struct lesson_vars {
-    char *step, *steps, *next, *unsub_url, *unsub_mailto, *command;
+    char *step, *steps, *next, *unsub_url, *unsub_mailto, *command, *manage;
 };
 
 static void lesson_vars_clear(struct lesson_vars *v)
@@ -86,6 +103,7 @@ static void lesson_vars_clear(struct lesson_vars *v)
     g_free(v->unsub_url);
     g_free(v->unsub_mailto);
     g_free(v->command);
+    g_free(v->manage);
 }
 
 /* The two bodies of lesson n for `to`; *unsub_url and *unsub_mailto (may
@@ -108,6 +126,7 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     v.next = next_at > 0 ? pace_format_local(next_at, to->tz ? to->tz : c->tz)
                          : g_strdup("none: this is the last step");
     v.command = compose_command_address(app->cfg, c);
+    v.manage = manage_link(app, c, to);
     char *lesson_html = l->html ? g_strdup(l->html) : render_markdown(l->body);
     struct render_var vars[] = {
         { "name", to->name && *to->name ? to->name : "there", FALSE },
@@ -122,6 +141,7 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "unsubscribe_url", v.unsub_url, FALSE },
         { "command_address", v.command, FALSE },
         { "source", c->source, FALSE },
+        { "manage_url", v.manage, FALSE },
     };
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     *text = render_apply(tpl, "lesson.txt", vars, G_N_ELEMENTS(vars), err);
@@ -356,16 +376,16 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         g_array_append_vals(vars, opts->vars, (guint)opts->n_vars); /* later entries win */
 
     char *subject = NULL, *text_md = NULL, *body_html = NULL, *text = NULL, *html = NULL;
-    char *out = NULL;
+    char *out = NULL, *manage = NULL;
     const struct render_set *tpl = app_templates(app, c); /* the course's own, or the shared ones */
     if (!render_system(tpl, which, (struct render_var *)vars->data, vars->len, &subject, &text_md, &body_html,
                        err))
         goto done;
+    manage = manage_link(app, c, to);
     struct render_var lv[] = {
-        { "subject", subject, FALSE },
-        { "body", text_md, FALSE },
-        { "course_title", title, FALSE },
-        { "command_address", command, FALSE },
+        { "subject", subject, FALSE },    { "body", text_md, FALSE },
+        { "course_title", title, FALSE }, { "command_address", command, FALSE },
+        { "manage_url", manage, FALSE },
     };
     text = render_apply(tpl, "system.txt", lv, G_N_ELEMENTS(lv), err);
     if (!text)
@@ -400,6 +420,8 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         .text = text,
         .html = html,
         .calendar = opts->calendar,
+        .json = opts->json,
+        .json_name = opts->json_name,
     };
     out = message_build(&m, len, err);
     if (out && opts->parts) {
@@ -412,6 +434,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
     g_free(msgid);
     g_free(uuid);
 done:
+    g_free(manage);
     g_free(subject);
     g_free(text_md);
     g_free(body_html);

@@ -86,6 +86,8 @@ struct compose_system_opts {
     struct compose_parts *parts; /* if not NULL: gets the subject and both parts, as sent */
     enum compose_joined joined;  /* welcome: how the person came in */
     gboolean tz_guessed;         /* to->tz was guessed from their mail (zone_sentence, zone_hint) */
+    const char *json;            /* application/json attachment (the export mail), or NULL */
+    const char *json_name;       /* its file name */
 };
 
 /* Returns system mail `which` (confirm, welcome, goodbye, status, help,

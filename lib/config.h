@@ -42,7 +42,12 @@ struct config {
     gint64 confirm_per_hour; /* confirmation mails per hour, all addresses */
     gint64 confirm_ttl;      /* confirmation links expire after this */
     /* [http] */
-    char *http_listen; /* address:port of the one-click pages; "" = off */
+    char *http_listen;              /* address:port of the one-click pages; "" = off */
+    char *http_metrics_allow;       /* who may read /metrics: addresses and CIDR networks */
+    gint64 http_connections;        /* at once, all clients */
+    gint64 http_connections_per_ip; /* at once, one client address */
+    gint64 http_posts_per_minute;   /* form posts one client address may make a minute */
+    gint64 http_header_timeout;     /* seconds for a request's headers to arrive */
     /* [delivery] */
     gint64 batch;           /* deliveries claimed per tick */
     gint64 retry_first;     /* seconds until the first retry after a 4xx */

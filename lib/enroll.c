@@ -22,7 +22,7 @@ gint64 enroll_start(struct app *app, const char *email, const char *course, gboo
     if (!s)
         return -1;
     gint64 id = -1;
-    gint64 first = schedule_first(app->cfg, c, s->tz, now);
+    gint64 first = life_first(app, c, 0, s->id, s->tz, now);
     if (s->status == SUB_BOUNCED || s->status == SUB_UNSUBSCRIBED) {
         /* Consent is the person's: someone who left, or whose address
          * bounced, comes back by subscribing again (or `retry`). */

@@ -74,7 +74,7 @@ gint64 life_next_slot(struct app *app, const struct course *c, const struct deli
     *next_lesson = next ? next : c->n_lessons + 1;
     if (next == 0)
         return -1;
-    struct pace_rule rule = schedule_rule(c, d->tz);
+    struct pace_rule rule = life_rule(app, c, d->enrollment_id, d->subscriber_id, d->tz);
     int in_day = 1;
     gint64 placed = MAX(d->queued_at, d->slot_at);
     if (app->cfg->max_per_day > 1) {
@@ -89,10 +89,34 @@ gint64 life_next_slot(struct app *app, const struct course *c, const struct deli
     return schedule_after_placed(app->cfg, &rule, d->anchor_at, d->slot_at, placed, &in_day);
 }
 
+struct pace_rule life_rule(struct app *app, const struct course *c, gint64 enr_id, gint64 sub_id,
+                           const char *tz)
+{
+    GError *e = NULL;
+    char *t = store_lesson_time(app->st, enr_id, sub_id, &e);
+    if (e) {
+        /* The course's time, rather than no slot: said once per miss. */
+        log_warn("time of day of enrollment %" G_GINT64_FORMAT ": %s", enr_id, e->message);
+        g_error_free(e);
+    }
+    struct pace_rule rule = schedule_rule_at(c, tz, t);
+    g_free(t);
+    return rule;
+}
+
+gint64 life_first(struct app *app, const struct course *c, gint64 enr_id, gint64 sub_id, const char *tz,
+                  gint64 now)
+{
+    char *t = store_lesson_time(app->st, enr_id, sub_id, NULL);
+    gint64 first = schedule_first_at(app->cfg, c, tz, t, now);
+    g_free(t);
+    return first;
+}
+
 gint64 life_slot_after(struct app *app, const struct course *c, gint64 enr_id, const char *tz, gint64 anchor,
                        gint64 after, GError **err)
 {
-    struct pace_rule rule = schedule_rule(c, tz);
+    struct pace_rule rule = life_rule(app, c, enr_id, 0, tz);
     gint64 slot = pace_next_slot(&rule, anchor, after);
     /* Lessons only ever go out at or before now, so a day after today is
      * never full: two rounds are enough (the bound is for safety). */
@@ -463,9 +487,9 @@ gboolean life_restart(struct app *app, const struct enrollment_row *e, const cha
          store_dlv_forget_from(app->st, e->id, 1, now, err);
     if (ok && !held) {
         /* Lesson 1 as for a new subscriber, unless today is already full. */
-        ch.next_send_at = schedule_first(app->cfg, c, e->tz, now);
+        ch.next_send_at = life_first(app, c, e->id, e->subscriber_id, e->tz, now);
         gint64 start, end;
-        struct pace_rule rule = schedule_rule(c, e->tz);
+        struct pace_rule rule = life_rule(app, c, e->id, e->subscriber_id, e->tz);
         if (ch.next_send_at > 0 && pace_day_bounds(rule.tz, ch.next_send_at, &start, &end)) {
             int n = store_day_count(app->st, e->id, start, end, err);
             ok = n >= 0;

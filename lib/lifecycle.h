@@ -19,6 +19,17 @@
  * owed (the first position with no delivery row), 0 when none, -1 with err. */
 int life_next_owed(struct app *app, const struct course *c, gint64 enr_id, GError **err);
 
+/* Returns c's slot rule for the subscriber (subscriber sub_id, or when 0
+ * the one of enrollment enr_id) in zone tz, at their own time of day when
+ * they chose one on the manage page (schema: subscribers.lesson_time). */
+struct pace_rule life_rule(struct app *app, const struct course *c, gint64 enr_id, gint64 sub_id,
+                           const char *tz);
+
+/* Returns the first slot (schedule_first) at the subscriber's own time
+ * of day. */
+gint64 life_first(struct app *app, const struct course *c, gint64 enr_id, gint64 sub_id, const char *tz,
+                  gint64 now);
+
 /* Returns the slot of the lesson after d's: schedule_after() from d's slot,
  * with d's local day as loaded as the database says (max_per_day); -1 when
  * d's lesson is the last, -2 with err on a database error. *next_lesson

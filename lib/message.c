@@ -119,6 +119,27 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
         g_object_unref(html);
         body = (GMimeObject *)alt;
     }
+    if (m->json) {
+        /* base64: the JSON is one long line of UTF-8, and must arrive as
+         * its bytes for a program to read it */
+        GMimeMultipart *mixed = g_mime_multipart_new_with_subtype("mixed");
+        set_boundary(mixed, m->message_id, "mix");
+        g_mime_multipart_add(mixed, body);
+        g_object_unref(body);
+        GMimePart *part = g_mime_part_new_with_type("application", "json");
+        GMimeStream *st = g_mime_stream_mem_new_with_buffer(m->json, strlen(m->json));
+        GMimeDataWrapper *dw = g_mime_data_wrapper_new_with_stream(st, GMIME_CONTENT_ENCODING_DEFAULT);
+        g_mime_part_set_content(part, dw);
+        g_object_unref(dw);
+        g_object_unref(st);
+        g_mime_object_set_content_type_parameter((GMimeObject *)part, "charset", "utf-8");
+        g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_BASE64);
+        g_mime_part_set_filename(part, m->json_name ? m->json_name : "data.json");
+        g_mime_object_set_disposition((GMimeObject *)part, "attachment");
+        g_mime_multipart_add(mixed, (GMimeObject *)part);
+        g_object_unref(part);
+        body = (GMimeObject *)mixed;
+    }
     if (m->calendar) {
         GMimeMultipart *mixed = g_mime_multipart_new_with_subtype("mixed");
         set_boundary(mixed, m->message_id, "mix");
@@ -450,7 +471,7 @@ struct message_proto *message_proto_new(const struct message_spec *shape, GError
  * personal values that GMime writes on one line as they are? */
 static gboolean proto_fits(const struct message_proto *p, const struct message_spec *m)
 {
-    return m->calendar == NULL && (m->html != NULL) == p->has_html &&
+    return m->calendar == NULL && m->json == NULL && (m->html != NULL) == p->has_html &&
            (m->list_unsubscribe != NULL) == p->has_unsub && m->to_addr && m->message_id &&
            g_strcmp0(m->from_name, p->from_name) == 0 && g_strcmp0(m->from_addr, p->from_addr) == 0 &&
            g_strcmp0(m->subject, p->subject) == 0 && g_strcmp0(m->list_id, p->list_id) == 0 &&

@@ -17,6 +17,8 @@ struct message_spec {
     const char *text;             /* text/plain body, UTF-8 */
     const char *html;             /* text/html alternative, or NULL */
     const char *calendar;         /* text/calendar attachment (invite.ics), or NULL */
+    const char *json;             /* application/json attachment (json_name), or NULL */
+    const char *json_name;        /* its file name */
 };
 
 /* Call once from the main thread before building messages. */

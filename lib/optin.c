@@ -22,10 +22,52 @@
 #include "subscriber.h"
 #include "token.h"
 
+/* What a confirm token is bound to besides its enrollment and address: the
+ * course and the time this confirmation was sent (the enrollment's
+ * confirm_sent_at). A token therefore confirms only the request it was
+ * mailed for: after the person leaves and asks again, or after a newer
+ * confirmation supersedes it, an old link inside its lifetime is refused
+ * (it used to confirm any later request of the same enrollment).
+ * g_free(). */
+static char *confirm_binding(const char *slug, gint64 sent_at)
+{
+    return g_strdup_printf("%s#%" G_GINT64_FORMAT, slug, sent_at);
+}
+
+/* How long the offer of a next course may be taken up: longer than a
+ * confirmation's [inbound] confirm_ttl, since the person did not just ask. */
+#define OFFER_TTL (30 * 86400)
+
+static char *confirm_token(struct app *app, gint64 enr_id, const char *email, const char *slug, gint64 now,
+                           gint64 ttl)
+{
+    char *bound = confirm_binding(slug, now);
+    char *tok = token_make(app->key, TOKEN_CONFIRM, enr_id, email, bound, now + ttl);
+    g_free(bound);
+    return tok;
+}
+
+/* A confirm token of the release before the binding above (bound to the
+ * course alone) still works for the confirmation it came with: its
+ * lifetime ends one TTL after that mail was sent. */
+static gboolean confirm_legacy_ok(struct app *app, const char *token, const struct enrollment_row *row,
+                                  gint64 now)
+{
+    gint64 expires = 0;
+    if (!token_peek(token, NULL, NULL, &expires) || row->confirm_sent_at <= 0 ||
+        !token_verify(app->key, token, TOKEN_CONFIRM, row->email, row->course, now, NULL))
+        return FALSE;
+    gint64 issued[] = { expires - app->cfg->confirm_ttl, expires - MAX(OFFER_TTL, app->cfg->confirm_ttl) };
+    for (guint i = 0; i < G_N_ELEMENTS(issued); i++)
+        if (ABS(issued[i] - row->confirm_sent_at) <= 5)
+            return TRUE;
+    return FALSE;
+}
+
 static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub_id, gint64 enr_id,
                              const char *email, gint64 now, GError **err)
 {
-    char *tok = token_make(app->key, TOKEN_CONFIRM, enr_id, email, c->slug, now + app->cfg->confirm_ttl);
+    char *tok = confirm_token(app, enr_id, email, c->slug, now, app->cfg->confirm_ttl);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, tok);
     char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, tok, app->cfg->domain);
     struct render_var vars[] = { { "confirm_url", url, TRUE } };
@@ -39,10 +81,6 @@ static gboolean send_confirm(struct app *app, const struct course *c, gint64 sub
     g_free(tok);
     return ok;
 }
-
-/* How long the offer of a next course may be taken up: longer than a
- * confirmation's [inbound] confirm_ttl, since the person did not just ask. */
-#define OFFER_TTL (30 * 86400)
 
 /* The paragraph of the complete mail that offers c's next course to the
  * subscriber of e, with a confirm link for a pending enrollment in it
@@ -72,8 +110,7 @@ static char *offer_next(struct app *app, const struct course *c, const struct en
                          err) ||
         !store_event(app->st, now, e->subscriber_id, id, "offered", "daemon", c->slug, err))
         return NULL;
-    char *tok = token_make(app->key, TOKEN_CONFIRM, id, e->email, nc->slug,
-                           now + MAX(OFFER_TTL, app->cfg->confirm_ttl));
+    char *tok = confirm_token(app, id, e->email, nc->slug, now, MAX(OFFER_TTL, app->cfg->confirm_ttl));
     char *md = g_strdup_printf(
         "If you would like to go on, **%s** is a course of %d steps%s%s. To join it, "
         "confirm here: %s/c/%s\n\nNothing starts unless you confirm.\n\n",
@@ -244,10 +281,18 @@ struct enrollment_row *optin_token_enrollment(struct app *app, const char *token
         }
         return NULL;
     }
-    if (!token_verify(app->key, token, (enum token_purpose)purpose, row->email, row->course, now, err)) {
+    char *bound = purpose == TOKEN_CONFIRM ? confirm_binding(row->course, row->confirm_sent_at)
+                                           : g_strdup(row->course);
+    GError *why = NULL;
+    gboolean ok = token_verify(app->key, token, (enum token_purpose)purpose, row->email, bound, now, &why) ||
+                  (purpose == TOKEN_CONFIRM && confirm_legacy_ok(app, token, row, now));
+    g_free(bound);
+    if (!ok) {
+        g_propagate_error(err, why);
         store_enrollment_free(row);
         return NULL;
     }
+    g_clear_error(&why);
     return row;
 }
 
@@ -263,7 +308,7 @@ gint64 optin_confirm(struct app *app, const char *token, const char *via, gint64
     else if (e && e->state != ENR_PENDING)
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "this confirmation was already used");
     else if (e) {
-        gint64 first = schedule_first(app->cfg, c, e->tz, now);
+        gint64 first = life_first(app, c, e->id, e->subscriber_id, e->tz, now);
         char *hash = token_hash_address(app->key, e->email);
         gboolean lifted = store_unsuppress(app->st, hash, err);
         g_free(hash);

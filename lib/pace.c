@@ -61,6 +61,28 @@ gboolean pace_tz_valid(const char *tz)
     return zone_get(tz) != NULL;
 }
 
+static int name_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+GPtrArray *pace_zone_names(void)
+{
+    g_autoptr(GRecMutexLocker) locker = g_rec_mutex_locker_new(&ical_lock);
+    (void)locker; /* held to the end of the scope */
+    icalarray *zones = icaltimezone_get_builtin_timezones();
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    for (size_t i = 0; zones && i < zones->num_elements; i++) {
+        icaltimezone *z = icalarray_element_at(zones, i);
+        const char *name = icaltimezone_get_location(z);
+        if (name && *name)
+            g_ptr_array_add(names, g_strdup(name));
+    }
+    g_ptr_array_add(names, g_strdup("UTC"));
+    g_ptr_array_sort(names, name_cmp);
+    return names;
+}
+
 gboolean pace_parse_time(const char *text, int *hour, int *minute)
 {
     if (!text || strlen(text) != 5 || text[2] != ':' || !g_ascii_isdigit(text[0]) ||

@@ -26,6 +26,11 @@ gboolean pace_tz_valid(const char *tz);
  * (bad RRULE, COUNT/UNTIL given, unknown zone, bad time). */
 gboolean pace_check(const struct pace_rule *rule, GError **err);
 
+/* Returns the names of the IANA zones libical knows (the system tzdata),
+ * sorted, "UTC" among them: what a person may choose from.
+ * g_ptr_array_unref(). */
+GPtrArray *pace_zone_names(void);
+
 /* Parse "HH:MM" into hour and minute. */
 gboolean pace_parse_time(const char *text, int *hour, int *minute);
 

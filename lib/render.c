@@ -28,11 +28,12 @@ struct render_set {
     const struct render_set *fallback;
 };
 
-static const char *const lesson_vars[] = { "name",      "email",           "course_title",    "course_slug",
-                                           "step",      "steps",           "subject",         "lesson",
-                                           "next_date", "unsubscribe_url", "command_address", "source",
-                                           NULL };
-static const char *const layout_vars[] = { "subject", "body", "course_title", "command_address", NULL };
+static const char *const lesson_vars[] = {
+    "name",   "email",     "course_title",    "course_slug",     "step",   "steps",      "subject",
+    "lesson", "next_date", "unsubscribe_url", "command_address", "source", "manage_url", NULL
+};
+static const char *const layout_vars[] = { "subject",         "body",       "course_title",
+                                           "command_address", "manage_url", NULL };
 static const char *const system_vars[] = { "name",
                                            "email",
                                            "course_title",
@@ -60,8 +61,8 @@ static const char *const system_vars[] = { "name",
 static const char *const confirm_vars[] = { "email",    "course_title", "course_description", "steps",
                                             "schedule", "confirm_url",  "command_address",    NULL };
 
-static const char *const system_mails[] = { "confirm", "welcome", "goodbye",  "status",
-                                            "help",    "error",   "complete", NULL };
+static const char *const system_mails[] = { "confirm", "welcome",  "goodbye", "status", "help",
+                                            "error",   "complete", "export",  NULL };
 
 static const struct {
     const char *file;

@@ -4,7 +4,9 @@
  * max_per_day in one local day), and the projection of what is to come.
  * The tick's next slot and every projection (schedule, status mail, .ics)
  * are computed here, so they cannot disagree. The enrollment instant
- * anchors the calendar's phase (INTERVAL rules). */
+ * anchors the calendar's phase (INTERVAL rules). A subscriber's own time
+ * of day (the manage page) replaces the course's `time` in the rule
+ * (schedule_rule_at). */
 #include <string.h>
 #include "schedule.h"
 
@@ -20,11 +22,30 @@ struct pace_rule schedule_rule(const struct course *c, const char *sub_tz)
     return rule;
 }
 
+struct pace_rule schedule_rule_at(const struct course *c, const char *sub_tz, const char *lesson_time)
+{
+    struct pace_rule rule = schedule_rule(c, sub_tz);
+    int h, m;
+    /* The subscriber's own time of day replaces the course's; the rule's
+     * days, the zone and max_per_day stay as they are. */
+    if (lesson_time && pace_parse_time(lesson_time, &h, &m)) {
+        rule.hour = h;
+        rule.minute = m;
+    }
+    return rule;
+}
+
 gint64 schedule_first(const struct config *cfg, const struct course *c, const char *sub_tz, gint64 now)
+{
+    return schedule_first_at(cfg, c, sub_tz, NULL, now);
+}
+
+gint64 schedule_first_at(const struct config *cfg, const struct course *c, const char *sub_tz,
+                         const char *lesson_time, gint64 now)
 {
     if (cfg && strcmp(cfg->first_lesson, "immediately") == 0)
         return now;
-    struct pace_rule rule = schedule_rule(c, sub_tz);
+    struct pace_rule rule = schedule_rule_at(c, sub_tz, lesson_time);
     gint64 slot = pace_next_slot(&rule, now, now);
     if (c->first_within > 0 && (slot < 0 || slot > now + c->first_within))
         slot = now + c->first_within;

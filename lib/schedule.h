@@ -19,10 +19,18 @@ const char *schedule_zone(const struct course *c, const char *sub_tz);
 /* Returns c's slot rule in the subscriber's zone (pointers borrowed). */
 struct pace_rule schedule_rule(const struct course *c, const char *sub_tz);
 
+/* The same, at the subscriber's own time of day lesson_time ("HH:MM";
+ * NULL or unreadable: the course's time). */
+struct pace_rule schedule_rule_at(const struct course *c, const char *sub_tz, const char *lesson_time);
+
 /* Returns the first lesson's instant for someone starting at now: now with
  * [pacing] first_lesson = immediately; else the next slot, but never later
  * than the course's first_within. -1 if the rule has no slot. */
 gint64 schedule_first(const struct config *cfg, const struct course *c, const char *sub_tz, gint64 now);
+
+/* The same, at the subscriber's own time of day (NULL: the course's). */
+gint64 schedule_first_at(const struct config *cfg, const struct course *c, const char *sub_tz,
+                         const char *lesson_time, gint64 now);
 
 /* Returns the date a preview of lesson n shows for "the next step": the
  * next slot after now in the subscriber's zone, or -1 after the last

@@ -39,8 +39,12 @@ static gboolean load_courses(struct snapshot *s, GError **err)
     for (guint i = 0; i < s->courses->len; i++)
         render_lint_course(s->courses->pdata[i], problems);
     if (problems->len > 0) {
-        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s%s", (char *)problems->pdata[0],
-                    problems->len > 1 ? " (and more: run 'coursectl course check')" : "");
+        /* every problem, one per line, as course check says them: an
+         * author fixing one at a time would need a run per mistake */
+        g_ptr_array_add(problems, NULL);
+        char *all = g_strjoinv("\n", (char **)problems->pdata);
+        g_set_error_literal(err, CD_ERROR, CD_ERR_INVALID, all);
+        g_free(all);
         g_ptr_array_unref(problems);
         return FALSE;
     }

@@ -192,6 +192,10 @@ static const char *migrations[] = {
     ("ALTER TABLE enrollments ADD COLUMN round INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE enrollments ADD COLUMN complete_due INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX enrollments_complete_due ON enrollments(id) WHERE complete_due = 1;"),
+    /* the subscriber's own time of day for lessons (the manage page): NULL
+     * is the course's `time`; the same pacing rules place the slots */
+    ("ALTER TABLE subscribers ADD COLUMN lesson_time TEXT"
+     "  CHECK (lesson_time IS NULL OR lesson_time GLOB '[0-2][0-9]:[0-5][0-9]');"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -2236,4 +2240,124 @@ gboolean store_suppress(struct store *st, const char *hash, const char *reason, 
     sqlite3_bind_int64(s, 2, now);
     bind_text(s, 3, reason);
     return step_done(st, s, "suppress", err);
+}
+
+void store_metric_free(struct store_metric *m)
+{
+    if (!m)
+        return;
+    g_free(m->name);
+    g_free(m->label);
+    g_free(m);
+}
+
+GPtrArray *store_metrics(struct store *st, gint64 now, GError **err)
+{
+    /* One read of every number /metrics shows (lib/metrics.c names and
+     * documents them): per course, lessons sent (history included: a
+     * moved lesson's first sending still happened), failed, deferred now
+     * and bounced (the bounce events); the queue (lessons and system
+     * mails waiting or in flight) and how long its oldest due item has
+     * waited; inbound mails and what they caused. */
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT 'sent', e.course, count(*) FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+        "  WHERE d.state = 'sent' GROUP BY e.course"
+        " UNION ALL SELECT 'sent', e.course, count(*) FROM delivery_history h"
+        "  JOIN enrollments e ON e.id = h.enrollment_id WHERE h.state = 'sent' GROUP BY e.course"
+        " UNION ALL SELECT 'failed', e.course, count(*) FROM deliveries d"
+        "  JOIN enrollments e ON e.id = d.enrollment_id WHERE d.state = 'failed' GROUP BY e.course"
+        " UNION ALL SELECT 'deferred', e.course, count(*) FROM deliveries d"
+        "  JOIN enrollments e ON e.id = d.enrollment_id WHERE d.state = 'deferred' GROUP BY e.course"
+        " UNION ALL SELECT 'bounced', coalesce(e.course, ''), count(*) FROM events v"
+        "  LEFT JOIN enrollments e ON e.id = v.enrollment_id WHERE v.kind = 'bounced'"
+        "  GROUP BY coalesce(e.course, '')"
+        " UNION ALL SELECT 'queue', 'lessons', count(*) FROM deliveries"
+        "  WHERE state = 'queued' OR state = 'deferred' OR state = 'sending'"
+        " UNION ALL SELECT 'queue', 'system', count(*) FROM outbox"
+        "  WHERE state = 'queued' OR state = 'deferred' OR state = 'sending'"
+        " UNION ALL SELECT 'oldest', '', ?1 - min(t) FROM ("
+        "  SELECT min(next_send_at) AS t FROM enrollments WHERE state = 'active' AND next_send_at <= ?1"
+        "  UNION ALL SELECT min(next_attempt_at) FROM deliveries"
+        "   WHERE (state = 'queued' OR state = 'deferred') AND next_attempt_at <= ?1"
+        "  UNION ALL SELECT min(next_attempt_at) FROM outbox"
+        "   WHERE (state = 'queued' OR state = 'deferred') AND next_attempt_at <= ?1)"
+        " UNION ALL SELECT 'inbound', '', count(*) FROM inbound"
+        " UNION ALL SELECT 'caused', kind, count(*) FROM events WHERE message_id IS NOT NULL GROUP BY kind",
+        err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, now);
+    GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)store_metric_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_metric *m = g_new0(struct store_metric, 1);
+        m->name = col_text(s, 0);
+        m->label = col_text(s, 1);
+        if (!m->label)
+            m->label = g_strdup("");
+        m->value = sqlite3_column_int64(s, 2); /* NULL (nothing due): 0 */
+        g_ptr_array_add(rows, m);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(rows);
+        fail(st, rc, "metrics", err);
+        return NULL;
+    }
+    return rows;
+}
+
+char *store_lesson_time(struct store *st, gint64 enrollment_id, gint64 subscriber_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT lesson_time FROM subscribers WHERE id = coalesce(nullif(?2, 0),"
+                           " (SELECT subscriber_id FROM enrollments WHERE id = ?1))",
+                           err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, enrollment_id);
+    sqlite3_bind_int64(s, 2, subscriber_id);
+    int rc = sqlite3_step(s);
+    char *t = rc == SQLITE_ROW ? col_text(s, 0) : NULL;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        fail(st, rc, "read the time of day", err);
+    return t;
+}
+
+gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *lesson_time, gint64 now,
+                                   GError **err)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE subscribers SET lesson_time = ?2, updated_at = ?3 WHERE id = ?1", err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, lesson_time);
+    sqlite3_bind_int64(s, 3, now);
+    return step_done(st, s, "set the time of day", err);
+}
+
+GPtrArray *store_deliveries_of(struct store *st, gint64 subscriber_id, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT " QUEUE_COLS
+                           " FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+                           " JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE e.subscriber_id = ?1 ORDER BY d.id",
+                           err);
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_delivery_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_ptr_array_add(a, delivery_from(s));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        g_ptr_array_unref(a);
+        fail(st, rc, "list a subscriber's deliveries", err);
+        return NULL;
+    }
+    return a;
 }

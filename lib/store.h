@@ -401,4 +401,31 @@ gint64 store_next_due(struct store *st, GError **err);
  * confirmation lifts it. */
 gboolean store_suppress(struct store *st, const char *hash, const char *reason, gint64 now, GError **err);
 
+/* One number for /metrics: name is "sent", "failed", "deferred", "bounced"
+ * (label: the course), "queue" (label: lessons or system), "oldest"
+ * (seconds the oldest due item has waited), "inbound" or "caused" (label:
+ * the event kind an inbound mail caused). */
+struct store_metric {
+    char *name, *label;
+    gint64 value;
+};
+void store_metric_free(struct store_metric *m);
+
+/* Returns every struct store_metric at now, in one read; NULL with err.
+ * g_ptr_array_unref() frees them. */
+GPtrArray *store_metrics(struct store *st, gint64 now, GError **err);
+
+/* Returns the subscriber's own time of day for lessons ("HH:MM"), or NULL
+ * for the course's (also on error: err set). The subscriber is
+ * subscriber_id, or when 0 the one of enrollment_id. g_free(). */
+char *store_lesson_time(struct store *st, gint64 enrollment_id, gint64 subscriber_id, GError **err);
+
+/* Sets the subscriber's own time of day ("HH:MM"; NULL: the course's). */
+gboolean store_sub_set_lesson_time(struct store *st, gint64 id, const char *lesson_time, gint64 now,
+                                   GError **err);
+
+/* Every delivery row of the subscriber's enrollments, oldest first (the
+ * right of access export). g_ptr_array_unref(). */
+GPtrArray *store_deliveries_of(struct store *st, gint64 subscriber_id, GError **err);
+
 #endif

@@ -119,3 +119,29 @@ gboolean subscriber_set(struct app *app, const char *email, const char *name, co
     store_sub_free(s);
     return ok;
 }
+
+gboolean subscriber_set_time(struct app *app, const char *email, const char *lesson_time, const char *via,
+                             gint64 now, GError **err)
+{
+    int h, m;
+    if (lesson_time && !pace_parse_time(lesson_time, &h, &m)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "not a time of day (HH:MM)");
+        return FALSE;
+    }
+    struct sub_row *s = subscriber_get(app, email, err);
+    if (!s)
+        return FALSE;
+    char *detail = g_strdup_printf("time %s", lesson_time ? lesson_time : "(course)");
+    /* The future slots follow at once (life_replan places each running
+     * course's next lesson with the new time; its calendar is re-sent). */
+    gboolean ok = store_begin(app->st, err) &&
+                  store_sub_set_lesson_time(app->st, s->id, lesson_time, now, err) &&
+                  life_replan(app, s->id, now, err) &&
+                  store_event(app->st, now, s->id, 0, "subscriber-changed", via, detail, err) &&
+                  store_commit(app->st, err);
+    if (!ok)
+        store_rollback(app->st);
+    g_free(detail);
+    store_sub_free(s);
+    return ok;
+}

@@ -22,6 +22,13 @@ struct sub_row *subscriber_get(struct app *app, const char *email, GError **err)
 gboolean subscriber_set(struct app *app, const char *email, const char *name, const char *tz, gboolean set_tz,
                         const char *via, gint64 now, GError **err);
 
+/* Sets the subscriber's own time of day for lessons ("HH:MM"; NULL: the
+ * course's `time`) and re-plans the next lesson of every running course
+ * by the same pacing rules, in one transaction with its audit event.
+ * FALSE with err (not HH:MM, unknown subscriber, database). */
+gboolean subscriber_set_time(struct app *app, const char *email, const char *lesson_time, const char *via,
+                             gint64 now, GError **err);
+
 /* Returns 1 if the address was erased (suppressed), 0 if not, -1 on error.
  * Needs app->key. */
 int subscriber_suppressed(struct app *app, const char *email, GError **err);

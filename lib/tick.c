@@ -37,7 +37,7 @@ gint64 tick_backoff(const struct config *cfg, int attempts)
 static gint64 place(struct app *app, const struct enrollment_row *e, const struct course *c, gint64 now,
                     GError **err)
 {
-    struct pace_rule rule = schedule_rule(c, e->tz);
+    struct pace_rule rule = life_rule(app, c, e->id, e->subscriber_id, e->tz);
     /* Too late: a lesson long past its slot (downtime, a long retry) is not
      * fired at a random hour; it takes the next slot, the rest follow. */
     if (now - e->next_send_at > app->cfg->late_grace) {
@@ -476,7 +476,7 @@ static GPtrArray *claim_lessons(struct app *app, gint64 now, int limit, GError *
                 /* Its own row counts for the day it was queued, and a
                  * lesson before it was placed by place(), so the day
                  * rule already holds: the plain next slot. */
-                struct pace_rule rule = schedule_rule(c, d->tz);
+                struct pace_rule rule = life_rule(app, c, d->enrollment_id, d->subscriber_id, d->tz);
                 gint64 slot = pace_next_slot(&rule, d->anchor_at, now);
                 if (slot > 0) {
                     log_info("delivery %" G_GINT64_FORMAT

@@ -9,6 +9,7 @@ enum token_purpose {
     TOKEN_UNSUBSCRIBE = 'u',
     TOKEN_CONFIRM = 'c',
     TOKEN_BOUNCE = 'b',
+    TOKEN_MANAGE = 'm', /* the subscriber's own page, /m/TOKEN (lib/manage.c) */
 };
 
 struct token_key;

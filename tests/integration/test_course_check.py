@@ -244,3 +244,18 @@ def test_every_course_is_checked_in_one_run(tmp_path):
     ]
     p = daemon_check(env)
     assert p.returncode == 1 and "a-first" in p.stderr
+
+
+def test_daemon_names_every_markdown_problem_not_only_the_first(tmp_path):
+    """A course that loads but fails the Markdown lint: coursed -n lists each
+    problem on a line of its own, as course check does (it used to say the
+    first one and "and more")."""
+    env = Env(tmp_path)
+    course(env, "html", lessons={"01-a.md": "Subject: A\n\n<b>one</b>\n",
+                                 "02-b.md": "Subject: B\n\nfine\n\n<em>two</em>\n"})
+    p = daemon_check(env)
+    assert p.returncode == 1
+    err = p.stderr.replace(str(env.courses), "courses")
+    assert "courses/html/lessons/01-a.md:3: raw HTML is not allowed in a lesson: '<b>'" in err
+    assert "courses/html/lessons/02-b.md:5: raw HTML is not allowed in a lesson: '<em>'" in err
+    assert "and more" not in err

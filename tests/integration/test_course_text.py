@@ -28,11 +28,12 @@ REQUIRED_KEYS = {
     "first_within",
 }
 MIN_LESSONS = {"release": 12, "leaving-kindly": 5}
+# A lesson reads as a letter: it opens with its idea, without a heading,
+# and has only these two (issue 16: fewer fixed headings). The last
+# paragraph of every lesson but the last says what the next one is about.
 HEADINGS = [
-    "## Today's idea",
-    "## Your small step",
+    "## Try this",
     "## A question to sit with",
-    "## What comes next",
 ]
 LESSON_NAME = re.compile(r"^(\d\d)-[a-z0-9-]+\.md$")
 WINDOW = 8
@@ -175,7 +176,7 @@ def test_lesson_length(path):
 @pytest.mark.parametrize("path", all_lessons(), ids=_id)
 def test_small_step_has_duration(path):
     _, body = split_lesson(path)
-    step = section(body, "## Your small step")
+    step = section(body, "## Try this")
     minutes = [int(n) for n in re.findall(r"\b(\d+)\s*(?:-\s*)?min(?:ute)?s?\b", step, re.I)]
     assert any(5 <= m <= 15 for m in minutes), f"{path.name}: small step must state 5-15 minutes, found {minutes}"
 
@@ -221,3 +222,28 @@ def test_no_overlap_with_article(path, article_windows):
             if w in article_windows:
                 hits.append(" ".join(w))
     assert not hits, f"{_id(path)} copies {WINDOW}+ consecutive words from the article: {hits}"
+
+
+@pytest.mark.parametrize("course", course_dirs(), ids=lambda c: c.name)
+def test_next_time_except_in_the_last_lesson(course):
+    """Every lesson but the last ends by naming the next one; the last one
+    names none (no "next time", no "next step": the course ends there, and
+    the complete mail offers what may follow)."""
+    files = lesson_files(course)
+    for f in files[:-1]:
+        _, body = split_lesson(f)
+        last = body.strip().split("\n\n")[-1]
+        assert last.startswith("Next time"), f"{f.name}: last paragraph should say what comes next: {last[:60]!r}"
+    _, body = split_lesson(files[-1])
+    assert not re.search(r"next (time|step)", body, re.I), f"{files[-1].name}: the last lesson promises a next one"
+
+
+def test_one_word_for_one_thing():
+    """The courses write "break-up" and "mail", never "breakup" or "e-mail";
+    each mail is a "step" (the layouts say "Step 3 of 14"), and no lesson
+    calls itself a "lesson"."""
+    for f in all_lessons():
+        text = f.read_text(encoding="utf-8")
+        for word in (r"\bbreakups?\b", r"\be-?mails?\b", r"\blessons?\b"):
+            m = re.search(word, text, re.I)
+            assert not m, f"{f.name}: {m.group(0)!r} (the courses say 'break-up', 'mail' and 'step')"

@@ -470,3 +470,33 @@ def test_unsubscribe_all_leaves_every_course_with_one_goodbye(env, sink):
     assert states["two"] == "stopped" and states["test"] in ("active", "completed"), states
     dry = json.loads(inbound(env, raw, "--dry-run", "--json", now=later).stdout)
     assert dry.get("all") is True and dry["command"] == "unsubscribe", dry
+
+
+def test_a_confirm_token_confirms_only_the_request_it_was_sent_for(env, sink):
+    """Confirm, leave, ask again: the first confirmation's link is still
+    inside its 72 hours but must not confirm the new request (issue 17); the
+    new mail's link does."""
+    def confirm_address():
+        c = sink.system("flo@example.net")[-1]["msg"]
+        assert c["Subject"].startswith("Please confirm")
+        return c["Reply-To"].addresses[0].addr_spec
+
+    assert inbound(env, mail("flo@example.net", "test@courses.example.org", "subscribe")).returncode == 0
+    env.tick(iso(T0))
+    first = confirm_address()
+    t = T0 + timedelta(minutes=10)
+    assert inbound(env, mail("flo@example.net", first, "Re: confirm", "yes"), now=t).returncode == 0
+    assert env.sql("SELECT state FROM enrollments") == [("active",)]
+    t += timedelta(minutes=10)
+    assert inbound(env, mail("flo@example.net", "test@courses.example.org", "unsubscribe"), now=t).returncode == 0
+    assert env.sql("SELECT state FROM enrollments") == [("stopped",)]
+    t += timedelta(hours=1)
+    assert inbound(env, mail("flo@example.net", "test@courses.example.org", "subscribe"), now=t).returncode == 0
+    env.tick(iso(t))
+    second = confirm_address()
+    assert second != first
+    t += timedelta(minutes=10)
+    assert inbound(env, mail("flo@example.net", first, "Re: confirm", "yes"), now=t).returncode == 0
+    assert env.sql("SELECT state FROM enrollments") == [("pending",)], "an old link confirmed a new request"
+    assert inbound(env, mail("flo@example.net", second, "Re: confirm", "yes"), now=t).returncode == 0
+    assert env.sql("SELECT state FROM enrollments") == [("active",)]

@@ -91,8 +91,8 @@ def test_lesson_matches_golden_and_parses_strictly(real, slug, n):
     assert kinds == ["text/plain", "text/html"]
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    assert "## Your small step" in text
-    assert "<h2>Your small step</h2>" in html
+    assert "## Try this" in text
+    assert "<h2>Try this</h2>" in html
     assert "Reader Example" in text and "Reader Example" in html
     assert f"{n} of {COURSES[slug]}" in text
     assert "<script" not in html.lower()
