@@ -1363,11 +1363,15 @@ static int stats_funnel(struct ctl *ctl, const char *slug, gboolean json, gboole
             continue;
         GArray *reached = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
         g_array_set_size(reached, (guint)c->n_lessons);
+        GArray *lost = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
+        g_array_set_size(lost, (guint)c->n_lessons);
         struct store_funnel_states sc;
-        gboolean ok = store_funnel(ctl->app->st, c->slug, reached, &sc, &err);
+        gboolean ok = store_funnel(ctl->app->st, c->slug, reached, &sc, &err) &&
+                      store_funnel_lost(ctl->app->st, c->slug, lost, &err);
         if (ok)
-            g_ptr_array_add(rows, rec_funnel(c, reached, &sc));
+            g_ptr_array_add(rows, rec_funnel(c, reached, lost, &sc));
         g_array_free(reached, TRUE);
+        g_array_free(lost, TRUE);
         if (!ok) {
             g_ptr_array_unref(rows);
             return fail(err);
@@ -1455,6 +1459,24 @@ static int cmd_doctor(struct ctl *ctl, int argc, char **argv)
     return all ? EXIT_OK : EXIT_ERROR;
 }
 
+static int cmd_config_show(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("config show [--json]", entries, &argc, &argv, 0, 0))
+        return EXIT_USAGE;
+    GPtrArray *entries_of = config_entries(ctl->app->cfg);
+    struct ctl_out *o = ctl_out_new(stdout, FORMAT(json), &view_config);
+    for (guint i = 0; i < entries_of->len; i++)
+        ctl_out_row(o, rec_config_entry(entries_of->pdata[i]));
+    ctl_out_end(o);
+    g_ptr_array_unref(entries_of);
+    return EXIT_OK;
+}
+
 static int cmd_send_test(struct ctl *ctl, int argc, char **argv)
 {
     if (!parse("send-test EMAIL COURSE N|MAIL|all", NULL, &argc, &argv, 3, 3))
@@ -1522,6 +1544,8 @@ static const struct cmd commands[] = {
       "funnel per course, or activity per day" },
     { "log", cmd_log, APP_STORE, "[EMAIL] [--json]", "the audit trail" },
     { "doctor", cmd_doctor, APP_CONFIG_ONLY, "", "check config, courses, database, key, relay, pages" },
+    { "config show", cmd_config_show, APP_CONFIG_ONLY, "[--json]",
+      "the effective configuration, and where each value came from" },
     { "send-test", cmd_send_test, APP_TRANSPORT, "EMAIL COURSE N|MAIL|all",
       "send lesson N, a system mail or all now, as [TEST]" },
     { "inbound", cmd_inbound, APP_STORE | APP_KEY | APP_NO_TEMPLATES, "[--dry-run] [--json] < MESSAGE",
@@ -1653,14 +1677,12 @@ int main(int argc, char **argv)
         return rc == EXIT_USAGE && runs_inbound(argc, argv) ? EX_TEMPFAIL : rc;
     log_open("coursectl", TRUE, LOG_LVL_WARN);
     GError *err = NULL;
-    if (now_text) {
-        gint64 t;
-        if (!clock_parse(now_text, &t, &err)) {
-            gboolean pipe = runs_inbound(argc, argv);
-            rc = fail(err);
-            return pipe ? EX_TEMPFAIL : rc;
-        }
-        clock_set_fake(t, 0);
+    if (!clock_setup(now_text, 0, &err)) {
+        /* a mistake on the pipe's command line defers the mail (75), never
+         * bounces a reader's message */
+        gboolean pipe = runs_inbound(argc, argv);
+        int code = fail(err);
+        return pipe ? EX_TEMPFAIL : code;
     }
     ctl.now = clock_now();
     if (i >= argc) {

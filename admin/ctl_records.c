@@ -21,7 +21,16 @@ struct ctl_record *rec_course(const struct course *c)
     ctl_text(r, "time", c->time);
     ctl_text(r, "timezone", c->tz);
     ctl_text(r, "source", c->source);
-    char *when = g_strdup_printf("%s %s %s", c->schedule, c->time, c->tz);
+    /* The text form says "weekly MO,WE,FR" for the common rules, so that
+     * the list fits 80 columns; JSON keeps the rule as written. */
+    const char *rule = c->schedule;
+    char *shown = NULL;
+    if (g_str_has_prefix(rule, "FREQ=WEEKLY;BYDAY=") && !strchr(rule + 18, ';'))
+        shown = g_strconcat("weekly ", rule + 18, NULL);
+    else if (!strcmp(rule, "FREQ=DAILY"))
+        shown = g_strdup("daily");
+    char *when = g_strdup_printf("%s %s %s", shown ? shown : rule, c->time, c->tz);
+    g_free(shown);
     ctl_cell(r, "when", when);
     g_free(when);
     return r;
@@ -39,8 +48,13 @@ struct ctl_record *rec_subscriber(const struct sub_row *s)
     return r;
 }
 
-static void rec_enrollment(struct ctl_record *sub, const struct enrollment_row *e, GPtrArray *courses)
+/* A subscriber whose address bounced or who left gets no more mail,
+ * whatever their enrollments' rows still say: no next lesson is shown (nor
+ * given in JSON), and the text says why. */
+static void rec_enrollment(struct ctl_record *sub, const struct enrollment_row *e, GPtrArray *courses,
+                           int sub_status)
 {
+    gboolean mailable = sub_status != SUB_BOUNCED && sub_status != SUB_UNSUBSCRIBED;
     const struct course *c = course_find(courses, e->course);
     int total = c ? c->n_lessons : 0;
     struct ctl_record *r = ctl_child(sub, "enrollments");
@@ -48,7 +62,11 @@ static void rec_enrollment(struct ctl_record *sub, const struct enrollment_row *
     ctl_text(r, "state", state_name(ENT_ENR, e->state));
     ctl_int(r, "lessons_sent", e->lessons_sent);
     ctl_int(r, "next_lesson", e->next_lesson);
-    ctl_time(r, "next_send_at", e->next_send_at);
+    ctl_time(r, "next_send_at", mailable ? e->next_send_at : 0);
+    if (!mailable)
+        ctl_cell(r, "no_more",
+                 sub_status == SUB_BOUNCED ? "no more lessons: the address bounced"
+                                           : "no more lessons: unsubscribed");
     gboolean why = (e->state == ENR_PAUSED || e->state == ENR_STOPPED) && e->reason != REASON_NONE;
     char *progress = g_strdup_printf("%d/%d sent%s%s%s", e->lessons_sent, total, why ? " (" : "",
                                      why ? state_reason_text(e->reason) : "", why ? ")" : "");
@@ -65,7 +83,7 @@ struct ctl_record *rec_subscriber_full(const struct sub_row *s, const GPtrArray 
     struct ctl_record *r = rec_subscriber(s);
     ctl_list(r, "enrollments");
     for (guint i = 0; i < es->len; i++)
-        rec_enrollment(r, es->pdata[i], courses);
+        rec_enrollment(r, es->pdata[i], courses, s->status);
     return r;
 }
 
@@ -163,7 +181,7 @@ struct ctl_record *rec_day(const struct store_day *d)
     return r;
 }
 
-struct ctl_record *rec_funnel(const struct course *c, const GArray *reached,
+struct ctl_record *rec_funnel(const struct course *c, const GArray *reached, const GArray *lost,
                               const struct store_funnel_states *sc)
 {
     struct ctl_record *r = ctl_record_new();
@@ -177,6 +195,7 @@ struct ctl_record *rec_funnel(const struct course *c, const GArray *reached,
     ctl_int(r, "bounced", sc->bounced);
     ctl_int(r, "pending", sc->pending);
     ctl_ints(r, "reached", (const gint64 *)(void *)reached->data, reached->len);
+    ctl_ints(r, "lost", (const gint64 *)(void *)lost->data, lost->len);
     ctl_cell(r, "title", c->title);
     return r;
 }
@@ -294,11 +313,13 @@ void rec_export_enrollment(struct ctl_record *sub, const struct store_export_row
 
 /* ---- views ---- */
 
+/* 80 columns for slugs up to 18 characters: the slug is never cut (it is
+ * what the other commands take), the schedule and the title are. */
 static const struct ctl_column courses_cols[] = {
     { "COURSE", "slug", 6, CTL_COL_AUTO, NULL, 0 },
     { "LESSONS", "lessons", 7, CTL_COL_RIGHT, NULL, 0 },
-    { "SCHEDULE", "when", 8, CTL_COL_AUTO, NULL, 0 },
-    { "TITLE", "title", 0, 0, NULL, 0 },
+    { "SCHEDULE", "when", 36, CTL_COL_CLIP, NULL, 0 },
+    { "TITLE", "title", 16, CTL_COL_CLIP, NULL, 0 },
     { NULL, NULL, 0, 0, NULL, 0 },
 };
 const struct ctl_view view_courses = { .columns = courses_cols, .header = TRUE };
@@ -331,7 +352,9 @@ static void status_enrollment(FILE *out, const struct ctl_record *e)
     fprintf(out, "  %-16s %-10s %d/%d sent", ctl_get_text(e, "course"), state,
             (int)ctl_get_int(e, "lessons_sent"), (int)ctl_get_int(e, "total"));
     gint64 next = ctl_get_int(e, "next_send_at");
-    if (next > 0) {
+    if (ctl_get_text(e, "no_more")) {
+        fprintf(out, "  %s", ctl_get_text(e, "no_more"));
+    } else if (next > 0) {
         char *when = ctl_when(next, ctl_get_text(e, "zone"));
         fprintf(out, "  next: lesson %d at %s", (int)ctl_get_int(e, "next_lesson"), when);
         g_free(when);
@@ -397,15 +420,38 @@ static const struct ctl_column days_cols[] = {
 };
 const struct ctl_view view_days = { .columns = days_cols, .header = TRUE };
 
+/* The time in the operator's zone (JSON keeps UTC), and the detail whole:
+ * it is the answer to "what happened", cut it and the log says nothing. */
 static const struct ctl_column events_cols[] = {
-    { "AT", "at", 20, 0, NULL, 0 },
-    { "EMAIL", "email", 20, CTL_COL_CLIP, NULL, 0 },
-    { "EVENT", "event", 18, CTL_COL_CLIP, NULL, 0 },
-    { "VIA", "via", 6, CTL_COL_CLIP, NULL, 0 },
-    { "DETAIL", "detail", 12, CTL_COL_CLIP, NULL, 0 },
-    { NULL, NULL, 0, 0, NULL, 0 },
+    { "AT", "at", 24, CTL_COL_LOCAL, NULL, 0 },      { "EMAIL", "email", 20, CTL_COL_CLIP, NULL, 0 },
+    { "EVENT", "event", 18, CTL_COL_CLIP, NULL, 0 }, { "VIA", "via", 6, CTL_COL_CLIP, NULL, 0 },
+    { "DETAIL", "detail", 0, 0, NULL, 0 },           { NULL, NULL, 0, 0, NULL, 0 },
 };
 const struct ctl_view view_events = { .columns = events_cols, .empty = "(no events)" };
+
+struct ctl_record *rec_config_entry(const struct config_entry *e)
+{
+    struct ctl_record *r = ctl_record_new();
+    ctl_text(r, "section", e->group);
+    ctl_text(r, "key", e->key);
+    ctl_text(r, "value", e->value);
+    ctl_text(r, "source", e->origin);
+    char *name = g_strdup_printf("[%s] %s", e->group, e->key);
+    ctl_cell(r, "name", name);
+    g_free(name);
+    return r;
+}
+
+/* The value column is as wide as the widest value, so that the source of
+ * each line stays readable beside it (nothing is cut: a path is the
+ * answer an operator came for). */
+static const struct ctl_column config_cols[] = {
+    { "SETTING", "name", 20, CTL_COL_AUTO, NULL, 0 },
+    { "VALUE", "value", 8, CTL_COL_AUTO, NULL, 0 },
+    { "FROM", "source", 0, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, NULL, 0 },
+};
+const struct ctl_view view_config = { .columns = config_cols, .header = TRUE };
 
 static const struct ctl_column checks_cols[] = {
     { "", "mark", 4, 0, NULL, 0 },
@@ -416,13 +462,14 @@ static const struct ctl_column checks_cols[] = {
 const struct ctl_view view_checks = { .columns = checks_cols };
 
 /* One line per lesson: a bar of width 40 in eighths (or #), the count, and
- * how many were lost before the next lesson. */
-static void funnel_bars(FILE *out, const gint64 *reached, guint n, gint64 total, gboolean u)
+ * how many left the course after it (those waiting for their next lesson
+ * are not lost; nothing is shown where nobody was lost). */
+static void funnel_bars(FILE *out, const gint64 *reached, const gint64 *lost, guint n, gint64 total,
+                        gboolean u)
 {
     static const char *parts[] = { "", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589" };
     gint64 top = MAX(total, 1);
     for (guint k = 0; k < n; k++) {
-        gint64 drop = k + 1 < n ? reached[k] - reached[k + 1] : 0;
         int width = 40, eighths = (int)(reached[k] * width * 8 / top);
         GString *bar = g_string_new(NULL);
         for (int b = 0; b < eighths / 8; b++)
@@ -430,8 +477,10 @@ static void funnel_bars(FILE *out, const gint64 *reached, guint n, gint64 total,
         if (u)
             g_string_append(bar, parts[eighths % 8]);
         glong blen = g_utf8_strlen(bar->str, -1);
-        fprintf(out, "  %2u %s%*s %6" G_GINT64_FORMAT "  -%" G_GINT64_FORMAT "\n", k + 1, bar->str,
-                (int)(width - blen), "", reached[k], drop);
+        fprintf(out, "  %2u %s%*s %6" G_GINT64_FORMAT, k + 1, bar->str, (int)(width - blen), "", reached[k]);
+        if (lost && lost[k] > 0)
+            fprintf(out, "  -%" G_GINT64_FORMAT, lost[k]);
+        fputc('\n', out);
         g_string_free(bar, TRUE);
     }
 }
@@ -443,13 +492,15 @@ static void funnel_text(FILE *out, const struct ctl_record *r, void *arg)
     fprintf(out,
             "%s (%s): %" G_GINT64_FORMAT " enrolled\n  %" G_GINT64_FORMAT " active, %" G_GINT64_FORMAT
             " paused, %" G_GINT64_FORMAT " completed, %" G_GINT64_FORMAT " unsubscribed, %" G_GINT64_FORMAT
-            " bounced, %" G_GINT64_FORMAT " pending\n  lesson: reached by, then lost before the next\n",
+            " bounced, %" G_GINT64_FORMAT " pending\n  lesson: reached by, then left the course after it\n",
             ctl_get_text(r, "title"), ctl_get_text(r, "course"), total, ctl_get_int(r, "active"),
             ctl_get_int(r, "paused"), ctl_get_int(r, "completed"), ctl_get_int(r, "unsubscribed"),
             ctl_get_int(r, "bounced"), ctl_get_int(r, "pending"));
     guint n = 0;
     const gint64 *reached = ctl_get_ints(r, "reached", &n);
-    funnel_bars(out, reached, n, total, *utf8);
+    guint nl = 0;
+    const gint64 *lost = ctl_get_ints(r, "lost", &nl);
+    funnel_bars(out, reached, nl == n ? lost : NULL, n, total, *utf8);
 }
 
 struct ctl_view view_funnel(const gboolean *utf8)

@@ -3,6 +3,7 @@
  * kind in every command), and the text views that lay records out. */
 #ifndef COURSECTL_RECORDS_H
 #define COURSECTL_RECORDS_H
+#include "config.h"
 #include "course.h"
 #include "doctor.h"
 #include "store.h"
@@ -24,8 +25,9 @@ struct ctl_record *rec_delivery(const struct delivery_row *d);
 struct ctl_record *rec_mail(const struct outbox_row *o);
 struct ctl_record *rec_event(const struct event_row *e);
 struct ctl_record *rec_day(const struct store_day *d);
-/* A course's funnel; reached[k-1] = enrollments sent lesson k. */
-struct ctl_record *rec_funnel(const struct course *c, const GArray *reached,
+/* A course's funnel; reached[k-1] = enrollments sent lesson k, lost[k-1]
+ * = those of them that left after it (store_funnel_lost). */
+struct ctl_record *rec_funnel(const struct course *c, const GArray *reached, const GArray *lost,
                               const struct store_funnel_states *sc);
 /* An upcoming lesson at t, shown in zone tz (with its weekday). */
 struct ctl_record *rec_slot(const struct course *c, int lesson, gint64 t, const char *tz);
@@ -35,6 +37,8 @@ struct ctl_record *rec_timeline(const struct course *c, int lesson, gint64 t, co
 /* The line of schedule for a course without upcoming lessons (text only). */
 struct ctl_record *rec_slot_note(const char *course, const char *what);
 struct ctl_record *rec_check(const struct doctor_check *c);
+/* One setting of `config show`: section, key, value, source. */
+struct ctl_record *rec_config_entry(const struct config_entry *e);
 /* The "fix:" line under a failed check (text only). */
 struct ctl_record *rec_check_fix(const struct doctor_check *c);
 /* export: the subscriber of row r with an empty "enrollments"; then
@@ -52,6 +56,7 @@ extern const struct ctl_view view_queue;
 extern const struct ctl_view view_days;
 extern const struct ctl_view view_events;
 extern const struct ctl_view view_checks;
+extern const struct ctl_view view_config;
 /* stats per course; utf8: draw bars with block characters. Returns a view
  * that points to *utf8. */
 struct ctl_view view_funnel(const gboolean *utf8);

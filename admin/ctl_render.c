@@ -278,6 +278,19 @@ static char *field_text(const struct ctl_field *f, const char *null_text)
     return g_strdup("");
 }
 
+/* Returns instant t in the local zone of the machine (TZ), ISO-like with
+ * the zone's abbreviation: an operator reads the audit trail in their own
+ * time, and the abbreviation says which one it is; g_free(). */
+static char *local_time(gint64 t)
+{
+    GDateTime *dt = g_date_time_new_from_unix_local(t);
+    if (!dt)
+        return g_strdup("?");
+    char *s = g_date_time_format(dt, "%Y-%m-%d %H:%M:%S %Z");
+    g_date_time_unref(dt);
+    return s;
+}
+
 /* Appends one cell: clipped, padded to the column (a space after it unless last). */
 static void append_cell(GString *line, const char *text, const struct ctl_column *c, gboolean last)
 {
@@ -313,7 +326,11 @@ static void print_row(FILE *out, const struct ctl_column *cols, const struct ctl
             last = i;
     GString *line = g_string_new(NULL);
     for (int i = 0; i <= last; i++) {
-        char *cell = r ? field_text(find(r, cols[i].field), cols[i].null_text) : g_strdup(cols[i].header);
+        const struct ctl_field *f = r ? find(r, cols[i].field) : NULL;
+        char *cell = !r ? g_strdup(cols[i].header)
+                     : (cols[i].flags & CTL_COL_LOCAL) && f && !f->null && f->kind == CTL_TIME
+                         ? local_time(f->num)
+                         : field_text(f, cols[i].null_text);
         append_cell(line, cell, &cols[i], i == last);
         g_free(cell);
     }

@@ -64,6 +64,8 @@ enum ctl_col_flags {
     CTL_COL_CLIP = 1 << 0,  /* cut to the width with an ellipsis */
     CTL_COL_RIGHT = 1 << 1, /* aligned to the right */
     CTL_COL_AUTO = 1 << 2,  /* as wide as its widest cell (width: the least); the rows wait for the end */
+    CTL_COL_LOCAL =
+        1 << 3, /* an instant in the local zone (TZ): "2026-05-04 12:00:00 CEST"; JSON stays UTC */
 };
 
 struct ctl_column {

@@ -193,6 +193,9 @@ static void print_plans(struct app *app)
     app->st = NULL;
 }
 
+/* The lock of the database, for the clean exits (lock_mark_stopped). */
+static int held_lock = -1;
+
 static int run_tick(struct app *app)
 {
     struct tick_stats stats;
@@ -207,6 +210,7 @@ static int run_tick(struct app *app)
             /* Sessions still run in other threads with this tick's memory:
              * leave now; their rows stay 'sending' and come back at start. */
             log_warn("%s: exiting now", err->message);
+            lock_mark_stopped(held_lock);
             sdnotify("STOPPING=1");
             fflush(stderr);
             _exit(0);
@@ -273,15 +277,12 @@ int main(int argc, char **argv)
     g_option_context_free(ctx);
     log_open("coursed", opt_debug || opt_check, opt_verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 
-    if (opt_now) {
-        gint64 t;
-        if (!clock_parse(opt_now, &t, &err)) {
-            fprintf(stderr, "coursed: --now: %s\n", err->message);
-            g_error_free(err);
-            return 2;
-        }
-        clock_set_fake(t, opt_speed);
-    } else if (opt_speed > 0) {
+    if (!clock_setup(opt_now, opt_speed, &err)) {
+        fprintf(stderr, "coursed: %s\n", err->message);
+        g_error_free(err);
+        return 2;
+    }
+    if (!clock_is_fake() && opt_speed > 0) {
         fprintf(stderr, "coursed: --speed needs --now\n");
         return 2;
     }
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
         app_free(app);
         return rc;
     }
+    held_lock = lock;
     signals_install();
     app->stop = (volatile int *)&want_stop;
     app->yield = (volatile int *)&want_reload;
@@ -328,7 +330,12 @@ int main(int argc, char **argv)
         log_info("started: %u course(s), transport %s, database %s", app->courses->len, app->tr->ops->name,
                  app->cfg->database);
         int orphans = store_recover_sending(app->st, &err);
-        if (orphans > 0)
+        if (orphans > 0 && lock_clean_stop())
+            log_warn(
+                "queued again %d deliveries the last stop left in flight (abandoned after [coursed] "
+                "stop_timeout: a recipient may get one twice)",
+                orphans);
+        else if (orphans > 0)
             log_warn("recovered %d deliveries a crash left in 'sending'", orphans);
         g_clear_error(&err);
         /* Nothing is ever stuck: an active enrollment with neither a next
@@ -405,6 +412,7 @@ int main(int argc, char **argv)
         if (want_stop)
             log_info("stopping on signal");
     }
+    lock_mark_stopped(lock);
     lock_release(lock);
     app_free(app);
     g_free(opt_config);

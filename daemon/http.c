@@ -269,12 +269,12 @@ static enum MHD_Result page_leave_form(const struct page_request *rq)
     struct enrollment_row *e = link_enrollment(rq, TOKEN_UNSUBSCRIBE, &ret);
     if (!e)
         return ret;
-    char *html =
-        e->state == ENR_STOPPED
-            ? g_markup_printf_escaped("<p>%s has already left this course. Nothing more will be sent.</p>\n",
-                                      e->email)
-            : button_form(rq->url, "List-Unsubscribe", "One-Click", "Unsubscribe",
-                          "Press the button to stop the course for this address. Nothing more will be sent.");
+    char *html = e->state == ENR_STOPPED
+                     ? g_markup_printf_escaped(
+                           "<p>%s has already left this course. Nothing more will be sent.</p>\n", e->email)
+                     : button_form(rq->url, "List-Unsubscribe", "One-Click", "Unsubscribe",
+                                   "Press the button to stop the course for this address. One e-mail will "
+                                   "confirm it; after that, nothing more will be sent.");
     ret = send_page(rq->conn, MHD_HTTP_OK, "Leave the course", html);
     g_free(html);
     store_enrollment_free(e);
@@ -301,7 +301,8 @@ static enum MHD_Result page_leave_post(const struct page_request *rq)
                         "<p>We could not record that just now. Please try again in a minute.</p>\n");
     } else {
         ret = send_page(rq->conn, MHD_HTTP_OK, "You have left the course",
-                        "<p>Done. Nothing more will be sent. We wish you well.</p>\n");
+                        "<p>Done. One e-mail will follow to confirm it; after that, nothing more "
+                        "will be sent. We wish you well.</p>\n");
     }
     store_enrollment_free(e);
     return ret;

@@ -1,6 +1,8 @@
 /* clock.c - owns the notion of "now". Every stored time and every Date header
  * comes from clock_now(), so that tests and the demo can run weeks of schedule
- * in seconds with --now (frozen) or --now plus a speed (fast demo clock). */
+ * in seconds with --now (frozen) or --now plus a speed (fast demo clock).
+ * $COURSED_NOW does what --now does, for programs an MTA starts (a pipe
+ * cannot add an option, but its environment can be set). */
 #include <string.h>
 #include "clock.h"
 #include "error.h"
@@ -31,6 +33,27 @@ gint64 clock_now(void)
         return fake_start;
     double elapsed = (double)(g_get_monotonic_time() - real_start_us) / G_USEC_PER_SEC;
     return fake_start + (gint64)(elapsed * fake_speed);
+}
+
+gboolean clock_setup(const char *cli, double speed, GError **err)
+{
+    const char *what = "--now";
+    const char *text = cli;
+    if (!text || !*text) {
+        what = "COURSED_NOW";
+        text = g_getenv("COURSED_NOW");
+    }
+    if (!text || !*text)
+        return TRUE;
+    gint64 t;
+    GError *e = NULL;
+    if (!clock_parse(text, &t, &e)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", what, e->message);
+        g_error_free(e);
+        return FALSE;
+    }
+    clock_set_fake(t, speed);
+    return TRUE;
 }
 
 gboolean clock_parse(const char *text, gint64 *out, GError **err)

@@ -2,7 +2,14 @@
  * default and bounds. The table is the single source of truth: loading,
  * validation and the documented defaults all walk it. Unknown groups and
  * keys are errors, because a typo in a mail daemon's config must not
- * silently fall back to a default. */
+ * silently fall back to a default.
+ *
+ * It also owns what people paste: full-line comments (# or ;) are the
+ * documented form; a value carrying an inline comment is an error naming
+ * file, line and key, because GKeyFile would keep "# ..." as part of the
+ * value and an empty path followed by a comment would become a relative
+ * path. Each value remembers where it came from (file:line or the
+ * default), for `coursectl config show`. */
 #include <stddef.h>
 #include <string.h>
 #include "config.h"
@@ -21,13 +28,19 @@ struct setting {
     const char *help;
 };
 
+/* Where `cmake --install` puts courses and templates (CMakeLists.txt sets
+ * it from the install prefix: /usr/share/coursed for the package). */
+#ifndef COURSED_SHAREDIR
+#define COURSED_SHAREDIR "/usr/share/coursed"
+#endif
+
 #define S(f) offsetof(struct config, f)
 static const struct setting settings[] = {
     { "coursed", "database", T_PATH, "/var/lib/coursed/state.db", 0, 0, NULL, S(database),
       "the SQLite state file" },
-    { "coursed", "courses", T_PATH, "/usr/share/coursed/courses", 0, 0, NULL, S(courses),
+    { "coursed", "courses", T_PATH, COURSED_SHAREDIR "/courses", 0, 0, NULL, S(courses),
       "folder of courses, one sub-folder each" },
-    { "coursed", "templates", T_PATH, "/usr/share/coursed/templates", 0, 0, NULL, S(templates),
+    { "coursed", "templates", T_PATH, COURSED_SHAREDIR "/templates", 0, 0, NULL, S(templates),
       "folder of message templates" },
     { "coursed", "domain", T_STRING, "courses.example.org", 0, 0, NULL, S(domain),
       "domain of Message-IDs, List-Id, VERP and command addresses" },
@@ -146,6 +159,75 @@ gboolean config_parse_duration(const char *text, gint64 *secs)
     return TRUE;
 }
 
+/* Returns "file:line" of the key (group, key) of kf's file, from the line
+ * table read_lines() built, or the file alone; g_free(). */
+static char *where(GHashTable *lines, const char *path, const char *group, const char *key)
+{
+    char *id = g_strconcat(group, "\n", key, NULL);
+    int line = GPOINTER_TO_INT(g_hash_table_lookup(lines, id));
+    g_free(id);
+    return line > 0 ? g_strdup_printf("%s:%d", path, line) : g_strdup(path);
+}
+
+/* Reads path into a text GKeyFile can load, and fills lines with the line
+ * number of each "group\nkey" (GKeyFile keeps none). Full-line comments
+ * starting with ';' (the other INI convention) become '#' comments, the
+ * only kind GKeyFile knows. Returns NULL with err when the file cannot be
+ * read; g_free(). */
+static char *read_lines(const char *path, GHashTable *lines, GError **err)
+{
+    char *text = NULL;
+    gsize len = 0;
+    GError *e = NULL;
+    if (!g_file_get_contents(path, &text, &len, &e)) {
+        g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
+        g_error_free(e);
+        return NULL;
+    }
+    char *group = g_strdup("");
+    int n = 0;
+    for (char *p = text; p && *p;) {
+        char *eol = strchr(p, '\n');
+        n++;
+        char *q = p;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == ';')
+            *q = '#';
+        else if (*q == '[') {
+            char *close = strchr(q, ']');
+            if (close && (!eol || close < eol)) {
+                g_free(group);
+                group = g_strndup(q + 1, (gsize)(close - q - 1));
+            }
+        } else if (*q && *q != '#' && *q != '\n' && *q != '\r') {
+            char *eq = strchr(q, '=');
+            if (eq && (!eol || eq < eol)) {
+                char *key = g_strstrip(g_strndup(q, (gsize)(eq - q)));
+                char *id = g_strconcat(group, "\n", key, NULL);
+                g_free(key);
+                g_hash_table_replace(lines, id, GINT_TO_POINTER(n));
+            }
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    g_free(group);
+    return text;
+}
+
+/* TRUE when value holds what can only be a comment pasted after it: a
+ * '#' or ';' at its start or after a blank (a URL's "#fragment" has no
+ * blank before it, so it stays a value). */
+static gboolean has_inline_comment(const char *value)
+{
+    if (*value == '#' || *value == ';')
+        return TRUE;
+    for (const char *p = value; *p; p++)
+        if ((*p == ' ' || *p == '\t') && (p[1] == '#' || p[1] == ';'))
+            return TRUE;
+    return FALSE;
+}
+
 static char *resolve_path(const char *dir, const char *value)
 {
     if (!*value || g_path_is_absolute(value))
@@ -153,7 +235,8 @@ static char *resolve_path(const char *dir, const char *value)
     return g_build_filename(dir, value, NULL);
 }
 
-/* Store one value (from the file or the default) into cfg, checking it. */
+/* Store one value (from the file or the default) into cfg, checking it;
+ * file is where it came from ("file:line"), for the error. */
 static gboolean apply(struct config *cfg, const struct setting *s, const char *value, const char *file,
                       GError **err)
 {
@@ -234,14 +317,48 @@ static gboolean group_known(const char *group)
     return FALSE;
 }
 
+/* A path the program cannot do without must not be empty: an empty one
+ * would silently stand for the config's own folder. */
+static gboolean require_path(GHashTable *lines, const char *path, const char *group, const char *key,
+                             const char *value, GError **err)
+{
+    if (*value)
+        return TRUE;
+    char *at = where(lines, path, group, key);
+    g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: a path is required here (it is empty)", at,
+                group, key);
+    g_free(at);
+    return FALSE;
+}
+
+/* An empty value that a default computed from another setting will fill
+ * (the key beside the database, EHLO with the domain): its origin says so,
+ * so that `config show` does not pin the derived value on the file's line. */
+static void mark_derived(struct config *cfg, const char *group, const char *key, const char *value)
+{
+    const struct setting *s = find_setting(group, key);
+    size_t idx = (size_t)(s - settings);
+    if (*value || !cfg->origins[idx])
+        return;
+    char *note = g_strdup_printf("%s (empty: default, derived)", cfg->origins[idx]);
+    g_free(cfg->origins[idx]);
+    cfg->origins[idx] = note;
+}
+
 struct config *config_load(const char *path, GError **err)
 {
     GKeyFile *kf = g_key_file_new();
     GError *e = NULL;
     struct config *cfg = NULL;
     char **groups = NULL;
+    GHashTable *lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
+    char *text = read_lines(path, lines, err);
+    if (!text)
+        goto out;
+    gboolean loaded = g_key_file_load_from_data(kf, text, (gsize)-1, G_KEY_FILE_NONE, &e);
+    g_free(text);
+    if (!loaded) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: %s", path, e->message);
         g_clear_error(&e);
         goto out;
@@ -250,6 +367,7 @@ struct config *config_load(const char *path, GError **err)
     char *abs = g_canonicalize_filename(path, NULL);
     cfg->path = abs;
     cfg->dir = g_path_get_dirname(abs);
+    cfg->origins = g_new0(char *, G_N_ELEMENTS(settings) + 1);
 
     for (size_t i = 0; i < G_N_ELEMENTS(settings); i++)
         if (!apply(cfg, &settings[i], settings[i].def, "(built-in default)", err))
@@ -265,7 +383,9 @@ struct config *config_load(const char *path, GError **err)
         for (char **k = keys; k && *k; k++) {
             const struct setting *s = find_setting(*g, *k);
             if (!s) {
-                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: unknown key", path, *g, *k);
+                char *at = where(lines, path, *g, *k);
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [%s] %s: unknown key", at, *g, *k);
+                g_free(at);
                 g_strfreev(keys);
                 goto fail;
             }
@@ -276,8 +396,26 @@ struct config *config_load(const char *path, GError **err)
                 g_strfreev(keys);
                 goto fail;
             }
-            gboolean ok = apply(cfg, s, g_strstrip(v), path, err);
+            char *at = where(lines, path, *g, *k);
+            g_strstrip(v);
+            gboolean ok = TRUE;
+            if (has_inline_comment(v)) {
+                char *shown = g_utf8_strlen(v, -1) > 18 ? g_strdup_printf("%.15s...", v) : g_strdup(v);
+                g_set_error(err, CD_ERROR, CD_ERR_INVALID,
+                            "%s: [%s] %s: inline comments are not allowed ('%s'); put the comment on its own "
+                            "line",
+                            at, *g, *k, shown);
+                g_free(shown);
+                ok = FALSE;
+            }
+            ok = ok && apply(cfg, s, v, at, err);
             g_free(v);
+            if (ok) {
+                size_t idx = (size_t)(s - settings);
+                g_free(cfg->origins[idx]);
+                cfg->origins[idx] = at;
+            } else
+                g_free(at);
             if (!ok) {
                 g_strfreev(keys);
                 goto fail;
@@ -285,6 +423,12 @@ struct config *config_load(const char *path, GError **err)
         }
         g_strfreev(keys);
     }
+    if (!require_path(lines, path, "coursed", "database", cfg->database, err) ||
+        !require_path(lines, path, "coursed", "courses", cfg->courses, err) ||
+        !require_path(lines, path, "coursed", "templates", cfg->templates, err) ||
+        (strcmp(cfg->transport_kind, "maildir") == 0 &&
+         !require_path(lines, path, "transport", "maildir", cfg->maildir, err)))
+        goto fail;
     if (!*cfg->domain || strpbrk(cfg->domain, " @<>\"")) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s: [coursed] domain: '%s' is not a domain name", path,
                     cfg->domain);
@@ -307,6 +451,8 @@ struct config *config_load(const char *path, GError **err)
                     "%s: [smtp] password_file: required when [smtp] user is set", path);
         goto fail;
     }
+    mark_derived(cfg, "coursed", "secret_key", cfg->secret_key);
+    mark_derived(cfg, "smtp", "helo", cfg->smtp_helo);
     if (!*cfg->secret_key) {
         char *dbdir = g_path_get_dirname(cfg->database);
         g_free(cfg->secret_key);
@@ -324,6 +470,7 @@ fail:
 out:
     g_strfreev(groups);
     g_key_file_free(kf);
+    g_hash_table_unref(lines);
     return cfg;
 }
 
@@ -336,6 +483,10 @@ void config_free(struct config *cfg)
         if (s->type == T_STRING || s->type == T_PATH || s->type == T_ENUM)
             g_free(*(char **)((char *)cfg + s->offset));
     }
+    if (cfg->origins)
+        for (size_t i = 0; i < G_N_ELEMENTS(settings); i++)
+            g_free(cfg->origins[i]);
+    g_free(cfg->origins);
     g_free(cfg->path);
     g_free(cfg->dir);
     g_free(cfg);
@@ -352,4 +503,53 @@ void config_dump_defaults(GString *out)
         }
         g_string_append_printf(out, "# %s\n%s = %s\n", s->help, s->key, s->def);
     }
+}
+
+/* A duration as the file would say it: the largest unit that divides it. */
+static char *format_duration(gint64 secs)
+{
+    static const struct {
+        gint64 size;
+        char unit;
+    } units[] = { { 7 * 86400, 'w' }, { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' } };
+    for (size_t i = 0; i < G_N_ELEMENTS(units); i++)
+        if (secs > 0 && secs % units[i].size == 0)
+            return g_strdup_printf("%" G_GINT64_FORMAT "%c", secs / units[i].size, units[i].unit);
+    return g_strdup_printf("%" G_GINT64_FORMAT "s", secs);
+}
+
+static void entry_free(gpointer p)
+{
+    struct config_entry *e = p;
+    g_free(e->value);
+    g_free(e->origin);
+    g_free(e);
+}
+
+GPtrArray *config_entries(const struct config *cfg)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(entry_free);
+    for (size_t i = 0; i < G_N_ELEMENTS(settings); i++) {
+        const struct setting *s = &settings[i];
+        const void *field = (const char *)cfg + s->offset;
+        struct config_entry *e = g_new0(struct config_entry, 1);
+        e->group = s->group;
+        e->key = s->key;
+        if (s->type == T_INT)
+            e->value = g_strdup_printf("%" G_GINT64_FORMAT, *(const gint64 *)field);
+        else if (s->type == T_DURATION)
+            e->value = format_duration(*(const gint64 *)field);
+        else
+            e->value = g_strdup(*(char *const *)field);
+        if (cfg->origins && cfg->origins[i])
+            e->origin = g_strdup(cfg->origins[i]);
+        else if ((s->type == T_STRING || s->type == T_PATH) && strcmp(e->value, s->def) != 0)
+            /* an empty default filled in from another setting (the key
+             * beside the database, EHLO with the domain) */
+            e->origin = g_strdup("default (derived)");
+        else
+            e->origin = g_strdup("default");
+        g_ptr_array_add(out, e);
+    }
+    return out;
 }

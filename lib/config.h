@@ -4,8 +4,9 @@
 #include <glib.h>
 
 struct config {
-    char *path; /* the file read */
-    char *dir;  /* its folder: relative paths are resolved here */
+    char *path;     /* the file read */
+    char *dir;      /* its folder: relative paths are resolved here */
+    char **origins; /* per setting of the table: "file:line" where set, NULL for the default */
     /* [coursed] */
     char *database;
     char *courses;
@@ -73,6 +74,18 @@ void config_free(struct config *cfg);
 
 /* Parse "90", "90s", "5m", "24h", "4d", "2w" into seconds. */
 gboolean config_parse_duration(const char *text, gint64 *secs);
+
+/* One effective setting, for `coursectl config show`. */
+struct config_entry {
+    const char *group; /* static */
+    const char *key;   /* static */
+    char *value;       /* as the file would say it; paths resolved */
+    char *origin;      /* "file:line", "default" or "default (derived)" */
+};
+
+/* Returns every setting of cfg in table order (struct config_entry *);
+ * g_ptr_array_unref() frees the entries too. */
+GPtrArray *config_entries(const struct config *cfg);
 
 /* Write the table of settings with defaults as an example INI to out. */
 void config_dump_defaults(GString *out);

@@ -4,6 +4,7 @@
  * Postfix check reads the local configuration through postconf and
  * postmap (GLib spawn), never main.cf itself: postconf knows the defaults
  * and the syntax. */
+#include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,54 @@ static void add(GPtrArray *out, const char *name, gboolean ok, char *detail, con
     c->detail = detail;
     c->fix = ok ? NULL : g_strdup(fix);
     g_ptr_array_add(out, c);
+}
+
+/* Returns the user name of uid, or "uid N"; g_free(). */
+static char *user_name(uid_t uid)
+{
+    struct passwd *pw = getpwuid(uid);
+    return pw ? g_strdup(pw->pw_name) : g_strdup_printf("uid %d", (int)uid);
+}
+
+/* The database, its journal files and the key must belong to the user
+ * coursed runs as, which is not who runs doctor (often root). That user is
+ * taken to be the owner of the database's folder: SQLite creates its -wal
+ * and -shm files there, so coursed (and the MTA pipe) can only work as the
+ * folder's owner; the Debian package and the unit's StateDirectory= make
+ * /var/lib/coursed the coursed user's. */
+static void check_owner(GPtrArray *out, const struct config *cfg)
+{
+    struct stat dir_sb, sb;
+    char *dir = g_path_get_dirname(cfg->database);
+    if (stat(dir, &dir_sb) != 0) {
+        g_free(dir);
+        return; /* the database check says what is missing */
+    }
+    char *runs_as = user_name(dir_sb.st_uid);
+    GString *wrong = g_string_new(NULL);
+    const char *files[] = { cfg->database, cfg->secret_key };
+    for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+        if (stat(files[i], &sb) != 0 || sb.st_uid == dir_sb.st_uid)
+            continue;
+        char *owner = user_name(sb.st_uid);
+        g_string_append_printf(wrong, "%s%s belongs to %s", wrong->len ? ", " : "", files[i], owner);
+        g_free(owner);
+    }
+    if (wrong->len) {
+        g_string_append_printf(wrong, ", but coursed runs as %s (the owner of %s)", runs_as, dir);
+        char *fix = g_strdup_printf("chown %s: %s %s (and run coursectl as %s: sudo -u %s coursectl ...)",
+                                    runs_as, cfg->database, cfg->secret_key, runs_as, runs_as);
+        add(out, "ownership", FALSE, g_string_free(wrong, FALSE), fix);
+        g_free(fix);
+    } else {
+        g_string_free(wrong, TRUE);
+        add(out, "ownership", TRUE,
+            g_strdup_printf("the database and the key belong to %s, the owner of %s (coursed runs as it)",
+                            runs_as, dir),
+            NULL);
+    }
+    g_free(runs_as);
+    g_free(dir);
 }
 
 static void check_free(struct doctor_check *c)
@@ -345,6 +394,7 @@ GPtrArray *doctor_run(struct app *app)
         store_close(st);
     }
 
+    check_owner(out, cfg);
     struct stat sb;
     if (stat(cfg->secret_key, &sb) != 0)
         add(out, "secret key", FALSE, g_strdup_printf("%s is missing", cfg->secret_key),
@@ -352,10 +402,6 @@ GPtrArray *doctor_run(struct app *app)
     else if ((sb.st_mode & 077) != 0)
         add(out, "secret key", FALSE, g_strdup_printf("%s has mode %03o", cfg->secret_key, sb.st_mode & 0777),
             "chmod 600 the key file: anyone who reads it can forge unsubscribe links");
-    else if (sb.st_uid != geteuid())
-        add(out, "secret key", FALSE,
-            g_strdup_printf("%s belongs to uid %d", cfg->secret_key, (int)sb.st_uid),
-            "chown the key to the user coursed runs as");
     else
         add(out, "secret key", TRUE, g_strdup_printf("%s, mode 600", cfg->secret_key), NULL);
 

@@ -2,7 +2,8 @@
  * an exclusive flock on <database>.lock while they deliver, so two daemons
  * can never claim the same deliveries. The lock dies with the process, so
  * a crash never leaves a stale lock behind; the pid inside is only for the
- * error message. */
+ * error message. A holder that stops cleanly writes "stopped" after its pid,
+ * so that the next one can tell a clean stop from a crash (lock_clean_stop). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 #include "lock.h"
 #include "error.h"
+
+static gboolean previous_clean = TRUE;
 
 int lock_take(const char *database, GError **err)
 {
@@ -32,6 +35,11 @@ int lock_take(const char *database, GError **err)
         g_free(path);
         return -1;
     }
+    char before[64] = "";
+    ssize_t got = pread(fd, before, sizeof before - 1, 0);
+    before[got > 0 ? got : 0] = '\0';
+    /* an empty or new file: nobody ran before, nothing crashed */
+    previous_clean = got <= 0 || strstr(before, "\nstopped\n") != NULL;
     char pid[32];
     int len = g_snprintf(pid, sizeof pid, "%d\n", (int)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
@@ -45,4 +53,20 @@ void lock_release(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+gboolean lock_clean_stop(void)
+{
+    return previous_clean;
+}
+
+void lock_mark_stopped(int fd)
+{
+    if (fd < 0)
+        return;
+    char text[48];
+    int len = g_snprintf(text, sizeof text, "%d\nstopped\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len) {
+        /* only informative: the next start then speaks of a crash */
+    }
 }

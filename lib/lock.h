@@ -9,4 +9,12 @@
 int lock_take(const char *database, GError **err);
 void lock_release(int fd);
 
+/* Records in the lock file that this holder stops cleanly (on SIGTERM,
+ * --once, --until-done), even if it abandons sessions in flight. */
+void lock_mark_stopped(int fd);
+
+/* After lock_take(): TRUE when the previous holder marked a clean stop (or
+ * there was none), FALSE when it ended without (a crash, a kill -9). */
+gboolean lock_clean_stop(void);
+
 #endif

@@ -1566,6 +1566,35 @@ void store_event_free(struct event_row *e)
     g_free(e);
 }
 
+gboolean store_funnel_lost(struct store *st, const char *course, GArray *lost, GError **err)
+{
+    /* The last lesson each enrollment that ended without completing got:
+     * stopped (left the course) or its subscriber bounced or unsubscribed.
+     * Someone active or paused between two lessons is waiting, not lost. */
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT last, count(*) FROM (SELECT max(d.lesson) AS last FROM enrollments e"
+        " JOIN subscribers sub ON sub.id = e.subscriber_id"
+        " JOIN deliveries d ON d.enrollment_id = e.id AND d.state = 'sent'"
+        " WHERE e.course = ?1 AND e.state <> 'completed'"
+        "   AND (e.state = 'stopped' OR sub.status = 'bounced' OR sub.status = 'unsubscribed')"
+        " GROUP BY e.id) GROUP BY last",
+        err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int lesson = sqlite3_column_int(s, 0);
+        if (lesson >= 1 && lesson <= (int)lost->len)
+            g_array_index(lost, gint64, lesson - 1) = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "funnel lost", err);
+    return TRUE;
+}
+
 gboolean store_funnel(struct store *st, const char *course, GArray *reached,
                       struct store_funnel_states *states, GError **err)
 {

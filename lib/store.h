@@ -302,6 +302,12 @@ struct store_funnel_states {
 gboolean store_funnel(struct store *st, const char *course, GArray *reached,
                       struct store_funnel_states *states, GError **err);
 
+/* For course: lost[k-1] = enrollments whose last lesson sent was k and that
+ * ended there (left the course, bounced or unsubscribed); lost must be
+ * sized to the course's lessons, zeroed. Those still active or paused are
+ * waiting for their next lesson and not counted. */
+gboolean store_funnel_lost(struct store *st, const char *course, GArray *lost, GError **err);
+
 struct store_day {
     gint64 day; /* UTC midnight */
     gint64 sent, deferred, bounced, unsubscribed;

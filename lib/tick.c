@@ -455,6 +455,7 @@ static struct round *outbox_round(struct app *app, GPtrArray *rows)
         r->msgs[i] = (struct transport_msg){
             .env_from = r->env_from[i], .rcpt = r->rcpt[i], .data = o->data, .len = o->len, .id = o->id
         };
+        r->msgs[i].what = "system mail"; /* its id is the outbox's, not a delivery's */
     }
     return r;
 }

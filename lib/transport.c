@@ -101,7 +101,7 @@ static gboolean maildir_send(struct transport *t, struct transport_msg *msgs, si
             set_result(m, TRANSPORT_OK, 250, "2.0.0", "written to Maildir");
         } else {
             char *why = g_strdup_printf("%s: %s", tmp, g_strerror(saved));
-            log_warn("delivery %" G_GINT64_FORMAT ": %s", m->id, why);
+            log_warn("%s %" G_GINT64_FORMAT ": %s", m->what ? m->what : "delivery", m->id, why);
             set_result(m, TRANSPORT_TEMP, 0, "4.3.0", why);
             g_free(why);
             g_unlink(tmp);
@@ -389,8 +389,8 @@ static gboolean smtp_session_run(struct transport *t, const char *server, struct
         if (!m->reported)
             outcome_of(&sc, i, errbuf);
         if (m->outcome != TRANSPORT_OK)
-            log_info("delivery %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->id, m->rcpt, server, m->code,
-                     m->status, m->text);
+            log_info("%s %" G_GINT64_FORMAT " to %s via %s: %d %s %s", m->what ? m->what : "delivery", m->id,
+                     m->rcpt, server, m->code, m->status, m->text);
     }
     g_free(rcpts);
     g_free(handles);

@@ -20,8 +20,9 @@ struct transport_msg {
     const char *rcpt;
     const char *data; /* CRLF message */
     gsize len;
-    gint64 id; /* for log lines: the delivery id */
-    guint tag; /* the caller's: which of its rows this is */
+    gint64 id;        /* for log lines: the delivery id, or the outbox id of a system mail */
+    const char *what; /* for log lines: "system mail" for an outbox id; NULL: "delivery" */
+    guint tag;        /* the caller's: which of its rows this is */
     /* out */
     enum transport_outcome outcome;
     int code;          /* SMTP reply code (250, 451, 550...), 0 if none */

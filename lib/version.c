@@ -16,6 +16,7 @@
 #include "version.h"
 #include "error.h"
 #include "lifecycle.h"
+#include "lock.h"
 #include "log.h"
 #include "store.h"
 
@@ -650,8 +651,16 @@ gboolean version_sync(struct app *app, gint64 now, GString *report, GError **err
         int orphans = store_recover_sending(app->st, err);
         if (orphans < 0)
             return FALSE;
-        if (orphans > 0)
-            log_warn("%d deliveries were left 'sending' by an earlier run; queued again", orphans);
+        /* The lock file says whether the run before stopped cleanly
+         * (lock.c): a SIGTERM that abandoned sessions after stop_timeout
+         * is not a crash, and the log must not say it is. */
+        if (orphans > 0 && lock_clean_stop())
+            log_warn(
+                "queued again %d deliveries the last stop left in flight (abandoned after [coursed] "
+                "stop_timeout: a recipient may get one twice)",
+                orphans);
+        else if (orphans > 0)
+            log_warn("recovered %d deliveries a crash left in 'sending'; queued again", orphans);
     }
     for (guint i = 0; i < app->courses->len; i++) {
         const struct course *c = app->courses->pdata[i];

@@ -100,6 +100,7 @@ def outputs(world):
         ["stats", "--json"],
         ["stats", "--since", "30d", "--json"],
         ["log", "--json", "--limit", "0"],
+        ["config", "show", "--json"],
         ["export", "--format", "json"],
         ["course", "diff", "test", "--json"],
         ["course", "plan", "test", "--json"],

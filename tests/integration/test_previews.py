@@ -378,5 +378,5 @@ def test_course_list_columns_line_up(env):
     assert len(lines) == 3
     for line in lines[1:]:
         assert line[lessons_end - 1].isdigit() and line[lessons_end] == " ", line
-        assert line[schedule:].startswith("FREQ=") and line[schedule - 1] == " ", line
+        assert line[schedule:].startswith("weekly ") and line[schedule - 1] == " ", line
         assert line[title:] in ("Long", "Test Course") and line[title - 1] == " ", line

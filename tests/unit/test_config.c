@@ -97,8 +97,8 @@ static void test_defaults(struct fx *f, gconstpointer data)
     g_free(canon);
 
     g_assert_cmpstr(cfg->database, ==, "/var/lib/coursed/state.db");
-    g_assert_cmpstr(cfg->courses, ==, "/usr/share/coursed/courses");
-    g_assert_cmpstr(cfg->templates, ==, "/usr/share/coursed/templates");
+    g_assert_cmpstr(cfg->courses, ==, COURSED_SHAREDIR "/courses"); /* the install prefix's */
+    g_assert_cmpstr(cfg->templates, ==, COURSED_SHAREDIR "/templates");
     g_assert_cmpstr(cfg->domain, ==, "courses.example.org");
     g_assert_cmpstr(cfg->base_url, ==, "https://courses.example.org");
     g_assert_cmpstr(cfg->secret_key, ==, "/var/lib/coursed/secret.key"); /* beside the database */
