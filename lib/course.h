@@ -21,6 +21,7 @@ struct course {
     char *description;
     char *sender;        /* From address; default <slug>@<domain> */
     char *sender_name;   /* From display name; default the title */
+    char *replies_to;    /* readers' notes are forwarded here (normalised), or NULL */
     char *source;        /* credit line */
     char *schedule;      /* RRULE */
     char *time;          /* "HH:MM" */

@@ -192,6 +192,24 @@ static const char *migrations[] = {
     ("ALTER TABLE enrollments ADD COLUMN round INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE enrollments ADD COLUMN complete_due INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX enrollments_complete_due ON enrollments(id) WHERE complete_due = 1;"),
+    /* readers' notes (docs/notes.md): a reply to one of our mails that is
+     * not a command. Personal data: it goes with its subscriber (erasure
+     * deletes it through the cascade). outbox_id is the forward to the
+     * course's replies_to, NULL while only kept; `forward` says why. */
+    ("CREATE TABLE notes ("
+     "  id INTEGER PRIMARY KEY,"
+     "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
+     "  course TEXT NOT NULL,"
+     "  lesson_slug TEXT,"
+     "  lesson INTEGER,"
+     "  received_at INTEGER NOT NULL,"
+     "  message_id TEXT,"
+     "  body TEXT NOT NULL,"
+     "  forward TEXT NOT NULL DEFAULT 'kept'"
+     "    CHECK (forward = 'kept' OR forward = 'queued' OR forward = 'capped'),"
+     "  outbox_id INTEGER);"
+     "CREATE INDEX notes_course ON notes(course, received_at);"
+     "CREATE INDEX notes_subscriber ON notes(subscriber_id, received_at);"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -2207,4 +2225,114 @@ gboolean store_suppress(struct store *st, const char *hash, const char *reason, 
     sqlite3_bind_int64(s, 2, now);
     bind_text(s, 3, reason);
     return step_done(st, s, "suppress", err);
+}
+
+/* ---- readers' notes ---- */
+
+gint64 store_note_add(struct store *st, const struct note_row *n, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st,
+        "INSERT INTO notes (subscriber_id, course, lesson_slug, lesson, received_at,"
+        " message_id, body, forward, outbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, n->subscriber_id);
+    bind_text(s, 2, n->course);
+    bind_text(s, 3, n->lesson_slug);
+    if (n->lesson > 0)
+        sqlite3_bind_int(s, 4, n->lesson);
+    sqlite3_bind_int64(s, 5, n->received_at);
+    bind_text(s, 6, n->message_id);
+    bind_text(s, 7, n->body);
+    bind_text(s, 8, n->forward ? n->forward : "kept");
+    bind_time(s, 9, n->outbox_id);
+    if (!step_done(st, s, "store note", err))
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+gint64 store_notes_forwarded_since(struct store *st, gint64 subscriber_id, gint64 since, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT count(*) FROM notes WHERE subscriber_id = ?1 AND received_at >= ?2"
+                           " AND forward = 'queued'",
+                           err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    sqlite3_bind_int64(s, 2, since);
+    return count1(st, s, "count forwarded notes", err);
+}
+
+GPtrArray *store_notes(struct store *st, const char *course, GError **err)
+{
+    /* The forward's state is the outbox row's own while it exists (queued,
+     * sent, deferred, failed), so the list tells the truth about delivery. */
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT n.id, n.subscriber_id, s.email, n.course, n.lesson_slug, n.lesson,"
+        " n.received_at, n.message_id, n.body,"
+        " CASE WHEN n.forward = 'queued' THEN coalesce(o.state, 'queued') ELSE n.forward END"
+        " FROM notes n JOIN subscribers s ON s.id = n.subscriber_id"
+        " LEFT JOIN outbox o ON o.id = n.outbox_id"
+        " WHERE ?1 IS NULL OR n.course = ?1 ORDER BY n.received_at, n.id",
+        err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, course);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_note_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct note_row *n = g_new0(struct note_row, 1);
+        n->id = sqlite3_column_int64(s, 0);
+        n->subscriber_id = sqlite3_column_int64(s, 1);
+        n->email = col_text(s, 2);
+        n->course = col_text(s, 3);
+        n->lesson_slug = col_text(s, 4);
+        n->lesson = sqlite3_column_int(s, 5);
+        n->received_at = sqlite3_column_int64(s, 6);
+        n->message_id = col_text(s, 7);
+        n->body = col_text(s, 8);
+        n->forward = col_text(s, 9);
+        g_ptr_array_add(a, n);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "list notes", err);
+        g_ptr_array_unref(a);
+        return NULL;
+    }
+    return a;
+}
+
+void store_note_free(struct note_row *n)
+{
+    if (!n)
+        return;
+    g_free(n->email);
+    g_free(n->course);
+    g_free(n->lesson_slug);
+    g_free(n->message_id);
+    g_free(n->body);
+    g_free(n->forward);
+    g_free(n);
+}
+
+gboolean store_note_counts(struct store *st, const char *course, GArray *per_lesson, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st, "SELECT lesson, count(*) FROM notes WHERE course = ?1 AND lesson > 0 GROUP BY lesson", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int lesson = sqlite3_column_int(s, 0);
+        if (lesson >= 1 && (guint)lesson <= per_lesson->len)
+            g_array_index(per_lesson, gint64, lesson - 1) = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || fail(st, rc, "count notes", err);
 }

@@ -395,4 +395,32 @@ gint64 store_next_due(struct store *st, GError **err);
  * confirmation lifts it. */
 gboolean store_suppress(struct store *st, const char *hash, const char *reason, gint64 now, GError **err);
 
+/* ---- readers' notes (docs/notes.md) ---- */
+struct note_row {
+    gint64 id;
+    gint64 subscriber_id;
+    char *email; /* of the subscriber (store_notes only) */
+    char *course;
+    char *lesson_slug; /* the lesson replied to, or NULL when not known */
+    int lesson;        /* its position when the note came, 0 if not known */
+    gint64 received_at;
+    char *message_id; /* of the reader's mail, or NULL */
+    char *body;       /* what the reader wrote (quoted original cut off) */
+    char *forward;    /* kept, capped, or the forward's outbox state (queued, sent, failed...) */
+    gint64 outbox_id; /* store_note_add only: the forward, 0 for none */
+};
+/* Stores a note (inside the caller's transaction); n's strings are
+ * copied. Returns its id or -1 with err. */
+gint64 store_note_add(struct store *st, const struct note_row *n, GError **err);
+/* Returns how many notes of subscriber_id since `since` were forwarded, or
+ * -1 with err. */
+gint64 store_notes_forwarded_since(struct store *st, gint64 subscriber_id, gint64 since, GError **err);
+/* Returns every note (of course, or of all when NULL), oldest first, as
+ * struct note_row * (the array frees them); NULL with err. */
+GPtrArray *store_notes(struct store *st, const char *course, GError **err);
+void store_note_free(struct note_row *n);
+/* Adds the number of notes on each lesson of course to per_lesson (gint64,
+ * index = position - 1, already sized). FALSE with err. */
+gboolean store_note_counts(struct store *st, const char *course, GArray *per_lesson, GError **err);
+
 #endif
