@@ -79,8 +79,21 @@ def test_a_mail_that_replies_to_nothing_still_gets_the_help_mail(env_factory, si
     out = json.loads(inbound(env, fixture("not-a-reply.eml", msgid), "--json"))
     assert out["kind"] == "command" and out["command"] == "unknown"
     env.tick(LATER)
-    assert len(sink.system(READER)) == 1
+    [help_mail] = sink.system(READER)
+    assert help_mail["msg"]["Auto-Submitted"] == "auto-replied"     # it answers a message (RFC 3834)
     assert notes(env) == []
+
+
+def test_the_welcome_after_coursectl_enroll_is_auto_generated(env_factory, sink):
+    env = env_factory(smtp_port=sink.port)
+    write_course(env.courses, "test", 1)
+    env.ctl("init", now=ENROLLED)
+    env.ctl("sub", "add", READER, now=ENROLLED)
+    env.ctl("enroll", READER, "test", now=ENROLLED)
+    env.tick(ENROLLED)
+    [welcome] = sink.system(READER)
+    assert welcome["msg"]["Subject"].startswith("Welcome")
+    assert welcome["msg"]["Auto-Submitted"] == "auto-generated"     # it answers no message
 
 
 def test_re_lesson_subject_without_in_reply_to_is_a_note(env_factory, sink):
