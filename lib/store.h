@@ -423,4 +423,28 @@ void store_note_free(struct note_row *n);
  * index = position - 1, already sized). FALSE with err. */
 gboolean store_note_counts(struct store *st, const char *course, GArray *per_lesson, GError **err);
 
+/* ---- bulk import (transfer.c) ---- */
+/* Returns the set of every suppression hash (g_hash_table_destroy), or NULL
+ * with err. */
+GHashTable *store_suppression_set(struct store *st, GError **err);
+/* Returns the largest subscriber id (0 when there is none), or -1. */
+gint64 store_subs_max_id(struct store *st, GError **err);
+struct store_known_sub {
+    gint64 id;
+    enum sub_state status;
+    char *tz;
+};
+void store_known_sub_free(struct store_known_sub *k);
+/* Looks up the n addresses of emails at once (inside a transaction):
+ * known gets email (g_strdup) -> struct store_known_sub * for each that is
+ * a subscriber, enrolled gets "email\ncourse" (g_strdup) for each of their
+ * enrollments. The tables must free what they hold. FALSE with err. */
+gboolean store_import_lookup(struct store *st, const char *const *emails, guint n, GHashTable *known,
+                             GHashTable *enrolled, GError **err);
+/* Writes the 'imported' audit event of every subscriber whose id is above
+ * after_id (those an import added in this transaction), in one statement. */
+gboolean store_events_imported(struct store *st, gint64 after_id, gint64 now, GError **err);
+/* Sets SQLite's page cache to kib KiB (0: SQLite's default, 2000). */
+gboolean store_cache_size(struct store *st, int kib, GError **err);
+
 #endif

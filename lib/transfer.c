@@ -79,6 +79,8 @@ static const char *const statuses[] = { "active", "paused", "completed", "unsubs
 
 /* The columns, in the order of columns[]: the header maps each to its
  * position in the file. */
+#define IMPORT_CACHE_KIB (128 * 1024)
+
 enum column { COL_EMAIL, COL_NAME, COL_TZ, COL_COURSE, COL_STATUS, N_COLUMNS };
 
 struct row {
@@ -102,13 +104,14 @@ struct import {
     struct app *app;
     const char *path;
     gboolean force;
-    const char *p;      /* the next record */
-    int line;           /* the line it starts on */
-    int idx[N_COLUMNS]; /* field index of each column, -1 if the header lacks it */
-    guint ncols;        /* fields in the header, so in every row */
-    GPtrArray *fields;  /* the record being looked at (g_free'd strings) */
-    GHashTable *seen;   /* email -> line of its first row */
-    GPtrArray *rows;    /* struct row *: the good ones, in file order */
+    const char *p;          /* the next record */
+    int line;               /* the line it starts on */
+    int idx[N_COLUMNS];     /* field index of each column, -1 if the header lacks it */
+    guint ncols;            /* fields in the header, so in every row */
+    GPtrArray *fields;      /* the record being looked at (g_free'd strings) */
+    GHashTable *seen;       /* email -> line of its first row */
+    GPtrArray *rows;        /* struct row *: the good ones, in file order */
+    GHashTable *suppressed; /* every suppression hash, read once; NULL when there is none (or --force) */
 };
 
 /* Reads the whole file: an import checks every row before it writes one,
@@ -226,15 +229,13 @@ static gboolean row_check(const struct import *im, const struct row *r, char **w
     } else if (g_hash_table_contains(im->seen, r->email)) {
         *why = g_strdup_printf("email: %s appears again (first on line %d)", r->email,
                                GPOINTER_TO_INT(g_hash_table_lookup(im->seen, r->email)));
-    } else if (!im->force && im->app->key) {
+    } else if (im->suppressed && im->app->key) {
         char *hash = token_hash_address(im->app->key, r->email);
-        int sup = store_suppressed(im->app->st, hash, err);
-        g_free(hash);
-        if (sup < 0)
-            return FALSE;
-        if (sup)
+        if (g_hash_table_contains(im->suppressed, hash))
             *why = g_strdup_printf("email: %s was erased at their request; --force imports it", r->email);
+        g_free(hash);
     }
+    (void)err;
     return TRUE;
 }
 
@@ -306,32 +307,32 @@ static gboolean import_check(struct import *im, struct transfer_stats *stats, GP
  * with the row's name and zone. A new row that says unsubscribed or bounced
  * keeps that fact. *status and *zone (g_free) are what the enrollment is
  * decided and placed by. Returns the id, or -1 with err. */
-static gint64 import_subscriber(struct app *app, const struct row *r, gint64 now,
-                                struct transfer_stats *stats, enum sub_state *status, char **zone,
+/* What the database knew before the import wrote a row, read at once
+ * (store_import_lookup): the subscribers among the file's addresses and
+ * their enrollments. A file's address appears once (pass 1 refuses a
+ * repeat), so what the import itself adds is never looked up. */
+struct import_known {
+    GHashTable *subs;     /* email -> struct store_known_sub * */
+    GHashTable *enrolled; /* "email\ncourse" */
+};
+
+static gint64 import_subscriber(struct app *app, const struct row *r, const struct import_known *known,
+                                gint64 now, struct transfer_stats *stats, enum sub_state *status, char **zone,
                                 GError **err)
 {
-    GError *e = NULL;
-    struct sub_row *s = store_sub_get(app->st, r->email, &e);
-    if (s) {
-        gint64 id = s->id;
-        *status = s->status;
-        *zone = g_strdup(s->tz);
+    const struct store_known_sub *k = g_hash_table_lookup(known->subs, r->email);
+    if (k) {
+        *status = k->status;
+        *zone = g_strdup(k->tz);
         stats->existing++;
-        store_sub_free(s);
-        return id;
+        return k->id;
     }
-    if (e->code != CD_ERR_NOT_FOUND) {
-        g_propagate_error(err, e);
-        return -1;
-    }
-    g_clear_error(&e);
     int st = state_parse(ENT_SUB, r->status);
     *status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
     *zone = *r->tz ? g_strdup(r->tz) : NULL;
+    /* its 'imported' event is written with all the others at the end */
     gint64 id = store_sub_add(app->st, r->email, r->name, r->tz, *status, now, err);
     if (id < 0)
-        return -1;
-    if (!store_event(app->st, now, id, 0, "imported", "cli", "", err))
         return -1;
     stats->added++;
     return id;
@@ -366,14 +367,14 @@ static gint64 first_slot(struct app *app, GHashTable *first_slots, const struct 
 /* Enrolls sub_id in the row's course unless already enrolled there. The
  * row's status carries over: paused or completed is applied as the
  * operator's, with nothing planned. */
-static gboolean import_enrollment(struct app *app, const struct row *r, gint64 sub_id, const char *zone,
-                                  GHashTable *first_slots, gint64 now, struct transfer_stats *stats,
-                                  GError **err)
+static gboolean import_enrollment(struct app *app, const struct row *r, const struct import_known *known,
+                                  gint64 sub_id, const char *zone, GHashTable *first_slots, gint64 now,
+                                  struct transfer_stats *stats, GError **err)
 {
-    gint64 have = store_enrollment_find(app->st, sub_id, r->course, err);
-    if (have < 0)
-        return FALSE;
-    if (have > 0)
+    char *key = g_strconcat(r->email, "\n", r->course, NULL);
+    gboolean have = g_hash_table_contains(known->enrolled, key);
+    g_free(key);
+    if (have)
         return TRUE;
     const struct course *c = course_find(app->courses, r->course);
     gint64 first = first_slot(app, first_slots, c, zone, now);
@@ -391,19 +392,38 @@ static gboolean import_enrollment(struct app *app, const struct row *r, gint64 s
 }
 
 /* Writes one good row (inside the transaction). */
-static gboolean import_row(struct app *app, const struct row *r, GHashTable *first_slots, gint64 now,
-                           struct transfer_stats *stats, GError **err)
+static gboolean import_row(struct app *app, const struct row *r, const struct import_known *known,
+                           GHashTable *first_slots, gint64 now, struct transfer_stats *stats, GError **err)
 {
     enum sub_state status = SUB_ACTIVE;
     /* The zone slots are computed in is the subscriber's own: for someone
      * already known, the stored one, whatever this row says. */
     g_autofree char *zone = NULL;
-    gint64 sub_id = import_subscriber(app, r, now, stats, &status, &zone, err);
+    gint64 sub_id = import_subscriber(app, r, known, now, stats, &status, &zone, err);
     if (sub_id < 0)
         return FALSE;
     if (!row_enrolls(r, status))
         return TRUE;
-    return import_enrollment(app, r, sub_id, zone, first_slots, now, stats, err);
+    return import_enrollment(app, r, known, sub_id, zone, first_slots, now, stats, err);
+}
+
+/* Reads what the database knows of the rows' addresses, in two joins; an
+ * empty table of subscribers (a first import) needs none. */
+static gboolean import_lookup(struct app *app, const GPtrArray *rows, gint64 newest,
+                              struct import_known *known, GError **err)
+{
+    known->subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify)store_known_sub_free);
+    known->enrolled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (newest == 0)
+        return TRUE;
+    const char **emails = g_new(const char *, rows->len + 1);
+    for (guint i = 0; i < rows->len; i++)
+        emails[i] = ((const struct row *)rows->pdata[i])->email;
+    emails[rows->len] = NULL;
+    gboolean ok = store_import_lookup(app->st, emails, rows->len, known->subs, known->enrolled, err);
+    g_free(emails);
+    return ok;
 }
 
 /* Pass 2: writes the good rows in one transaction, so a failure (disk full,
@@ -412,20 +432,31 @@ static gboolean import_row(struct app *app, const struct row *r, GHashTable *fir
 static gboolean import_write(struct app *app, const GPtrArray *rows, gint64 now, transfer_progress progress,
                              void *arg, struct transfer_stats *stats, GError **err)
 {
-    if (!store_begin(app->st, err))
+    /* A large import touches every page of the new rows' indexes many
+     * times: with SQLite's 2 MB cache they go to the WAL and are read back
+     * again and again. A cache as large as the transaction is worth it for
+     * the one command; it is set back afterwards. */
+    if (!store_cache_size(app->st, IMPORT_CACHE_KIB, err) || !store_begin(app->st, err))
         return FALSE;
     GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    gboolean ok = TRUE;
+    struct import_known known = { NULL, NULL };
+    gint64 newest = store_subs_max_id(app->st, err);
+    gboolean ok = newest >= 0 && import_lookup(app, rows, newest, &known, err);
     for (guint i = 0; ok && i < rows->len; i++) {
-        ok = import_row(app, rows->pdata[i], first_slots, now, stats, err);
+        ok = import_row(app, rows->pdata[i], &known, first_slots, now, stats, err);
         if (ok && progress && (i % 2000 == 0 || i + 1 == rows->len))
             progress(i + 1, rows->len, arg);
     }
-    ok = ok && store_commit(app->st, err);
+    ok = ok && store_events_imported(app->st, newest, now, err) && store_commit(app->st, err);
     if (!ok) {
         store_rollback(app->st);
         stats->added = stats->enrolled = stats->existing = 0;
     }
+    store_cache_size(app->st, 0, NULL);
+    if (known.subs)
+        g_hash_table_destroy(known.subs);
+    if (known.enrolled)
+        g_hash_table_destroy(known.enrolled);
     g_hash_table_destroy(first_slots);
     return ok;
 }
@@ -449,11 +480,22 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
         .seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
         .rows = g_ptr_array_new_with_free_func((GDestroyNotify)row_free),
     };
+    /* The suppressions are read once, not queried per row; a database that
+     * has none (or --force) spares every row its HMAC. */
+    gboolean ok = TRUE;
+    if (!force && app->key) {
+        im.suppressed = store_suppression_set(app->st, err);
+        ok = im.suppressed != NULL;
+        if (ok && g_hash_table_size(im.suppressed) == 0)
+            g_clear_pointer(&im.suppressed, g_hash_table_destroy);
+    }
     /* A dry run stops after pass 1: the counts and problems are its report. */
-    gboolean ok = import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
-                  (dry_run || import_write(app, im.rows, now, progress, arg, stats, err));
+    ok = ok && import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
+         (dry_run || import_write(app, im.rows, now, progress, arg, stats, err));
     g_ptr_array_unref(im.fields);
     g_hash_table_destroy(im.seen);
+    if (im.suppressed)
+        g_hash_table_destroy(im.suppressed);
     g_ptr_array_unref(im.rows);
     g_free(text);
     return ok;
