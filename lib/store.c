@@ -2442,3 +2442,91 @@ gboolean store_cache_size(struct store *st, int kib, GError **err)
     g_free(sql);
     return ok;
 }
+
+/* Runs `head` followed by n copies of `row` (comma-separated) with the
+ * values bind() puts in, for rows [0, total) in chunks of IMPORT_CHUNK:
+ * one statement per chunk, not per row (a statement's start and end cost
+ * as much as the insert itself). */
+#define IMPORT_CHUNK 64
+typedef void (*bulk_bind_fn)(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now);
+
+static gboolean bulk_insert(struct store *st, const char *head, const char *row, const void *rows,
+                            guint total, bulk_bind_fn bind, gint64 now, const char *what, GError **err)
+{
+    sqlite3_stmt *s = NULL;
+    guint prepared_for = 0;
+    gboolean ok = TRUE;
+    for (guint at = 0; ok && at < total; at += IMPORT_CHUNK) {
+        guint n = MIN(IMPORT_CHUNK, total - at);
+        if (n != prepared_for) {
+            sqlite3_finalize(s);
+            GString *sql = g_string_new(head);
+            for (guint k = 0; k < n; k++)
+                g_string_append_printf(sql, "%s%s", k ? "," : "", row);
+            int rc = sqlite3_prepare_v2(st->db, sql->str, -1, &s, NULL);
+            g_string_free(sql, TRUE);
+            if (rc != SQLITE_OK) {
+                s = NULL;
+                ok = fail(st, rc, what, err);
+                break;
+            }
+            prepared_for = n;
+        }
+        int col = 1;
+        for (guint k = 0; k < n; k++)
+            bind(s, &col, at + k, rows, now);
+        ok = step_done(st, s, what, err);
+    }
+    sqlite3_finalize(s);
+    return ok;
+}
+
+static void bind_new_sub(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now)
+{
+    const struct store_new_sub *r = (const struct store_new_sub *)rows + i;
+    sqlite3_bind_int64(s, (*col)++, r->id);
+    sqlite3_bind_text(s, (*col)++, r->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, (*col)++, r->name ? r->name : "", -1, SQLITE_STATIC);
+    if (r->tz && *r->tz)
+        sqlite3_bind_text(s, (*col)++, r->tz, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, (*col)++);
+    sqlite3_bind_int(s, (*col)++, r->status);
+    sqlite3_bind_int64(s, (*col)++, now);
+    sqlite3_bind_int64(s, (*col)++, now);
+}
+
+gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, guint n, gint64 now,
+                           GError **err)
+{
+    return bulk_insert(
+        st, "INSERT INTO subscribers (id, email, name, tz, status, created_at, updated_at) VALUES ",
+        "(?, ?, ?, ?, " SUB_NAME("?") ", ?, ?)", subs, n, bind_new_sub, now, "import subscribers", err);
+}
+
+static void bind_new_enr(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now)
+{
+    const struct store_new_enr *r = (const struct store_new_enr *)rows + i;
+    sqlite3_bind_int64(s, (*col)++, r->id);
+    sqlite3_bind_int64(s, (*col)++, r->subscriber_id);
+    sqlite3_bind_text(s, (*col)++, r->course, -1, SQLITE_STATIC);
+    bind_time(s, (*col)++, r->next_send_at);
+    for (int k = 0; k < 3; k++)
+        sqlite3_bind_int64(s, (*col)++, now); /* anchor_at, created_at, updated_at */
+}
+
+gboolean store_enrollments_insert(struct store *st, const struct store_new_enr *enrs, guint n, gint64 now,
+                                  GError **err)
+{
+    return bulk_insert(st,
+                       "INSERT INTO enrollments (id, subscriber_id, course, state, next_lesson, next_send_at,"
+                       " anchor_at, created_at, updated_at) VALUES ",
+                       "(?, ?, ?, 'active', 1, ?, ?, ?, ?)", enrs, n, bind_new_enr, now, "import enrollments",
+                       err);
+}
+
+gint64 store_enrollments_max_id(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT coalesce(max(id), 0) FROM enrollments", err);
+    return s ? count1(st, s, "newest enrollment", err) : -1;
+}

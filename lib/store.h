@@ -444,6 +444,27 @@ gboolean store_import_lookup(struct store *st, const char *const *emails, guint 
 /* Writes the 'imported' audit event of every subscriber whose id is above
  * after_id (those an import added in this transaction), in one statement. */
 gboolean store_events_imported(struct store *st, gint64 after_id, gint64 now, GError **err);
+/* A subscriber or an enrollment an import adds, with the id it chose
+ * (above the largest: the import holds the write lock). */
+struct store_new_sub {
+    gint64 id;
+    const char *email, *name, *tz; /* tz NULL or "": the course's */
+    enum sub_state status;
+};
+struct store_new_enr {
+    gint64 id, subscriber_id;
+    const char *course;
+    gint64 next_send_at; /* the first slot; anchor, created and updated are now */
+};
+/* Insert n rows, a few dozen per statement, inside the caller's
+ * transaction; FALSE with err (a UNIQUE conflict names the table). */
+gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, guint n, gint64 now,
+                           GError **err);
+/* As active enrollments at lesson 1. */
+gboolean store_enrollments_insert(struct store *st, const struct store_new_enr *enrs, guint n, gint64 now,
+                                  GError **err);
+/* Returns the largest enrollment id (0 when there is none), or -1. */
+gint64 store_enrollments_max_id(struct store *st, GError **err);
 /* Sets SQLite's page cache to kib KiB (0: SQLite's default, 2000). */
 gboolean store_cache_size(struct store *st, int kib, GError **err);
 

@@ -302,11 +302,6 @@ static gboolean import_check(struct import *im, struct transfer_stats *stats, GP
     }
 }
 
-/* The subscriber a row is about (inside the transaction): the one already
- * known, whose status and zone stand whatever the row says, or a new one
- * with the row's name and zone. A new row that says unsubscribed or bounced
- * keeps that fact. *status and *zone (g_free) are what the enrollment is
- * decided and placed by. Returns the id, or -1 with err. */
 /* What the database knew before the import wrote a row, read at once
  * (store_import_lookup): the subscribers among the file's addresses and
  * their enrollments. A file's address appears once (pass 1 refuses a
@@ -316,26 +311,45 @@ struct import_known {
     GHashTable *enrolled; /* "email\ncourse" */
 };
 
-static gint64 import_subscriber(struct app *app, const struct row *r, const struct import_known *known,
-                                gint64 now, struct transfer_stats *stats, enum sub_state *status, char **zone,
-                                GError **err)
+/* What pass 2 writes, decided row by row in memory first and then written
+ * a few dozen rows per statement. New rows get ids above the largest (the
+ * transaction holds the write lock), so an enrollment can name its new
+ * subscriber before either is written. */
+struct import_plan {
+    GArray *subs;  /* struct store_new_sub (strings borrowed from the rows) */
+    GArray *enrs;  /* struct store_new_enr */
+    GArray *holds; /* struct import_hold: enrollments the row says are paused or completed */
+    gint64 last_sub, last_enr;
+};
+
+struct import_hold {
+    gint64 id;
+    enum state_event ev;
+};
+
+/* The subscriber a row is about: the one already known, whose status and
+ * zone stand whatever the row says, or a new one with the row's name and
+ * zone. A new row that says unsubscribed or bounced keeps that fact.
+ * *status and *zone (borrowed) are what the enrollment is decided and
+ * placed by. Returns the id. */
+static gint64 import_subscriber(const struct row *r, const struct import_known *known,
+                                struct import_plan *plan, struct transfer_stats *stats,
+                                enum sub_state *status, const char **zone)
 {
     const struct store_known_sub *k = g_hash_table_lookup(known->subs, r->email);
     if (k) {
         *status = k->status;
-        *zone = g_strdup(k->tz);
+        *zone = k->tz;
         stats->existing++;
         return k->id;
     }
     int st = state_parse(ENT_SUB, r->status);
     *status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
-    *zone = *r->tz ? g_strdup(r->tz) : NULL;
-    /* its 'imported' event is written with all the others at the end */
-    gint64 id = store_sub_add(app->st, r->email, r->name, r->tz, *status, now, err);
-    if (id < 0)
-        return -1;
+    *zone = *r->tz ? r->tz : NULL;
+    struct store_new_sub ns = { ++plan->last_sub, r->email, r->name, r->tz, *status };
+    g_array_append_val(plan->subs, ns);
     stats->added++;
-    return id;
+    return ns.id;
 }
 
 /* Whether a row enrolls its subscriber: only when it names a course and
@@ -367,44 +381,39 @@ static gint64 first_slot(struct app *app, GHashTable *first_slots, const struct 
 /* Enrolls sub_id in the row's course unless already enrolled there. The
  * row's status carries over: paused or completed is applied as the
  * operator's, with nothing planned. */
-static gboolean import_enrollment(struct app *app, const struct row *r, const struct import_known *known,
-                                  gint64 sub_id, const char *zone, GHashTable *first_slots, gint64 now,
-                                  struct transfer_stats *stats, GError **err)
+static void import_enrollment(struct app *app, const struct row *r, const struct import_known *known,
+                              struct import_plan *plan, gint64 sub_id, const char *zone,
+                              GHashTable *first_slots, gint64 now, struct transfer_stats *stats)
 {
     char *key = g_strconcat(r->email, "\n", r->course, NULL);
     gboolean have = g_hash_table_contains(known->enrolled, key);
     g_free(key);
     if (have)
-        return TRUE;
+        return;
     const struct course *c = course_find(app->courses, r->course);
-    gint64 first = first_slot(app, first_slots, c, zone, now);
-    gint64 id = store_enroll(app->st, sub_id, c->slug, ENR_ACTIVE, first, now, now, err);
-    if (id < 0)
-        return FALSE;
+    struct store_new_enr ne = { ++plan->last_enr, sub_id, c->slug,
+                                first_slot(app, first_slots, c, zone, now) };
+    g_array_append_val(plan->enrs, ne);
     stats->enrolled++;
     int want = state_parse(ENT_ENR, r->status);
-    struct enr_change none_planned = { .set_next = TRUE, .set_reason = TRUE, .reason = REASON_OPERATOR };
-    if (want == ENR_PAUSED)
-        return store_enr_apply(app->st, id, EV_ENR_PAUSE, &none_planned, now, err);
-    if (want == ENR_COMPLETED)
-        return store_enr_apply(app->st, id, EV_ENR_COMPLETE, &none_planned, now, err);
-    return TRUE;
+    if (want == ENR_PAUSED || want == ENR_COMPLETED) {
+        struct import_hold h = { ne.id, want == ENR_PAUSED ? EV_ENR_PAUSE : EV_ENR_COMPLETE };
+        g_array_append_val(plan->holds, h);
+    }
 }
 
-/* Writes one good row (inside the transaction). */
-static gboolean import_row(struct app *app, const struct row *r, const struct import_known *known,
-                           GHashTable *first_slots, gint64 now, struct transfer_stats *stats, GError **err)
+/* Plans one good row. */
+static void import_row(struct app *app, const struct row *r, const struct import_known *known,
+                       struct import_plan *plan, GHashTable *first_slots, gint64 now,
+                       struct transfer_stats *stats)
 {
     enum sub_state status = SUB_ACTIVE;
     /* The zone slots are computed in is the subscriber's own: for someone
      * already known, the stored one, whatever this row says. */
-    g_autofree char *zone = NULL;
-    gint64 sub_id = import_subscriber(app, r, known, now, stats, &status, &zone, err);
-    if (sub_id < 0)
-        return FALSE;
-    if (!row_enrolls(r, status))
-        return TRUE;
-    return import_enrollment(app, r, known, sub_id, zone, first_slots, now, stats, err);
+    const char *zone = NULL;
+    gint64 sub_id = import_subscriber(r, known, plan, stats, &status, &zone);
+    if (row_enrolls(r, status))
+        import_enrollment(app, r, known, plan, sub_id, zone, first_slots, now, stats);
 }
 
 /* Reads what the database knows of the rows' addresses, in two joins; an
@@ -412,9 +421,6 @@ static gboolean import_row(struct app *app, const struct row *r, const struct im
 static gboolean import_lookup(struct app *app, const GPtrArray *rows, gint64 newest,
                               struct import_known *known, GError **err)
 {
-    known->subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                        (GDestroyNotify)store_known_sub_free);
-    known->enrolled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     if (newest == 0)
         return TRUE;
     const char **emails = g_new(const char *, rows->len + 1);
@@ -423,6 +429,43 @@ static gboolean import_lookup(struct app *app, const GPtrArray *rows, gint64 new
     emails[rows->len] = NULL;
     gboolean ok = store_import_lookup(app->st, emails, rows->len, known->subs, known->enrolled, err);
     g_free(emails);
+    return ok;
+}
+
+/* Writes the plan: the subscribers, then the enrollments, WRITE_STEP rows
+ * at a time so that the progress bar moves; then the holds one by one (the
+ * lifecycle's guarded transition) and every new subscriber's 'imported'
+ * event in one statement. */
+#define WRITE_STEP 2000
+
+static gboolean import_apply(struct app *app, const struct import_plan *plan, gint64 newest, guint rows,
+                             gint64 now, transfer_progress progress, void *arg, GError **err)
+{
+    guint total = plan->subs->len + plan->enrs->len, done = 0;
+    gboolean ok = TRUE;
+    for (guint at = 0; ok && at < plan->subs->len; at += WRITE_STEP) {
+        guint n = MIN(WRITE_STEP, plan->subs->len - at);
+        ok = store_subs_insert(app->st, &g_array_index(plan->subs, struct store_new_sub, at), n, now, err);
+        done += n;
+        if (ok && progress)
+            progress((gint64)done * rows / total, rows, arg);
+    }
+    for (guint at = 0; ok && at < plan->enrs->len; at += WRITE_STEP) {
+        guint n = MIN(WRITE_STEP, plan->enrs->len - at);
+        ok = store_enrollments_insert(app->st, &g_array_index(plan->enrs, struct store_new_enr, at), n, now,
+                                      err);
+        done += n;
+        if (ok && progress)
+            progress((gint64)done * rows / total, rows, arg);
+    }
+    struct enr_change none_planned = { .set_next = TRUE, .set_reason = TRUE, .reason = REASON_OPERATOR };
+    for (guint i = 0; ok && i < plan->holds->len; i++) {
+        const struct import_hold *h = &g_array_index(plan->holds, struct import_hold, i);
+        ok = store_enr_apply(app->st, h->id, h->ev, &none_planned, now, err);
+    }
+    ok = ok && store_events_imported(app->st, newest, now, err);
+    if (ok && progress && total == 0)
+        progress(rows, rows, arg);
     return ok;
 }
 
@@ -439,24 +482,33 @@ static gboolean import_write(struct app *app, const GPtrArray *rows, gint64 now,
     if (!store_cache_size(app->st, IMPORT_CACHE_KIB, err) || !store_begin(app->st, err))
         return FALSE;
     GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    struct import_known known = { NULL, NULL };
-    gint64 newest = store_subs_max_id(app->st, err);
-    gboolean ok = newest >= 0 && import_lookup(app, rows, newest, &known, err);
-    for (guint i = 0; ok && i < rows->len; i++) {
-        ok = import_row(app, rows->pdata[i], &known, first_slots, now, stats, err);
-        if (ok && progress && (i % 2000 == 0 || i + 1 == rows->len))
-            progress(i + 1, rows->len, arg);
-    }
-    ok = ok && store_events_imported(app->st, newest, now, err) && store_commit(app->st, err);
+    struct import_known known = {
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)store_known_sub_free),
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+    };
+    struct import_plan plan = {
+        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_sub), rows->len),
+        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_enr), rows->len),
+        g_array_new(FALSE, FALSE, sizeof(struct import_hold)),
+        store_subs_max_id(app->st, err),
+        store_enrollments_max_id(app->st, err),
+    };
+    gint64 newest = plan.last_sub;
+    gboolean ok = plan.last_sub >= 0 && plan.last_enr >= 0 && import_lookup(app, rows, newest, &known, err);
+    for (guint i = 0; ok && i < rows->len; i++)
+        import_row(app, rows->pdata[i], &known, &plan, first_slots, now, stats);
+    ok = ok && import_apply(app, &plan, newest, rows->len, now, progress, arg, err) &&
+         store_commit(app->st, err);
     if (!ok) {
         store_rollback(app->st);
         stats->added = stats->enrolled = stats->existing = 0;
     }
     store_cache_size(app->st, 0, NULL);
-    if (known.subs)
-        g_hash_table_destroy(known.subs);
-    if (known.enrolled)
-        g_hash_table_destroy(known.enrolled);
+    g_hash_table_destroy(known.subs);
+    g_hash_table_destroy(known.enrolled);
+    g_array_free(plan.subs, TRUE);
+    g_array_free(plan.enrs, TRUE);
+    g_array_free(plan.holds, TRUE);
     g_hash_table_destroy(first_slots);
     return ok;
 }
