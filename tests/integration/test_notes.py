@@ -174,4 +174,5 @@ def test_replies_to_must_be_an_address(env_factory, sink):
     write_course(env.courses, "test", 1, extra="replies_to = not an address\n")
     p = env.ctl("course", "check", "test", check=False)
     assert p.returncode != 0
-    assert "course.ini:7" in p.stdout + p.stderr and "replies_to" in p.stdout + p.stderr
+    out = p.stdout + p.stderr
+    assert "course.ini:7" in out and "replies_to 'not an address' is not a bare address" in out
