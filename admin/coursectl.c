@@ -27,6 +27,7 @@
 #include "error.h"
 #include "lint.h"
 #include "message.h"
+#include "note.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "pace.h"
@@ -950,8 +951,9 @@ static int cmd_inbound(struct ctl *ctl, int argc, char **argv)
     }
     int rc = EXIT_OK;
     char **slugs = course_slugs(ctl->app->courses);
-    struct inbound *r = inbound_classify((const char *)buf->data, buf->len, ctl->app->cfg,
-                                         (const char *const *)slugs, sender, recipient);
+    struct inbound_lesson *lessons = note_lessons(ctl->app);
+    struct inbound *r = inbound_classify_lessons((const char *)buf->data, buf->len, ctl->app->cfg,
+                                                 (const char *const *)slugs, lessons, sender, recipient);
     if (too_big) {
         r->kind = INBOUND_IGNORED;
         g_free(r->reason);
@@ -985,6 +987,7 @@ static int cmd_inbound(struct ctl *ctl, int argc, char **argv)
     }
     g_free(action);
     inbound_free(r);
+    g_free(lessons);
     g_strfreev(slugs);
     g_byte_array_unref(buf);
     g_free(sender);
@@ -1114,9 +1117,11 @@ struct export_json {
     char *email;            /* its address */
     struct store *st;       /* for the consent records */
     GError *err;            /* the first error reading them */
+    GHashTable *notes;      /* email -> GPtrArray of its notes (borrowed struct note_row *) */
 };
 
-/* Ends the subscriber being filled: its consent records, then the row. */
+/* Ends the subscriber being filled: its consent records and its notes
+ * (personal data too: they go with them), then the row. */
 static void export_json_flush(struct export_json *x)
 {
     if (!x->sub)
@@ -1128,6 +1133,10 @@ static void export_json_flush(struct export_json *x)
         g_ptr_array_unref(cs);
     }
     store_sub_free(s);
+    ctl_list(x->sub, "notes");
+    const GPtrArray *mine = g_hash_table_lookup(x->notes, x->email);
+    for (guint i = 0; mine && i < mine->len; i++)
+        rec_export_note(x->sub, mine->pdata[i]);
     ctl_out_row(x->out, x->sub);
     x->sub = NULL;
 }
@@ -1146,7 +1155,25 @@ static void export_json_row(const struct store_export_row *r, void *arg)
 
 static gboolean export_json(struct ctl *ctl, FILE *f, GError **err)
 {
-    struct export_json x = { ctl_out_new(f, CTL_FMT_JSON, NULL), NULL, NULL, ctl->app->st, NULL };
+    GPtrArray *notes = store_notes(ctl->app->st, NULL, err);
+    if (!notes)
+        return FALSE;
+    struct export_json x = { ctl_out_new(f, CTL_FMT_JSON, NULL),
+                             NULL,
+                             NULL,
+                             ctl->app->st,
+                             NULL,
+                             g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                                   (GDestroyNotify)g_ptr_array_unref) };
+    for (guint i = 0; i < notes->len; i++) {
+        struct note_row *n = notes->pdata[i];
+        GPtrArray *mine = g_hash_table_lookup(x.notes, n->email);
+        if (!mine) {
+            mine = g_ptr_array_new();
+            g_hash_table_insert(x.notes, n->email, mine);
+        }
+        g_ptr_array_add(mine, n);
+    }
     gboolean ok = store_export(ctl->app->st, export_json_row, &x, err);
     export_json_flush(&x);
     ctl_out_end(x.out);
@@ -1158,7 +1185,35 @@ static gboolean export_json(struct ctl *ctl, FILE *f, GError **err)
             g_clear_error(&x.err);
         ok = FALSE;
     }
+    g_hash_table_destroy(x.notes);
+    g_ptr_array_unref(notes);
     return ok;
+}
+
+static int cmd_replies(struct ctl *ctl, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    if (!parse("replies [COURSE] [--json]", entries, &argc, &argv, 0, 1))
+        return EXIT_USAGE;
+    GError *err = NULL;
+    const char *slug = argc > 1 ? argv[1] : NULL;
+    if (slug && !course_find(ctl->app->courses, slug)) {
+        g_set_error(&err, CD_ERROR, CD_ERR_NOT_FOUND, "no course '%s'", slug);
+        return fail(err);
+    }
+    GPtrArray *notes = store_notes(ctl->app->st, slug, &err);
+    if (!notes)
+        return fail(err);
+    GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_record_free);
+    for (guint i = 0; i < notes->len; i++)
+        g_ptr_array_add(rows, rec_note(notes->pdata[i]));
+    g_ptr_array_unref(notes);
+    ctl_print(stdout, FORMAT(json), &view_notes, rows);
+    return EXIT_OK;
 }
 
 static int cmd_export(struct ctl *ctl, int argc, char **argv)
@@ -1185,7 +1240,8 @@ static int cmd_export(struct ctl *ctl, int argc, char **argv)
     GError *err = NULL;
     gboolean ok = format && !strcmp(format, "json") ? export_json(ctl, f, &err)
                                                     : transfer_export_csv(ctl->app, f, &err);
-    if ((output && fclose(f) != 0) || (!output && fflush(f) != 0)) {
+    int closed = output ? fclose(f) : fflush(f); /* one expression: GCC 12 misreads the || form */
+    if (closed != 0) {
         if (ok)
             g_set_error(&err, CD_ERROR, CD_ERR_IO, "%s: %s", output ? output : "stdout", g_strerror(errno));
         ok = FALSE;
@@ -1368,8 +1424,15 @@ static int stats_funnel(struct ctl *ctl, const char *slug, gboolean json, gboole
         struct store_funnel_states sc;
         gboolean ok = store_funnel(ctl->app->st, c->slug, reached, &sc, &err) &&
                       store_funnel_lost(ctl->app->st, c->slug, lost, &err);
-        if (ok)
-            g_ptr_array_add(rows, rec_funnel(c, reached, lost, &sc));
+        GArray *notes = g_array_sized_new(FALSE, TRUE, sizeof(gint64), (guint)c->n_lessons);
+        g_array_set_size(notes, (guint)c->n_lessons);
+        ok = ok && store_note_counts(ctl->app->st, c->slug, notes, &err);
+        if (ok) {
+            struct ctl_record *fr = rec_funnel(c, reached, lost, &sc);
+            rec_funnel_notes(fr, notes);
+            g_ptr_array_add(rows, fr);
+        }
+        g_array_free(notes, TRUE);
         g_array_free(reached, TRUE);
         g_array_free(lost, TRUE);
         if (!ok) {
@@ -1540,6 +1603,7 @@ static const struct cmd commands[] = {
       "lessons and system mails waiting, deferred or failed" },
     { "retry", cmd_retry, APP_STORE, "ID | --all-failed", "send a failed or deferred delivery again now" },
     { "cancel", cmd_cancel, APP_STORE, "ID", "cancel a waiting delivery (its lesson is skipped)" },
+    { "replies", cmd_replies, APP_STORE, "[COURSE] [--json]", "list readers' notes (replies to lessons)" },
     { "stats", cmd_stats, APP_STORE, "[COURSE] [--since 7d] [--json]",
       "funnel per course, or activity per day" },
     { "log", cmd_log, APP_STORE, "[EMAIL] [--json]", "the audit trail" },

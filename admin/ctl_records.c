@@ -311,7 +311,59 @@ void rec_export_enrollment(struct ctl_record *sub, const struct store_export_row
     ctl_int(r, "next_lesson", row->next_lesson);
 }
 
+struct ctl_record *rec_note(const struct note_row *n)
+{
+    struct ctl_record *r = ctl_record_new();
+    ctl_int(r, "id", n->id);
+    ctl_time(r, "received_at", n->received_at);
+    ctl_text(r, "email", n->email);
+    ctl_text(r, "course", n->course);
+    if (n->lesson > 0)
+        ctl_int(r, "lesson", n->lesson);
+    else
+        ctl_text(r, "lesson", NULL);
+    ctl_text(r, "lesson_slug", n->lesson_slug);
+    ctl_text(r, "forward", n->forward);
+    ctl_text(r, "body", n->body);
+    return r;
+}
+
+void rec_export_note(struct ctl_record *sub, const struct note_row *n)
+{
+    struct ctl_record *r = ctl_child(sub, "notes");
+    ctl_text(r, "course", n->course);
+    ctl_text(r, "lesson_slug", n->lesson_slug);
+    ctl_time(r, "received_at", n->received_at);
+    ctl_text(r, "body", n->body);
+}
+
+void rec_funnel_notes(struct ctl_record *funnel, const GArray *notes)
+{
+    ctl_ints(funnel, "notes_per_lesson", (const gint64 *)(void *)notes->data, notes->len);
+}
+
 /* ---- views ---- */
+
+/* A note: one line saying who, when and about what, then the text
+ * indented (so that a reader's line cannot pass for one of ours). */
+static void note_text(FILE *out, const struct ctl_record *r, void *arg)
+{
+    (void)arg;
+    char *when = ctl_when(ctl_get_int(r, "received_at"), NULL);
+    const char *slug = ctl_get_text(r, "lesson_slug");
+    fprintf(out, "#%" G_GINT64_FORMAT " %s  %s  %s", ctl_get_int(r, "id"), when, ctl_get_text(r, "email"),
+            ctl_get_text(r, "course"));
+    if (slug)
+        fprintf(out, " lesson %" G_GINT64_FORMAT " (%s)", ctl_get_int(r, "lesson"), slug);
+    fprintf(out, "  [%s]\n", ctl_get_text(r, "forward"));
+    char **lines = g_strsplit(ctl_get_text(r, "body") ? ctl_get_text(r, "body") : "", "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (**l || l[1])
+            fprintf(out, "    %s\n", *l);
+    g_strfreev(lines);
+    g_free(when);
+}
+const struct ctl_view view_notes = { .text = note_text, .empty = "(no notes)" };
 
 /* 80 columns for slugs up to 18 characters: the slug is never cut (it is
  * what the other commands take), the schedule and the title are. */
@@ -463,9 +515,10 @@ const struct ctl_view view_checks = { .columns = checks_cols };
 
 /* One line per lesson: a bar of width 40 in eighths (or #), the count, and
  * how many left the course after it (those waiting for their next lesson
- * are not lost; nothing is shown where nobody was lost). */
+ * are not lost; nothing is shown where nobody was lost), and the readers'
+ * notes about it. */
 static void funnel_bars(FILE *out, const gint64 *reached, const gint64 *lost, guint n, gint64 total,
-                        gboolean u)
+                        gboolean u, const gint64 *notes, guint n_notes)
 {
     static const char *parts[] = { "", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589" };
     gint64 top = MAX(total, 1);
@@ -480,6 +533,8 @@ static void funnel_bars(FILE *out, const gint64 *reached, const gint64 *lost, gu
         fprintf(out, "  %2u %s%*s %6" G_GINT64_FORMAT, k + 1, bar->str, (int)(width - blen), "", reached[k]);
         if (lost && lost[k] > 0)
             fprintf(out, "  -%" G_GINT64_FORMAT, lost[k]);
+        if (notes && k < n_notes && notes[k] > 0)
+            fprintf(out, "  %" G_GINT64_FORMAT " note%s", notes[k], notes[k] == 1 ? "" : "s");
         fputc('\n', out);
         g_string_free(bar, TRUE);
     }
@@ -498,9 +553,10 @@ static void funnel_text(FILE *out, const struct ctl_record *r, void *arg)
             ctl_get_int(r, "bounced"), ctl_get_int(r, "pending"));
     guint n = 0;
     const gint64 *reached = ctl_get_ints(r, "reached", &n);
-    guint nl = 0;
+    guint nl = 0, n_notes = 0;
     const gint64 *lost = ctl_get_ints(r, "lost", &nl);
-    funnel_bars(out, reached, nl == n ? lost : NULL, n, total, *utf8);
+    const gint64 *notes = ctl_get_ints(r, "notes_per_lesson", &n_notes);
+    funnel_bars(out, reached, nl == n ? lost : NULL, n, total, *utf8, notes, n_notes);
 }
 
 struct ctl_view view_funnel(const gboolean *utf8)

@@ -46,6 +46,14 @@ struct ctl_record *rec_check_fix(const struct doctor_check *c);
 struct ctl_record *rec_export_subscriber(const struct store_export_row *r);
 void rec_export_enrollment(struct ctl_record *sub, const struct store_export_row *r);
 
+/* A reader's note (coursectl replies, and the data export's "notes"). */
+struct ctl_record *rec_note(const struct note_row *n);
+/* Adds the notes of n's subscriber, one by one, to its export record sub. */
+void rec_export_note(struct ctl_record *sub, const struct note_row *n);
+/* The funnel's notes per lesson (index = position - 1). */
+void rec_funnel_notes(struct ctl_record *funnel, const GArray *notes);
+
+extern const struct ctl_view view_notes;
 extern const struct ctl_view view_courses;
 extern const struct ctl_view view_subscribers;
 extern const struct ctl_view view_subscriber; /* sub show */

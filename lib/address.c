@@ -304,6 +304,35 @@ static char *domain_canonical(const char *addr, const char *d, char **ascii, GEr
     return nfc;
 }
 
+/* domain_canonical, remembering the last domain it accepted: an import of
+ * a million rows names a handful of domains, and IDNA is most of the cost
+ * of an address. Locked: the HTTP thread normalises too. */
+static char *domain_cached(const char *addr, const char *d, char **ascii, GError **err)
+{
+    static GMutex lock;
+    static char *last_in, *last_canon, *last_ascii;
+    g_mutex_lock(&lock);
+    if (last_in && strcmp(last_in, d) == 0) {
+        char *canon = g_strdup(last_canon);
+        *ascii = g_strdup(last_ascii);
+        g_mutex_unlock(&lock);
+        return canon;
+    }
+    g_mutex_unlock(&lock);
+    char *canon = domain_canonical(addr, d, ascii, err);
+    if (canon) {
+        g_mutex_lock(&lock);
+        g_free(last_in);
+        g_free(last_canon);
+        g_free(last_ascii);
+        last_in = g_strdup(d);
+        last_canon = g_strdup(canon);
+        last_ascii = g_strdup(*ascii);
+        g_mutex_unlock(&lock);
+    }
+    return canon;
+}
+
 char *address_normalize(const char *addr, GError **err)
 {
     if (!addr || !*addr) {
@@ -327,7 +356,7 @@ char *address_normalize(const char *addr, GError **err)
     if (!local_ok(addr, at, err))
         return NULL;
     char *ascii = NULL;
-    char *domain = domain_canonical(addr, at + 1, &ascii, err);
+    char *domain = domain_cached(addr, at + 1, &ascii, err);
     if (!domain)
         return NULL;
     char *out = NULL;

@@ -28,6 +28,7 @@
 #include "lang.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "note.h"
 #include "notify.h"
 #include "optin.h"
 #include "pace.h"
@@ -735,6 +736,8 @@ gboolean command_apply(struct app *app, const struct inbound *r, const char *via
         ok = apply_confirm(app, r, now, res, err);
     else if (r->kind == INBOUND_COMMAND)
         ok = apply_command(app, r, now, res, err);
+    else if (r->kind == INBOUND_NOTE)
+        ok = note_apply(app, r, now, res, err);
     else
         g_string_append_printf(res, "%s: %s", inbound_kind_name(r->kind), r->reason ? r->reason : "");
     /* The audit trail names the mail that caused each change. */
@@ -772,6 +775,8 @@ char *command_describe(const struct inbound *r)
         if (!strcmp(r->command, "unknown"))
             return g_strdup_printf("answer %s with the help mail", r->sender);
         return g_strdup_printf("%s for %s in %s, and answer by mail", r->command, r->sender, r->course);
+    case INBOUND_NOTE:
+        return g_strdup("keep the reader's note (forward it to the course's replies_to, if any); no reply");
     default: return g_strdup("nothing: no reply, no change");
     }
 }

@@ -37,6 +37,16 @@ char *compose_lesson_id(const struct config *cfg, const struct course *c, gint64
     return g_strdup_printf("%s.e%" G_GINT64_FORMAT ".%s@%s", l->slug, enrollment_id, c->slug, cfg->domain);
 }
 
+const char *compose_auto_submitted(const char *which)
+{
+    /* RFC 3834: auto-replied is a mail sent in answer to a message (the
+     * confirmation of a subscribe, the answer to help, status, pause, a
+     * goodbye after unsubscribe, an error); the welcome that starts a
+     * course and the complete mail that ends it are the course's own mails,
+     * like its lessons, sent whether or not anyone wrote: auto-generated. */
+    return !strcmp(which, "welcome") || !strcmp(which, "complete") ? "auto-generated" : "auto-replied";
+}
+
 char *compose_env_from(const struct config *cfg)
 {
     return g_strdup_printf("bounces@%s", cfg->domain);
@@ -628,7 +638,7 @@ char *compose_system(const struct app *app, const char *which, const struct cour
         .list_id = list_id,
         .list_unsubscribe = unsub,
         .reply_to = opts->reply_to,
-        .auto_submitted = "auto-replied",
+        .auto_submitted = compose_auto_submitted(which),
         .text = text,
         .html = html,
         .calendar = opts->calendar,

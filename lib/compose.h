@@ -136,9 +136,15 @@ char *compose_spec_new(const struct config *cfg, const char *which, const struct
 char *compose_system_spec(const struct app *app, const char *which, const struct course *c, const char *spec,
                           gint64 date, gsize *len, GError **err);
 
+/* Returns the Auto-Submitted value (RFC 3834) of system mail `which`:
+ * "auto-generated" for welcome and complete (not answers to a message),
+ * "auto-replied" for the others. Static. */
+const char *compose_auto_submitted(const char *which);
+
 /* Returns system mail `which` (confirm, welcome, goodbye, status, help,
  * error) about course c (may be NULL for help) as a CRLF message carrying
- * Auto-Submitted: auto-replied, or NULL with err. Caller g_free()s. */
+ * the Auto-Submitted of compose_auto_submitted(which), or NULL with err.
+ * Caller g_free()s. */
 char *compose_system(const struct app *app, const char *which, const struct course *c,
                      const struct compose_to *to, const struct compose_system_opts *opts, gint64 date,
                      gsize *len, GError **err);

@@ -12,29 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include "course.h"
+#include "address.h"
 #include "config.h"
 #include "error.h"
 #include "lang.h"
 
 #define BOM "\xef\xbb\xbf"
 
-static const char *course_keys[] = { "title",
-                                     "description",
-                                     "sender",
-                                     "sender_name",
-                                     "source",
-                                     "schedule",
-                                     "time",
-                                     "timezone",
-                                     "first_within",
-                                     "allow_next",
-                                     "on_insert_behind",
-                                     "completed_get_new",
-                                     "next_course",
-                                     "complete_mail",
-                                     "language",
-                                     "sign_off",
-                                     NULL };
+static const char *course_keys[] = {
+    "title",       "description",   "sender",       "sender_name", "source",           "schedule",
+    "time",        "timezone",      "first_within", "allow_next",  "on_insert_behind", "completed_get_new",
+    "next_course", "complete_mail", "language",     "sign_off",    "replies_to",       NULL
+};
 
 /* What a course folder may hold besides hidden files. */
 static const char *folder_entries[] = { "course.ini", "lessons", "templates", NULL };
@@ -74,6 +63,7 @@ void course_free(struct course *c)
     g_free(c->sign_off);
     g_free(c->next_course);
     g_free(c->language);
+    g_free(c->replies_to);
     g_free(c->source);
     g_free(c->schedule);
     g_free(c->time);
@@ -480,6 +470,23 @@ static void check_sender(struct loader *ld, const char *domain)
             "sender '%s' is not a bare address (the name goes in sender_name)", c->sender);
 }
 
+/* replies_to: where readers' notes are forwarded (docs/notes.md); a
+ * real address, normalised, or none (the notes are kept for the operator). */
+static void check_replies_to(struct loader *ld)
+{
+    struct course *c = ld->c;
+    char *v = ini_get(ld, "replies_to", FALSE);
+    if (!v)
+        return;
+    GError *e = NULL;
+    c->replies_to = strpbrk(v, " <>\"") ? NULL : address_normalize(v, &e);
+    if (!c->replies_to)
+        bad(ld, ld->ini, ini_line(ld, "replies_to"), "replies_to '%s' is not a bare address%s%s", v,
+            e ? ": " : "", e ? e->message : "");
+    g_clear_error(&e);
+    g_free(v);
+}
+
 /* time, timezone and schedule: each is checked on its own, so that a bad
  * zone or time does not hide a bad schedule. */
 static void check_pace(struct loader *ld)
@@ -826,6 +833,7 @@ struct course *course_read(const char *dir, const char *slug, const char *domain
     ini_load(&ld);
     check_texts(&ld);
     check_sender(&ld, domain);
+    check_replies_to(&ld);
     check_pace(&ld);
     check_first_within(&ld);
     check_flags(&ld);

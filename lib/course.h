@@ -22,6 +22,7 @@ struct course {
     char *description;
     char *sender;        /* From address; default <slug>@<domain> */
     char *sender_name;   /* From display name; default the title */
+    char *replies_to;    /* readers' notes are forwarded here (normalised), or NULL */
     char *source;        /* credit line */
     char *sign_off;      /* the line that ends each lesson, as a letter; default sender_name */
     char *schedule;      /* RRULE */

@@ -11,7 +11,12 @@
  *   3. the first line of the body that is not quoted, not a quote header
  *      ("On ... wrote:", "-----Original Message-----") and not a signature.
  * Anything else sent to a command address is the command "unknown", which
- * is answered with the help mail. */
+ * is answered with the help mail; unless it replies to one of our mails
+ * (In-Reply-To or References name a Message-ID of our domain, or the
+ * Subject is "Re: " and a lesson's subject): then it is a reader's note,
+ * kept (and forwarded to the course's replies_to) and never answered. The
+ * machines come first: a complaint, a bounce or an automatic reply is
+ * never a note. */
 #include <string.h>
 #include "inbound.h"
 #include "address.h"
@@ -24,7 +29,8 @@ static const char *const commands[] = { "subscribe", "confirm", "unsubscribe", "
 
 const char *inbound_kind_name(enum inbound_kind k)
 {
-    static const char *names[] = { "command", "confirm", "bounce", "auto-reply", "ignored", "complaint" };
+    static const char *names[] = { "command", "confirm",   "bounce", "auto-reply",
+                                   "ignored", "complaint", "note" };
     return names[k];
 }
 
@@ -46,6 +52,8 @@ void inbound_free(struct inbound *r)
     g_free(r->complainant);
     g_free(r->original_id);
     g_free(r->reason);
+    g_free(r->lesson);
+    g_free(r->note);
     if (r->bounces)
         g_ptr_array_unref(r->bounces);
     g_free(r);
@@ -83,7 +91,9 @@ static char *first_word(const char *line, const char **rest)
     while (*line == ' ' || *line == '\t' || *line == '*' || *line == '_')
         line++;
     const char *end = line;
-    while (*end && *end != ' ' && *end != '\t' && *end != '\n')
+    /* a no-break space (U+00A0) ends a word too */
+    while (*end && *end != ' ' && *end != '\t' && *end != '\n' &&
+           !((guchar)end[0] == 0xc2 && (guchar)end[1] == 0xa0))
         end++;
     char *w = g_ascii_strdown(line, end - line);
     gsize n = strlen(w);
@@ -180,6 +190,12 @@ static void parse_command_line(struct inbound *r, const char *line, const char *
     g_clear_pointer(&r->tz, g_free);
     r->pause_for = 0;
     r->all = FALSE;
+    /* A no-break space counts as a space: our mails keep examples such as
+     * "tz Europe/Berlin" on one line with one, and a reader copies it. */
+    char **parts = g_strsplit(line, "\xc2\xa0", -1);
+    char *spaced = g_strjoinv(" ", parts);
+    g_strfreev(parts);
+    line = spaced;
     const char *rest = NULL;
     char *w = first_word(line, &rest);
     r->command = normalise_command(w);
@@ -187,6 +203,7 @@ static void parse_command_line(struct inbound *r, const char *line, const char *
     if (!r->command) {
         r->command = g_strdup("unknown");
         r->args = g_strndup(line, 200);
+        g_free(spaced);
         return;
     }
     r->args = g_strstrip(g_strndup(rest, 200));
@@ -233,6 +250,7 @@ static void parse_command_line(struct inbound *r, const char *line, const char *
         char *end = strpbrk(r->args, " \t");
         r->tz = end ? g_strndup(z, end - z) : g_strdup(z);
     }
+    g_free(spaced);
 }
 
 static gboolean header_says_auto(const struct message_in *m, char **why)
@@ -510,10 +528,12 @@ static void command_from_extension(struct inbound *r, const struct message_in *m
 
 /* A command in the Subject, with details in the body when the body's first
  * line repeats it; else the body's first line. */
-static void command_from_text(struct inbound *r, const struct message_in *m, const char *const *courses)
+static void command_from_text(struct inbound *r, const struct message_in *m, const char *const *courses,
+                              gboolean subject_ours)
 {
     char *subject = strip_reply_prefixes(m->subject);
-    char *w = first_word(subject, NULL);
+    /* "Re: <a lesson's subject>" is a reply to it, whatever its first word */
+    char *w = subject_ours ? NULL : first_word(subject, NULL);
     char *cmd = normalise_command(w);
     char *line = first_body_line(m->text);
     char *lw = line ? first_word(line, NULL) : NULL;
@@ -568,9 +588,136 @@ static void settle_course(struct inbound *r, const struct message_in *m, const c
     }
 }
 
+/* The Message-IDs of our domain that m answers, In-Reply-To first, then
+ * References from the newest; as a list of g_free'd strings (without <>). */
+static GPtrArray *our_ids_answered(const struct message_in *m, const struct config *cfg)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    const char *hdrs[] = { message_in_header(m, "In-Reply-To"), message_in_header(m, "References") };
+    GRegex *re = g_regex_new("<([^<>@\\s]{1,200})@([^<>\\s]{1,200})>", 0, 0, NULL);
+    for (size_t h = 0; h < G_N_ELEMENTS(hdrs); h++) {
+        if (!hdrs[h])
+            continue;
+        GPtrArray *these = g_ptr_array_new_with_free_func(g_free);
+        GMatchInfo *mi = NULL;
+        g_regex_match(re, hdrs[h], 0, &mi);
+        for (int i = 0; i < 100 && g_match_info_matches(mi); i++) {
+            char *local = g_match_info_fetch(mi, 1), *dom = g_match_info_fetch(mi, 2);
+            if (g_ascii_strcasecmp(dom, cfg->domain) == 0)
+                g_ptr_array_add(these, g_strdup_printf("%s@%s", local, dom));
+            g_free(local);
+            g_free(dom);
+            g_match_info_next(mi, NULL);
+        }
+        g_match_info_free(mi);
+        /* References lists the oldest first: the newest is the one answered */
+        for (guint i = these->len; i > 0; i--)
+            g_ptr_array_add(ids, g_strdup(these->pdata[i - 1]));
+        g_ptr_array_unref(these);
+    }
+    g_regex_unref(re);
+    return ids;
+}
+
+/* Whether m replies to one of our mails; *lesson (g_free) is the lesson's
+ * slug when that is known: from a lesson's Message-ID,
+ * <slug>.e<enrollment>[r<round>].<course>@domain (compose_lesson_id), else
+ * from a Subject that is a reply prefix and the subject of a lesson of the
+ * course it was sent to. *subject_ours: the Subject is that lesson's (so
+ * its first word is not a command). */
+static gboolean replies_to_ours(const struct message_in *m, const struct config *cfg, const char *course,
+                                const struct inbound_lesson *lessons, char **lesson, gboolean *subject_ours)
+{
+    *lesson = NULL;
+    *subject_ours = FALSE;
+    GPtrArray *ids = our_ids_answered(m, cfg);
+    gboolean ours = ids->len > 0;
+    GRegex *re = g_regex_new(
+        "^([a-z0-9][a-z0-9_-]{0,99})\\.e[0-9]{1,18}(r[0-9]{1,9})?\\.([a-z0-9_-]{1,100})@", G_REGEX_CASELESS,
+        0, NULL);
+    for (guint i = 0; i < ids->len && !*lesson; i++) {
+        GMatchInfo *mi = NULL;
+        if (g_regex_match(re, ids->pdata[i], 0, &mi)) {
+            char *c = g_match_info_fetch(mi, 3);
+            if (!g_ascii_strcasecmp(c, course))
+                *lesson = g_match_info_fetch(mi, 1);
+            g_free(c);
+        }
+        g_match_info_free(mi);
+    }
+    g_regex_unref(re);
+    g_ptr_array_unref(ids);
+    char *stripped = m->subject ? strip_reply_prefixes(m->subject) : NULL;
+    char *plain = m->subject ? g_strstrip(g_strdup(m->subject)) : NULL;
+    gboolean prefixed = stripped && plain && strcmp(stripped, plain) != 0;
+    g_free(plain);
+    for (const struct inbound_lesson *l = lessons; l && l->course && stripped; l++) {
+        if (g_ascii_strcasecmp(l->course, course) != 0 || !l->subject || strcmp(l->subject, stripped) != 0)
+            continue;
+        if (*lesson && strcmp(*lesson, l->slug) != 0)
+            continue;
+        *subject_ours = TRUE;
+        if (!ours && prefixed) {
+            ours = TRUE;
+            *lesson = g_strdup(l->slug);
+        }
+        break;
+    }
+    g_free(stripped);
+    return ours;
+}
+
+/* What the reader wrote: the first text part's lines down to where the
+ * quoted original starts ("On ... wrote:", "-----Original Message-----", a
+ * signature), without the quoted lines at its end; at most
+ * INBOUND_NOTE_MAX bytes, cut at a character boundary. */
+static char *note_text(const char *text)
+{
+    GString *out = g_string_new(NULL);
+    char **lines = g_strsplit(text ? text : "", "\n", 20000);
+    for (char **l = lines; *l && out->len < INBOUND_NOTE_MAX; l++) {
+        char *line = g_strstrip(g_strdup(*l));
+        gboolean stop = g_str_has_prefix(*l, "-- ") || !strcmp(*l, "--") ||
+                        g_regex_match_simple("^-+ ?(original message|forwarded message)", line,
+                                             G_REGEX_CASELESS, 0) ||
+                        g_regex_match_simple("^(on .* wrote:|am .* schrieb .*:|le .* a écrit ?:)$", line,
+                                             G_REGEX_CASELESS, 0);
+        g_free(line);
+        if (stop)
+            break;
+        g_string_append(out, *l);
+        g_string_append_c(out, '\n');
+    }
+    g_strfreev(lines);
+    /* the quoted original at the end (a reply written on top of it) goes;
+     * quotes between the reader's own lines stay, they give them sense */
+    for (;;) {
+        while (out->len && g_ascii_isspace(out->str[out->len - 1]))
+            g_string_truncate(out, out->len - 1);
+        const char *nl = g_strrstr(out->str, "\n");
+        const char *last = nl ? nl + 1 : out->str;
+        if (!out->len || *last != '>')
+            break;
+        g_string_truncate(out, last - out->str);
+    }
+    if (out->len > INBOUND_NOTE_MAX) {
+        const char *end = g_utf8_find_prev_char(out->str, out->str + INBOUND_NOTE_MAX + 1);
+        g_string_truncate(out, end ? (gsize)(end - out->str) : 0);
+    }
+    g_string_append_c(out, '\n');
+    return g_string_free(out, FALSE);
+}
+
 struct inbound *inbound_classify(const char *data, gsize len, const struct config *cfg,
                                  const char *const *courses, const char *envelope_sender,
                                  const char *envelope_rcpt)
+{
+    return inbound_classify_lessons(data, len, cfg, courses, NULL, envelope_sender, envelope_rcpt);
+}
+
+struct inbound *inbound_classify_lessons(const char *data, gsize len, const struct config *cfg,
+                                         const char *const *courses, const struct inbound_lesson *lessons,
+                                         const char *envelope_sender, const char *envelope_rcpt)
 {
     struct inbound *r = g_new0(struct inbound, 1);
     r->kind = INBOUND_IGNORED;
@@ -606,11 +753,27 @@ struct inbound *inbound_classify(const char *data, gsize len, const struct confi
                              : g_strdup("no usable From address");
     } else {
         r->kind = INBOUND_COMMAND;
+        char *lesson = NULL;
+        gboolean subject_ours = FALSE;
+        gboolean reply = !(d.ext && *d.ext) &&
+                         replies_to_ours(m, cfg, d.local, lessons, &lesson, &subject_ours);
         if (d.ext && *d.ext)
             command_from_extension(r, m, d.ext, courses);
         else
-            command_from_text(r, m, courses);
+            command_from_text(r, m, courses, subject_ours);
         settle_course(r, m, d.local, courses);
+        if (reply && r->command && !strcmp(r->command, "unknown")) {
+            /* a person writing back: kept, never answered by a robot */
+            r->kind = INBOUND_NOTE;
+            g_clear_pointer(&r->command, g_free);
+            g_clear_pointer(&r->args, g_free);
+            g_free(r->reason);
+            r->reason = g_strdup_printf("a reader's note: a reply to our %s that is not a command",
+                                        lesson ? "lesson" : "mail");
+            r->lesson = g_steal_pointer(&lesson);
+            r->note = note_text(m->text);
+        }
+        g_free(lesson);
     }
     r->may_reply = (r->kind == INBOUND_COMMAND || r->kind == INBOUND_CONFIRM) && r->sender && !from_daemon;
     g_clear_error(&from_err);
@@ -677,6 +840,10 @@ char *inbound_to_json(const struct inbound *r, const char *action)
     jw_key(w, "message_id");
     jw_string(w, r->message_id);
     inbound_json_bounces(w, r->bounces);
+    if (r->kind == INBOUND_NOTE) {
+        jw_key(w, "lesson_slug");
+        jw_string(w, r->lesson);
+    }
     if (r->kind == INBOUND_COMPLAINT) {
         jw_key(w, "feedback_type");
         jw_string(w, r->feedback_type);

@@ -11,7 +11,17 @@ enum inbound_kind {
     INBOUND_AUTOREPLY,
     INBOUND_IGNORED,
     INBOUND_COMPLAINT, /* a feedback report (ARF): someone called our mail spam */
+    INBOUND_NOTE,      /* a reader's reply to one of our mails that is not a command */
 };
+
+/* A lesson as readers see it, so that "Re: <its subject>" is known as a
+ * reply to it. An array ends with course == NULL. */
+struct inbound_lesson {
+    const char *course, *slug, *subject;
+};
+
+/* The most of a reader's note that is kept and forwarded. */
+#define INBOUND_NOTE_MAX (64 * 1024)
 
 struct inbound {
     enum inbound_kind kind;
@@ -37,6 +47,8 @@ struct inbound {
     gboolean may_reply;  /* RFC 3834 and loop rules allow an automatic reply */
     char *reason;        /* why it was classified so */
     gboolean unparsable; /* not a message at all: quarantine it */
+    char *lesson;        /* a note: the slug of the lesson it answers, or NULL (a system mail) */
+    char *note;          /* a note: the reader's text, quoted original cut off, at most INBOUND_NOTE_MAX */
 };
 
 /* Classifies one raw message. envelope_sender and envelope_rcpt are what
@@ -47,6 +59,11 @@ struct inbound {
 struct inbound *inbound_classify(const char *data, gsize len, const struct config *cfg,
                                  const char *const *courses, const char *envelope_sender,
                                  const char *envelope_rcpt);
+/* inbound_classify, knowing the lessons' subjects (NULL: none), so that a
+ * "Re: <lesson subject>" without In-Reply-To is a reply to that lesson. */
+struct inbound *inbound_classify_lessons(const char *data, gsize len, const struct config *cfg,
+                                         const char *const *courses, const struct inbound_lesson *lessons,
+                                         const char *envelope_sender, const char *envelope_rcpt);
 void inbound_free(struct inbound *r);
 
 const char *inbound_kind_name(enum inbound_kind k);

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "inbound.h"
 #include "log.h"
+#include "note.h"
 
 #define MAILBOX_MAX (10 * 1024 * 1024)
 
@@ -78,6 +79,7 @@ int mailbox_scan(struct app *app, const char *dir, gint64 now, GError **err)
     g_dir_close(d);
     g_ptr_array_sort(names, name_cmp); /* Maildir names start with the time */
     char **slugs = course_slugs(app->courses);
+    struct inbound_lesson *lessons = note_lessons(app); /* "Re: <lesson>" is a reader's note */
     int handled = 0;
     for (guint i = 0; i < names->len; i++) {
         char *path = g_build_filename(newdir, names->pdata[i], NULL);
@@ -89,8 +91,8 @@ int mailbox_scan(struct app *app, const char *dir, gint64 now, GError **err)
             g_free(path);
             continue;
         }
-        struct inbound *r = inbound_classify(data, MIN(len, (gsize)MAILBOX_MAX), app->cfg,
-                                             (const char *const *)slugs, NULL, NULL);
+        struct inbound *r = inbound_classify_lessons(data, MIN(len, (gsize)MAILBOX_MAX), app->cfg,
+                                                     (const char *const *)slugs, lessons, NULL, NULL);
         char *result = NULL;
         gboolean quarantine = r->unparsable || len == 0 || len > MAILBOX_MAX;
         gboolean ok = quarantine || command_apply(app, r, "email", now, &result, err);
@@ -110,6 +112,7 @@ int mailbox_scan(struct app *app, const char *dir, gint64 now, GError **err)
         }
     }
     g_strfreev(slugs);
+    g_free(lessons);
     g_ptr_array_unref(names);
     g_free(newdir);
     return handled;

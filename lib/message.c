@@ -960,3 +960,51 @@ struct message_in *message_parse(const char *data, gsize len, GError **err)
     g_mime_parser_options_free(opts);
     return m;
 }
+
+char *message_build_note(const struct message_note *n, gsize *len, GError **err)
+{
+    message_init();
+    const char *raw[] = { n->from_addr, n->to_addr, n->reply_to, n->message_id, n->course, n->lesson };
+    for (size_t i = 0; i < G_N_ELEMENTS(raw); i++) {
+        if (raw[i] && !header_value_ok(raw[i])) {
+            g_set_error(err, CD_ERROR, CD_ERR_INVALID, "refusing a header value with control characters");
+            return NULL;
+        }
+    }
+    char *to_addr = address_to_ascii(n->to_addr, err);
+    if (!to_addr)
+        return NULL;
+    char *from_name = address_clean_name(n->from_name ? n->from_name : "", 200);
+    char *subject = address_clean_name(n->subject ? n->subject : "", 400);
+    GMimeMessage *msg = g_mime_message_new(TRUE);
+    GMimeObject *obj = (GMimeObject *)msg;
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, from_name, n->from_addr);
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, to_addr);
+    /* the reader's address only, never the display name they typed */
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, NULL, n->reply_to);
+    g_mime_message_set_subject(msg, subject, "utf-8");
+    GDateTime *date = g_date_time_new_from_unix_utc(n->date);
+    g_mime_message_set_date(msg, date);
+    g_date_time_unref(date);
+    g_mime_message_set_message_id(msg, n->message_id);
+    g_mime_object_set_header(obj, "Auto-Submitted", "auto-generated", NULL);
+    g_mime_object_set_header(obj, "X-Coursed-Course", n->course, NULL);
+    if (n->lesson)
+        g_mime_object_set_header(obj, "X-Coursed-Lesson", n->lesson, NULL);
+    GMimePart *body = text_part("plain", n->text ? n->text : "");
+    g_mime_message_set_mime_part(msg, (GMimeObject *)body);
+    g_object_unref(body);
+    GMimeStream *out = g_mime_stream_mem_new();
+    g_mime_object_write_to_stream(obj, crlf_options, out);
+    GByteArray *bytes = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)out);
+    *len = bytes->len;
+    char *result = g_malloc(bytes->len + 1);
+    memcpy(result, bytes->data, bytes->len);
+    result[bytes->len] = '\0';
+    g_object_unref(out);
+    g_object_unref(msg);
+    g_free(from_name);
+    g_free(subject);
+    g_free(to_addr);
+    return result;
+}

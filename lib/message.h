@@ -95,4 +95,26 @@ const char *message_in_original_header(const struct message_in *m, const char *n
 /* Returns field `name` of the feedback report (m->feedback), or NULL. */
 const char *message_in_feedback(const struct message_in *m, const char *name);
 
+/* A reader's note forwarded to a course's author (docs/notes.md). Built
+ * anew: nothing of the reader's headers is carried over but their address
+ * (as Reply-To, so that the author's answer goes to the reader). */
+struct message_note {
+    const char *from_name, *from_addr; /* the course's sender */
+    const char *to_addr;               /* the course's replies_to */
+    const char *reply_to;              /* the reader's address */
+    const char *subject;
+    const char *message_id; /* without <> */
+    gint64 date;
+    const char *course; /* X-Coursed-Course */
+    const char *lesson; /* X-Coursed-Lesson (slug), or NULL */
+    const char *text;   /* text/plain body, UTF-8 */
+};
+
+/* Returns the forward serialised with CRLF line ends, its length in *len;
+ * or NULL with err (a header value with control characters). It carries
+ * Auto-Submitted: auto-generated (RFC 3834: no responder answers it, so an
+ * author's vacation reply cannot reach the reader or come back to us).
+ * Caller g_free()s. */
+char *message_build_note(const struct message_note *n, gsize *len, GError **err);
+
 #endif

@@ -233,6 +233,24 @@ static const char *migrations[] = {
      "  user_agent TEXT);"
      "CREATE INDEX consents_subscriber ON consents(subscriber_id);"
      "CREATE INDEX consents_enrollment ON consents(enrollment_id);"),
+    /* readers' notes (docs/notes.md): a reply to one of our mails that is
+     * not a command. Personal data: it goes with its subscriber (erasure
+     * deletes it through the cascade). outbox_id is the forward to the
+     * course's replies_to, NULL while only kept; `forward` says why. */
+    ("CREATE TABLE notes ("
+     "  id INTEGER PRIMARY KEY,"
+     "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
+     "  course TEXT NOT NULL,"
+     "  lesson_slug TEXT,"
+     "  lesson INTEGER,"
+     "  received_at INTEGER NOT NULL,"
+     "  message_id TEXT,"
+     "  body TEXT NOT NULL,"
+     "  forward TEXT NOT NULL DEFAULT 'kept'"
+     "    CHECK (forward = 'kept' OR forward = 'queued' OR forward = 'capped'),"
+     "  outbox_id INTEGER);"
+     "CREATE INDEX notes_course ON notes(course, received_at);"
+     "CREATE INDEX notes_subscriber ON notes(subscriber_id, received_at);"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -2634,4 +2652,308 @@ void store_consent_free(struct consent_row *c)
     g_free(c->ip);
     g_free(c->user_agent);
     g_free(c);
+}
+
+/* ---- readers' notes ---- */
+
+gint64 store_note_add(struct store *st, const struct note_row *n, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st,
+        "INSERT INTO notes (subscriber_id, course, lesson_slug, lesson, received_at,"
+        " message_id, body, forward, outbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, n->subscriber_id);
+    bind_text(s, 2, n->course);
+    bind_text(s, 3, n->lesson_slug);
+    if (n->lesson > 0)
+        sqlite3_bind_int(s, 4, n->lesson);
+    sqlite3_bind_int64(s, 5, n->received_at);
+    bind_text(s, 6, n->message_id);
+    bind_text(s, 7, n->body);
+    bind_text(s, 8, n->forward ? n->forward : "kept");
+    bind_time(s, 9, n->outbox_id);
+    if (!step_done(st, s, "store note", err))
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}
+
+gint64 store_notes_forwarded_since(struct store *st, gint64 subscriber_id, gint64 since, GError **err)
+{
+    sqlite3_stmt *s = prep(st,
+                           "SELECT count(*) FROM notes WHERE subscriber_id = ?1 AND received_at >= ?2"
+                           " AND forward = 'queued'",
+                           err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, subscriber_id);
+    sqlite3_bind_int64(s, 2, since);
+    return count1(st, s, "count forwarded notes", err);
+}
+
+GPtrArray *store_notes(struct store *st, const char *course, GError **err)
+{
+    /* The forward's state is the outbox row's own while it exists (queued,
+     * sent, deferred, failed), so the list tells the truth about delivery. */
+    sqlite3_stmt *s = prep(
+        st,
+        "SELECT n.id, n.subscriber_id, s.email, n.course, n.lesson_slug, n.lesson,"
+        " n.received_at, n.message_id, n.body,"
+        " CASE WHEN n.forward = 'queued' THEN coalesce(o.state, 'queued') ELSE n.forward END"
+        " FROM notes n JOIN subscribers s ON s.id = n.subscriber_id"
+        " LEFT JOIN outbox o ON o.id = n.outbox_id"
+        " WHERE ?1 IS NULL OR n.course = ?1 ORDER BY n.received_at, n.id",
+        err);
+    if (!s)
+        return NULL;
+    bind_text(s, 1, course);
+    GPtrArray *a = g_ptr_array_new_with_free_func((GDestroyNotify)store_note_free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct note_row *n = g_new0(struct note_row, 1);
+        n->id = sqlite3_column_int64(s, 0);
+        n->subscriber_id = sqlite3_column_int64(s, 1);
+        n->email = col_text(s, 2);
+        n->course = col_text(s, 3);
+        n->lesson_slug = col_text(s, 4);
+        n->lesson = sqlite3_column_int(s, 5);
+        n->received_at = sqlite3_column_int64(s, 6);
+        n->message_id = col_text(s, 7);
+        n->body = col_text(s, 8);
+        n->forward = col_text(s, 9);
+        g_ptr_array_add(a, n);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "list notes", err);
+        g_ptr_array_unref(a);
+        return NULL;
+    }
+    return a;
+}
+
+void store_note_free(struct note_row *n)
+{
+    if (!n)
+        return;
+    g_free(n->email);
+    g_free(n->course);
+    g_free(n->lesson_slug);
+    g_free(n->message_id);
+    g_free(n->body);
+    g_free(n->forward);
+    g_free(n);
+}
+
+gboolean store_note_counts(struct store *st, const char *course, GArray *per_lesson, GError **err)
+{
+    sqlite3_stmt *s = prep(
+        st, "SELECT lesson, count(*) FROM notes WHERE course = ?1 AND lesson > 0 GROUP BY lesson", err);
+    if (!s)
+        return FALSE;
+    bind_text(s, 1, course);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int lesson = sqlite3_column_int(s, 0);
+        if (lesson >= 1 && (guint)lesson <= per_lesson->len)
+            g_array_index(per_lesson, gint64, lesson - 1) = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || fail(st, rc, "count notes", err);
+}
+
+/* ---- bulk import (transfer.c): the checks of a whole file at once ---- */
+
+GHashTable *store_suppression_set(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT hash FROM suppressions", err);
+    if (!s)
+        return NULL;
+    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_hash_table_add(set, col_text(s, 0));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        fail(st, rc, "read suppressions", err);
+        g_hash_table_destroy(set);
+        return NULL;
+    }
+    return set;
+}
+
+gint64 store_subs_max_id(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT coalesce(max(id), 0) FROM subscribers", err);
+    return s ? count1(st, s, "newest subscriber", err) : -1;
+}
+
+void store_known_sub_free(struct store_known_sub *k)
+{
+    if (!k)
+        return;
+    g_free(k->tz);
+    g_free(k);
+}
+
+gboolean store_import_lookup(struct store *st, const char *const *emails, guint n, GHashTable *known,
+                             GHashTable *enrolled, GError **err)
+{
+    /* One temporary table of the file's addresses, joined once with
+     * subscribers and enrollments: two statements instead of two queries
+     * per row. */
+    if (!exec(st, "CREATE TEMP TABLE IF NOT EXISTS import_emails (email TEXT NOT NULL)", err) ||
+        !exec(st, "DELETE FROM temp.import_emails", err))
+        return FALSE;
+    sqlite3_stmt *s = prep(st, "INSERT INTO temp.import_emails (email) VALUES (?1)", err);
+    if (!s)
+        return FALSE;
+    for (guint i = 0; i < n; i++) {
+        sqlite3_bind_text(s, 1, emails[i], -1, SQLITE_STATIC);
+        if (!step_done(st, s, "import address", err))
+            return FALSE;
+    }
+    s = prep(st,
+             "SELECT i.email, s.id, " SUB_ORD("s.status") ", s.tz FROM temp.import_emails i"
+                                                          " JOIN subscribers s ON s.email = i.email",
+             err);
+    if (!s)
+        return FALSE;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_known_sub *k = g_new0(struct store_known_sub, 1);
+        k->id = sqlite3_column_int64(s, 1);
+        k->status = (enum sub_state)sqlite3_column_int(s, 2);
+        k->tz = col_text(s, 3);
+        g_hash_table_replace(known, col_text(s, 0), k);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "look up imported addresses", err);
+    s = prep(st,
+             "SELECT i.email || char(10) || e.course FROM temp.import_emails i"
+             " JOIN subscribers s ON s.email = i.email JOIN enrollments e ON e.subscriber_id = s.id",
+             err);
+    if (!s)
+        return FALSE;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        g_hash_table_add(enrolled, col_text(s, 0));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return fail(st, rc, "look up imported enrollments", err);
+    return exec(st, "DELETE FROM temp.import_emails", err);
+}
+
+gboolean store_events_imported(struct store *st, gint64 after_id, gint64 now, GError **err)
+{
+    /* inside the import's transaction every subscriber above after_id is
+     * one it added: their audit events in one statement */
+    sqlite3_stmt *s = prep(
+        st,
+        "INSERT INTO events (at, subscriber_id, enrollment_id, kind, via, detail)"
+        " SELECT ?1, id, NULL, 'imported', 'cli', '' FROM subscribers WHERE id > ?2 ORDER BY id",
+        err);
+    if (!s)
+        return FALSE;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, after_id);
+    return step_done(st, s, "log imports", err);
+}
+
+gboolean store_cache_size(struct store *st, int kib, GError **err)
+{
+    char *sql = g_strdup_printf("PRAGMA cache_size = -%d", kib > 0 ? kib : 2000);
+    gboolean ok = exec(st, sql, err);
+    g_free(sql);
+    return ok;
+}
+
+/* Runs `head` followed by n copies of `row` (comma-separated) with the
+ * values bind() puts in, for rows [0, total) in chunks of IMPORT_CHUNK:
+ * one statement per chunk, not per row (a statement's start and end cost
+ * as much as the insert itself). */
+#define IMPORT_CHUNK 64
+typedef void (*bulk_bind_fn)(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now);
+
+static gboolean bulk_insert(struct store *st, const char *head, const char *row, const void *rows,
+                            guint total, bulk_bind_fn bind, gint64 now, const char *what, GError **err)
+{
+    sqlite3_stmt *s = NULL;
+    guint prepared_for = 0;
+    gboolean ok = TRUE;
+    for (guint at = 0; ok && at < total; at += IMPORT_CHUNK) {
+        guint n = MIN(IMPORT_CHUNK, total - at);
+        if (n != prepared_for) {
+            sqlite3_finalize(s);
+            GString *sql = g_string_new(head);
+            for (guint k = 0; k < n; k++)
+                g_string_append_printf(sql, "%s%s", k ? "," : "", row);
+            int rc = sqlite3_prepare_v2(st->db, sql->str, -1, &s, NULL);
+            g_string_free(sql, TRUE);
+            if (rc != SQLITE_OK) {
+                s = NULL;
+                ok = fail(st, rc, what, err);
+                break;
+            }
+            prepared_for = n;
+        }
+        int col = 1;
+        for (guint k = 0; k < n; k++)
+            bind(s, &col, at + k, rows, now);
+        ok = step_done(st, s, what, err);
+    }
+    sqlite3_finalize(s);
+    return ok;
+}
+
+static void bind_new_sub(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now)
+{
+    const struct store_new_sub *r = (const struct store_new_sub *)rows + i;
+    sqlite3_bind_int64(s, (*col)++, r->id);
+    sqlite3_bind_text(s, (*col)++, r->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, (*col)++, r->name ? r->name : "", -1, SQLITE_STATIC);
+    if (r->tz && *r->tz)
+        sqlite3_bind_text(s, (*col)++, r->tz, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, (*col)++);
+    sqlite3_bind_int(s, (*col)++, r->status);
+    sqlite3_bind_int64(s, (*col)++, now);
+    sqlite3_bind_int64(s, (*col)++, now);
+}
+
+gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, guint n, gint64 now,
+                           GError **err)
+{
+    return bulk_insert(
+        st, "INSERT INTO subscribers (id, email, name, tz, status, created_at, updated_at) VALUES ",
+        "(?, ?, ?, ?, " SUB_NAME("?") ", ?, ?)", subs, n, bind_new_sub, now, "import subscribers", err);
+}
+
+static void bind_new_enr(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now)
+{
+    const struct store_new_enr *r = (const struct store_new_enr *)rows + i;
+    sqlite3_bind_int64(s, (*col)++, r->id);
+    sqlite3_bind_int64(s, (*col)++, r->subscriber_id);
+    sqlite3_bind_text(s, (*col)++, r->course, -1, SQLITE_STATIC);
+    bind_time(s, (*col)++, r->next_send_at);
+    for (int k = 0; k < 3; k++)
+        sqlite3_bind_int64(s, (*col)++, now); /* anchor_at, created_at, updated_at */
+}
+
+gboolean store_enrollments_insert(struct store *st, const struct store_new_enr *enrs, guint n, gint64 now,
+                                  GError **err)
+{
+    return bulk_insert(st,
+                       "INSERT INTO enrollments (id, subscriber_id, course, state, next_lesson, next_send_at,"
+                       " anchor_at, created_at, updated_at) VALUES ",
+                       "(?, ?, ?, 'active', 1, ?, ?, ?, ?)", enrs, n, bind_new_enr, now, "import enrollments",
+                       err);
+}
+
+gint64 store_enrollments_max_id(struct store *st, GError **err)
+{
+    sqlite3_stmt *s = prep(st, "SELECT coalesce(max(id), 0) FROM enrollments", err);
+    return s ? count1(st, s, "newest enrollment", err) : -1;
 }

@@ -491,4 +491,77 @@ gboolean store_consent_import(struct store *st, const char *file, const char *op
 GPtrArray *store_consents_of(struct store *st, gint64 subscriber_id, GError **err);
 void store_consent_free(struct consent_row *c);
 
+/* ---- readers' notes (docs/notes.md) ---- */
+struct note_row {
+    gint64 id;
+    gint64 subscriber_id;
+    char *email; /* of the subscriber (store_notes only) */
+    char *course;
+    char *lesson_slug; /* the lesson replied to, or NULL when not known */
+    int lesson;        /* its position when the note came, 0 if not known */
+    gint64 received_at;
+    char *message_id; /* of the reader's mail, or NULL */
+    char *body;       /* what the reader wrote (quoted original cut off) */
+    char *forward;    /* kept, capped, or the forward's outbox state (queued, sent, failed...) */
+    gint64 outbox_id; /* store_note_add only: the forward, 0 for none */
+};
+/* Stores a note (inside the caller's transaction); n's strings are
+ * copied. Returns its id or -1 with err. */
+gint64 store_note_add(struct store *st, const struct note_row *n, GError **err);
+/* Returns how many notes of subscriber_id since `since` were forwarded, or
+ * -1 with err. */
+gint64 store_notes_forwarded_since(struct store *st, gint64 subscriber_id, gint64 since, GError **err);
+/* Returns every note (of course, or of all when NULL), oldest first, as
+ * struct note_row * (the array frees them); NULL with err. */
+GPtrArray *store_notes(struct store *st, const char *course, GError **err);
+void store_note_free(struct note_row *n);
+/* Adds the number of notes on each lesson of course to per_lesson (gint64,
+ * index = position - 1, already sized). FALSE with err. */
+gboolean store_note_counts(struct store *st, const char *course, GArray *per_lesson, GError **err);
+
+/* ---- bulk import (transfer.c) ---- */
+/* Returns the set of every suppression hash (g_hash_table_destroy), or NULL
+ * with err. */
+GHashTable *store_suppression_set(struct store *st, GError **err);
+/* Returns the largest subscriber id (0 when there is none), or -1. */
+gint64 store_subs_max_id(struct store *st, GError **err);
+struct store_known_sub {
+    gint64 id;
+    enum sub_state status;
+    char *tz;
+};
+void store_known_sub_free(struct store_known_sub *k);
+/* Looks up the n addresses of emails at once (inside a transaction):
+ * known gets email (g_strdup) -> struct store_known_sub * for each that is
+ * a subscriber, enrolled gets "email\ncourse" (g_strdup) for each of their
+ * enrollments. The tables must free what they hold. FALSE with err. */
+gboolean store_import_lookup(struct store *st, const char *const *emails, guint n, GHashTable *known,
+                             GHashTable *enrolled, GError **err);
+/* Writes the 'imported' audit event of every subscriber whose id is above
+ * after_id (those an import added in this transaction), in one statement. */
+gboolean store_events_imported(struct store *st, gint64 after_id, gint64 now, GError **err);
+/* A subscriber or an enrollment an import adds, with the id it chose
+ * (above the largest: the import holds the write lock). */
+struct store_new_sub {
+    gint64 id;
+    const char *email, *name, *tz; /* tz NULL or "": the course's */
+    enum sub_state status;
+};
+struct store_new_enr {
+    gint64 id, subscriber_id;
+    const char *course;
+    gint64 next_send_at; /* the first slot; anchor, created and updated are now */
+};
+/* Insert n rows, a few dozen per statement, inside the caller's
+ * transaction; FALSE with err (a UNIQUE conflict names the table). */
+gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, guint n, gint64 now,
+                           GError **err);
+/* As active enrollments at lesson 1. */
+gboolean store_enrollments_insert(struct store *st, const struct store_new_enr *enrs, guint n, gint64 now,
+                                  GError **err);
+/* Returns the largest enrollment id (0 when there is none), or -1. */
+gint64 store_enrollments_max_id(struct store *st, GError **err);
+/* Sets SQLite's page cache to kib KiB (0: SQLite's default, 2000). */
+gboolean store_cache_size(struct store *st, int kib, GError **err);
+
 #endif

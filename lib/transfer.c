@@ -79,6 +79,8 @@ static const char *const statuses[] = { "active", "paused", "completed", "unsubs
 
 /* The columns, in the order of columns[]: the header maps each to its
  * position in the file. */
+#define IMPORT_CACHE_KIB (128 * 1024)
+
 enum column { COL_EMAIL, COL_NAME, COL_TZ, COL_COURSE, COL_STATUS, N_COLUMNS };
 
 struct row {
@@ -102,13 +104,14 @@ struct import {
     struct app *app;
     const char *path;
     gboolean force;
-    const char *p;      /* the next record */
-    int line;           /* the line it starts on */
-    int idx[N_COLUMNS]; /* field index of each column, -1 if the header lacks it */
-    guint ncols;        /* fields in the header, so in every row */
-    GPtrArray *fields;  /* the record being looked at (g_free'd strings) */
-    GHashTable *seen;   /* email -> line of its first row */
-    GPtrArray *rows;    /* struct row *: the good ones, in file order */
+    const char *p;          /* the next record */
+    int line;               /* the line it starts on */
+    int idx[N_COLUMNS];     /* field index of each column, -1 if the header lacks it */
+    guint ncols;            /* fields in the header, so in every row */
+    GPtrArray *fields;      /* the record being looked at (g_free'd strings) */
+    GHashTable *seen;       /* email -> line of its first row */
+    GPtrArray *rows;        /* struct row *: the good ones, in file order */
+    GHashTable *suppressed; /* every suppression hash, read once; NULL when there is none (or --force) */
 };
 
 /* Reads the whole file: an import checks every row before it writes one,
@@ -226,15 +229,13 @@ static gboolean row_check(const struct import *im, const struct row *r, char **w
     } else if (g_hash_table_contains(im->seen, r->email)) {
         *why = g_strdup_printf("email: %s appears again (first on line %d)", r->email,
                                GPOINTER_TO_INT(g_hash_table_lookup(im->seen, r->email)));
-    } else if (!im->force && im->app->key) {
+    } else if (im->suppressed && im->app->key) {
         char *hash = token_hash_address(im->app->key, r->email);
-        int sup = store_suppressed(im->app->st, hash, err);
-        g_free(hash);
-        if (sup < 0)
-            return FALSE;
-        if (sup)
+        if (g_hash_table_contains(im->suppressed, hash))
             *why = g_strdup_printf("email: %s was erased at their request; --force imports it", r->email);
+        g_free(hash);
     }
+    (void)err;
     return TRUE;
 }
 
@@ -301,40 +302,54 @@ static gboolean import_check(struct import *im, struct transfer_stats *stats, GP
     }
 }
 
-/* The subscriber a row is about (inside the transaction): the one already
- * known, whose status and zone stand whatever the row says, or a new one
- * with the row's name and zone. A new row that says unsubscribed or bounced
- * keeps that fact. *status and *zone (g_free) are what the enrollment is
- * decided and placed by. Returns the id, or -1 with err. */
-static gint64 import_subscriber(struct app *app, const struct row *r, gint64 now,
-                                struct transfer_stats *stats, enum sub_state *status, char **zone,
-                                GError **err)
+/* What the database knew before the import wrote a row, read at once
+ * (store_import_lookup): the subscribers among the file's addresses and
+ * their enrollments. A file's address appears once (pass 1 refuses a
+ * repeat), so what the import itself adds is never looked up. */
+struct import_known {
+    GHashTable *subs;     /* email -> struct store_known_sub * */
+    GHashTable *enrolled; /* "email\ncourse" */
+};
+
+/* What pass 2 writes, decided row by row in memory first and then written
+ * a few dozen rows per statement. New rows get ids above the largest (the
+ * transaction holds the write lock), so an enrollment can name its new
+ * subscriber before either is written. */
+struct import_plan {
+    GArray *subs;  /* struct store_new_sub (strings borrowed from the rows) */
+    GArray *enrs;  /* struct store_new_enr */
+    GArray *holds; /* struct import_hold: enrollments the row says are paused or completed */
+    gint64 last_sub, last_enr;
+};
+
+struct import_hold {
+    gint64 id;
+    enum state_event ev;
+};
+
+/* The subscriber a row is about: the one already known, whose status and
+ * zone stand whatever the row says, or a new one with the row's name and
+ * zone. A new row that says unsubscribed or bounced keeps that fact.
+ * *status and *zone (borrowed) are what the enrollment is decided and
+ * placed by. Returns the id. */
+static gint64 import_subscriber(const struct row *r, const struct import_known *known,
+                                struct import_plan *plan, struct transfer_stats *stats,
+                                enum sub_state *status, const char **zone)
 {
-    GError *e = NULL;
-    struct sub_row *s = store_sub_get(app->st, r->email, &e);
-    if (s) {
-        gint64 id = s->id;
-        *status = s->status;
-        *zone = g_strdup(s->tz);
+    const struct store_known_sub *k = g_hash_table_lookup(known->subs, r->email);
+    if (k) {
+        *status = k->status;
+        *zone = k->tz;
         stats->existing++;
-        store_sub_free(s);
-        return id;
+        return k->id;
     }
-    if (e->code != CD_ERR_NOT_FOUND) {
-        g_propagate_error(err, e);
-        return -1;
-    }
-    g_clear_error(&e);
     int st = state_parse(ENT_SUB, r->status);
     *status = st == SUB_UNSUBSCRIBED || st == SUB_BOUNCED ? (enum sub_state)st : SUB_ACTIVE;
-    *zone = *r->tz ? g_strdup(r->tz) : NULL;
-    gint64 id = store_sub_add(app->st, r->email, r->name, r->tz, *status, now, err);
-    if (id < 0)
-        return -1;
-    if (!store_event(app->st, now, id, 0, "imported", "cli", "", err))
-        return -1;
+    *zone = *r->tz ? r->tz : NULL;
+    struct store_new_sub ns = { ++plan->last_sub, r->email, r->name, r->tz, *status };
+    g_array_append_val(plan->subs, ns);
     stats->added++;
-    return id;
+    return ns.id;
 }
 
 /* Whether a row enrolls its subscriber: only when it names a course and
@@ -366,44 +381,92 @@ static gint64 first_slot(struct app *app, GHashTable *first_slots, const struct 
 /* Enrolls sub_id in the row's course unless already enrolled there. The
  * row's status carries over: paused or completed is applied as the
  * operator's, with nothing planned. */
-static gboolean import_enrollment(struct app *app, const struct row *r, gint64 sub_id, const char *zone,
-                                  GHashTable *first_slots, gint64 now, struct transfer_stats *stats,
-                                  GError **err)
+static void import_enrollment(struct app *app, const struct row *r, const struct import_known *known,
+                              struct import_plan *plan, gint64 sub_id, const char *zone,
+                              GHashTable *first_slots, gint64 now, struct transfer_stats *stats)
 {
-    gint64 have = store_enrollment_find(app->st, sub_id, r->course, err);
-    if (have < 0)
-        return FALSE;
-    if (have > 0)
-        return TRUE;
+    char *key = g_strconcat(r->email, "\n", r->course, NULL);
+    gboolean have = g_hash_table_contains(known->enrolled, key);
+    g_free(key);
+    if (have)
+        return;
     const struct course *c = course_find(app->courses, r->course);
-    gint64 first = first_slot(app, first_slots, c, zone, now);
-    gint64 id = store_enroll(app->st, sub_id, c->slug, ENR_ACTIVE, first, now, now, err);
-    if (id < 0)
-        return FALSE;
+    struct store_new_enr ne = { ++plan->last_enr, sub_id, c->slug,
+                                first_slot(app, first_slots, c, zone, now) };
+    g_array_append_val(plan->enrs, ne);
     stats->enrolled++;
     int want = state_parse(ENT_ENR, r->status);
-    struct enr_change none_planned = { .set_next = TRUE, .set_reason = TRUE, .reason = REASON_OPERATOR };
-    if (want == ENR_PAUSED)
-        return store_enr_apply(app->st, id, EV_ENR_PAUSE, &none_planned, now, err);
-    if (want == ENR_COMPLETED)
-        return store_enr_apply(app->st, id, EV_ENR_COMPLETE, &none_planned, now, err);
-    return TRUE;
+    if (want == ENR_PAUSED || want == ENR_COMPLETED) {
+        struct import_hold h = { ne.id, want == ENR_PAUSED ? EV_ENR_PAUSE : EV_ENR_COMPLETE };
+        g_array_append_val(plan->holds, h);
+    }
 }
 
-/* Writes one good row (inside the transaction). */
-static gboolean import_row(struct app *app, const struct row *r, GHashTable *first_slots, gint64 now,
-                           struct transfer_stats *stats, GError **err)
+/* Plans one good row. */
+static void import_row(struct app *app, const struct row *r, const struct import_known *known,
+                       struct import_plan *plan, GHashTable *first_slots, gint64 now,
+                       struct transfer_stats *stats)
 {
     enum sub_state status = SUB_ACTIVE;
     /* The zone slots are computed in is the subscriber's own: for someone
      * already known, the stored one, whatever this row says. */
-    g_autofree char *zone = NULL;
-    gint64 sub_id = import_subscriber(app, r, now, stats, &status, &zone, err);
-    if (sub_id < 0)
-        return FALSE;
-    if (!row_enrolls(r, status))
+    const char *zone = NULL;
+    gint64 sub_id = import_subscriber(r, known, plan, stats, &status, &zone);
+    if (row_enrolls(r, status))
+        import_enrollment(app, r, known, plan, sub_id, zone, first_slots, now, stats);
+}
+
+/* Reads what the database knows of the rows' addresses, in two joins; an
+ * empty table of subscribers (a first import) needs none. */
+static gboolean import_lookup(struct app *app, const GPtrArray *rows, gint64 newest,
+                              struct import_known *known, GError **err)
+{
+    if (newest == 0)
         return TRUE;
-    return import_enrollment(app, r, sub_id, zone, first_slots, now, stats, err);
+    const char **emails = g_new(const char *, rows->len + 1);
+    for (guint i = 0; i < rows->len; i++)
+        emails[i] = ((const struct row *)rows->pdata[i])->email;
+    emails[rows->len] = NULL;
+    gboolean ok = store_import_lookup(app->st, emails, rows->len, known->subs, known->enrolled, err);
+    g_free(emails);
+    return ok;
+}
+
+/* Writes the plan: the subscribers, then the enrollments, WRITE_STEP rows
+ * at a time so that the progress bar moves; then the holds one by one (the
+ * lifecycle's guarded transition) and every new subscriber's 'imported'
+ * event in one statement. */
+#define WRITE_STEP 2000
+
+static gboolean import_apply(struct app *app, const struct import_plan *plan, gint64 newest, guint rows,
+                             gint64 now, transfer_progress progress, void *arg, GError **err)
+{
+    guint total = plan->subs->len + plan->enrs->len, done = 0;
+    gboolean ok = TRUE;
+    for (guint at = 0; ok && at < plan->subs->len; at += WRITE_STEP) {
+        guint n = MIN(WRITE_STEP, plan->subs->len - at);
+        ok = store_subs_insert(app->st, &g_array_index(plan->subs, struct store_new_sub, at), n, now, err);
+        done += n;
+        if (ok && progress)
+            progress((gint64)done * rows / total, rows, arg);
+    }
+    for (guint at = 0; ok && at < plan->enrs->len; at += WRITE_STEP) {
+        guint n = MIN(WRITE_STEP, plan->enrs->len - at);
+        ok = store_enrollments_insert(app->st, &g_array_index(plan->enrs, struct store_new_enr, at), n, now,
+                                      err);
+        done += n;
+        if (ok && progress)
+            progress((gint64)done * rows / total, rows, arg);
+    }
+    struct enr_change none_planned = { .set_next = TRUE, .set_reason = TRUE, .reason = REASON_OPERATOR };
+    for (guint i = 0; ok && i < plan->holds->len; i++) {
+        const struct import_hold *h = &g_array_index(plan->holds, struct import_hold, i);
+        ok = store_enr_apply(app->st, h->id, h->ev, &none_planned, now, err);
+    }
+    ok = ok && store_events_imported(app->st, newest, now, err);
+    if (ok && progress && total == 0)
+        progress(rows, rows, arg);
+    return ok;
 }
 
 /* Pass 2: writes the good rows in one transaction, so a failure (disk full,
@@ -413,21 +476,41 @@ static gboolean import_write(struct app *app, const char *path, const GPtrArray 
                              transfer_progress progress, void *arg, struct transfer_stats *stats,
                              GError **err)
 {
-    if (!store_begin(app->st, err))
+    /* A large import touches every page of the new rows' indexes many
+     * times: with SQLite's 2 MB cache they go to the WAL and are read back
+     * again and again. A cache as large as the transaction is worth it for
+     * the one command; it is set back afterwards. */
+    if (!store_cache_size(app->st, IMPORT_CACHE_KIB, err) || !store_begin(app->st, err))
         return FALSE;
     GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    gboolean ok = TRUE;
-    for (guint i = 0; ok && i < rows->len; i++) {
-        ok = import_row(app, rows->pdata[i], first_slots, now, stats, err);
-        if (ok && progress && (i % 2000 == 0 || i + 1 == rows->len))
-            progress(i + 1, rows->len, arg);
-    }
+    struct import_known known = {
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)store_known_sub_free),
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+    };
+    struct import_plan plan = {
+        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_sub), rows->len),
+        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_enr), rows->len),
+        g_array_new(FALSE, FALSE, sizeof(struct import_hold)),
+        store_subs_max_id(app->st, err),
+        store_enrollments_max_id(app->st, err),
+    };
+    gint64 newest = plan.last_sub;
+    gboolean ok = plan.last_sub >= 0 && plan.last_enr >= 0 && import_lookup(app, rows, newest, &known, err);
+    for (guint i = 0; ok && i < rows->len; i++)
+        import_row(app, rows->pdata[i], &known, &plan, first_slots, now, stats);
     /* the consent of what was enrolled: this file, by this Unix user */
-    ok = ok && store_consent_import(app->st, path, g_get_user_name(), now, err) && store_commit(app->st, err);
+    ok = ok && import_apply(app, &plan, newest, rows->len, now, progress, arg, err) &&
+         store_consent_import(app->st, path, g_get_user_name(), now, err) && store_commit(app->st, err);
     if (!ok) {
         store_rollback(app->st);
         stats->added = stats->enrolled = stats->existing = 0;
     }
+    store_cache_size(app->st, 0, NULL);
+    g_hash_table_destroy(known.subs);
+    g_hash_table_destroy(known.enrolled);
+    g_array_free(plan.subs, TRUE);
+    g_array_free(plan.enrs, TRUE);
+    g_array_free(plan.holds, TRUE);
     g_hash_table_destroy(first_slots);
     return ok;
 }
@@ -451,11 +534,22 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
         .seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
         .rows = g_ptr_array_new_with_free_func((GDestroyNotify)row_free),
     };
+    /* The suppressions are read once, not queried per row; a database that
+     * has none (or --force) spares every row its HMAC. */
+    gboolean ok = TRUE;
+    if (!force && app->key) {
+        im.suppressed = store_suppression_set(app->st, err);
+        ok = im.suppressed != NULL;
+        if (ok && g_hash_table_size(im.suppressed) == 0)
+            g_clear_pointer(&im.suppressed, g_hash_table_destroy);
+    }
     /* A dry run stops after pass 1: the counts and problems are its report. */
-    gboolean ok = import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
-                  (dry_run || import_write(app, path, im.rows, now, progress, arg, stats, err));
+    ok = ok && import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
+         (dry_run || import_write(app, path, im.rows, now, progress, arg, stats, err));
     g_ptr_array_unref(im.fields);
     g_hash_table_destroy(im.seen);
+    if (im.suppressed)
+        g_hash_table_destroy(im.suppressed);
     g_ptr_array_unref(im.rows);
     g_free(text);
     return ok;

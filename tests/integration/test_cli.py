@@ -215,7 +215,7 @@ def test_stats_funnel_and_daily(env, sink):
     env.tick("2026-05-06T07:00:00Z")
     st = js(env, "stats", "test")
     assert st == [{"course": "test", "enrolled": 4, "active": 3, "paused": 0, "completed": 0, "unsubscribed": 1,
-                   "bounced": 0, "pending": 0, "reached": [4, 3, 0], "lost": [1, 0, 0]}]
+                   "bounced": 0, "pending": 0, "reached": [4, 3, 0], "lost": [1, 0, 0], "notes_per_lesson": [0, 0, 0]}]
     text = env.ctl("stats", "test", now=NOW).stdout
     assert "\u2588" not in text or os.environ.get("LANG", "").lower().find("utf") >= 0
     ascii_text = env.ctl("stats", "test", "--ascii", now=NOW).stdout

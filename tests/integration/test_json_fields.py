@@ -21,7 +21,7 @@ NOW = "2026-05-04T10:00:00Z"
 FIXTURES = REPO / "tests" / "fixtures" / "inbound"
 
 # Fields that hold an instant, and fields that hold a UTC day.
-TIMES = {"created_at", "next_send_at", "next_attempt", "at", "utc", "requested_at", "confirmed_at"}
+TIMES = {"created_at", "next_send_at", "next_attempt", "at", "utc", "requested_at", "confirmed_at", "received_at"}
 DATES = {"day"}
 INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -63,6 +63,14 @@ def world(tmp_path_factory):
         env.ctl("pause", "bob@example.org", "other", "--for", "2w", now="2026-05-03T13:00:00Z")
         env.tick("2026-05-04T07:00:00Z")
         env.ctl("unenroll", "ann@example.org", "test", now="2026-05-04T08:00:00Z")
+        # a reader's note (a reply to bob's lesson that is no command)
+        [(mid,)] = env.sql("SELECT d.message_id FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id"
+                           " JOIN subscribers s ON s.id = e.subscriber_id"
+                           " WHERE s.email = 'bob@example.org' AND e.course = 'test' AND d.state = 'sent'")
+        note = mail("bob@example.org", "test@courses.example.org", "Re: Step 1 of the test",
+                    "Thank you, this one helped.").replace(
+                        b"MIME-Version", f"In-Reply-To: <{mid}>\r\nMIME-Version".encode())
+        ctl_json(env, "inbound", "--json", stdin=note)
         yield env
 
 
@@ -98,6 +106,7 @@ def outputs(world):
         ["schedule", "slow@example.org", "--json"],
         ["queue", "--json"],
         ["stats", "--json"],
+        ["replies", "--json"],
         ["stats", "--since", "30d", "--json"],
         ["log", "--json", "--limit", "0"],
         ["config", "show", "--json"],

@@ -17,6 +17,11 @@ NOW = "2026-03-02T10:00:00Z"
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
 COURSES = {"release": 14, "leaving-kindly": 8}
 SYSTEM = ["confirm", "welcome", "goodbye", "status", "help", "error", "complete"]
+# RFC 3834: an answer to a message is auto-replied; the welcome and the
+# complete mail answer none (the course sends them, as its lessons)
+AUTO_SUBMITTED = {"confirm": "auto-replied", "welcome": "auto-generated", "goodbye": "auto-replied",
+                  "status": "auto-replied", "help": "auto-replied", "error": "auto-replied",
+                  "complete": "auto-generated"}
 
 
 @pytest.fixture
@@ -106,7 +111,7 @@ def test_system_mails_parse_strictly(real, which):
                          "--name", "Zed <evil> Example", now=NOW)
     msg = strict(raw)
     assert not any(p.defects for p in msg.walk())
-    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["Auto-Submitted"] == AUTO_SUBMITTED[which]
     assert msg.get_body(("plain",)) is not None and msg.get_body(("html",)) is not None
     html = msg.get_body(("html",)).get_content()
     assert "<evil>" not in html
