@@ -142,3 +142,51 @@ def test_manage_journey_in_chromium(env, sink, browser):
         shoot(browser, "time", 390)
     finally:
         d.stop()
+
+
+def wait_for_mail(sink, rcpt, n, timeout=30):
+    """The n-th system mail to rcpt, waiting (bounded) for the running
+    coursed to send it."""
+    import time
+    deadline = time.monotonic() + timeout
+    while len(sink.system(rcpt)) < n:
+        assert time.monotonic() < deadline, f"no mail {n} to {rcpt} within {timeout} s"
+        time.sleep(0.1)
+    return sink.system(rcpt)[n - 1]["msg"]
+
+
+def test_signup_journey_in_chromium(env, sink, browser):
+    """A person on the course's signup page: fills it in with the keyboard's
+    fields and presses Subscribe; the browser's zone goes in with it; the
+    confirmation arrives at the SMTP server; its link, opened in the
+    browser, and the Confirm button there enroll them (issue 17)."""
+    d = Daemon(env, iso(NOW))
+    try:
+        browser.get(d.base + "/s/test")
+        shoot(browser, "signup", 390)
+        shoot(browser, "signup", 1200)
+        browser.find_element(By.ID, "email").send_keys("zoe@example.org")
+        browser.find_element(By.ID, "name").send_keys("Zoe")
+        assert browser.find_element(By.ID, "tz").get_attribute("value") == "Asia/Tokyo"
+        press(browser, browser.find_element(By.XPATH, '//button[contains(., "Subscribe")]'))
+        assert "Check your mail" in browser.page_source
+        assert "zoe@example.org" not in browser.page_source and "Zoe" not in browser.page_source
+        assert env.sql("SELECT state FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id "
+                       "WHERE s.email = 'zoe@example.org'") == [("pending",)]
+
+        confirm = wait_for_mail(sink, "zoe@example.org", 1)
+        assert confirm["Subject"].startswith("Please confirm")
+        text = confirm.get_body(("plain",)).get_content()
+        link = next(w for w in text.split() if w.startswith("https://courses.example.org/c/"))
+        browser.get(d.base + link[len("https://courses.example.org"):])
+        shoot(browser, "confirm", 390)
+        press(browser, browser.find_element(By.XPATH, '//button[contains(., "Confirm")]'))
+        assert env.sql("SELECT e.state, s.tz FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id "
+                       "WHERE s.email = 'zoe@example.org'") == [("active", "Asia/Tokyo")]
+        consent = json.loads(env.ctl("sub", "show", "zoe@example.org", "--json", now=iso(NOW)).stdout)
+        [c] = consent["consents"]
+        assert c["source"] == "form" and c["confirmed_via"] == "link"
+        welcome = wait_for_mail(sink, "zoe@example.org", 2)
+        assert welcome["Subject"].startswith("Welcome")
+    finally:
+        d.stop()

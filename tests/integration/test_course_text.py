@@ -16,7 +16,7 @@ COURSES_DIR = REPO / "courses"
 ARTICLE = Path(os.environ.get("COURSED_ARTICLE") or (REPO.parent / "shared" / "article.txt"))
 
 # what an edit does to readers already in the course (docs/course-edits.md)
-OPTIONAL_KEYS = {"on_insert_behind", "completed_get_new", "next_course", "complete_mail"}
+OPTIONAL_KEYS = {"on_insert_behind", "completed_get_new", "next_course", "complete_mail", "sign_off", "language", "replies_to"}
 REQUIRED_KEYS = {
     "title",
     "description",
