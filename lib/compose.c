@@ -334,7 +334,8 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
         { "step", v.step, FALSE },
         { "steps", v.steps, FALSE },
         { "subject", l->subject, FALSE },
-        { "lesson", l->body, FALSE },
+        /* the plain text made at load (the Markdown rendered per copy otherwise) */
+        { "lesson", l->text ? l->text : l->body, l->text != NULL },
         { "next_date", v.next, FALSE },
         { "unsubscribe_url", v.unsub_url, FALSE },
         { "command_address", v.command, FALSE },

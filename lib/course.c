@@ -45,6 +45,7 @@ static void lesson_clear(struct lesson *l)
     g_free(l->subject);
     g_free(l->body);
     g_free(l->html);
+    g_free(l->text);
 }
 
 void course_free(struct course *c)

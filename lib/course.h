@@ -10,7 +10,8 @@ struct lesson {
     char *path;
     char *subject;
     char *body;       /* Markdown */
-    char *html;       /* body as HTML (cmark), filled at load by app.c */
+    char *html;       /* body as HTML (cmark), filled at load (snapshot.c) */
+    char *text;       /* body as plain text (render_markdown_text), filled at load */
     int body_line;    /* line of the file where the body starts */
     gboolean support; /* header "Support: yes": carries the help line (docs/safety.md) */
 };

@@ -153,8 +153,12 @@ static gboolean load_courses(struct snapshot *s, int flags, GError **err)
     g_ptr_array_unref(problems);
     for (guint i = 0; i < s->courses->len; i++) {
         struct course *c = s->courses->pdata[i];
-        for (int n = 0; n < c->n_lessons; n++)
+        for (int n = 0; n < c->n_lessons; n++) {
+            /* once per lesson, not per copy: the plain text walks the
+             * parse tree and wraps, several times the cost of the HTML */
             c->lessons[n].html = render_markdown(c->lessons[n].body);
+            c->lessons[n].text = render_markdown_text(c->lessons[n].body);
+        }
     }
     return TRUE;
 }
