@@ -98,9 +98,9 @@ static void add_events(struct app *app, const struct course *c, gint64 enrollmen
         g_snprintf(step, sizeof step, "%d", n);
         g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
         char *summary = lang_say(words, "calendar_summary", FALSE, "title", c->title, "step", step, "steps",
-                                 steps, "subject", l ? l->subject : "", NULL);
+                                 steps, "subject", l ? l->subject : "", (char *)NULL);
         char *desc = lang_say(words, "calendar_description", FALSE, "title", c->title, "step", step, "steps",
-                              steps, "address", command, NULL);
+                              steps, "address", command, (char *)NULL);
         struct pace_event ev = { g_array_index(slots, gint64, i), uid, summary, desc };
         g_array_append_val(events, ev);
         g_ptr_array_add(strings, uid);

@@ -118,7 +118,7 @@ char *compose_next_offer(const struct app *app, const struct course *c, const st
     g_snprintf(n, sizeof n, "%d", nc->n_lessons);
     char *about = *nc->description ? g_strconcat(": ", nc->description, NULL) : g_strdup("");
     char *offer = lang_say(words, "next_course_offer", FALSE, "title", nc->title, "steps", n, "about", about,
-                           "url", url, NULL);
+                           "url", url, (char *)NULL);
     char *md = g_strdup_printf("%s\n\n%s\n\n", offer, lang_get(words, "next_course_confirm"));
     g_free(offer);
     g_free(about);
@@ -132,7 +132,8 @@ char *compose_courses_list(const struct app *app, const struct course *about)
     for (guint i = 0; i < app->courses->len; i++) {
         const struct course *c = app->courses->pdata[i];
         char *address = compose_command_address(app->cfg, c);
-        char *item = lang_say(words, "course_list_item", FALSE, "title", c->title, "address", address, NULL);
+        char *item = lang_say(words, "course_list_item", FALSE, "title", c->title, "address", address,
+                              (char *)NULL);
         g_string_append_printf(s, "- %s%s%s\n", item, *c->description ? ". " : "", c->description);
         g_free(item);
         g_free(address);
@@ -140,12 +141,11 @@ char *compose_courses_list(const struct app *app, const struct course *about)
     return g_string_free(s, FALSE);
 }
 
-/* The commands a footer line names, and the word each sends. */
-static const struct {
-    const char *name, *word;
-} footer_commands[] = {
-    { "pause", "pause" },   { "pause_2_weeks", "pause for 2 weeks" }, { "resume", "resume" },
-    { "status", "status" }, { "unsubscribe", "unsubscribe" },         { "help", "help" },
+/* The words a footer line's commands send, in the order of their
+ * placeholders in footer(): {pause} {pause_2_weeks} {resume} {status}
+ * {unsubscribe} {help}. */
+static const char *const footer_commands[] = {
+    "pause", "pause for 2 weeks", "resume", "status", "unsubscribe", "help",
 };
 
 /* Footer line `key` of words with its commands filled in: in text each
@@ -160,9 +160,9 @@ static char *footer(const struct lang *words, const char *key, gboolean html, co
     char *addr = g_markup_escape_text(address, -1);
     char *v[G_N_ELEMENTS(footer_commands)];
     for (size_t i = 0; i < G_N_ELEMENTS(footer_commands); i++) {
-        const char *w = footer_commands[i].word;
+        const char *w = footer_commands[i];
         if (!html) {
-            v[i] = lang_say(words, "quote", FALSE, "word", w, NULL);
+            v[i] = lang_say(words, "quote", FALSE, "word", w, (char *)NULL);
             continue;
         }
         char *q = g_uri_escape_string(w, NULL, FALSE);
@@ -177,7 +177,7 @@ static char *footer(const struct lang *words, const char *key, gboolean html, co
                              : g_strdup(lang_get(words, "unsubscribe_link"));
     char *line = lang_say(words, key, html, "pause", v[0], "pause_2_weeks", v[1], "resume", v[2], "status",
                           v[3], "unsubscribe", v[4], "help", v[5], "address", address_v, "unsubscribe_link",
-                          link, NULL);
+                          link, (char *)NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(footer_commands); i++)
         g_free(v[i]);
     g_free(link);
@@ -200,12 +200,12 @@ static char *manage_line(const struct lang *words, gboolean html, const char *ur
     if (!url || !*url)
         return g_strdup("");
     if (!html)
-        return lang_say(words, "foot_manage_text", FALSE, "manage_url", url, NULL);
+        return lang_say(words, "foot_manage_text", FALSE, "manage_url", url, (char *)NULL);
     char *u = g_markup_escape_text(url, -1);
     char *word = g_markup_escape_text(lang_get(words, "manage_link"), -1);
     char *link = g_strdup_printf("<a href=\"%s\" style=\"color:#5e5850; text-decoration:underline;\">%s</a>",
                                  u, word);
-    char *line = lang_say(words, "foot_manage_html", TRUE, "manage_link", link, NULL);
+    char *line = lang_say(words, "foot_manage_html", TRUE, "manage_link", link, (char *)NULL);
     g_free(link);
     g_free(word);
     g_free(u);
@@ -217,7 +217,7 @@ static char *manage_line(const struct lang *words, gboolean html, const char *ur
 static char *greeting(const struct lang *words, const char *name)
 {
     if (name && *name)
-        return lang_say(words, "greeting", FALSE, "name", name, NULL);
+        return lang_say(words, "greeting", FALSE, "name", name, (char *)NULL);
     return g_strdup(lang_get(words, "greeting_anonymous"));
 }
 
@@ -304,7 +304,7 @@ static gboolean lesson_parts(const struct app *app, const struct course *c, int 
     v.command = compose_command_address(app->cfg, c);
     v.manage = manage_link(app, c, to);
     v.greeting = greeting(words, to->name);
-    v.step_line = lang_say(words, "step_line", FALSE, "step", v.step, "steps", v.steps, NULL);
+    v.step_line = lang_say(words, "step_line", FALSE, "step", v.step, "steps", v.steps, (char *)NULL);
     v.foot_pause = footer(words, "foot_pause", FALSE, v.command, NULL);
     v.foot_status = footer(words, "foot_status", FALSE, v.command, NULL);
     v.foot_leave = footer(words, "foot_leave_text", FALSE, v.command, NULL);
@@ -506,7 +506,7 @@ char *compose_lesson(const struct app *app, const struct course *c, int n, const
 static char *zone_sentence(const struct lang *words, const char *zone, gboolean known, gboolean guessed)
 {
     const char *key = known && guessed ? "zone_guessed" : known ? "zone_known" : "zone_unknown";
-    return lang_say(words, key, FALSE, "zone", zone, NULL);
+    return lang_say(words, key, FALSE, "zone", zone, (char *)NULL);
 }
 
 /* The former zone_hint placeholder (templates that still have the zone
@@ -516,7 +516,8 @@ static char *zone_hint(const struct lang *words, const char *zone, gboolean know
 {
     if (known && !guessed)
         return g_strdup("");
-    return lang_say(words, known ? "zone_hint_guessed" : "zone_hint_unknown", FALSE, "zone", zone, NULL);
+    return lang_say(words, known ? "zone_hint_guessed" : "zone_hint_unknown", FALSE, "zone", zone,
+                    (char *)NULL);
 }
 
 /* How the person came in, as the welcome says it. */

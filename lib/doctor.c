@@ -27,7 +27,10 @@ static void add(GPtrArray *out, const char *name, gboolean ok, char *detail, con
 /* Returns the user name of uid, or "uid N"; g_free(). */
 static char *user_name(uid_t uid)
 {
-    struct passwd *pw = getpwuid(uid);
+    struct passwd pwd, *pw = NULL;
+    char buf[4096];
+    if (getpwuid_r(uid, &pwd, buf, sizeof buf, &pw) != 0)
+        pw = NULL;
     return pw ? g_strdup(pw->pw_name) : g_strdup_printf("uid %d", (int)uid);
 }
 

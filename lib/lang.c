@@ -373,7 +373,7 @@ char *lang_time(const struct lang *s, int hour, int minute)
     char h[8], m[8];
     g_snprintf(h, sizeof h, "%d", hour);
     g_snprintf(m, sizeof m, "%02d", minute);
-    return lang_say(s, "time", FALSE, "hour", h, "minute", m, NULL);
+    return lang_say(s, "time", FALSE, "hour", h, "minute", m, (char *)NULL);
 }
 
 char *lang_date(const struct lang *s, int weekday, int day, int month, int hour, int minute)
@@ -384,7 +384,8 @@ char *lang_date(const struct lang *s, int weekday, int day, int month, int hour,
         g_strlcpy(d, lang_get(s, "day_1"), sizeof d);
     char *t = lang_time(s, hour, minute);
     char *out = lang_say(s, "date", FALSE, "weekday", lang_item(s, "weekdays", CLAMP(weekday, 1, 7) - 1),
-                         "day", d, "month", lang_item(s, "months", CLAMP(month, 1, 12) - 1), "time", t, NULL);
+                         "day", d, "month", lang_item(s, "months", CLAMP(month, 1, 12) - 1), "time", t,
+                         (char *)NULL);
     g_free(t);
     return out;
 }

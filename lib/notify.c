@@ -164,18 +164,18 @@ gboolean notify_status(struct app *app, const struct course *c, gint64 enrollmen
     g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
     char *progress;
     if (e->state == ENR_COMPLETED)
-        progress = lang_say(words, "progress_completed", FALSE, "steps", steps, NULL);
+        progress = lang_say(words, "progress_completed", FALSE, "steps", steps, (char *)NULL);
     else if (e->state == ENR_PAUSED && e->paused_until > 0) {
         char *until = compose_date(app, c, e->paused_until, zone, FALSE);
         progress = lang_say(words, "progress_paused_until", FALSE, "sent", sent, "steps", steps, "date",
-                            until, NULL);
+                            until, (char *)NULL);
         g_free(until);
     } else if (e->state == ENR_PAUSED)
-        progress = lang_say(words, "progress_paused", FALSE, "sent", sent, "steps", steps, NULL);
+        progress = lang_say(words, "progress_paused", FALSE, "sent", sent, "steps", steps, (char *)NULL);
     else if (e->state == ENR_STOPPED)
-        progress = lang_say(words, "progress_stopped", FALSE, "sent", sent, "steps", steps, NULL);
+        progress = lang_say(words, "progress_stopped", FALSE, "sent", sent, "steps", steps, (char *)NULL);
     else
-        progress = lang_say(words, "progress_active", FALSE, "sent", sent, "steps", steps, NULL);
+        progress = lang_say(words, "progress_active", FALSE, "sent", sent, "steps", steps, (char *)NULL);
     GArray *slots = g_array_new(FALSE, FALSE, sizeof(gint64));
     GArray *lessons = g_array_new(FALSE, FALSE, sizeof(int));
     gboolean ok = calendar_upcoming(app, e, c, slots, lessons, err);

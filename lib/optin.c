@@ -391,7 +391,7 @@ gboolean optin_leave(struct app *app, gint64 enrollment_id, const char *via, gin
             g_snprintf(sent, sizeof sent, "%d", e->lessons_sent);
             g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
             char *progress = lang_say(app_lang(app, c), "progress_left", FALSE, "sent", sent, "steps", steps,
-                                      NULL);
+                                      (char *)NULL);
             struct render_var vars[] = { { "progress", progress, FALSE } };
             struct compose_system_opts opts = { vars, 1, NULL, NULL, FALSE };
             ok = notify_queue(app, "goodbye", c, &to, e->subscriber_id, &opts, TRUE, NULL, now, err);

@@ -430,15 +430,15 @@ char *pace_describe_in(const struct pace_rule *rule, const struct lang *words)
     g_snprintf(n, sizeof n, "%d", r.interval);
     char *days = describe_days(&r, words), *out;
     if (r.freq == ICAL_DAILY_RECURRENCE && r.interval <= 1)
-        out = lang_say(words, "schedule_daily", FALSE, "time", time, NULL);
+        out = lang_say(words, "schedule_daily", FALSE, "time", time, (char *)NULL);
     else if (r.freq == ICAL_DAILY_RECURRENCE)
-        out = lang_say(words, "schedule_days", FALSE, "n", n, "time", time, NULL);
+        out = lang_say(words, "schedule_days", FALSE, "n", n, "time", time, (char *)NULL);
     else if (days && r.interval > 1)
-        out = lang_say(words, "schedule_weeks", FALSE, "days", days, "n", n, "time", time, NULL);
+        out = lang_say(words, "schedule_weeks", FALSE, "days", days, "n", n, "time", time, (char *)NULL);
     else if (days)
-        out = lang_say(words, "schedule_weekly", FALSE, "days", days, "time", time, NULL);
+        out = lang_say(words, "schedule_weekly", FALSE, "days", days, "time", time, (char *)NULL);
     else
-        out = lang_say(words, "schedule_other", FALSE, "time", time, NULL);
+        out = lang_say(words, "schedule_other", FALSE, "time", time, (char *)NULL);
     g_free(days);
     g_free(time);
     return out;

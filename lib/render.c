@@ -943,6 +943,8 @@ static GPtrArray *pt_cells(struct pt *pt, cmark_node *t, guint n_cols, size_t **
 static void pt_table(struct pt *pt, cmark_node *t, const char *first, const char *rest)
 {
     guint n_cols = cmark_gfm_extensions_get_table_columns(t);
+    if (n_cols == 0)
+        return; /* no columns, no cells to lay out (and no k % n_cols below) */
     const uint8_t *align = cmark_gfm_extensions_get_table_alignments(t);
     size_t *width = NULL;
     GPtrArray *cells = pt_cells(pt, t, n_cols, &width);
@@ -951,7 +953,7 @@ static void pt_table(struct pt *pt, cmark_node *t, const char *first, const char
         total += width[i] + (i ? 2 : 0);
     GString *line = g_string_new(NULL);
     const char *prefix = first;
-    if (n_cols > 0 && total <= TEXT_WIDTH) {
+    if (total <= TEXT_WIDTH) {
         for (guint k = 0; k < cells->len; k++) {
             guint i = k % n_cols;
             const char *s = cells->pdata[k];

@@ -1025,7 +1025,7 @@ char *tick_sample_system(const struct app *app, const char *which, const struct 
     g_snprintf(had, sizeof had, "%d", !strcmp(which, "goodbye") ? MIN(2, c->n_lessons) : 1);
     g_snprintf(steps, sizeof steps, "%d", c->n_lessons);
     char *progress = lang_say(words, !strcmp(which, "goodbye") ? "progress_left" : "progress_active", FALSE,
-                              "sent", had, "steps", steps, NULL);
+                              "sent", had, "steps", steps, (char *)NULL);
     char *url = g_strdup_printf("%s/c/%s", app->cfg->base_url, COMPOSE_PREVIEW_TOKEN);
     char *reply_to = g_strdup_printf("%s+confirm-%s@%s", c->slug, COMPOSE_PREVIEW_TOKEN, app->cfg->domain);
     char *courses = compose_courses_list(app, c);

@@ -103,7 +103,6 @@ static void row_free(struct row *r)
 struct import {
     struct app *app;
     const char *path;
-    gboolean force;
     const char *p;          /* the next record */
     int line;               /* the line it starts on */
     int idx[N_COLUMNS];     /* field index of each column, -1 if the header lacks it */
@@ -526,7 +525,6 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
     struct import im = {
         .app = app,
         .path = path,
-        .force = force,
         .p = text,
         .line = 1,
         .idx = { -1, -1, -1, -1, -1 },
