@@ -2,7 +2,7 @@
  * Markdown. The HTML (cmark-gfm with tables and strikethrough, inline
  * styles added) and the plain text part must be valid UTF-8; the text
  * part has no control character but the line break, no trailing space and
- * no line over 72 columns unless it is a code line or one address (nested
+ * no line over 72 columns (as a fixed-width font shows them) unless it is a code line or one address (nested
  * lists and quotes may take it to 72 + their indentation, at most 30
  * columns of text each), before and after render_text_wrap(); the lint
  * must give each problem as "file:line: message" with a line inside the
@@ -17,6 +17,19 @@
 #include "render.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The columns a fixed-width font gives s: a zero-width character (a
+ * combining mark, U+FEFF) none, a wide one two; as the renderer counts
+ * when it wraps. */
+static glong columns(const char *s)
+{
+    glong w = 0;
+    for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        w += g_unichar_iszerowidth(c) ? 0 : g_unichar_iswide(c) ? 2 : 1;
+    }
+    return w;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -41,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             last = last ? last + 1 : *l;
             if (g_str_has_suffix(*l, " ") && pass == 0)
                 __builtin_trap();
-            if (g_utf8_strlen(*l, -1) > 72 && g_utf8_strlen(last, -1) < 30 && strspn(*l, " ") < 42 && !code)
+            if (columns(*l) > 72 && g_utf8_strlen(last, -1) < 30 && strspn(*l, " ") < 42 && !code)
                 __builtin_trap(); /* too wide, and not an address standing alone after its indentation */
         }
         g_strfreev(rows);
