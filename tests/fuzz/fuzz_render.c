@@ -54,7 +54,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             last = last ? last + 1 : *l;
             if (g_str_has_suffix(*l, " ") && pass == 0)
                 __builtin_trap();
-            if (columns(*l) > 72 && g_utf8_strlen(last, -1) < 30 && strspn(*l, " ") < 42 && !code)
+            /* the indentation: spaces, and the markers of the lists it is in
+             * ("- ", "12. "), as a list item that opens with a quote has */
+            size_t indent = strspn(*l, " -.0123456789");
+            if (columns(*l) > 72 && g_utf8_strlen(last, -1) < 30 && indent < 42 && !code)
                 __builtin_trap(); /* too wide, and not an address standing alone after its indentation */
         }
         g_strfreev(rows);
