@@ -87,6 +87,21 @@ static void set_in_reply_to(GMimeObject *obj, const char *id)
         g_mime_references_free(refs);
 }
 
+/* Returns obj written with CRLF line ends as a NUL-terminated copy;
+ * *len gets its length. g_free(). */
+static char *message_bytes(GMimeObject *obj, gsize *len)
+{
+    GMimeStream *out = g_mime_stream_mem_new();
+    g_mime_object_write_to_stream(obj, crlf_options, out);
+    GByteArray *bytes = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)out);
+    *len = bytes->len;
+    char *result = g_malloc(bytes->len + 1);
+    memcpy(result, bytes->data, bytes->len);
+    result[bytes->len] = '\0';
+    g_object_unref(out);
+    return result;
+}
+
 char *message_build(const struct message_spec *m, gsize *len, GError **err)
 {
     message_init();
@@ -183,14 +198,7 @@ char *message_build(const struct message_spec *m, gsize *len, GError **err)
     g_mime_message_set_mime_part(msg, body);
     g_object_unref(body);
 
-    GMimeStream *out = g_mime_stream_mem_new();
-    g_mime_object_write_to_stream(obj, crlf_options, out);
-    GByteArray *bytes = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)out);
-    *len = bytes->len;
-    char *result = g_malloc(bytes->len + 1);
-    memcpy(result, bytes->data, bytes->len);
-    result[bytes->len] = '\0';
-    g_object_unref(out);
+    char *result = message_bytes(obj, len);
     g_object_unref(msg);
     g_free(from_name);
     g_free(to_name);
@@ -994,14 +1002,7 @@ char *message_build_note(const struct message_note *n, gsize *len, GError **err)
     GMimePart *body = text_part("plain", n->text ? n->text : "");
     g_mime_message_set_mime_part(msg, (GMimeObject *)body);
     g_object_unref(body);
-    GMimeStream *out = g_mime_stream_mem_new();
-    g_mime_object_write_to_stream(obj, crlf_options, out);
-    GByteArray *bytes = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)out);
-    *len = bytes->len;
-    char *result = g_malloc(bytes->len + 1);
-    memcpy(result, bytes->data, bytes->len);
-    result[bytes->len] = '\0';
-    g_object_unref(out);
+    char *result = message_bytes(obj, len);
     g_object_unref(msg);
     g_free(from_name);
     g_free(subject);
