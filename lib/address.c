@@ -367,9 +367,12 @@ char *address_normalize(const char *addr, GError **err)
         /* The local part is kept in lower case: local parts are case-blind
          * at every provider people use, and one person must not become
          * two. */
-        char *local = g_ascii_strdown(addr, at - addr);
-        out = g_strdup_printf("%s@%s", local, domain);
-        g_free(local);
+        size_t ll = (size_t)(at - addr), dl = strlen(domain);
+        out = g_malloc(ll + 1 + dl + 1);
+        for (size_t i = 0; i < ll; i++)
+            out[i] = g_ascii_tolower(addr[i]);
+        out[ll] = '@';
+        memcpy(out + ll + 1, domain, dl + 1);
     }
     g_free(ascii);
     g_free(domain);
@@ -408,6 +411,13 @@ char *address_clean_name(const char *name, gsize max_chars)
 {
     if (!name)
         return NULL;
+    /* printable ASCII, the common case of a whole import, needs no
+     * decoding: it is kept as it is, up to max_chars */
+    gsize n_ascii = 0;
+    while (name[n_ascii] >= 0x20 && name[n_ascii] < 0x7f)
+        n_ascii++;
+    if (!name[n_ascii] || n_ascii >= max_chars)
+        return g_strstrip(g_strndup(name, MIN(n_ascii, max_chars)));
     char *valid = g_utf8_make_valid(name, -1);
     GString *s = g_string_new(NULL);
     gsize n = 0;

@@ -15,10 +15,15 @@
 struct store {
     sqlite3 *db;
     char *path;
-    gint64 due_steps;  /* SQLite VM steps of the last store_due() */
-    int depth;         /* open transactions: 1 = BEGIN, more = SAVEPOINTs */
-    GHashTable *stmts; /* const char *sql (static) -> sqlite3_stmt* */
+    gint64 due_steps;    /* SQLite VM steps of the last store_due() */
+    int depth;           /* open transactions: 1 = BEGIN, more = SAVEPOINTs */
+    GHashTable *stmts;   /* const char *sql (static) -> sqlite3_stmt* */
+    gboolean bulk_alone; /* store_bulk_begin took the rollback journal */
+    GHashTable *bulk;    /* const char *head (static) -> its STORE_BULK_ROWS-row INSERT */
 };
+
+/* How long a statement waits for another connection's lock. */
+#define BUSY_TIMEOUT_MS 10000
 
 /* Each entry moves the schema one version up; never edit a released one. */
 static const char *migrations[] = {
@@ -251,6 +256,9 @@ static const char *migrations[] = {
      "  outbox_id INTEGER);"
      "CREATE INDEX notes_course ON notes(course, received_at);"
      "CREATE INDEX notes_subscriber ON notes(subscriber_id, received_at);"),
+    /* events_kind (subscriber_id, kind, at) serves every lookup by
+     * subscriber; the second index only cost every event a B-tree insert */
+    ("DROP INDEX IF EXISTS events_subscriber;"),
 };
 
 /* The CASE expressions that turn a stored state into its enum value, in the
@@ -527,7 +535,7 @@ struct store *store_open(const char *path, gboolean create, GError **err)
         store_close(st);
         return NULL;
     }
-    sqlite3_busy_timeout(st->db, 10000);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(st->db, 1);
     if (!exec(st, "PRAGMA journal_mode = WAL", err) || !exec(st, "PRAGMA synchronous = FULL", err) ||
         !exec(st, "PRAGMA foreign_keys = ON", err) || !migrate(st, err)) {
@@ -548,6 +556,8 @@ void store_close(struct store *st)
         return;
     if (st->stmts)
         g_hash_table_destroy(st->stmts);
+    if (st->bulk)
+        g_hash_table_destroy(st->bulk);
     if (st->db)
         sqlite3_close(st->db);
     g_free(st->path);
@@ -1539,13 +1549,18 @@ gboolean store_events_tag(struct store *st, gint64 after_id, const char *message
 
 GPtrArray *store_events(struct store *st, gint64 subscriber_id, int limit, GError **err)
 {
-    sqlite3_stmt *s = prep(
-        st,
-        "SELECT ev.at, coalesce(s.email, ''), ev.kind, ev.via, ev.detail, coalesce(ev.enrollment_id, 0),"
-        " ev.message_id"
-        " FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id"
-        " WHERE ?1 = 0 OR ev.subscriber_id = ?1 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2",
-        err);
+    /* two texts, not "?1 = 0 OR subscriber_id = ?1": SQLite plans a
+     * statement before its values are bound, and that one walks every
+     * event newest first to find one subscriber's */
+#define EVENTS_SELECT                                                                                 \
+    "SELECT ev.at, coalesce(s.email, ''), ev.kind, ev.via, ev.detail, coalesce(ev.enrollment_id, 0)," \
+    " ev.message_id FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id"
+    sqlite3_stmt *s =
+        subscriber_id
+            ? prep(st, EVENTS_SELECT " WHERE ev.subscriber_id = ?1 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2",
+                   err)
+            : prep(st, EVENTS_SELECT " WHERE ?1 = 0 ORDER BY ev.at DESC, ev.id DESC LIMIT ?2", err);
+#undef EVENTS_SELECT
     if (!s)
         return NULL;
     sqlite3_bind_int64(s, 1, subscriber_id);
@@ -2578,22 +2593,22 @@ gboolean store_consent_mail(struct store *st, gint64 enrollment_id, const char *
     return step_done(st, s, "record the confirmation mail's hash", err);
 }
 
-gboolean store_consent_import(struct store *st, const char *file, const char *operator_name, gint64 now,
-                              GError **err)
+gboolean store_consent_import(struct store *st, gint64 after_id, const char *file, const char *operator_name,
+                              gint64 now, GError **err)
 {
-    /* Every enrollment this transaction created (created_at = now) that has
-     * no consent record yet is one the import made: one statement, not a
-     * row per line of a large file. */
-    sqlite3_stmt *s = prep(st,
-                           "INSERT INTO consents (subscriber_id, enrollment_id, course, requested_at, source,"
-                           " detail, operator, confirmed_at, confirmed_via)"
-                           " SELECT e.subscriber_id, e.id, e.course, ?1, 'import', ?2, ?3, ?1, 'operator'"
-                           " FROM enrollments e WHERE e.created_at = ?1"
-                           " AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.enrollment_id = e.id)",
-                           err);
+    /* inside the import's transaction every enrollment above after_id is
+     * one it made: one statement, not a row per line of a large file */
+    sqlite3_stmt *s = prep(
+        st,
+        "INSERT OR ROLLBACK INTO consents (subscriber_id, enrollment_id, course, requested_at,"
+        " source, detail, operator, confirmed_at, confirmed_via)"
+        " SELECT e.subscriber_id, e.id, e.course, ?1, 'import', ?2, ?3, ?1, 'operator'"
+        " FROM enrollments e WHERE e.id > ?4 ORDER BY e.id",
+        err);
     if (!s)
         return FALSE;
     sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 4, after_id);
     bind_text(s, 2, file);
     bind_text(s, 3, operator_name);
     return step_done(st, s, "record the consent of an import", err);
@@ -2852,7 +2867,7 @@ gboolean store_events_imported(struct store *st, gint64 after_id, gint64 now, GE
      * one it added: their audit events in one statement */
     sqlite3_stmt *s = prep(
         st,
-        "INSERT INTO events (at, subscriber_id, enrollment_id, kind, via, detail)"
+        "INSERT OR ROLLBACK INTO events (at, subscriber_id, enrollment_id, kind, via, detail)"
         " SELECT ?1, id, NULL, 'imported', 'cli', '' FROM subscribers WHERE id > ?2 ORDER BY id",
         err);
     if (!s)
@@ -2862,49 +2877,118 @@ gboolean store_events_imported(struct store *st, gint64 after_id, gint64 now, GE
     return step_done(st, s, "log imports", err);
 }
 
-gboolean store_cache_size(struct store *st, int kib, GError **err)
+/* SQLite advises its rollback journal over the WAL for transactions of
+ * more than about 100 MB: the WAL holds every new page once and the
+ * checkpoint copies it again, where a rollback journal keeps only the old
+ * contents of the pages that already existed (none of a new table's). A
+ * row of an import is about 400 bytes with its indexes. */
+#define BULK_ALONE_ROWS 100000
+
+gboolean store_bulk_begin(struct store *st, guint rows, GError **err)
 {
-    char *sql = g_strdup_printf("PRAGMA cache_size = -%d", kib > 0 ? kib : 2000);
-    gboolean ok = exec(st, sql, err);
-    g_free(sql);
-    return ok;
+    /* A large transaction touches its indexes' pages many times: with
+     * SQLite's 2 MB cache they go to the WAL and are read back again and
+     * again. Each multi-row INSERT inside a transaction also keeps a
+     * statement journal, to undo itself alone if a constraint fails; on
+     * disk that journal was two thirds of an import's writes (a temporary
+     * file cut and written again for every statement). In memory it holds
+     * only the pages one statement touches. The foreign keys are the
+     * caller's to keep (store.h): checking them was a lookup per row and
+     * table. */
+    if (!exec(st, "PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY; PRAGMA foreign_keys = OFF", err))
+        return FALSE;
+    st->bulk_alone = FALSE;
+    if (rows >= BULK_ALONE_ROWS) {
+        /* only when no other connection has the database open: the switch
+         * needs it alone, and is refused at once (no waiting) otherwise */
+        sqlite3_busy_timeout(st->db, 0);
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = DELETE", -1, &s, NULL) == SQLITE_OK &&
+            sqlite3_step(s) == SQLITE_ROW)
+            st->bulk_alone = !g_strcmp0((const char *)sqlite3_column_text(s, 0), "delete");
+        sqlite3_finalize(s);
+        sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    }
+    if (!store_begin(st, err)) {
+        store_bulk_end(st);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean store_bulk_alone(const struct store *st)
+{
+    return st->bulk_alone;
+}
+
+void store_bulk_end(struct store *st)
+{
+    if (!st)
+        return;
+    /* If this cannot have the WAL back (someone opened the database in the
+     * meantime and is reading it), the next store_open anywhere sets it. */
+    if (st->bulk_alone)
+        sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+    st->bulk_alone = FALSE;
+    sqlite3_exec(st->db, "PRAGMA cache_size = -2000; PRAGMA temp_store = DEFAULT; PRAGMA foreign_keys = ON",
+                 NULL, NULL, NULL);
 }
 
 /* Runs `head` followed by n copies of `row` (comma-separated) with the
- * values bind() puts in, for rows [0, total) in chunks of IMPORT_CHUNK:
+ * values bind() puts in, for rows [0, total) in chunks of STORE_BULK_ROWS:
  * one statement per chunk, not per row (a statement's start and end cost
  * as much as the insert itself). */
-#define IMPORT_CHUNK 64
 typedef void (*bulk_bind_fn)(sqlite3_stmt *s, int *col, guint i, const void *rows, gint64 now);
+
+/* The INSERT of head and n copies of row, prepared; NULL with err. */
+static sqlite3_stmt *bulk_prepare(struct store *st, const char *head, const char *row, guint n,
+                                  const char *what, GError **err)
+{
+    GString *sql = g_string_new(head);
+    for (guint k = 0; k < n; k++) {
+        if (k)
+            g_string_append_c(sql, ',');
+        g_string_append(sql, row);
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v3(st->db, sql->str, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    g_string_free(sql, TRUE);
+    if (rc != SQLITE_OK) {
+        fail(st, rc, what, err);
+        return NULL;
+    }
+    return s;
+}
 
 static gboolean bulk_insert(struct store *st, const char *head, const char *row, const void *rows,
                             guint total, bulk_bind_fn bind, gint64 now, const char *what, GError **err)
 {
-    sqlite3_stmt *s = NULL;
-    guint prepared_for = 0;
+    /* the full-size statement is kept with the connection, as prep() keeps
+     * the others: preparing it cost as much as a few hundred rows */
+    if (!st->bulk)
+        st->bulk = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
+    sqlite3_stmt *full = g_hash_table_lookup(st->bulk, head);
+    if (!full && total >= STORE_BULK_ROWS) {
+        full = bulk_prepare(st, head, row, STORE_BULK_ROWS, what, err);
+        if (!full)
+            return FALSE;
+        g_hash_table_insert(st->bulk, (gpointer)head, full);
+    }
     gboolean ok = TRUE;
-    for (guint at = 0; ok && at < total; at += IMPORT_CHUNK) {
-        guint n = MIN(IMPORT_CHUNK, total - at);
-        if (n != prepared_for) {
-            sqlite3_finalize(s);
-            GString *sql = g_string_new(head);
-            for (guint k = 0; k < n; k++)
-                g_string_append_printf(sql, "%s%s", k ? "," : "", row);
-            int rc = sqlite3_prepare_v2(st->db, sql->str, -1, &s, NULL);
-            g_string_free(sql, TRUE);
-            if (rc != SQLITE_OK) {
-                s = NULL;
-                ok = fail(st, rc, what, err);
-                break;
-            }
-            prepared_for = n;
-        }
+    for (guint at = 0; ok && at < total; at += STORE_BULK_ROWS) {
+        guint n = MIN(STORE_BULK_ROWS, total - at);
+        sqlite3_stmt *s = n == STORE_BULK_ROWS ? full : bulk_prepare(st, head, row, n, what, err);
+        if (!s)
+            return FALSE;
+        sqlite3_reset(s);
         int col = 1;
         for (guint k = 0; k < n; k++)
             bind(s, &col, at + k, rows, now);
         ok = step_done(st, s, what, err);
+        sqlite3_clear_bindings(s); /* the rows' strings are bound SQLITE_STATIC */
+        if (s != full)
+            sqlite3_finalize(s);
     }
-    sqlite3_finalize(s);
     return ok;
 }
 
@@ -2927,7 +3011,8 @@ gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, g
                            GError **err)
 {
     return bulk_insert(
-        st, "INSERT INTO subscribers (id, email, name, tz, status, created_at, updated_at) VALUES ",
+        st,
+        "INSERT OR ROLLBACK INTO subscribers (id, email, name, tz, status, created_at, updated_at) VALUES ",
         "(?, ?, ?, ?, " SUB_NAME("?") ", ?, ?)", subs, n, bind_new_sub, now, "import subscribers", err);
 }
 
@@ -2945,11 +3030,11 @@ static void bind_new_enr(sqlite3_stmt *s, int *col, guint i, const void *rows, g
 gboolean store_enrollments_insert(struct store *st, const struct store_new_enr *enrs, guint n, gint64 now,
                                   GError **err)
 {
-    return bulk_insert(st,
-                       "INSERT INTO enrollments (id, subscriber_id, course, state, next_lesson, next_send_at,"
-                       " anchor_at, created_at, updated_at) VALUES ",
-                       "(?, ?, ?, 'active', 1, ?, ?, ?, ?)", enrs, n, bind_new_enr, now, "import enrollments",
-                       err);
+    return bulk_insert(
+        st,
+        "INSERT OR ROLLBACK INTO enrollments (id, subscriber_id, course, state, next_lesson, next_send_at,"
+        " anchor_at, created_at, updated_at) VALUES ",
+        "(?, ?, ?, 'active', 1, ?, ?, ?, ?)", enrs, n, bind_new_enr, now, "import enrollments", err);
 }
 
 gint64 store_enrollments_max_id(struct store *st, GError **err)

@@ -482,10 +482,11 @@ gboolean store_consent_confirm(struct store *st, gint64 enrollment_id, const cha
  * on the newest open consent record of the enrollment, if not set yet.
  * FALSE only on error. */
 gboolean store_consent_mail(struct store *st, gint64 enrollment_id, const char *sha256, GError **err);
-/* Records the consent of every enrollment created at now that has none:
- * the enrollments of the import running in this transaction. */
-gboolean store_consent_import(struct store *st, const char *file, const char *operator_name, gint64 now,
-                              GError **err);
+/* Records the consent of every enrollment whose id is above after_id (the
+ * enrollments of the import running in this transaction), in one
+ * statement. */
+gboolean store_consent_import(struct store *st, gint64 after_id, const char *file, const char *operator_name,
+                              gint64 now, GError **err);
 /* Returns the subscriber's consent records, oldest first (free with
  * g_ptr_array_unref), or NULL with err. */
 GPtrArray *store_consents_of(struct store *st, gint64 subscriber_id, GError **err);
@@ -552,6 +553,10 @@ struct store_new_enr {
     const char *course;
     gint64 next_send_at; /* the first slot; anchor, created and updated are now */
 };
+/* Rows per INSERT statement of store_subs_insert and
+ * store_enrollments_insert; a caller that writes in steps makes each a
+ * multiple of it, so that no step ends in a short statement to prepare. */
+#define STORE_BULK_ROWS 64
 /* Insert n rows, a few dozen per statement, inside the caller's
  * transaction; FALSE with err (a UNIQUE conflict names the table). */
 gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, guint n, gint64 now,
@@ -561,7 +566,18 @@ gboolean store_enrollments_insert(struct store *st, const struct store_new_enr *
                                   GError **err);
 /* Returns the largest enrollment id (0 when there is none), or -1. */
 gint64 store_enrollments_max_id(struct store *st, GError **err);
-/* Sets SQLite's page cache to kib KiB (0: SQLite's default, 2000). */
-gboolean store_cache_size(struct store *st, int kib, GError **err);
-
+/* Begins one large write transaction of about `rows` rows (store_begin
+ * with the connection set up for it: a 128 MB page cache, statement
+ * journals in memory, foreign keys not checked). The caller keeps the
+ * foreign keys true by construction: it writes only rows that name
+ * subscribers and enrollments it read or added in the transaction. From
+ * 100,000 rows, when no other connection has the database open, the
+ * transaction uses SQLite's rollback journal instead of the WAL and holds
+ * the database alone: store_bulk_alone() tells. Commit or roll back as
+ * usual, then call store_bulk_end. */
+gboolean store_bulk_begin(struct store *st, guint rows, GError **err);
+gboolean store_bulk_alone(const struct store *st);
+/* Sets the connection back (the WAL, SQLite's default cache, foreign keys
+ * checked); outside the transaction. Accepts NULL. */
+void store_bulk_end(struct store *st);
 #endif

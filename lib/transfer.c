@@ -13,47 +13,73 @@
 #include "pace.h"
 #include "token.h"
 
-/* Reads one record starting at *p; fields are appended to out (g_free'd
- * strings). Returns FALSE at the end of input; *line advances over the
- * record's newlines; *bad is set for an unterminated quote. */
-static gboolean csv_record(const char **p, int *line, GPtrArray *out, gboolean *bad)
+/* One record as csv_record reads it: its fields' bytes, each ended by a
+ * NUL, in one buffer kept across records, and where each field starts.
+ * Reading a record allocates nothing once the buffer has grown to the
+ * longest record. */
+struct csv_rec {
+    GString *buf;
+    GArray *off; /* guint: where each field starts in buf */
+};
+
+static guint csv_count(const struct csv_rec *rec)
+{
+    return rec->off->len;
+}
+
+/* Field i of the record (0 <= i < csv_count), in the record's buffer: the
+ * caller may change it in place (strip it) but not make it longer. */
+static char *csv_field_at(const struct csv_rec *rec, guint i)
+{
+    return rec->buf->str + g_array_index(rec->off, guint, i);
+}
+
+/* Reads one record starting at *p into rec (emptied first). Returns FALSE
+ * at the end of input; *line advances over the record's newlines; *bad is
+ * set for an unterminated quote. */
+static gboolean csv_record(const char **p, int *line, struct csv_rec *rec, gboolean *bad)
 {
     const char *s = *p;
     if (!*s)
         return FALSE;
-    GString *f = g_string_new(NULL);
+    GString *b = rec->buf;
+    g_string_truncate(b, 0);
+    g_array_set_size(rec->off, 0);
+    guint start = 0;
     gboolean quoted = FALSE, was_quoted = FALSE;
     for (;;) {
         char c = *s;
         if (quoted) {
+            size_t n = strcspn(s, "\"\n");
+            g_string_append_len(b, s, (gssize)n);
+            s += n;
+            c = *s;
             if (!c) {
                 *bad = TRUE;
                 break;
             }
-            if (c == '"' && s[1] == '"') {
-                g_string_append_c(f, '"');
+            if (c == '\n') {
+                (*line)++;
+                g_string_append_c(b, '\n');
+                s++;
+            } else if (s[1] == '"') {
+                g_string_append_c(b, '"');
                 s += 2;
-                continue;
-            }
-            if (c == '"') {
+            } else {
                 quoted = FALSE;
                 s++;
-                continue;
             }
-            if (c == '\n')
-                (*line)++;
-            g_string_append_c(f, c);
-            s++;
             continue;
         }
-        if (c == '"' && f->len == 0 && !was_quoted) {
+        if (c == '"' && b->len == start && !was_quoted) {
             quoted = was_quoted = TRUE;
             s++;
             continue;
         }
         if (c == ',' || c == '\n' || c == '\r' || !c) {
-            g_ptr_array_add(out, g_string_free(f, FALSE));
-            f = g_string_new(NULL);
+            g_string_append_c(b, '\0');
+            g_array_append_val(rec->off, start);
+            start = (guint)b->len;
             was_quoted = FALSE;
             if (c == ',') {
                 s++;
@@ -66,10 +92,12 @@ static gboolean csv_record(const char **p, int *line, GPtrArray *out, gboolean *
             (*line)++;
             break;
         }
-        g_string_append_c(f, c);
-        s++;
+        /* the field's ordinary bytes up to the next delimiter; a quote
+         * after the first byte is one of them */
+        size_t n = strcspn(s + 1, ",\r\n") + 1;
+        g_string_append_len(b, s, (gssize)n);
+        s += n;
     }
-    g_string_free(f, TRUE);
     *p = s;
     return TRUE;
 }
@@ -77,26 +105,15 @@ static gboolean csv_record(const char **p, int *line, GPtrArray *out, gboolean *
 static const char *const columns[] = { "email", "name", "tz", "course", "status", NULL };
 static const char *const statuses[] = { "active", "paused", "completed", "unsubscribed", "bounced", NULL };
 
-/* The columns, in the order of columns[]: the header maps each to its
- * position in the file. */
-#define IMPORT_CACHE_KIB (128 * 1024)
-
 enum column { COL_EMAIL, COL_NAME, COL_TZ, COL_COURSE, COL_STATUS, N_COLUMNS };
 
+/* A good row. Its strings live in the import's string chunk: a row costs
+ * no allocation of its own, and the zones, courses and statuses that
+ * repeat on every row are stored once. */
 struct row {
     int line;
-    char *email, *name, *tz, *course, *status;
+    const char *email, *name, *tz, *course, *status;
 };
-
-static void row_free(struct row *r)
-{
-    g_free(r->email);
-    g_free(r->name);
-    g_free(r->tz);
-    g_free(r->course);
-    g_free(r->status);
-    g_free(r);
-}
 
 /* One import between its passes: the text being read, where the header put
  * each column, and the rows pass 1 found good. */
@@ -107,9 +124,10 @@ struct import {
     int line;               /* the line it starts on */
     int idx[N_COLUMNS];     /* field index of each column, -1 if the header lacks it */
     guint ncols;            /* fields in the header, so in every row */
-    GPtrArray *fields;      /* the record being looked at (g_free'd strings) */
-    GHashTable *seen;       /* email -> line of its first row */
-    GPtrArray *rows;        /* struct row *: the good ones, in file order */
+    struct csv_rec rec;     /* the record being looked at */
+    GStringChunk *strings;  /* the good rows' strings */
+    GHashTable *seen;       /* email (in strings) -> line of its first row */
+    GArray *rows;           /* struct row: the good ones, in file order */
     GHashTable *suppressed; /* every suppression hash, read once; NULL when there is none (or --force) */
 };
 
@@ -149,13 +167,13 @@ static gboolean import_header(struct import *im, GError **err)
     gboolean bad = FALSE;
     if (g_str_has_prefix(im->p, "\xef\xbb\xbf"))
         im->p += 3; /* a spreadsheet's byte order mark */
-    if (!csv_record(&im->p, &im->line, im->fields, &bad) || bad) {
+    if (!csv_record(&im->p, &im->line, &im->rec, &bad) || bad) {
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: missing header row (email,name,tz,course,status)",
                     im->path);
         return FALSE;
     }
-    for (guint i = 0; i < im->fields->len; i++) {
-        char *h = g_strstrip(g_ascii_strdown(im->fields->pdata[i], -1));
+    for (guint i = 0; i < csv_count(&im->rec); i++) {
+        char *h = g_strstrip(g_ascii_strdown(csv_field_at(&im->rec, i), -1));
         int k = column_of(h);
         if (k < 0 || im->idx[k] >= 0) {
             g_set_error(err, CD_ERROR, CD_ERR_INVALID,
@@ -171,127 +189,128 @@ static gboolean import_header(struct import *im, GError **err)
         g_set_error(err, CD_ERROR, CD_ERR_INVALID, "%s:1: the header has no 'email' column", im->path);
         return FALSE;
     }
-    im->ncols = im->fields->len;
+    im->ncols = csv_count(&im->rec);
     return TRUE;
 }
 
-/* The current record's field for column k, trimmed; "" when the header has
- * no such column. */
-static char *row_field(const struct import *im, enum column k)
+/* The current record's field for column k, trimmed in place; "" when the
+ * header has no such column. Borrowed from the record. */
+static const char *row_field(const struct import *im, enum column k)
 {
-    return im->idx[k] >= 0 ? g_strstrip(g_strdup(im->fields->pdata[im->idx[k]])) : g_strdup("");
+    return im->idx[k] >= 0 ? g_strstrip(csv_field_at(&im->rec, (guint)im->idx[k])) : "";
 }
 
-/* Builds the row of the current record (which has the header's number of
- * fields): an empty status means active, the address is normalised and the
- * name cleaned. An address that cannot be normalised is the row's first
- * problem, so it is reported here (*why) before any other check. */
-static struct row *row_parse(const struct import *im, int start, char **why)
+/* A row being checked: the normalised address and the cleaned name are its
+ * own (g_free'd by draft_clear), the rest borrowed from the record. */
+struct draft {
+    char *email, *name;
+    const char *tz, *course, *status;
+};
+
+static void draft_clear(struct draft *d)
 {
-    struct row *r = g_new0(struct row, 1);
-    r->line = start;
-    char *email = row_field(im, COL_EMAIL);
-    r->name = row_field(im, COL_NAME);
-    r->tz = row_field(im, COL_TZ);
-    r->course = row_field(im, COL_COURSE);
-    r->status = row_field(im, COL_STATUS);
-    if (!*r->status) {
-        g_free(r->status);
-        r->status = g_strdup("active");
-    }
+    g_free(d->email);
+    g_free(d->name);
+}
+
+/* Reads the current record (which has the header's number of fields) into
+ * d: an empty status means active, the address is normalised and the name
+ * cleaned. An address that cannot be normalised is the row's first
+ * problem, so it is reported here (*why) before any other check. */
+static void row_parse(const struct import *im, struct draft *d, char **why)
+{
+    const char *email = row_field(im, COL_EMAIL);
+    d->name = address_clean_name(row_field(im, COL_NAME), 200);
+    d->tz = row_field(im, COL_TZ);
+    d->course = row_field(im, COL_COURSE);
+    d->status = row_field(im, COL_STATUS);
+    if (!*d->status)
+        d->status = "active";
     GError *e = NULL;
-    r->email = address_normalize(email, &e);
-    char *clean = address_clean_name(r->name, 200);
-    g_free(r->name);
-    r->name = clean;
-    if (!r->email) {
+    d->email = address_normalize(email, &e);
+    if (!d->email) {
         *why = g_strdup_printf("email: %s", e->message);
         g_clear_error(&e);
     }
-    g_free(email);
-    return r;
 }
 
 /* Checks the fields of a parsed row, first problem wins; *why names it as
  * "field: reason". An address erased at its owner's request is refused
  * unless the operator forces it: the erasure keeps only a keyed hash, so the
- * key is needed to recognise it. FALSE only when the database fails. */
-static gboolean row_check(const struct import *im, const struct row *r, char **why, GError **err)
+ * key is needed to recognise it. */
+static void row_check(const struct import *im, const struct draft *d, char **why)
 {
-    if (*r->tz && !pace_tz_valid(r->tz)) {
-        *why = g_strdup_printf("tz: unknown time zone '%s'", r->tz);
-    } else if (*r->course && !course_find(im->app->courses, r->course)) {
-        *why = g_strdup_printf("course: no course '%s'", r->course);
-    } else if (!g_strv_contains(statuses, r->status)) {
+    if (*d->tz && !pace_tz_valid(d->tz)) {
+        *why = g_strdup_printf("tz: unknown time zone '%s'", d->tz);
+    } else if (*d->course && !course_find(im->app->courses, d->course)) {
+        *why = g_strdup_printf("course: no course '%s'", d->course);
+    } else if (!g_strv_contains(statuses, d->status)) {
         *why = g_strdup_printf("status: '%s' is not one of active, paused, completed, unsubscribed, bounced",
-                               r->status);
-    } else if (g_hash_table_contains(im->seen, r->email)) {
-        *why = g_strdup_printf("email: %s appears again (first on line %d)", r->email,
-                               GPOINTER_TO_INT(g_hash_table_lookup(im->seen, r->email)));
+                               d->status);
+    } else if (g_hash_table_contains(im->seen, d->email)) {
+        *why = g_strdup_printf("email: %s appears again (first on line %d)", d->email,
+                               GPOINTER_TO_INT(g_hash_table_lookup(im->seen, d->email)));
     } else if (im->suppressed && im->app->key) {
-        char *hash = token_hash_address(im->app->key, r->email);
+        char *hash = token_hash_address(im->app->key, d->email);
         if (g_hash_table_contains(im->suppressed, hash))
-            *why = g_strdup_printf("email: %s was erased at their request; --force imports it", r->email);
+            *why = g_strdup_printf("email: %s was erased at their request; --force imports it", d->email);
         g_free(hash);
     }
-    (void)err;
-    return TRUE;
 }
 
-/* Decides about the record read at line start: *out gets the row if it is
- * good, else *why says what is wrong (exactly one of them is set). The
- * shape of the record (an unclosed quote, the wrong number of fields) is
- * checked before its contents, which cannot be trusted then. FALSE only
- * when the database fails. */
-static gboolean record_check(const struct import *im, int start, gboolean bad, struct row **out, char **why,
-                             GError **err)
+/* Decides about the record read at line start: a good one is added to
+ * im->rows (and im->seen), else *why says what is wrong. The shape of the
+ * record (an unclosed quote, the wrong number of fields) is checked before
+ * its contents, which cannot be trusted then. */
+static void record_check(struct import *im, int start, gboolean bad, char **why)
 {
     if (bad) {
         *why = g_strdup("a quoted field is not closed");
-        return TRUE;
+        return;
     }
-    if (im->fields->len != im->ncols) {
-        *why = g_strdup_printf("expected %u fields, found %u", im->ncols, im->fields->len);
-        return TRUE;
+    if (csv_count(&im->rec) != im->ncols) {
+        *why = g_strdup_printf("expected %u fields, found %u", im->ncols, csv_count(&im->rec));
+        return;
     }
-    struct row *r = row_parse(im, start, why);
-    if (!*why && !row_check(im, r, why, err)) {
-        row_free(r);
-        return FALSE;
+    struct draft d = { 0 };
+    row_parse(im, &d, why);
+    if (!*why)
+        row_check(im, &d, why);
+    if (!*why) {
+        struct row r = {
+            start,
+            g_string_chunk_insert(im->strings, d.email),
+            g_string_chunk_insert(im->strings, d.name),
+            g_string_chunk_insert_const(im->strings, d.tz),
+            g_string_chunk_insert_const(im->strings, d.course),
+            g_string_chunk_insert_const(im->strings, d.status),
+        };
+        g_hash_table_insert(im->seen, (gpointer)r.email, GINT_TO_POINTER(start));
+        g_array_append_val(im->rows, r);
     }
-    if (*why)
-        row_free(r);
-    else
-        *out = r;
-    return TRUE;
+    draft_clear(&d);
 }
 
 /* Pass 1: checks every record after the header. A bad row is counted and
  * reported as "FILE:LINE: reason" and the rest go on being checked, so one
  * run lists every problem of the file; the good rows are kept in im->rows.
  * Blank lines are not rows. */
-static gboolean import_check(struct import *im, struct transfer_stats *stats, GPtrArray *problems,
-                             transfer_progress progress, void *arg, GError **err)
+static void import_check(struct import *im, struct transfer_stats *stats, GPtrArray *problems,
+                         transfer_progress progress, void *arg)
 {
     for (;;) {
-        g_ptr_array_set_size(im->fields, 0);
         int start = im->line;
         /* Reset per record; an unclosed quote runs to the end of the input,
          * so it is always the last record anyway. */
         gboolean bad = FALSE;
-        if (!csv_record(&im->p, &im->line, im->fields, &bad))
-            return TRUE;
-        if (im->fields->len == 1 && !*(char *)im->fields->pdata[0])
+        if (!csv_record(&im->p, &im->line, &im->rec, &bad))
+            return;
+        if (!bad && csv_count(&im->rec) == 1 && !*csv_field_at(&im->rec, 0))
             continue; /* blank line */
         stats->rows++;
-        struct row *r = NULL;
         char *why = NULL;
-        if (!record_check(im, start, bad, &r, &why, err))
-            return FALSE;
-        if (r) {
-            g_hash_table_insert(im->seen, g_strdup(r->email), GINT_TO_POINTER(start));
-            g_ptr_array_add(im->rows, r);
-        } else {
+        record_check(im, start, bad, &why);
+        if (why) {
             g_ptr_array_add(problems, g_strdup_printf("%s:%d: %s", im->path, start, why));
             g_free(why);
             stats->bad++;
@@ -335,7 +354,9 @@ static gint64 import_subscriber(const struct row *r, const struct import_known *
                                 struct import_plan *plan, struct transfer_stats *stats,
                                 enum sub_state *status, const char **zone)
 {
-    const struct store_known_sub *k = g_hash_table_lookup(known->subs, r->email);
+    const struct store_known_sub *k = g_hash_table_size(known->subs)
+                                          ? g_hash_table_lookup(known->subs, r->email)
+                                          : NULL;
     if (k) {
         *status = k->status;
         *zone = k->tz;
@@ -366,14 +387,20 @@ static gboolean row_enrolls(const struct row *r, enum sub_state status)
 static gint64 first_slot(struct app *app, GHashTable *first_slots, const struct course *c, const char *zone,
                          gint64 now)
 {
-    char *key = g_strconcat(c->slug, "\n", zone ? zone : c->tz, NULL);
+    /* the key on the stack: this runs once per row */
+    char buf[256];
+    const char *z = zone ? zone : c->tz;
+    size_t ls = strlen(c->slug), lz = strlen(z);
+    char *key = ls + lz + 2 <= sizeof buf ? buf : g_malloc(ls + lz + 2);
+    memcpy(key, c->slug, ls);
+    key[ls] = '\n';
+    memcpy(key + ls + 1, z, lz + 1);
     const gint64 *cached = g_hash_table_lookup(first_slots, key);
-    if (cached) {
+    gint64 first = cached ? *cached : schedule_first(app->cfg, c, zone, now);
+    if (!cached)
+        g_hash_table_insert(first_slots, g_strdup(key), g_memdup2(&first, sizeof first));
+    if (key != buf)
         g_free(key);
-        return *cached;
-    }
-    gint64 first = schedule_first(app->cfg, c, zone, now);
-    g_hash_table_insert(first_slots, key, g_memdup2(&first, sizeof first));
     return first;
 }
 
@@ -384,11 +411,13 @@ static void import_enrollment(struct app *app, const struct row *r, const struct
                               struct import_plan *plan, gint64 sub_id, const char *zone,
                               GHashTable *first_slots, gint64 now, struct transfer_stats *stats)
 {
-    char *key = g_strconcat(r->email, "\n", r->course, NULL);
-    gboolean have = g_hash_table_contains(known->enrolled, key);
-    g_free(key);
-    if (have)
-        return;
+    if (g_hash_table_size(known->enrolled) > 0) { /* none at all in a first import */
+        char *key = g_strconcat(r->email, "\n", r->course, NULL);
+        gboolean have = g_hash_table_contains(known->enrolled, key);
+        g_free(key);
+        if (have)
+            return;
+    }
     const struct course *c = course_find(app->courses, r->course);
     struct store_new_enr ne = { ++plan->last_enr, sub_id, c->slug,
                                 first_slot(app, first_slots, c, zone, now) };
@@ -417,14 +446,14 @@ static void import_row(struct app *app, const struct row *r, const struct import
 
 /* Reads what the database knows of the rows' addresses, in two joins; an
  * empty table of subscribers (a first import) needs none. */
-static gboolean import_lookup(struct app *app, const GPtrArray *rows, gint64 newest,
-                              struct import_known *known, GError **err)
+static gboolean import_lookup(struct app *app, const GArray *rows, gint64 newest, struct import_known *known,
+                              GError **err)
 {
     if (newest == 0)
         return TRUE;
     const char **emails = g_new(const char *, rows->len + 1);
     for (guint i = 0; i < rows->len; i++)
-        emails[i] = ((const struct row *)rows->pdata[i])->email;
+        emails[i] = g_array_index(rows, struct row, i).email;
     emails[rows->len] = NULL;
     gboolean ok = store_import_lookup(app->st, emails, rows->len, known->subs, known->enrolled, err);
     g_free(emails);
@@ -435,7 +464,7 @@ static gboolean import_lookup(struct app *app, const GPtrArray *rows, gint64 new
  * at a time so that the progress bar moves; then the holds one by one (the
  * lifecycle's guarded transition) and every new subscriber's 'imported'
  * event in one statement. */
-#define WRITE_STEP 2000
+#define WRITE_STEP (32 * STORE_BULK_ROWS)
 
 static gboolean import_apply(struct app *app, const struct import_plan *plan, gint64 newest, guint rows,
                              gint64 now, transfer_progress progress, void *arg, GError **err)
@@ -470,16 +499,15 @@ static gboolean import_apply(struct app *app, const struct import_plan *plan, gi
 
 /* Pass 2: writes the good rows in one transaction, so a failure (disk full,
  * a lock) leaves nothing half-imported; the counts of what was written are
- * then zero again, as the database is. */
-static gboolean import_write(struct app *app, const char *path, const GPtrArray *rows, gint64 now,
+ * then zero again, as the database is. The transaction does not check
+ * foreign keys (store_bulk_begin): every enrollment, consent and event it
+ * writes names a subscriber import_lookup read or import_subscriber added
+ * in it, under the write lock. */
+static gboolean import_write(struct app *app, const char *path, const GArray *rows, gint64 now,
                              transfer_progress progress, void *arg, struct transfer_stats *stats,
                              GError **err)
 {
-    /* A large import touches every page of the new rows' indexes many
-     * times: with SQLite's 2 MB cache they go to the WAL and are read back
-     * again and again. A cache as large as the transaction is worth it for
-     * the one command; it is set back afterwards. */
-    if (!store_cache_size(app->st, IMPORT_CACHE_KIB, err) || !store_begin(app->st, err))
+    if (!store_bulk_begin(app->st, rows->len, err))
         return FALSE;
     GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     struct import_known known = {
@@ -493,18 +521,19 @@ static gboolean import_write(struct app *app, const char *path, const GPtrArray 
         store_subs_max_id(app->st, err),
         store_enrollments_max_id(app->st, err),
     };
-    gint64 newest = plan.last_sub;
+    gint64 newest = plan.last_sub, newest_enr = plan.last_enr;
     gboolean ok = plan.last_sub >= 0 && plan.last_enr >= 0 && import_lookup(app, rows, newest, &known, err);
     for (guint i = 0; ok && i < rows->len; i++)
-        import_row(app, rows->pdata[i], &known, &plan, first_slots, now, stats);
+        import_row(app, &g_array_index(rows, struct row, i), &known, &plan, first_slots, now, stats);
     /* the consent of what was enrolled: this file, by this Unix user */
     ok = ok && import_apply(app, &plan, newest, rows->len, now, progress, arg, err) &&
-         store_consent_import(app->st, path, g_get_user_name(), now, err) && store_commit(app->st, err);
+         store_consent_import(app->st, newest_enr, path, g_get_user_name(), now, err) &&
+         store_commit(app->st, err);
     if (!ok) {
         store_rollback(app->st);
         stats->added = stats->enrolled = stats->existing = 0;
     }
-    store_cache_size(app->st, 0, NULL);
+    store_bulk_end(app->st);
     g_hash_table_destroy(known.subs);
     g_hash_table_destroy(known.enrolled);
     g_array_free(plan.subs, TRUE);
@@ -528,9 +557,10 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
         .p = text,
         .line = 1,
         .idx = { -1, -1, -1, -1, -1 },
-        .fields = g_ptr_array_new_with_free_func(g_free),
-        .seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
-        .rows = g_ptr_array_new_with_free_func((GDestroyNotify)row_free),
+        .rec = { g_string_sized_new(256), g_array_new(FALSE, FALSE, sizeof(guint)) },
+        .strings = g_string_chunk_new(1 << 20),
+        .seen = g_hash_table_new(g_str_hash, g_str_equal),
+        .rows = g_array_new(FALSE, FALSE, sizeof(struct row)),
     };
     /* The suppressions are read once, not queried per row; a database that
      * has none (or --force) spares every row its HMAC. */
@@ -542,13 +572,17 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
             g_clear_pointer(&im.suppressed, g_hash_table_destroy);
     }
     /* A dry run stops after pass 1: the counts and problems are its report. */
-    ok = ok && import_header(&im, err) && import_check(&im, stats, problems, progress, arg, err) &&
-         (dry_run || import_write(app, path, im.rows, now, progress, arg, stats, err));
-    g_ptr_array_unref(im.fields);
+    ok = ok && import_header(&im, err);
+    if (ok)
+        import_check(&im, stats, problems, progress, arg);
+    ok = ok && (dry_run || import_write(app, path, im.rows, now, progress, arg, stats, err));
+    g_string_free(im.rec.buf, TRUE);
+    g_array_free(im.rec.off, TRUE);
     g_hash_table_destroy(im.seen);
     if (im.suppressed)
         g_hash_table_destroy(im.suppressed);
-    g_ptr_array_unref(im.rows);
+    g_array_free(im.rows, TRUE);
+    g_string_chunk_free(im.strings);
     g_free(text);
     return ok;
 }

@@ -995,6 +995,85 @@ static void test_event(struct fx *f, gconstpointer data)
     g_assert_no_error(err);
 }
 
+/* One text value read by a second connection. */
+static char *side_text(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &s, NULL), ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_step(s), ==, SQLITE_ROW);
+    char *v = g_strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static struct store_new_sub *new_subs(guint n, gint64 first_id, const char *prefix, GPtrArray *keep)
+{
+    struct store_new_sub *a = g_new0(struct store_new_sub, n);
+    for (guint i = 0; i < n; i++) {
+        char *email = g_strdup_printf("%s%u@example.org", prefix, i);
+        g_ptr_array_add(keep, email);
+        a[i] = (struct store_new_sub){ first_id + i, email, "Bulk", NULL, SUB_ACTIVE };
+    }
+    return a;
+}
+
+/* store_bulk_begin: alone (rollback journal) only when nobody else has the
+ * database open, and at once otherwise; the WAL and the foreign keys come
+ * back after; a conflict in a bulk INSERT undoes the whole transaction. */
+static void test_bulk(struct fx *f, gconstpointer data)
+{
+    (void)data;
+    GError *err = NULL;
+    GPtrArray *keep = g_ptr_array_new_with_free_func(g_free);
+    guint n = 2 * STORE_BULK_ROWS + 5; /* two full statements and a short one */
+    struct store_new_sub *subs = new_subs(n, 1, "a", keep);
+    g_assert_true(store_bulk_begin(f->st, 200000, &err));
+    g_assert_no_error(err);
+    g_assert_true(store_bulk_alone(f->st));
+    g_assert_true(store_subs_insert(f->st, subs, n, 1000, &err));
+    g_assert_no_error(err);
+    g_assert_true(store_commit(f->st, &err));
+    store_bulk_end(f->st);
+    char *mode = side_text(f->path, "PRAGMA journal_mode");
+    g_assert_cmpstr(mode, ==, "wal");
+    g_free(mode);
+    g_assert_cmpint(counts(f->st).subscribers, ==, n);
+    /* foreign keys are checked again */
+    g_assert_cmpint(store_enroll(f->st, 4242, "release", ENR_ACTIVE, 5000, 1000, 1000, &err), ==, -1);
+    g_clear_error(&err);
+
+    /* another connection reading: WAL kept, and no waiting for it */
+    sqlite3 *other = NULL;
+    g_assert_cmpint(sqlite3_open(f->path, &other), ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_exec(other, "BEGIN; SELECT count(*) FROM subscribers", NULL, NULL, NULL), ==,
+                    SQLITE_OK);
+    gint64 t0 = g_get_monotonic_time();
+    g_assert_true(store_bulk_begin(f->st, 200000, &err));
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
+    g_assert_false(store_bulk_alone(f->st));
+    /* a repeated address in the second statement: the first's rows go too */
+    struct store_new_sub *more = new_subs(STORE_BULK_ROWS + 1, n + 1, "b", keep);
+    more[STORE_BULK_ROWS].email = subs[0].email;
+    g_assert_false(store_subs_insert(f->st, more, STORE_BULK_ROWS + 1, 1000, &err));
+    g_assert_nonnull(err);
+    g_test_message("%s", err->message);
+    g_clear_error(&err);
+    store_rollback(f->st);
+    store_bulk_end(f->st);
+    sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(other);
+    g_assert_cmpint(counts(f->st).subscribers, ==, n);
+    g_assert_false(store_in_transaction(f->st));
+    g_assert_cmpint(store_sub_add(f->st, "after@example.org", "", NULL, SUB_ACTIVE, 1000, &err), >, 0);
+    g_assert_no_error(err);
+    g_free(subs);
+    g_free(more);
+    g_ptr_array_unref(keep);
+}
+
 #define ADD(name, fn) g_test_add(name, struct fx, NULL, fx_setup, fn, fx_teardown)
 
 int main(int argc, char **argv)
@@ -1018,5 +1097,6 @@ int main(int argc, char **argv)
     ADD("/store/recover-sending", test_recover_sending);
     ADD("/store/idle-and-next-due", test_idle_and_next_due);
     ADD("/store/event", test_event);
+    ADD("/store/bulk", test_bulk);
     return g_test_run();
 }
