@@ -560,7 +560,10 @@ char *message_proto_build(const struct message_proto *p, const struct message_sp
     g_free(to_name);
     g_free(to_addr);
     *len = out->len;
-    return g_string_free(out, FALSE);
+    /* A GString grows in powers of two: a 9 KB lesson sat in 16 KB, and a
+     * round holds a session's worth of them at once. Handing back the tail
+     * keeps coursed's memory to what the messages are. */
+    return g_realloc(g_string_free(out, FALSE), *len + 1);
 }
 
 /* ------------------------------------------------------------------ parsing
