@@ -2909,6 +2909,9 @@ gboolean store_bulk_begin(struct store *st, guint rows, GError **err)
         sqlite3_finalize(s);
         sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     }
+    /* the file grows 16 MB at a time (fallocate), not a page at a time */
+    int chunk = 16 * 1024 * 1024;
+    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
     if (!store_begin(st, err)) {
         store_bulk_end(st);
         return FALSE;
@@ -2930,6 +2933,8 @@ void store_bulk_end(struct store *st)
     if (st->bulk_alone)
         sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
     st->bulk_alone = FALSE;
+    int chunk = 0;
+    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
     sqlite3_exec(st->db, "PRAGMA cache_size = -2000; PRAGMA temp_store = DEFAULT; PRAGMA foreign_keys = ON",
                  NULL, NULL, NULL);
 }

@@ -127,9 +127,35 @@ struct import {
     struct csv_rec rec;     /* the record being looked at */
     GStringChunk *strings;  /* the good rows' strings */
     GHashTable *seen;       /* email (in strings) -> line of its first row */
-    GArray *rows;           /* struct row: the good ones, in file order */
+    GArray *rows;           /* struct row: the good ones, in file order (of the block being filled) */
     GHashTable *suppressed; /* every suppression hash, read once; NULL when there is none (or --force) */
+    /* An import (not a dry run) checks on a thread of its own and hands
+     * the good rows on in blocks while the writer writes the ones before
+     * (import_write): NULL for a dry run, checked in the caller's thread. */
+    GAsyncQueue *blocks; /* struct block * */
+    gint stop;           /* set by the writer when it failed: checking stops */
+    struct transfer_stats *stats;
+    GPtrArray *problems;
 };
+
+/* WRITE_STEP good rows (fewer in the last) and how many records the file
+ * had up to them, bad ones included: what the progress bar shows. The
+ * block with rows NULL is the end. */
+struct block {
+    GArray *rows;
+    gint64 upto;
+};
+
+/* Rows per block, a multiple of the rows store.c writes per statement. */
+#define WRITE_STEP (32 * STORE_BULK_ROWS)
+
+static void block_push(struct import *im, GArray *rows, gint64 upto)
+{
+    struct block *b = g_new(struct block, 1);
+    b->rows = rows;
+    b->upto = upto;
+    g_async_queue_push(im->blocks, b);
+}
 
 /* Reads the whole file: an import checks every row before it writes one,
  * so it needs them all. Binary or non-UTF-8 input is refused as a whole. */
@@ -295,16 +321,21 @@ static void record_check(struct import *im, int start, gboolean bad, char **why)
  * reported as "FILE:LINE: reason" and the rest go on being checked, so one
  * run lists every problem of the file; the good rows are kept in im->rows.
  * Blank lines are not rows. */
-static void import_check(struct import *im, struct transfer_stats *stats, GPtrArray *problems,
-                         transfer_progress progress, void *arg)
+static void import_check(struct import *im, transfer_progress progress, void *arg)
 {
+    struct transfer_stats *stats = im->stats;
+    GPtrArray *problems = im->problems;
     for (;;) {
         int start = im->line;
         /* Reset per record; an unclosed quote runs to the end of the input,
          * so it is always the last record anyway. */
         gboolean bad = FALSE;
-        if (!csv_record(&im->p, &im->line, &im->rec, &bad))
-            return;
+        if (im->blocks && im->rows->len >= WRITE_STEP) {
+            block_push(im, im->rows, stats->rows);
+            im->rows = g_array_sized_new(FALSE, FALSE, sizeof(struct row), WRITE_STEP);
+        }
+        if ((im->blocks && g_atomic_int_get(&im->stop)) || !csv_record(&im->p, &im->line, &im->rec, &bad))
+            break;
         if (!bad && csv_count(&im->rec) == 1 && !*csv_field_at(&im->rec, 0))
             continue; /* blank line */
         stats->rows++;
@@ -318,6 +349,17 @@ static void import_check(struct import *im, struct transfer_stats *stats, GPtrAr
         if (progress && stats->rows % 2000 == 0)
             progress(stats->rows, 0, arg);
     }
+    if (im->blocks) {
+        block_push(im, im->rows, stats->rows);
+        im->rows = NULL;
+        block_push(im, NULL, stats->rows);
+    }
+}
+
+static gpointer import_check_thread(gpointer data)
+{
+    import_check(data, NULL, NULL);
+    return NULL;
 }
 
 /* What the database knew before the import wrote a row, read at once
@@ -460,80 +502,102 @@ static gboolean import_lookup(struct app *app, const GArray *rows, gint64 newest
     return ok;
 }
 
-/* Writes the plan: the subscribers, then the enrollments, WRITE_STEP rows
- * at a time so that the progress bar moves; then the holds one by one (the
- * lifecycle's guarded transition) and every new subscriber's 'imported'
- * event in one statement. */
-#define WRITE_STEP (32 * STORE_BULK_ROWS)
-
-static gboolean import_apply(struct app *app, const struct import_plan *plan, gint64 newest, guint rows,
-                             gint64 now, transfer_progress progress, void *arg, GError **err)
+/* Writes the plan of one block: the subscribers, then the enrollments,
+ * then the holds one by one (the lifecycle's guarded transition). */
+static gboolean import_apply(struct app *app, const struct import_plan *plan, gint64 now, GError **err)
 {
-    guint total = plan->subs->len + plan->enrs->len, done = 0;
-    gboolean ok = TRUE;
-    for (guint at = 0; ok && at < plan->subs->len; at += WRITE_STEP) {
-        guint n = MIN(WRITE_STEP, plan->subs->len - at);
-        ok = store_subs_insert(app->st, &g_array_index(plan->subs, struct store_new_sub, at), n, now, err);
-        done += n;
-        if (ok && progress)
-            progress((gint64)done * rows / total, rows, arg);
-    }
-    for (guint at = 0; ok && at < plan->enrs->len; at += WRITE_STEP) {
-        guint n = MIN(WRITE_STEP, plan->enrs->len - at);
-        ok = store_enrollments_insert(app->st, &g_array_index(plan->enrs, struct store_new_enr, at), n, now,
-                                      err);
-        done += n;
-        if (ok && progress)
-            progress((gint64)done * rows / total, rows, arg);
-    }
     struct enr_change none_planned = { .set_next = TRUE, .set_reason = TRUE, .reason = REASON_OPERATOR };
+    gboolean ok = store_subs_insert(app->st, (const struct store_new_sub *)(void *)plan->subs->data,
+                                    plan->subs->len, now, err) &&
+                  store_enrollments_insert(app->st, (const struct store_new_enr *)(void *)plan->enrs->data,
+                                           plan->enrs->len, now, err);
     for (guint i = 0; ok && i < plan->holds->len; i++) {
         const struct import_hold *h = &g_array_index(plan->holds, struct import_hold, i);
         ok = store_enr_apply(app->st, h->id, h->ev, &none_planned, now, err);
     }
-    ok = ok && store_events_imported(app->st, newest, now, err);
-    if (ok && progress && total == 0)
-        progress(rows, rows, arg);
     return ok;
 }
 
-/* Pass 2: writes the good rows in one transaction, so a failure (disk full,
- * a lock) leaves nothing half-imported; the counts of what was written are
- * then zero again, as the database is. The transaction does not check
- * foreign keys (store_bulk_begin): every enrollment, consent and event it
- * writes names a subscriber import_lookup read or import_subscriber added
- * in it, under the write lock. */
-static gboolean import_write(struct app *app, const char *path, const GArray *rows, gint64 now,
-                             transfer_progress progress, void *arg, struct transfer_stats *stats,
-                             GError **err)
+/* Plans and writes one block of good rows: what the database knows of
+ * their addresses is read in one join (none at all into an empty
+ * database), then each row is decided in memory and the lot written a
+ * few dozen rows per statement. */
+static gboolean import_block(struct app *app, const GArray *rows, gint64 newest, struct import_known *known,
+                             struct import_plan *plan, GHashTable *first_slots, gint64 now,
+                             struct transfer_stats *stats, GError **err)
 {
-    if (!store_bulk_begin(app->st, rows->len, err))
+    g_hash_table_remove_all(known->subs);
+    g_hash_table_remove_all(known->enrolled);
+    g_array_set_size(plan->subs, 0);
+    g_array_set_size(plan->enrs, 0);
+    g_array_set_size(plan->holds, 0);
+    if (!import_lookup(app, rows, newest, known, err))
         return FALSE;
+    for (guint i = 0; i < rows->len; i++)
+        import_row(app, &g_array_index(rows, struct row, i), known, plan, first_slots, now, stats);
+    return import_apply(app, plan, now, err);
+}
+
+/* Pass 2: writes the good rows in one transaction as the checking thread
+ * hands them on, so a failure (disk full, a lock) leaves nothing
+ * half-imported; the counts of what was written are then zero again, as
+ * the database is. It takes every block up to the end, even after a
+ * failure, so that the thread has ended when it returns. The transaction
+ * does not check foreign keys (store_bulk_begin): every enrollment,
+ * consent and event it writes names a subscriber import_lookup read or
+ * import_subscriber added in it, under the write lock. expect is the
+ * number of records the file seems to hold (its lines): the size the
+ * transaction is set up for and the progress bar's end. */
+static gboolean import_write(struct app *app, struct import *im, gint64 expect, gint64 now,
+                             transfer_progress progress, void *arg, GError **err)
+{
+    struct transfer_stats *stats = im->stats;
+    gboolean ok = store_bulk_begin(app->st, (guint)MIN(expect, G_MAXUINT), err);
+    gboolean begun = ok;
     GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     struct import_known known = {
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)store_known_sub_free),
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
     };
     struct import_plan plan = {
-        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_sub), rows->len),
-        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_enr), rows->len),
+        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_sub), WRITE_STEP),
+        g_array_sized_new(FALSE, FALSE, sizeof(struct store_new_enr), WRITE_STEP),
         g_array_new(FALSE, FALSE, sizeof(struct import_hold)),
-        store_subs_max_id(app->st, err),
-        store_enrollments_max_id(app->st, err),
+        ok ? store_subs_max_id(app->st, err) : -1,
+        ok ? store_enrollments_max_id(app->st, err) : -1,
     };
     gint64 newest = plan.last_sub, newest_enr = plan.last_enr;
-    gboolean ok = plan.last_sub >= 0 && plan.last_enr >= 0 && import_lookup(app, rows, newest, &known, err);
-    for (guint i = 0; ok && i < rows->len; i++)
-        import_row(app, &g_array_index(rows, struct row, i), &known, &plan, first_slots, now, stats);
-    /* the consent of what was enrolled: this file, by this Unix user */
-    ok = ok && import_apply(app, &plan, newest, rows->len, now, progress, arg, err) &&
-         store_consent_import(app->st, newest_enr, path, g_get_user_name(), now, err) &&
-         store_commit(app->st, err);
-    if (!ok) {
-        store_rollback(app->st);
-        stats->added = stats->enrolled = stats->existing = 0;
+    ok = ok && newest >= 0 && newest_enr >= 0;
+    for (;;) {
+        struct block *b = g_async_queue_pop(im->blocks);
+        GArray *rows = b->rows;
+        gint64 upto = b->upto;
+        g_free(b);
+        if (!rows)
+            break;
+        if (ok)
+            ok = import_block(app, rows, newest, &known, &plan, first_slots, now, stats, err);
+        if (!ok)
+            g_atomic_int_set(&im->stop, 1);
+        else if (progress)
+            progress(MIN(upto, expect), MAX(expect, 1), arg);
+        g_array_free(rows, TRUE);
     }
-    store_bulk_end(app->st);
+    /* the checker has ended (the end block is its last act): its counts
+     * are final */
+    if (ok && progress && stats->rows > 0)
+        progress(stats->rows, stats->rows, arg);
+    /* every new subscriber's 'imported' event and every new enrollment's
+     * consent (this file, by this Unix user), one statement each */
+    ok = ok && store_events_imported(app->st, newest, now, err) &&
+         store_consent_import(app->st, newest_enr, im->path, g_get_user_name(), now, err) &&
+         store_commit(app->st, err);
+    if (!ok && begun)
+        store_rollback(app->st);
+    if (!ok)
+        stats->added = stats->enrolled = stats->existing = 0;
+    if (begun)
+        store_bulk_end(app->st);
     g_hash_table_destroy(known.subs);
     g_hash_table_destroy(known.enrolled);
     g_array_free(plan.subs, TRUE);
@@ -541,6 +605,16 @@ static gboolean import_write(struct app *app, const char *path, const GArray *ro
     g_array_free(plan.holds, TRUE);
     g_hash_table_destroy(first_slots);
     return ok;
+}
+
+/* How many records the text after the header seems to hold: its lines (a
+ * quoted line break or a blank line makes it an overestimate). */
+static gint64 count_lines(const char *p)
+{
+    gint64 n = 0;
+    for (const char *q = p; (q = strchr(q, '\n')); q++)
+        n++;
+    return n + (*p && p[strlen(p) - 1] != '\n');
 }
 
 gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gboolean force, gint64 now,
@@ -560,7 +634,9 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
         .rec = { g_string_sized_new(256), g_array_new(FALSE, FALSE, sizeof(guint)) },
         .strings = g_string_chunk_new(1 << 20),
         .seen = g_hash_table_new(g_str_hash, g_str_equal),
-        .rows = g_array_new(FALSE, FALSE, sizeof(struct row)),
+        .rows = g_array_sized_new(FALSE, FALSE, sizeof(struct row), WRITE_STEP),
+        .stats = stats,
+        .problems = problems,
     };
     /* The suppressions are read once, not queried per row; a database that
      * has none (or --force) spares every row its HMAC. */
@@ -571,17 +647,29 @@ gboolean transfer_import(struct app *app, const char *path, gboolean dry_run, gb
         if (ok && g_hash_table_size(im.suppressed) == 0)
             g_clear_pointer(&im.suppressed, g_hash_table_destroy);
     }
-    /* A dry run stops after pass 1: the counts and problems are its report. */
     ok = ok && import_header(&im, err);
-    if (ok)
-        import_check(&im, stats, problems, progress, arg);
-    ok = ok && (dry_run || import_write(app, path, im.rows, now, progress, arg, stats, err));
+    if (ok && dry_run) {
+        /* pass 1 alone: the counts and problems are its report */
+        import_check(&im, progress, arg);
+    } else if (ok) {
+        /* Checking a row costs about a quarter of writing it: on a second
+         * core, it is done by the time the writer wants the rows. The
+         * thread touches no SQLite; pass 1's shared parts (courses, zones,
+         * the address cache) are read-only or locked. */
+        im.blocks = g_async_queue_new();
+        gint64 expect = count_lines(im.p);
+        GThread *checker = g_thread_new("import-check", import_check_thread, &im);
+        ok = import_write(app, &im, expect, now, progress, arg, err);
+        g_thread_join(checker);
+        g_async_queue_unref(im.blocks);
+    }
     g_string_free(im.rec.buf, TRUE);
     g_array_free(im.rec.off, TRUE);
     g_hash_table_destroy(im.seen);
     if (im.suppressed)
         g_hash_table_destroy(im.suppressed);
-    g_array_free(im.rows, TRUE);
+    if (im.rows)
+        g_array_free(im.rows, TRUE);
     g_string_chunk_free(im.strings);
     g_free(text);
     return ok;

@@ -132,3 +132,87 @@ def test_installed_coursed_checks_the_installed_config(root, tmp_path):
                        timeout=60)
     assert p.returncode == 0, p.stderr
     assert f"2 course(s) in {root / 'usr/share/coursed/courses'}" in p.stdout
+
+
+class Overlay:
+    """This Debian system seen through an overlay: a private mount namespace
+    whose / is the real one below and a scratch folder above, so that dpkg
+    installs, runs the maintainer scripts and purges for real (adduser,
+    runuser, the database made as coursed) and every change lands in the
+    scratch folder, never on the machine."""
+
+    def __init__(self, base):
+        self.base = base
+        for d in ("upper", "work", "merged"):
+            (base / d).mkdir()
+        # the package file must be reachable inside
+        self.share = base / "upper" / "coursed-test"
+        self.share.mkdir()
+
+    def run(self, script, timeout=300):
+        b = self.base
+        inner = (f"mount -t overlay overlay -o lowerdir=/,upperdir={b}/upper,workdir={b}/work {b}/merged"
+                 f" && mount --bind /proc {b}/merged/proc && mount --bind /dev {b}/merged/dev"
+                 f" && exec chroot {b}/merged /bin/sh -ec \"$0\"")
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner, script],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def overlay(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("installing the package for real needs root and unshare (an overlay over /)")
+    if subprocess.run(["dpkg-query", "-W", "coursed"], capture_output=True).returncode == 0:
+        pytest.skip("coursed is installed on this machine: the first install cannot be tried over it")
+    o = Overlay(tmp_path)
+    probe = o.run("true")
+    if probe.returncode != 0:
+        pytest.skip(f"no overlay over / here (a container without mount rights?): {probe.stderr.strip()}")
+    return o
+
+
+def test_install_upgrade_purge_for_real(deb, overlay):
+    """dpkg -i on this Debian system (in an overlay): the coursed system user,
+    /var/lib/coursed owned by it with the database and key init made as it,
+    the installed daemon checks the installed config as that user, and the
+    MTA's pipe (coursectl inbound as coursed) writes the database: the
+    operator's trial failed here with 'attempt to write a readonly
+    database'. A second install (an upgrade) keeps the database; a purge
+    removes the configuration and /var/lib/coursed."""
+    def host_state():
+        return (subprocess.run(["getent", "passwd", "coursed"], capture_output=True).stdout,
+                os.path.exists("/etc/coursed"), os.path.exists("/var/lib/coursed"))
+    before = host_state()
+    shutil.copy(deb, overlay.share / "coursed.deb")
+    p = overlay.run("dpkg -i /coursed-test/coursed.deb")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    p = overlay.run(
+        "getent passwd coursed | cut -d: -f1,6,7\n"
+        "stat -c '%U:%G %a %n' /var/lib/coursed /var/lib/coursed/state.db /var/lib/coursed/secret.key\n"
+        "runuser -u coursed -- coursed -n -c /etc/coursed/coursed.conf >/dev/null && echo CHECK-OK\n"
+        "printf 'From: Reader <reader@people.test>\\r\\nTo: release@courses.example.org\\r\\n"
+        "Subject: subscribe\\r\\nMessage-ID: <pkg-1@people.test>\\r\\n\\r\\nsubscribe\\r\\n' |"
+        " runuser -u coursed -- coursectl -c /etc/coursed/coursed.conf inbound"
+        " --sender reader@people.test --recipient release@courses.example.org && echo PIPE-OK\n"
+        "runuser -u coursed -- coursectl -c /etc/coursed/coursed.conf sub show reader@people.test\n"
+        "sha256sum /var/lib/coursed/secret.key")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = p.stdout
+    user = out.splitlines()[0].split(":")
+    assert user[0] == "coursed" and user[1] == "/var/lib/coursed" and user[2] in ("/usr/sbin/nologin", "/bin/false")
+    assert "coursed:coursed 750 /var/lib/coursed\n" in out
+    assert re.search(r"^coursed:coursed \d+ /var/lib/coursed/state\.db$", out, re.M)
+    assert "coursed:coursed 600 /var/lib/coursed/secret.key" in out
+    assert "CHECK-OK" in out and "PIPE-OK" in out
+    assert "pending" in out                               # the subscriber the pipe recorded
+    key = out.strip().splitlines()[-1].split()[0]
+    # the upgrade: no second init, the key and the subscriber stay
+    p = overlay.run("dpkg -i /coursed-test/coursed.deb && sha256sum /var/lib/coursed/secret.key &&"
+                    " runuser -u coursed -- coursectl -c /etc/coursed/coursed.conf sub show reader@people.test")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert key in p.stdout and "pending" in p.stdout
+    p = overlay.run("dpkg --purge coursed && ls -d /etc/coursed /var/lib/coursed 2>&1 || true")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "'/etc/coursed': No such file" in p.stdout and "'/var/lib/coursed': No such file" in p.stdout
+    # and the machine itself saw none of it
+    assert host_state() == before
