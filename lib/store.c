@@ -2909,9 +2909,12 @@ gboolean store_bulk_begin(struct store *st, guint rows, GError **err)
         sqlite3_finalize(s);
         sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     }
-    /* the file grows 16 MB at a time (fallocate), not a page at a time */
-    int chunk = 16 * 1024 * 1024;
-    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+    /* Alone, the file grows 16 MB at a time (fallocate), not a page at a
+     * time; store_bulk_end cuts what is left over. */
+    if (st->bulk_alone) {
+        int chunk = 16 * 1024 * 1024;
+        sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+    }
     if (!store_begin(st, err)) {
         store_bulk_end(st);
         return FALSE;
@@ -2924,17 +2927,50 @@ gboolean store_bulk_alone(const struct store *st)
     return st->bulk_alone;
 }
 
+/* Cuts the database file to the pages it holds, under an exclusive lock
+ * (nobody reads or writes meanwhile): growing by chunks leaves up to one
+ * chunk past the end, and a transaction rolled back (by SQLite itself on a
+ * full disk) leaves all it had grown. Only in the rollback journal, where
+ * the file's pages are the database's. */
+static void bulk_trim(struct store *st)
+{
+    if (sqlite3_exec(st->db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
+        return; /* someone else has it: the tail stays, unused */
+    sqlite3_file *f = NULL;
+    sqlite3_int64 size = 0;
+    gint64 pages = 0, page_size = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA page_count", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        pages = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(st->db, "PRAGMA page_size", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        page_size = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (pages > 0 && page_size > 0 &&
+        sqlite3_file_control(st->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f &&
+        f->pMethods && f->pMethods->xFileSize(f, &size) == SQLITE_OK && size > pages * page_size)
+        f->pMethods->xTruncate(f, pages * page_size);
+    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+}
+
 void store_bulk_end(struct store *st)
 {
     if (!st)
         return;
-    /* If this cannot have the WAL back (someone opened the database in the
-     * meantime and is reading it), the next store_open anywhere sets it. */
-    if (st->bulk_alone)
+    if (st->depth > 0)
+        store_rollback(st);
+    if (st->bulk_alone) {
+        int chunk = 0;
+        sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+        bulk_trim(st);
+        /* If this cannot have the WAL back (someone opened the database in
+         * the meantime and is reading it), the next store_open anywhere
+         * sets it. */
         sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+    }
     st->bulk_alone = FALSE;
-    int chunk = 0;
-    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
     sqlite3_exec(st->db, "PRAGMA cache_size = -2000; PRAGMA temp_store = DEFAULT; PRAGMA foreign_keys = ON",
                  NULL, NULL, NULL);
 }

@@ -577,7 +577,8 @@ gint64 store_enrollments_max_id(struct store *st, GError **err);
  * usual, then call store_bulk_end. */
 gboolean store_bulk_begin(struct store *st, guint rows, GError **err);
 gboolean store_bulk_alone(const struct store *st);
-/* Sets the connection back (the WAL, SQLite's default cache, foreign keys
- * checked); outside the transaction. Accepts NULL. */
+/* Ends it: rolls the transaction back if it is still open (the caller
+ * failed before committing), then sets the connection back (the WAL,
+ * SQLite's default cache, foreign keys checked). Accepts NULL. */
 void store_bulk_end(struct store *st);
 #endif

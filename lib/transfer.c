@@ -592,8 +592,6 @@ static gboolean import_write(struct app *app, struct import *im, gint64 expect, 
     ok = ok && store_events_imported(app->st, newest, now, err) &&
          store_consent_import(app->st, newest_enr, im->path, g_get_user_name(), now, err) &&
          store_commit(app->st, err);
-    if (!ok && begun)
-        store_rollback(app->st);
     if (!ok)
         stats->added = stats->enrolled = stats->existing = 0;
     if (begun)

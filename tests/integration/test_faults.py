@@ -368,3 +368,52 @@ def test_rate_per_hour(env_factory, sink):
     assert len(sink.lessons()) == 8
     env.tick("2026-05-04T09:00:02Z")
     assert len(sink.lessons()) == 10
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_import_into_a_full_disk(env_factory, small_disk, tmp_path, alone):
+    """An import of 150,000 rows into a database on a disk too small for
+    them: the one transaction fails as a whole, with the reason on one line;
+    the database holds what it held before, checks clean and is in WAL mode;
+    the checking thread ended with it (the command exits); and a small
+    import afterwards works. Alone, the import runs in the rollback journal;
+    with another connection reading, in the WAL."""
+    env = env_factory()
+    env.conf.write_text(env.conf.read_text().replace("database = state.db", f"database = {small_disk}/state.db"))
+    env.db = small_disk / "state.db"
+    write_course(env.courses, "test", 2)
+    env.ctl("init", now=NOW)
+    env.ctl("sub", "add", "before@example.org", now=NOW)
+    env.ctl("enroll", "before@example.org", "test", "--no-welcome", now=NOW)
+    f = tmp_path / "many.csv"
+    with f.open("w") as out:
+        out.write("email,name,tz,course\n")
+        for i in range(150_000):
+            out.write(f"someone.with.a.long.address.{i}@example.org,Person Number {i},Europe/Berlin,test\n")
+    other = None
+    if not alone:
+        other = sqlite3.connect(env.db)
+        other.execute("BEGIN")
+        other.execute("SELECT count(*) FROM subscribers").fetchall()
+    try:
+        t0 = time.monotonic()
+        p = env.ctl("import", str(f), now=NOW, check=False)
+        took = time.monotonic() - t0
+    finally:
+        if other:
+            other.rollback()
+            other.close()
+    assert p.returncode != 0
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert err and ("full" in err[-1] or "disk" in err[-1]), p.stderr[-2000:]
+    assert took < 60
+    assert env.sql("PRAGMA integrity_check") == [("ok",)]
+    assert env.sql("PRAGMA journal_mode") == [("wal",)]
+    assert env.sql("SELECT email FROM subscribers") == [("before@example.org",)]
+    assert env.sql("SELECT count(*) FROM enrollments") == [(1,)]
+    assert env.sql("SELECT count(*) FROM consents WHERE source = 'import'") == [(0,)]
+    small = tmp_path / "few.csv"
+    small.write_text("email,course\nafter@example.org,test\n")
+    p = env.ctl("import", str(small), now=NOW)
+    assert "1 added" in p.stdout
+    assert env.sql("PRAGMA foreign_key_check") == []
