@@ -2895,9 +2895,9 @@ gboolean store_bulk_begin(struct store *st, guint rows, GError **err)
      * only the pages one statement touches. The foreign keys are the
      * caller's to keep (store.h): checking them was a lookup per row and
      * table. */
+    st->bulk_alone = FALSE;
     if (!exec(st, "PRAGMA cache_size = -131072; PRAGMA temp_store = MEMORY; PRAGMA foreign_keys = OFF", err))
         return FALSE;
-    st->bulk_alone = FALSE;
     if (rows >= BULK_ALONE_ROWS) {
         /* only when no other connection has the database open: the switch
          * needs it alone, and is refused at once (no waiting) otherwise */
@@ -2915,11 +2915,7 @@ gboolean store_bulk_begin(struct store *st, guint rows, GError **err)
         int chunk = 16 * 1024 * 1024;
         sqlite3_file_control(st->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
     }
-    if (!store_begin(st, err)) {
-        store_bulk_end(st);
-        return FALSE;
-    }
-    return TRUE;
+    return store_begin(st, err);
 }
 
 gboolean store_bulk_alone(const struct store *st)
@@ -3021,7 +3017,6 @@ static gboolean bulk_insert(struct store *st, const char *head, const char *row,
         sqlite3_stmt *s = n == STORE_BULK_ROWS ? full : bulk_prepare(st, head, row, n, what, err);
         if (!s)
             return FALSE;
-        sqlite3_reset(s);
         int col = 1;
         for (guint k = 0; k < n; k++)
             bind(s, &col, at + k, rows, now);

@@ -558,7 +558,9 @@ struct store_new_enr {
  * multiple of it, so that no step ends in a short statement to prepare. */
 #define STORE_BULK_ROWS 64
 /* Insert n rows, a few dozen per statement, inside the caller's
- * transaction; FALSE with err (a UNIQUE conflict names the table). */
+ * transaction; FALSE with err. A conflict (INSERT OR ROLLBACK) rolls the
+ * whole transaction back, so that SQLite keeps no statement journal;
+ * store_rollback after it is harmless. */
 gboolean store_subs_insert(struct store *st, const struct store_new_sub *subs, guint n, gint64 now,
                            GError **err);
 /* As active enrollments at lesson 1. */
@@ -573,9 +575,11 @@ gint64 store_enrollments_max_id(struct store *st, GError **err);
  * subscribers and enrollments it read or added in the transaction. From
  * 100,000 rows, when no other connection has the database open, the
  * transaction uses SQLite's rollback journal instead of the WAL and holds
- * the database alone: store_bulk_alone() tells. Commit or roll back as
- * usual, then call store_bulk_end. */
+ * the database alone. Commit or roll back as usual, then call
+ * store_bulk_end (also after a failure here). */
 gboolean store_bulk_begin(struct store *st, guint rows, GError **err);
+/* Whether the transaction store_bulk_begin opened took the rollback
+ * journal (tests/unit/test_store.c checks when it does). */
 gboolean store_bulk_alone(const struct store *st);
 /* Ends it: rolls the transaction back if it is still open (the caller
  * failed before committing), then sets the connection back (the WAL,

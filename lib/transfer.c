@@ -111,7 +111,6 @@ enum column { COL_EMAIL, COL_NAME, COL_TZ, COL_COURSE, COL_STATUS, N_COLUMNS };
  * no allocation of its own, and the zones, courses and statuses that
  * repeat on every row are stored once. */
 struct row {
-    int line;
     const char *email, *name, *tz, *course, *status;
 };
 
@@ -304,7 +303,6 @@ static void record_check(struct import *im, int start, gboolean bad, char **why)
         row_check(im, &d, why);
     if (!*why) {
         struct row r = {
-            start,
             g_string_chunk_insert(im->strings, d.email),
             g_string_chunk_insert(im->strings, d.name),
             g_string_chunk_insert_const(im->strings, d.tz),
@@ -362,9 +360,9 @@ static gpointer import_check_thread(gpointer data)
     return NULL;
 }
 
-/* What the database knew before the import wrote a row, read at once
- * (store_import_lookup): the subscribers among the file's addresses and
- * their enrollments. A file's address appears once (pass 1 refuses a
+/* What the database knew before the import wrote a row, read a block at
+ * a time (store_import_lookup): the subscribers among the block's
+ * addresses and their enrollments. A file's address appears once (pass 1 refuses a
  * repeat), so what the import itself adds is never looked up. */
 struct import_known {
     GHashTable *subs;     /* email -> struct store_known_sub * */
@@ -553,7 +551,6 @@ static gboolean import_write(struct app *app, struct import *im, gint64 expect, 
 {
     struct transfer_stats *stats = im->stats;
     gboolean ok = store_bulk_begin(app->st, (guint)MIN(expect, G_MAXUINT), err);
-    gboolean begun = ok;
     GHashTable *first_slots = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     struct import_known known = {
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)store_known_sub_free),
@@ -594,8 +591,7 @@ static gboolean import_write(struct app *app, struct import *im, gint64 expect, 
          store_commit(app->st, err);
     if (!ok)
         stats->added = stats->enrolled = stats->existing = 0;
-    if (begun)
-        store_bulk_end(app->st);
+    store_bulk_end(app->st);
     g_hash_table_destroy(known.subs);
     g_hash_table_destroy(known.enrolled);
     g_array_free(plan.subs, TRUE);
