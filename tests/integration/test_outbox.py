@@ -205,7 +205,8 @@ def test_dsn_of_the_welcome_by_its_verp_address_bounces(env, rsink):
     # a forged token changes nothing
     local, dom = verp.split("@")
     token = local.split("+", 1)[1]
-    forged = f"bounces+{token[:-1] + ('A' if token[-1] != 'A' else 'B')}@{dom}"
+    # tokens ignore case: 'A' for a final 'a' was the same token (1 run in 32)
+    forged = f"bounces+{token[:-1] + ('c' if token[-1].lower() != 'c' else 'e')}@{dom}"
     assert inbound(env, dsn(forged, "late@example.net", mid="f"), "--sender", "").returncode == 0
     assert env.sql("SELECT status FROM subscribers") == [("active",)]
     p = inbound(env, dsn(verp, "late@example.net"), "--sender", "", "--json",
